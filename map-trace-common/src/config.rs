@@ -1,0 +1,53 @@
+//! Settings userspace hands to the eBPF programs through BPF maps.
+
+/// Field offsets of the Go runtime structures one traced process uses.
+///
+/// Stored in the `LAYOUTS` map keyed by the process's tgid, so one loaded object serves processes
+/// built with different Go versions. All offsets are in bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapLayout {
+    /// Offset of `goid` (u64) in `runtime.g`.
+    pub g_goid: u32,
+    /// Offset of `count` (int) in `runtime.hmap`.
+    pub hmap_count: u32,
+    /// Offset of `flags` (u8) in `runtime.hmap`.
+    pub hmap_flags: u32,
+    /// Offset of `B` (u8, log2 of the bucket count) in `runtime.hmap`.
+    pub hmap_b: u32,
+    /// Offset of `noverflow` (u16) in `runtime.hmap`.
+    pub hmap_noverflow: u32,
+    /// Offset of the key `*_type` in the map type descriptor.
+    pub maptype_key: u32,
+    /// Offset of the element `*_type` in the map type descriptor.
+    pub maptype_elem: u32,
+    /// Offset of `BucketSize` (u16) in the map type descriptor.
+    pub maptype_bucket_size: u32,
+    /// Offset of `Size_` (uintptr) in `abi.Type`.
+    pub type_size: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: MapLayout is repr(C), made of u32 only, with no implicit padding.
+unsafe impl aya::Pod for MapLayout {}
+
+const _: () = assert!(core::mem::size_of::<MapLayout>() == 40);
+
+/// Indexes into the per-CPU `COUNTERS` array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Events the ring buffer had no room for (`bpf_ringbuf_reserve` failed).
+    Lost = 0,
+    /// Hits of the `hashGrow` probe from traced processes.
+    HitsHashGrow = 1,
+    /// Hits from processes with no layout (not ours, or not configured yet): ignored.
+    HitsUnconfigured = 2,
+    /// Reads of target memory that failed (the event was still sent, with zeroes).
+    ReadErrors = 3,
+}
+
+/// Number of slots in the `COUNTERS` array.
+pub const COUNTER_SLOTS: u32 = 8;

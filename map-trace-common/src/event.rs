@@ -1,0 +1,100 @@
+//! Event records written to the `EVENTS` ring buffer.
+//!
+//! Every record starts with an [`EventHeader`]; its `kind` says which payload follows. Userspace
+//! checks the kind with [`EventKind::try_from`] and never transmutes bytes into an enum.
+
+/// Header shared by every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] as `u32`.
+    pub kind: u32,
+    /// Thread id (kernel pid of the thread) that hit the probe.
+    pub tid: u32,
+    /// Process id (kernel tgid).
+    pub pid: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+    /// Goroutine id read from the current `g` (R14 on amd64, R28 on arm64).
+    pub goid: u64,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 32);
+
+/// What a record holds.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A [`MapGrowEvent`]: `runtime.hashGrow` started a classic-map growth.
+    MapGrow = 1,
+}
+
+/// A record kind this build does not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownKind(pub u32);
+
+impl TryFrom<u32> for EventKind {
+    type Error = UnknownKind;
+    fn try_from(v: u32) -> Result<Self, UnknownKind> {
+        match v {
+            1 => Ok(EventKind::MapGrow),
+            other => Err(UnknownKind(other)),
+        }
+    }
+}
+
+/// `runtime.hashGrow(t *maptype, h *hmap)` was entered: the map's state *before* the grow.
+///
+/// Whether the grow doubles or keeps the size (overflow cleanup) depends on the Go version's load
+/// factor and is decided in userspace from `count` and `b`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapGrowEvent {
+    /// Common header, `kind == EventKind::MapGrow`.
+    pub header: EventHeader,
+    /// Address of the `runtime.hmap`.
+    pub map: u64,
+    /// Address of the map's type descriptor (`*maptype`).
+    pub maptype: u64,
+    /// `hmap.count`: live entries when the grow started.
+    pub count: u64,
+    /// `maptype.Key.Size_`: true key size in bytes.
+    pub key_size: u64,
+    /// `maptype.Elem.Size_`: true element size in bytes.
+    pub elem_size: u64,
+    /// `maptype.BucketSize`: bytes per bucket.
+    pub bucket_size: u16,
+    /// `hmap.B` before the grow (log2 of the bucket count).
+    pub b: u8,
+    /// `hmap.flags` before the grow.
+    pub flags: u8,
+    /// `hmap.noverflow` before the grow.
+    pub noverflow: u16,
+    /// Bit 0: a read of target memory failed and some fields are zero.
+    pub read_error: u8,
+    /// Explicit padding; always zero.
+    pub _pad: u8,
+}
+
+const _: () = assert!(core::mem::size_of::<MapGrowEvent>() == 80);
+
+/// Views a plain-data record as its bytes, e.g. to build ring-buffer records in tests.
+pub fn as_bytes<T: WireRecord>(v: &T) -> &[u8] {
+    // SAFETY: WireRecord is only implemented for repr(C) types without implicit padding, so every
+    // byte of `*v` is initialized; the slice borrows `v` and has exactly its size.
+    unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), core::mem::size_of::<T>()) }
+}
+
+/// Marker for records that are plain bytes (repr(C), explicit padding, no bool).
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` types whose every byte is initialized and for which every bit
+/// pattern is a valid value.
+pub unsafe trait WireRecord: Copy {}
+
+// SAFETY: repr(C), integer fields only, padding explicit (checked by the size asserts above).
+unsafe impl WireRecord for EventHeader {}
+// SAFETY: as above.
+unsafe impl WireRecord for MapGrowEvent {}

@@ -1,0 +1,53 @@
+//! Go's internal register ABI (ABIInternal), per architecture.
+//!
+//! amd64: integer arguments in RAX, RBX, RCX, RDI, RSI, R8, R9, R10, R11; the current `g` in R14.
+//! arm64: integer arguments in R0–R15; the current `g` in R28.
+//! (`cmd/compile/abi-internal.md` in the Go source tree.)
+
+use aya_ebpf::programs::ProbeContext;
+
+/// The `n`th integer argument (0-based) at a function's entry or body.
+#[inline(always)]
+pub fn arg(ctx: &ProbeContext, n: usize) -> u64 {
+    // SAFETY: `ctx.regs` is the pt_regs pointer the kernel passes to every uprobe program; the
+    // verifier allows direct loads from the context.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        match n {
+            0 => regs.rax,
+            1 => regs.rbx,
+            2 => regs.rcx,
+            3 => regs.rdi,
+            4 => regs.rsi,
+            5 => regs.r8,
+            6 => regs.r9,
+            7 => regs.r10,
+            8 => regs.r11,
+            _ => 0,
+        }
+    }
+    #[cfg(bpf_target_arch = "aarch64")]
+    {
+        if n < 16 {
+            regs.regs[n]
+        } else {
+            0
+        }
+    }
+}
+
+/// The current goroutine's `g` pointer.
+#[inline(always)]
+pub fn g(ctx: &ProbeContext) -> u64 {
+    // SAFETY: as in `arg`.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        regs.r14
+    }
+    #[cfg(bpf_target_arch = "aarch64")]
+    {
+        regs.regs[28]
+    }
+}

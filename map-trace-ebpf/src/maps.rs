@@ -1,0 +1,29 @@
+//! BPF maps shared by every probe family.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use map_trace_common::config::{Counter, MapLayout, COUNTER_SLOTS};
+
+/// Event records to userspace. Userspace resizes it at load time (`--ring-buffer-size`).
+#[map(name = "EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+/// Struct offsets per traced process (tgid).
+#[map(name = "LAYOUTS")]
+pub static LAYOUTS: HashMap<u32, MapLayout> = HashMap::with_max_entries(4096, 0);
+
+/// Hit, loss and error counters; userspace sums the per-CPU values.
+#[map(name = "COUNTERS")]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Adds one to a counter on this CPU.
+#[inline(always)]
+pub fn count(counter: Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: the pointer comes from a successful per-CPU map lookup; a BPF program is not
+        // preempted on its CPU, so nothing else writes this slot concurrently.
+        unsafe { *slot += 1 };
+    }
+}

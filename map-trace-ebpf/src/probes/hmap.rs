@@ -1,0 +1,97 @@
+//! Classic hash maps (`runtime/map.go`, Go 1.18–1.23; `map_noswiss.go` under
+//! `GOEXPERIMENT=noswissmap` in 1.24/1.25).
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    macros::uprobe,
+    programs::ProbeContext,
+};
+use map_trace_common::{
+    config::{Counter, MapLayout},
+    event::{EventHeader, EventKind, MapGrowEvent},
+};
+
+use crate::{go_abi, maps};
+
+/// `func hashGrow(t *maptype, h *hmap)`, attached at the first instruction after the prologue's
+/// stack check, so a detour through `morestack` (which restarts the function) fires it once.
+/// <https://github.com/golang/go/blob/go1.23.9/src/runtime/map.go#L1133>
+#[uprobe]
+pub fn hmap_hash_grow(ctx: ProbeContext) -> u32 {
+    try_hmap_hash_grow(&ctx);
+    0
+}
+
+#[inline(always)]
+fn read<T: Copy + Default>(addr: u64, err: &mut u8) -> T {
+    // SAFETY: bpf_probe_read_user copies from target memory and fails cleanly on a bad address.
+    match unsafe { bpf_probe_read_user(addr as *const T) } {
+        Ok(v) => v,
+        Err(_) => {
+            *err = 1;
+            T::default()
+        }
+    }
+}
+
+fn try_hmap_hash_grow(ctx: &ProbeContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    // SAFETY: LAYOUTS values are written once by userspace before attaching and never removed
+    // while the probe is attached; we copy the value out immediately.
+    let layout: MapLayout = match unsafe { maps::LAYOUTS.get(tgid) } {
+        Some(l) => *l,
+        None => {
+            maps::count(Counter::HitsUnconfigured);
+            return;
+        }
+    };
+    maps::count(Counter::HitsHashGrow);
+
+    let t = go_abi::arg(ctx, 0);
+    let h = go_abi::arg(ctx, 1);
+    let g = go_abi::g(ctx);
+    let mut err = 0u8;
+
+    let goid: u64 = read(g + layout.g_goid as u64, &mut err);
+    let count: u64 = read(h + layout.hmap_count as u64, &mut err);
+    let flags: u8 = read(h + layout.hmap_flags as u64, &mut err);
+    let b: u8 = read(h + layout.hmap_b as u64, &mut err);
+    let noverflow: u16 = read(h + layout.hmap_noverflow as u64, &mut err);
+    let key_type: u64 = read(t + layout.maptype_key as u64, &mut err);
+    let elem_type: u64 = read(t + layout.maptype_elem as u64, &mut err);
+    let bucket_size: u16 = read(t + layout.maptype_bucket_size as u64, &mut err);
+    let key_size: u64 = read(key_type + layout.type_size as u64, &mut err);
+    let elem_size: u64 = read(elem_type + layout.type_size as u64, &mut err);
+    if err != 0 {
+        maps::count(Counter::ReadErrors);
+    }
+
+    let Some(mut entry) = maps::EVENTS.reserve::<MapGrowEvent>(0) else {
+        maps::count(Counter::Lost);
+        return;
+    };
+    entry.write(MapGrowEvent {
+        header: EventHeader {
+            kind: EventKind::MapGrow as u32,
+            tid: pid_tgid as u32,
+            pid: tgid,
+            _pad: 0,
+            goid,
+            // SAFETY: helper without preconditions.
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+        },
+        map: h,
+        maptype: t,
+        count,
+        key_size,
+        elem_size,
+        bucket_size,
+        b,
+        flags,
+        noverflow,
+        read_error: err,
+        _pad: 0,
+    });
+    entry.submit(0);
+}

@@ -1,0 +1,104 @@
+//! Command-line arguments (clap). Validation only; no I/O.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+/// Output format for events and the summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One human-readable line per event, then a per-map summary table.
+    Text,
+    /// JSON lines: a `start` record, one record per event, a `summary` record.
+    Json,
+}
+
+/// Trace Go map growth with eBPF uprobes.
+///
+/// Attach to a running Go process with `--pid`, or launch one after `--` and trace it from its
+/// first instruction. Exit codes: 0 success (launch mode: the child's status), 1 internal error,
+/// 2 bad target or usage, 3 unsupported Go version or kernel feature, 4 missing privileges.
+#[derive(Debug, Parser)]
+#[command(name = "map-trace", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 ok (launch mode: the child's exit status), 1 internal \
+error, 2 bad target or usage, 3 unsupported (Go version, kernel feature), 4 missing privileges."
+)]
+pub struct Args {
+    /// Trace this running process.
+    #[arg(short, long, value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Write events and the summary to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Stop tracing after this long: `30s`, `2m`, `1h`, `500ms` or plain seconds.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Size of the BPF ring buffer in KiB (rounded up to a power of two pages).
+    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    pub ring_buffer_size: u32,
+
+    /// Program to launch and trace, with its arguments (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Parses `30s`, `2m`, `1h`, `250ms` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 2m or 10"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
+        return Err(format!("invalid duration {s:?}: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_parse_duration_units() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn test_parse_duration_rejects_garbage() {
+        for bad in ["", "s", "10x", "-3s", "0", "abc"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn test_cli_pid_and_command_conflict() {
+        assert!(Args::try_parse_from(["map-trace", "--pid", "1", "--", "ls"]).is_err());
+        let a = Args::try_parse_from(["map-trace", "--format", "json", "--", "./p", "-x"]).unwrap();
+        assert_eq!(a.command, vec!["./p", "-x"]);
+        assert_eq!(a.format, Format::Json);
+    }
+}

@@ -1,0 +1,110 @@
+//! Ring-buffer record bytes → typed events. The userspace `unsafe` for reading records lives
+//! here (unaligned reads of plain-data structs whose size was checked first).
+
+use map_trace_common::event::{EventHeader, EventKind, MapGrowEvent, UnknownKind, WireRecord};
+
+/// A decoded record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `runtime.hashGrow` entered.
+    MapGrow(MapGrowEvent),
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than its header or its kind's payload.
+    #[error("record of {len} bytes is too short for {what}")]
+    Short {
+        /// Bytes received.
+        len: usize,
+        /// What was expected.
+        what: &'static str,
+    },
+    /// A kind this build does not know (an eBPF object from another version?).
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+}
+
+impl From<UnknownKind> for DecodeError {
+    fn from(k: UnknownKind) -> Self {
+        DecodeError::UnknownKind(k.0)
+    }
+}
+
+fn read<T: WireRecord>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
+    if bytes.len() < size_of::<T>() {
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            what,
+        });
+    }
+    // SAFETY: the length was checked above, T is plain data (WireRecord: repr(C), every bit
+    // pattern valid) and read_unaligned makes no alignment assumption.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let header: EventHeader = read(bytes, "an event header")?;
+    match EventKind::try_from(header.kind)? {
+        EventKind::MapGrow => Ok(Event::MapGrow(read(bytes, "a map_grow record")?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use map_trace_common::event::as_bytes;
+
+    fn grow() -> MapGrowEvent {
+        MapGrowEvent {
+            header: EventHeader {
+                kind: EventKind::MapGrow as u32,
+                tid: 11,
+                pid: 10,
+                _pad: 0,
+                goid: 1,
+                ts_ns: 123,
+            },
+            map: 0xc000010000,
+            maptype: 0x4a0000,
+            count: 13,
+            key_size: 8,
+            elem_size: 8,
+            bucket_size: 144,
+            b: 1,
+            flags: 0,
+            noverflow: 0,
+            read_error: 0,
+            _pad: 0,
+        }
+    }
+
+    #[test]
+    fn test_decode_map_grow_roundtrip() {
+        let g = grow();
+        assert_eq!(decode(as_bytes(&g)), Ok(Event::MapGrow(g)));
+        // Unaligned input decodes too.
+        let mut buf = vec![0u8];
+        buf.extend_from_slice(as_bytes(&g));
+        assert_eq!(decode(&buf[1..]), Ok(Event::MapGrow(g)));
+    }
+
+    #[test]
+    fn test_decode_rejects_short_and_unknown() {
+        let g = grow();
+        let bytes = as_bytes(&g);
+        assert!(matches!(
+            decode(&bytes[..16]),
+            Err(DecodeError::Short { .. })
+        ));
+        assert!(matches!(
+            decode(&bytes[..40]),
+            Err(DecodeError::Short { .. })
+        ));
+        let mut bad = g;
+        bad.header.kind = 99;
+        assert_eq!(decode(as_bytes(&bad)), Err(DecodeError::UnknownKind(99)));
+    }
+}

@@ -1,0 +1,67 @@
+//! Outputs: each format is a [`Sink`] fed the same start info, grows and summary.
+
+pub mod json;
+pub mod text;
+
+use std::io;
+
+use crate::timeline::{Grow, MapSummary};
+
+/// What is known when tracing starts.
+#[derive(Clone, Debug)]
+pub struct StartInfo {
+    /// Unix ns when the probes went live.
+    pub time_ns: u64,
+    /// Process id (launch mode: the child's).
+    pub pid: u32,
+    /// Executable path.
+    pub exe: String,
+    /// Go version string from the binary.
+    pub go_version: String,
+    /// `classic` (hash buckets).
+    pub map_impl: &'static str,
+    /// `amd64` / `arm64`.
+    pub arch: &'static str,
+    /// Probed functions with their offsets: ("runtime.hashGrow", 0xa).
+    pub probes: Vec<(String, u64)>,
+    /// Launched by map-trace (`-- COMMAND`) rather than attached by pid.
+    pub launched: bool,
+}
+
+/// What is known when tracing ends.
+#[derive(Clone, Debug)]
+pub struct EndInfo {
+    /// Unix ns at detach.
+    pub time_ns: u64,
+    /// Events received.
+    pub events: u64,
+    /// Events the kernel side could not queue (ring buffer full).
+    pub lost: u64,
+    /// Records that could not be decoded.
+    pub undecodable: u64,
+    /// Probe hits per probed function.
+    pub probe_hits: Vec<(String, u64)>,
+    /// Failed reads of target memory (events with partial fields).
+    pub read_errors: u64,
+    /// Why tracing stopped: `target_exited`, `signal`, `duration`.
+    pub reason: &'static str,
+    /// The launched child's exit code, or its signal as 128+N.
+    pub exit_status: Option<i32>,
+    /// Per-map summaries.
+    pub maps: Vec<MapSummary>,
+}
+
+/// An output format.
+pub trait Sink {
+    /// Tracing started.
+    fn start(&mut self, info: &StartInfo) -> io::Result<()>;
+    /// One grow, as it arrives.
+    fn grow(&mut self, g: &Grow) -> io::Result<()>;
+    /// Tracing ended.
+    fn finish(&mut self, end: &EndInfo) -> io::Result<()>;
+}
+
+/// `0x…` as Go prints pointers.
+pub fn hex(v: u64) -> String {
+    format!("{v:#x}")
+}

@@ -1,0 +1,161 @@
+//! `--format text` (default): a line per grow as it happens, then a per-map table.
+
+use std::io::{self, Write};
+
+use super::{hex, EndInfo, Sink, StartInfo};
+use crate::timeline::Grow;
+
+/// Human-readable output.
+pub struct TextSink<W: Write> {
+    out: W,
+}
+
+impl<W: Write> TextSink<W> {
+    /// A sink writing to `out`.
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+}
+
+/// `HH:MM:SS.micro` (UTC) of a Unix-ns timestamp.
+pub fn clock(time_ns: u64) -> String {
+    let secs = time_ns / 1_000_000_000;
+    let micros = (time_ns % 1_000_000_000) / 1000;
+    let day = secs % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{micros:06}",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60
+    )
+}
+
+/// Bytes with a binary unit: `288 B`, `2.3 KiB`, `4.0 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// The live line for one grow.
+pub fn grow_line(g: &Grow) -> String {
+    let kind = if g.same_size {
+        "same-size grow (overflow cleanup)"
+    } else {
+        "doubling"
+    };
+    format!(
+        "{} g{:<5} map {} buckets {} -> {} {kind}, {} entries, key {} B, elem {} B, alloc {}{}",
+        clock(g.time_ns),
+        g.goid,
+        hex(g.map),
+        g.buckets_before,
+        g.buckets_after,
+        g.entries,
+        g.key_size,
+        g.elem_size,
+        bytes(g.bytes_allocated),
+        if g.partial {
+            " (partial: target memory unreadable)"
+        } else {
+            ""
+        },
+    )
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn start(&mut self, s: &StartInfo) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "# tracing pid {} {} ({}, {} maps, {})",
+            s.pid, s.exe, s.go_version, s.map_impl, s.arch
+        )?;
+        self.out.flush()
+    }
+
+    fn grow(&mut self, g: &Grow) -> io::Result<()> {
+        writeln!(self.out, "{}", grow_line(g))?;
+        self.out.flush()
+    }
+
+    fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
+        let o = &mut self.out;
+        let hits: Vec<String> = e
+            .probe_hits
+            .iter()
+            .map(|(f, n)| format!("{f} {n}"))
+            .collect();
+        writeln!(o)?;
+        writeln!(
+            o,
+            "# summary: {} grows in {} maps; lost events: {}; probe hits: {}{}",
+            e.events,
+            e.maps.len(),
+            e.lost,
+            if hits.is_empty() {
+                "none".to_string()
+            } else {
+                hits.join(", ")
+            },
+            match e.exit_status {
+                Some(s) => format!("; target exit status {s}"),
+                None => String::new(),
+            }
+        )?;
+        if e.lost > 0 {
+            writeln!(
+                o,
+                "# WARNING: {} events were lost (ring buffer full); counts below are incomplete",
+                e.lost
+            )?;
+        }
+        if e.maps.is_empty() {
+            writeln!(o, "# no map grew while traced")?;
+            return o.flush();
+        }
+        writeln!(
+            o,
+            "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} {}",
+            "MAP", "GROWS", "SAME", "BUCKETS", "ENTRIES", "ALLOCATED", "K/E", "GOROUTINES"
+        )?;
+        for m in &e.maps {
+            let goroutines: Vec<String> =
+                m.goroutines.iter().take(4).map(|g| g.to_string()).collect();
+            let more = if m.goroutines.len() > 4 { ",…" } else { "" };
+            writeln!(
+                o,
+                "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} {}{more}",
+                hex(m.map),
+                m.grows,
+                m.same_size_grows,
+                format!("{} -> {}", m.buckets_first, m.buckets_last),
+                m.entries_last,
+                bytes(m.bytes_allocated),
+                format!("{}/{}", m.key_size, m.elem_size),
+                goroutines.join(","),
+            )?;
+        }
+        o.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_clock_and_bytes_format() {
+        assert_eq!(clock(3_723_000_004_000), "01:02:03.000004");
+        assert_eq!(bytes(288), "288 B");
+        assert_eq!(bytes(2048), "2.0 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+}

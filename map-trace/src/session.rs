@@ -1,0 +1,277 @@
+//! One tracing session: resolve the target, plan, attach, stream, summarize.
+
+use std::{
+    fs::File,
+    io::{self, BufWriter, Write},
+    os::unix::process::ExitStatusExt,
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use map_trace_common::config::Counter;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+};
+
+use crate::{
+    cli::{Args, Format},
+    error::Fail,
+    events::{
+        decode::{decode, Event},
+        reader::Reader,
+    },
+    launch,
+    output::{json::JsonSink, text::TextSink, EndInfo, Sink, StartInfo},
+    plan::{self, Plan},
+    probes::{self, Probes},
+    sys,
+    target::{procfs, Target},
+    timeline::{interpret, Timeline},
+};
+
+/// Runs a session; returns the process exit code.
+pub fn run(args: Args) -> Result<u8> {
+    let (target, launch_cmd) = match (&args.pid, args.command.first()) {
+        (Some(pid), _) => (Target::from_pid(*pid)?, None),
+        (None, Some(program)) => (Target::from_command(program)?, Some(program.clone())),
+        (None, None) => {
+            return Err(
+                Fail::bad_target("nothing to trace: give --pid PID or -- COMMAND [ARGS]").into(),
+            )
+        }
+    };
+    let plan = plan::inspect(&target.exe)?;
+    sys::check_privileges().map_err(Fail::privileges)?;
+
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(io::stdout()),
+    };
+    let sink: Box<dyn Sink> = match args.format {
+        Format::Text => Box::new(TextSink::new(out)),
+        Format::Json => Box::new(JsonSink::new(out)),
+    };
+
+    let mut probes = Probes::load(probes::ring_buffer_bytes(args.ring_buffer_size))?;
+
+    let (pid, child) = match launch_cmd {
+        None => {
+            let pid = target.pid.expect("pid mode");
+            attach_all(&mut probes, &plan, &target, pid)?;
+            (pid, None)
+        }
+        Some(argv0) => {
+            let held = launch::spawn_held(&target.exe, &argv0, &args.command[1..])?;
+            let pid = held.pid;
+            if let Err(e) = attach_all(&mut probes, &plan, &target, pid) {
+                held.abort();
+                return Err(e);
+            }
+            (pid, Some(held))
+        }
+    };
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(stream(args, plan, target, probes, pid, child, sink))
+}
+
+fn attach_all(probes: &mut Probes, plan: &Plan, target: &Target, pid: u32) -> Result<()> {
+    probes.set_layout(pid, plan.layout.offsets)?;
+    for site in &plan.probes {
+        if target.pid.is_some() && !procfs::alive(pid) {
+            return Err(Fail::bad_target(format!("no such process: pid {pid} (it exited)")).into());
+        }
+        probes.attach(site, &target.exe, pid)?;
+    }
+    Ok(())
+}
+
+enum Stop {
+    TargetExited(Option<i32>),
+    Signal,
+    Duration,
+}
+
+async fn stream(
+    args: Args,
+    plan: Plan,
+    target: Target,
+    mut probes: Probes,
+    pid: u32,
+    held: Option<launch::Held>,
+    mut sink: Box<dyn Sink>,
+) -> Result<u8> {
+    let mut reader = Reader::new(probes.take_ring_buffer()?)?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigquit = signal(SignalKind::quit())?;
+    let launched = held.is_some();
+
+    // Exit notification: a pidfd (Linux 5.3+), or polling /proc on older kernels.
+    // SAFETY: the OwnedFd stays open and unchanged for as long as the AsyncFd owns it.
+    let pidfd = sys::pidfd_open(pid)
+        .ok()
+        .and_then(|fd| unsafe { AsyncFd::register(fd) }.ok());
+    if pidfd.is_none() && target.pid.is_some() && !procfs::alive(pid) {
+        return Err(Fail::bad_target(format!("no such process: pid {pid} (it exited)")).into());
+    }
+
+    let offset = sys::monotonic_to_unix_offset();
+    let start = StartInfo {
+        time_ns: sys::unix_now_ns(),
+        pid,
+        exe: target.display.clone(),
+        go_version: plan.go_version.raw.clone(),
+        map_impl: "classic",
+        arch: plan.arch.goarch(),
+        probes: plan
+            .probes
+            .iter()
+            .map(|p| (p.function.to_string(), p.offset_in_function))
+            .collect(),
+        launched,
+    };
+    eprintln!(
+        "map-trace: attached to pid {pid} ({}, {}, classic maps): {} probe{}",
+        target.display,
+        plan.go_version.raw,
+        plan.probes.len(),
+        if plan.probes.len() == 1 { "" } else { "s" }
+    );
+    sink.start(&start)?;
+    // Launch mode: the probes are live; let the child exec now.
+    let mut child = match held {
+        Some(h) => Some(h.release()?),
+        None => None,
+    };
+
+    let mut col = Collector {
+        pid,
+        lfn: plan.layout.load_factor_num,
+        offset,
+        timeline: Timeline::new(),
+        undecodable: 0,
+        write_err: None,
+        sink,
+    };
+
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut poll = tokio::time::interval(Duration::from_millis(250));
+    let stop = loop {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let exited = async {
+            match &pidfd {
+                Some(fd) => {
+                    let _ = fd.readable().await;
+                }
+                None => loop {
+                    poll.tick().await;
+                    if !procfs::alive(pid) {
+                        break;
+                    }
+                },
+            }
+        };
+        tokio::select! {
+            r = reader.readable(|b| col.record(b)) => { r?; }
+            _ = exited => break Stop::TargetExited(None),
+            _ = sleep => break Stop::Duration,
+            _ = sigint.recv() => if !launched { break Stop::Signal },
+            _ = sigquit.recv() => if !launched { break Stop::Signal },
+            _ = sigterm.recv() => if launched { sys::kill(pid, libc::SIGTERM) } else { break Stop::Signal },
+            _ = sighup.recv() => if launched { sys::kill(pid, libc::SIGHUP) } else { break Stop::Signal },
+        }
+        if let Some(e) = col.write_err.take() {
+            return Err(e.into());
+        }
+    };
+
+    // Launch mode: a duration or signal stop detaches but leaves the child running; we wait
+    // for it only when it exited.
+    let mut stop = stop;
+    if let (Some(c), Stop::TargetExited(_)) = (child.as_mut(), &stop) {
+        let status = c.wait().context("waiting for the child")?;
+        let code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        stop = Stop::TargetExited(Some(code));
+    }
+    reader.drain(|b| col.record(b));
+    if let Some(e) = col.write_err.take() {
+        return Err(e.into());
+    }
+
+    let lost = probes.counter(Counter::Lost);
+    let hits = probes.counter(Counter::HitsHashGrow);
+    let read_errors = probes.counter(Counter::ReadErrors);
+    drop(probes); // detach before writing the summary
+    let (reason, exit_status) = match stop {
+        Stop::TargetExited(code) => ("target_exited", code),
+        Stop::Signal => ("signal", None),
+        Stop::Duration => ("duration", None),
+    };
+    if lost > 0 {
+        eprintln!(
+            "map-trace: warning: {lost} events lost (ring buffer full); try --ring-buffer-size"
+        );
+    }
+    let end = EndInfo {
+        time_ns: sys::unix_now_ns(),
+        events: col.timeline.grows(),
+        lost,
+        undecodable: col.undecodable,
+        probe_hits: vec![("runtime.hashGrow".to_string(), hits)],
+        read_errors,
+        reason,
+        exit_status,
+        maps: col.timeline.summary(),
+    };
+    col.sink.finish(&end)?;
+    Ok(match exit_status {
+        Some(code) => code.clamp(0, 255) as u8,
+        None => 0,
+    })
+}
+
+/// Decodes records and feeds the timeline and the sink.
+struct Collector {
+    pid: u32,
+    lfn: u64,
+    offset: i128,
+    timeline: Timeline,
+    undecodable: u64,
+    write_err: Option<io::Error>,
+    sink: Box<dyn Sink>,
+}
+
+impl Collector {
+    fn record(&mut self, bytes: &[u8]) {
+        match decode(bytes) {
+            Ok(Event::MapGrow(ev)) => {
+                if ev.header.pid != self.pid {
+                    return;
+                }
+                let g = interpret(&ev, self.lfn, self.offset);
+                self.timeline.push(&g);
+                if self.write_err.is_none() {
+                    if let Err(e) = self.sink.grow(&g) {
+                        self.write_err = Some(e);
+                    }
+                }
+            }
+            Err(_) => self.undecodable += 1,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! ELF reading with the `object` crate: function symbols, sections, vaddr → file offset.
+
+use object::{
+    elf, read::elf::ElfFile64, read::elf::ProgramHeader as _, Endianness, Object, ObjectSection,
+    ObjectSymbol, SymbolKind,
+};
+
+/// Errors reading an executable.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    /// Not an ELF file at all (a script, a text file, …).
+    #[error("not an ELF executable")]
+    NotElf,
+    /// An ELF we cannot parse (truncated, corrupted headers, 32-bit, …).
+    #[error("malformed or unsupported ELF: {0}")]
+    Malformed(String),
+    /// An address outside every loadable segment.
+    #[error("address {vaddr:#x} is not in any PT_LOAD segment")]
+    Unmapped {
+        /// The virtual address.
+        vaddr: u64,
+    },
+}
+
+/// A function: virtual address and size in bytes (0 if unknown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// Virtual address of the first instruction.
+    pub addr: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A parsed 64-bit ELF executable, borrowing its bytes.
+pub struct Elf<'data> {
+    file: ElfFile64<'data, Endianness>,
+    data: &'data [u8],
+}
+
+/// Machine architecture of an executable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// x86-64 (GOARCH=amd64).
+    X86_64,
+    /// AArch64 (GOARCH=arm64).
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture map-trace itself was built for.
+    pub fn host() -> Self {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Aarch64
+        } else {
+            Arch::X86_64
+        }
+    }
+
+    /// Go's name for it.
+    pub fn goarch(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+}
+
+impl<'data> Elf<'data> {
+    /// Parses `data` as a 64-bit little-endian ELF.
+    pub fn parse(data: &'data [u8]) -> Result<Self, ElfError> {
+        if data.len() < 4 || &data[..4] != b"\x7fELF" {
+            return Err(ElfError::NotElf);
+        }
+        let file =
+            ElfFile64::<Endianness>::parse(data).map_err(|e| ElfError::Malformed(e.to_string()))?;
+        if !file.is_little_endian() {
+            return Err(ElfError::Malformed("big-endian ELF".into()));
+        }
+        Ok(Self { file, data })
+    }
+
+    /// The machine the executable runs on, if map-trace knows it.
+    pub fn arch(&self) -> Option<Arch> {
+        match self.file.elf_header().e_machine.get(self.file.endian()) {
+            elf::EM_X86_64 => Some(Arch::X86_64),
+            elf::EM_AARCH64 => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+
+    /// Whether a `.symtab` with entries is present (not stripped with `-s`).
+    pub fn has_symtab(&self) -> bool {
+        self.file.symbols().next().is_some()
+    }
+
+    /// Looks up a function symbol by exact name in `.symtab`.
+    pub fn function(&self, name: &str) -> Option<Function> {
+        self.file
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+            .find(|s| s.name_bytes().ok() == Some(name.as_bytes()))
+            .map(|s| Function {
+                addr: s.address(),
+                size: s.size(),
+            })
+    }
+
+    /// Contents of a section by name, if present and stored in the file.
+    pub fn section(&self, name: &str) -> Option<(u64, &'data [u8])> {
+        let s = self.file.section_by_name(name)?;
+        let data = s.data().ok()?;
+        Some((s.address(), data))
+    }
+
+    /// Converts a virtual address to a file offset through the PT_LOAD program headers
+    /// (`off = vaddr - p_vaddr + p_offset`), which holds for PIE and non-PIE alike.
+    pub fn file_offset(&self, vaddr: u64) -> Result<u64, ElfError> {
+        let endian = self.file.endian();
+        for ph in self.file.elf_program_headers() {
+            if ph.p_type(endian) != elf::PT_LOAD {
+                continue;
+            }
+            let start = ph.p_vaddr(endian);
+            let filesz = ph.p_filesz(endian);
+            if vaddr >= start && vaddr - start < filesz {
+                return Ok(vaddr - start + ph.p_offset(endian));
+            }
+        }
+        Err(ElfError::Unmapped { vaddr })
+    }
+
+    /// The file bytes of `len` bytes at `vaddr` (shorter if the segment ends first).
+    pub fn bytes_at(&self, vaddr: u64, len: u64) -> Result<&'data [u8], ElfError> {
+        let off = self.file_offset(vaddr)? as usize;
+        let end = off.saturating_add(len as usize).min(self.data.len());
+        self.data.get(off..end).ok_or(ElfError::Unmapped { vaddr })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_parse_rejects_non_elf() {
+        assert!(matches!(
+            Elf::parse(b"#!/bin/sh\necho hi\n"),
+            Err(ElfError::NotElf)
+        ));
+        assert!(matches!(Elf::parse(b""), Err(ElfError::NotElf)));
+    }
+
+    #[test]
+    fn test_parse_rejects_truncated_elf() {
+        let mut data = b"\x7fELF\x02\x01\x01".to_vec();
+        data.resize(40, 0);
+        assert!(matches!(Elf::parse(&data), Err(ElfError::Malformed(_))));
+    }
+
+    #[test]
+    fn test_symbols_and_file_offsets_of_own_binary() {
+        // The test binary itself is a real ELF with a symtab and PT_LOAD segments.
+        let data = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let elf = Elf::parse(&data).unwrap();
+        assert_eq!(elf.arch(), Some(Arch::host()));
+        assert!(elf.has_symtab());
+        let f = elf.function("main").expect("main symbol");
+        let off = elf.file_offset(f.addr).unwrap();
+        assert!(off < data.len() as u64);
+        assert!(elf.file_offset(u64::MAX - 16).is_err());
+    }
+}

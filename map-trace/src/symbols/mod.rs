@@ -1,0 +1,9 @@
+//! Symbol resolution: what a Go executable contains and where.
+//!
+//! `elf` reads the ELF (symbols, sections, program headers), `buildinfo` the Go version,
+//! `prologue` finds the first instruction after a Go function's stack check, `ret` its return
+//! instructions. Nothing here touches aya or needs privileges.
+
+pub mod buildinfo;
+pub mod elf;
+pub mod prologue;

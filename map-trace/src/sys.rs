@@ -1,0 +1,134 @@
+//! The remaining direct OS calls: capabilities, clocks, rlimits, pidfds, signals.
+
+use std::{
+    io,
+    os::fd::{FromRawFd, OwnedFd},
+};
+
+/// `CAP_SYS_ADMIN`.
+const CAP_SYS_ADMIN: u32 = 21;
+/// `CAP_PERFMON` (Linux 5.8+).
+const CAP_PERFMON: u32 = 38;
+/// `CAP_BPF` (Linux 5.8+).
+const CAP_BPF: u32 = 39;
+
+/// Parses the `CapEff:` hex mask from `/proc/self/status` text.
+pub fn parse_cap_eff(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
+/// Which needed capabilities are missing (empty when tracing is allowed).
+pub fn missing_capabilities(cap_eff: u64) -> Vec<&'static str> {
+    let has = |c: u32| cap_eff & (1u64 << c) != 0;
+    if has(CAP_SYS_ADMIN) {
+        return vec![];
+    }
+    let mut missing = vec![];
+    if !has(CAP_BPF) {
+        missing.push("CAP_BPF");
+    }
+    if !has(CAP_PERFMON) {
+        missing.push("CAP_PERFMON");
+    }
+    missing
+}
+
+/// Checks this process may load BPF programs and attach uprobes.
+pub fn check_privileges() -> Result<(), String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let Some(eff) = parse_cap_eff(&status) else {
+        return Ok(());
+    };
+    let missing = missing_capabilities(eff);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "missing privileges: need {} (or CAP_SYS_ADMIN) to load eBPF programs and attach \
+             uprobes; run as root, e.g. with sudo",
+            missing.join(" and ")
+        ))
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass; both clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// Nanoseconds to add to `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) to get Unix time.
+pub fn monotonic_to_unix_offset() -> i128 {
+    let real = clock_ns(libc::CLOCK_REALTIME);
+    let mono = clock_ns(libc::CLOCK_MONOTONIC);
+    real - mono
+}
+
+/// Unix time now in nanoseconds.
+pub fn unix_now_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME).max(0) as u64
+}
+
+/// Lifts RLIMIT_MEMLOCK for kernels that still charge BPF maps to it (before 5.11).
+pub fn raise_memlock_rlimit() {
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass; failure is harmless (newer kernels ignore it).
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
+}
+
+/// `pidfd_open(pid)`: a descriptor that becomes readable when the process exits (Linux 5.3+).
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall with integer arguments; on success it returns a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a freshly opened descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Sends `sig` to `pid`; errors (process already gone) are ignored.
+pub fn kill(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_capabilities() {
+        let root = "Name:\tx\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(
+            missing_capabilities(parse_cap_eff(root).unwrap()),
+            Vec::<&str>::new()
+        );
+        let none = "CapEff:\t0000000000000000\n";
+        assert_eq!(
+            missing_capabilities(parse_cap_eff(none).unwrap()),
+            vec!["CAP_BPF", "CAP_PERFMON"]
+        );
+        let bpf_perfmon = (1u64 << 39) | (1u64 << 38);
+        assert!(missing_capabilities(bpf_perfmon).is_empty());
+        assert_eq!(missing_capabilities(1u64 << 39), vec!["CAP_PERFMON"]);
+    }
+
+    #[test]
+    fn test_clock_offset_is_sane() {
+        let off = monotonic_to_unix_offset();
+        // Unix time minus uptime: after 2020 by any measure.
+        assert!(off > 0);
+        assert!(unix_now_ns() > 1_577_836_800 * 1_000_000_000);
+    }
+}

@@ -1,0 +1,306 @@
+//! Timeline reconstruction: raw grow events → interpreted grows → per-map summaries.
+//!
+//! Pure logic: no aya, no I/O, no clocks (the caller passes the monotonic → Unix offset).
+
+use std::collections::{BTreeSet, HashMap};
+
+use map_trace_common::event::MapGrowEvent;
+
+/// One classic-map grow, interpreted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grow {
+    /// Unix epoch nanoseconds.
+    pub time_ns: u64,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Goroutine id.
+    pub goid: u64,
+    /// `*hmap` address.
+    pub map: u64,
+    /// `*maptype` address.
+    pub maptype: u64,
+    /// 2^B before the grow.
+    pub buckets_before: u64,
+    /// 2^B after the grow (same as before for a same-size grow).
+    pub buckets_after: u64,
+    /// `len(m)` when the grow started.
+    pub entries: u64,
+    /// Same-size grow (too many overflow buckets) rather than doubling.
+    pub same_size: bool,
+    /// Key size in bytes.
+    pub key_size: u64,
+    /// Element size in bytes.
+    pub elem_size: u64,
+    /// Bytes per bucket.
+    pub bucket_size: u64,
+    /// Overflow buckets counted before the grow (approximate for large maps, as in the runtime).
+    pub overflow_buckets: u64,
+    /// Bytes requested for the new bucket array, including the overflow buckets the runtime
+    /// preallocates for B ≥ 4, before malloc size-class rounding.
+    pub bytes_allocated: u64,
+    /// Some target memory could not be read; zero fields are unknown.
+    pub partial: bool,
+}
+
+/// `overLoadFactor(count, B)`: more than 8 entries and more than `LF * 2^B` (LF = num / 2).
+pub fn over_load_factor(count: u64, b: u8, load_factor_num: u64) -> bool {
+    let half_buckets = 1u64.checked_shl(u32::from(b)).unwrap_or(u64::MAX) >> 1;
+    count > 8 && count > load_factor_num.saturating_mul(half_buckets)
+}
+
+/// Bucket count `makeBucketArray(t, b)` allocates: 2^b, plus 2^(b-4) overflow buckets for b ≥ 4.
+pub fn allocated_buckets(b: u32) -> u64 {
+    let base = 1u64.checked_shl(b).unwrap_or(0);
+    if b >= 4 {
+        base.saturating_add(1u64.checked_shl(b - 4).unwrap_or(0))
+    } else {
+        base
+    }
+}
+
+/// Interprets a raw event. `hashGrow` doubles iff `overLoadFactor(count+1, B)` (the insert that
+/// triggered it is not counted yet); otherwise it is a same-size grow.
+pub fn interpret(ev: &MapGrowEvent, load_factor_num: u64, mono_to_unix_ns: i128) -> Grow {
+    let same_size = !over_load_factor(ev.count.saturating_add(1), ev.b, load_factor_num);
+    let b_before = u32::from(ev.b);
+    let b_after = if same_size { b_before } else { b_before + 1 };
+    let pow = |b: u32| 1u64.checked_shl(b).unwrap_or(0);
+    let time_ns = (i128::from(ev.header.ts_ns) + mono_to_unix_ns).clamp(0, u64::MAX as i128) as u64;
+    Grow {
+        time_ns,
+        pid: ev.header.pid,
+        tid: ev.header.tid,
+        goid: ev.header.goid,
+        map: ev.map,
+        maptype: ev.maptype,
+        buckets_before: pow(b_before),
+        buckets_after: pow(b_after),
+        entries: ev.count,
+        same_size,
+        key_size: ev.key_size,
+        elem_size: ev.elem_size,
+        bucket_size: u64::from(ev.bucket_size),
+        overflow_buckets: u64::from(ev.noverflow),
+        bytes_allocated: allocated_buckets(b_after).saturating_mul(u64::from(ev.bucket_size)),
+        partial: ev.read_error != 0,
+    }
+}
+
+/// Everything seen for one map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapSummary {
+    /// `*hmap` address.
+    pub map: u64,
+    /// `*maptype` address.
+    pub maptype: u64,
+    /// Key size in bytes.
+    pub key_size: u64,
+    /// Element size in bytes.
+    pub elem_size: u64,
+    /// Grows (doubling and same-size).
+    pub grows: u64,
+    /// Of which same-size.
+    pub same_size_grows: u64,
+    /// Buckets before the first grow seen.
+    pub buckets_first: u64,
+    /// Buckets after the last grow seen.
+    pub buckets_last: u64,
+    /// Entries at the last grow seen.
+    pub entries_last: u64,
+    /// Sum of bytes allocated for new bucket arrays.
+    pub bytes_allocated: u64,
+    /// Goroutines that triggered grows.
+    pub goroutines: BTreeSet<u64>,
+    /// Time of the first grow (Unix ns).
+    pub first_time_ns: u64,
+    /// Time of the last grow (Unix ns).
+    pub last_time_ns: u64,
+}
+
+/// Per-map aggregation of grows, in arrival order.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    maps: Vec<MapSummary>,
+    /// Index of the current summary for a map address.
+    current: HashMap<u64, usize>,
+    grows: u64,
+}
+
+impl Timeline {
+    /// An empty timeline.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a grow. A grow whose map is smaller than the last one recorded at that address is
+    /// a different map that reused the address (the old one was freed): it starts a new entry.
+    pub fn push(&mut self, g: &Grow) {
+        self.grows += 1;
+        let idx = match self.current.get(&g.map) {
+            Some(&i)
+                if self.maps[i].buckets_last <= g.buckets_before
+                    && self.maps[i].maptype == g.maptype =>
+            {
+                i
+            }
+            _ => {
+                self.maps.push(MapSummary {
+                    map: g.map,
+                    maptype: g.maptype,
+                    key_size: g.key_size,
+                    elem_size: g.elem_size,
+                    grows: 0,
+                    same_size_grows: 0,
+                    buckets_first: g.buckets_before,
+                    buckets_last: g.buckets_before,
+                    entries_last: 0,
+                    bytes_allocated: 0,
+                    goroutines: BTreeSet::new(),
+                    first_time_ns: g.time_ns,
+                    last_time_ns: g.time_ns,
+                });
+                let i = self.maps.len() - 1;
+                self.current.insert(g.map, i);
+                i
+            }
+        };
+        let m = &mut self.maps[idx];
+        m.grows += 1;
+        m.same_size_grows += u64::from(g.same_size);
+        m.buckets_last = g.buckets_after;
+        m.entries_last = g.entries;
+        m.bytes_allocated = m.bytes_allocated.saturating_add(g.bytes_allocated);
+        m.goroutines.insert(g.goid);
+        m.last_time_ns = g.time_ns;
+    }
+
+    /// Total grows pushed.
+    pub fn grows(&self) -> u64 {
+        self.grows
+    }
+
+    /// Maps ordered by grows (most first), then by first appearance.
+    pub fn summary(&self) -> Vec<MapSummary> {
+        let mut v = self.maps.clone();
+        v.sort_by(|a, b| {
+            b.grows
+                .cmp(&a.grows)
+                .then(a.first_time_ns.cmp(&b.first_time_ns))
+        });
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use map_trace_common::event::{EventHeader, EventKind};
+
+    fn raw(map: u64, count: u64, b: u8, ts: u64) -> MapGrowEvent {
+        MapGrowEvent {
+            header: EventHeader {
+                kind: EventKind::MapGrow as u32,
+                tid: 2,
+                pid: 1,
+                _pad: 0,
+                goid: 7,
+                ts_ns: ts,
+            },
+            map,
+            maptype: 0x1000,
+            count,
+            key_size: 8,
+            elem_size: 8,
+            bucket_size: 144,
+            b,
+            flags: 0,
+            noverflow: 0,
+            read_error: 0,
+            _pad: 0,
+        }
+    }
+
+    /// Replays the grows of N sequential inserts into make(map[int]int): a grow happens on the
+    /// insert that would make count+1 exceed the load factor.
+    fn sequential_inserts(n: u64, lfn: u64) -> Vec<MapGrowEvent> {
+        let mut b = 0u8;
+        let mut out = vec![];
+        for count in 0..n {
+            if over_load_factor(count + 1, b, lfn) {
+                out.push(raw(0xc000, count, b, count));
+                b += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn test_sequential_100k_grows_match_runtime_go122() {
+        let evs = sequential_inserts(100_000, 13);
+        assert_eq!(evs.len(), 14);
+        let entries: Vec<u64> = evs.iter().map(|e| e.count).collect();
+        assert_eq!(&entries[..4], &[8, 13, 26, 52]);
+        assert_eq!(*entries.last().unwrap(), 53248);
+        let mut t = Timeline::new();
+        for e in &evs {
+            let g = interpret(e, 13, 0);
+            assert!(!g.same_size, "{g:?}");
+            t.push(&g);
+        }
+        let s = t.summary();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].grows, s[0].buckets_first, s[0].buckets_last),
+            (14, 1, 16384)
+        );
+    }
+
+    #[test]
+    fn test_sequential_100k_grows_go121_load_factor() {
+        assert_eq!(sequential_inserts(100_000, 12).len(), 15);
+        assert_eq!(sequential_inserts(1000, 12).len(), 8);
+        assert_eq!(sequential_inserts(1_000_000, 13).len(), 18);
+    }
+
+    #[test]
+    fn test_same_size_grow_detected() {
+        // 40 entries in 8 buckets (B=3) is under 6.5*8 = 52: a grow now is a same-size grow.
+        let g = interpret(&raw(1, 40, 3, 0), 13, 0);
+        assert!(g.same_size);
+        assert_eq!((g.buckets_before, g.buckets_after), (8, 8));
+        // With Go 1.21's 6.0 the threshold is 48; at 52 entries both double.
+        assert!(!interpret(&raw(1, 52, 3, 0), 12, 0).same_size);
+        assert!(!interpret(&raw(1, 52, 3, 0), 13, 0).same_size);
+        assert!(interpret(&raw(1, 51, 3, 0), 13, 0).same_size);
+        assert!(!interpret(&raw(1, 51, 3, 0), 12, 0).same_size);
+    }
+
+    #[test]
+    fn test_bytes_allocated_includes_preallocated_overflow() {
+        // B 3 → 4: 16 buckets + 1 overflow bucket of 144 bytes.
+        let g = interpret(&raw(1, 52, 3, 0), 13, 0);
+        assert_eq!(g.bytes_allocated, 17 * 144);
+        // B 0 → 1: 2 buckets.
+        assert_eq!(interpret(&raw(1, 8, 0, 0), 13, 0).bytes_allocated, 2 * 144);
+        // Garbage B does not overflow.
+        let _ = interpret(&raw(1, u64::MAX, 200, 0), 13, 0);
+    }
+
+    #[test]
+    fn test_time_conversion_and_address_reuse() {
+        let mut t = Timeline::new();
+        let a = interpret(&raw(0xc0, 8, 0, 100), 13, 1_000);
+        assert_eq!(a.time_ns, 1_100);
+        t.push(&a);
+        t.push(&interpret(&raw(0xc0, 13, 1, 200), 13, 0));
+        // A new map at the same address starts small again.
+        t.push(&interpret(&raw(0xc0, 8, 0, 300), 13, 0));
+        let s = t.summary();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].grows, 2);
+        assert_eq!(s[1].grows, 1);
+        assert_eq!(t.grows(), 3);
+    }
+}

@@ -1,0 +1,51 @@
+//! Project tasks that are not a plain cargo build: toolchain setup, the eBPF build, Go fixtures,
+//! the demo and the full test run. Every install goes into one cache directory that xtask owns
+//! (`$MAP_TRACE_CACHE`, default `~/.cache/map-trace`); delete it to start from scratch.
+
+mod build;
+mod cache;
+mod go;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what the build and the tests need (idempotent; only what is missing).
+    Setup,
+    /// Build target/{debug,release}/map-trace with its eBPF object embedded.
+    Build {
+        /// Optimized build in target/release.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build the Go test programs with every Go toolchain of the test matrix.
+    Fixtures,
+    /// Set up, build, and trace the demo Go workload (needs root; uses sudo if available).
+    Demo,
+    /// Everything CI runs: unit tests, then end-to-end tests against real Go programs (root).
+    Test,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r: Result<()> = match cli.cmd {
+        Cmd::Setup => build::setup().map(|_| ()),
+        Cmd::Build { release } => build::build(release).map(|_| ()),
+        Cmd::Fixtures => go::fixtures().map(|_| ()),
+        Cmd::Demo => test::demo(),
+        Cmd::Test => test::test(),
+    };
+    if let Err(e) = r {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}

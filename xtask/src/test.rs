@@ -1,0 +1,67 @@
+//! `cargo xtask demo` and `cargo xtask test`.
+
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+use crate::{
+    build::{self, clean_cmd},
+    cache::{self, run},
+    go,
+};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|u| u.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Builds everything and traces the demo workload.
+pub fn demo() -> Result<()> {
+    let bin = build::build(false)?;
+    let demo = cache::target_dir().join("demo/demo");
+    go::build(go::DEMO_VERSION, &cache::root().join("demo"), &demo, &[])?;
+    let mut c = if is_root() {
+        Command::new(&bin)
+    } else {
+        eprintln!("xtask: map-trace needs root to load eBPF programs; running it with sudo");
+        let mut c = Command::new("sudo");
+        c.arg(&bin);
+        c
+    };
+    c.arg("--").arg(&demo);
+    run(&mut c)
+}
+
+/// Unit tests, then the privileged end-to-end tests.
+pub fn test() -> Result<()> {
+    let root = cache::root();
+    // Unit tests: no privileges, no eBPF object needed.
+    run(clean_cmd("cargo")
+        .args(["test", "--workspace", "--exclude", "map-trace-e2e"])
+        .current_dir(&root))?;
+    if !is_root() {
+        bail!("the end-to-end tests attach uprobes and must run as root (e.g. sudo -E cargo xtask test)");
+    }
+    let bin = build::build(false)?;
+    go::ensure_all()?;
+    let fixtures = go::fixtures()?;
+    run(clean_cmd("cargo")
+        .args([
+            "test",
+            "--package",
+            "map-trace-e2e",
+            "--",
+            "--test-threads=1",
+        ])
+        .current_dir(&root)
+        .env("MAP_TRACE_BIN", &bin)
+        .env("MAP_TRACE_FIXTURES", &fixtures)
+        .env("MAP_TRACE_GO_VERSIONS", go::TEST_VERSIONS.join(",")))?;
+    Ok(())
+}
