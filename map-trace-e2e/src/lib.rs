@@ -1,1 +1,197 @@
-//! Helpers for the end-to-end tests (see tests/).
+//! Helpers for the privileged end-to-end tests in `tests/`: where the binaries are, running
+//! processes with time limits, reading JSON-lines output and the fixture's own reports.
+//!
+//! `cargo xtask test` sets `MAP_TRACE_BIN`, `MAP_TRACE_FIXTURES` and `MAP_TRACE_GO_VERSIONS`.
+//! The tests fail (never skip) when those are missing or when not run as root.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run these tests with `cargo xtask test`"))
+}
+
+/// The map-trace binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env("MAP_TRACE_BIN"))
+}
+
+/// Go versions the fixtures were built with.
+pub fn versions() -> Vec<String> {
+    env("MAP_TRACE_GO_VERSIONS").split(',').map(str::to_string).collect()
+}
+
+/// The growth fixture built with Go `version`.
+pub fn fixture(version: &str) -> PathBuf {
+    let p = PathBuf::from(env("MAP_TRACE_FIXTURES")).join(format!("go{version}/growth"));
+    assert!(p.is_file(), "missing fixture {}", p.display());
+    p
+}
+
+/// Fails unless running as root (the tests attach real uprobes).
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "end-to-end tests must run as root");
+}
+
+/// Classic map load factor numerator for a Go version (12 in 1.21, 13 otherwise).
+pub fn load_factor_num(version: &str) -> u64 {
+    if version.starts_with("1.21.") {
+        12
+    } else {
+        13
+    }
+}
+
+/// Expected (B before, entries) of every grow for `n` sequential inserts into an empty map.
+pub fn expected_sequential(n: u64, lfn: u64) -> Vec<(u32, u64)> {
+    let mut b = 0u32;
+    let mut out = vec![];
+    for count in 0..n {
+        let c = count + 1;
+        if c > 8 && c > lfn * ((1u64 << b) >> 1) {
+            out.push((b, count));
+            b += 1;
+        }
+    }
+    out
+}
+
+/// A temporary file path unique to this test process.
+pub fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("map-trace-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Output of a finished process.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Waits for a child with a (generous) time limit, collecting its output.
+pub fn wait(mut child: Child, limit: Duration) -> Finished {
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_string(&mut s);
+        }
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Finished { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() }
+}
+
+/// Runs map-trace with `args` to completion.
+pub fn map_trace(args: &[&str]) -> Finished {
+    let child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn map-trace");
+    wait(child, Duration::from_secs(120))
+}
+
+/// Parses JSON lines.
+pub fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// `(map pointer, goid)` pairs the fixture printed on stderr.
+pub fn fixture_maps(stderr: &str) -> Vec<(String, u64)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next()? == "mapptr").then_some(())?;
+            let ptr = w.next()?.to_string();
+            (w.next()? == "goid").then_some(())?;
+            Some((ptr, w.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The `map_grow` records for one map.
+pub fn grows_of<'a>(events: &'a [Value], map: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event"] == "map_grow" && e["map"] == map).collect()
+}
+
+/// A line-reader over a child's stderr that can wait for a line with a prefix.
+pub struct Lines {
+    rx: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    /// Reads `r` on a thread.
+    pub fn new(r: impl Read + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { rx, seen: vec![] }
+    }
+
+    /// Waits until a line starting with `prefix` arrives.
+    pub fn wait_for(&mut self, prefix: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with(prefix) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("no line starting with {prefix:?} within {limit:?}; saw {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Everything until the stream closes.
+    pub fn rest(mut self) -> Vec<String> {
+        while let Ok(l) = self.rx.recv_timeout(Duration::from_secs(60)) {
+            self.seen.push(l);
+        }
+        self.seen
+    }
+}

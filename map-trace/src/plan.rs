@@ -79,7 +79,9 @@ pub fn inspect_bytes(data: &[u8]) -> Result<Plan> {
         ))
         .into());
     }
-    let bi_bytes = elf.section(".go.buildinfo").map(|(_, d)| d).unwrap_or(data);
+    // Like Go's own debug/buildinfo for ELF: only the section counts (a scan of the whole file
+    // would find the magic in any program that merely mentions it, this one included).
+    let bi_bytes = elf.section(".go.buildinfo").map(|(_, d)| d).unwrap_or(&[]);
     let bi = buildinfo::parse(bi_bytes).map_err(|e| match e {
         BuildInfoError::Missing => Fail::bad_target("not a Go binary (no Go build information)"),
         BuildInfoError::PreGo118 => Fail::unsupported(format!(

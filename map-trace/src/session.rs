@@ -131,11 +131,7 @@ async fn stream(
         go_version: plan.go_version.raw.clone(),
         map_impl: "classic",
         arch: plan.arch.goarch(),
-        probes: plan
-            .probes
-            .iter()
-            .map(|p| (p.function.to_string(), p.offset_in_function))
-            .collect(),
+        probes: plan.probes.clone(),
         launched,
     };
     eprintln!(

@@ -2,6 +2,7 @@
 //! the demo and the full test run. Every install goes into one cache directory that xtask owns
 //! (`$MAP_TRACE_CACHE`, default `~/.cache/map-trace`); delete it to start from scratch.
 
+mod bench;
 mod build;
 mod cache;
 mod go;
@@ -31,6 +32,8 @@ enum Cmd {
     Fixtures,
     /// Set up, build, and trace the demo Go workload (needs root; uses sudo if available).
     Demo,
+    /// Measure the traced program's slowdown, side by side with untraced runs (root).
+    Bench,
     /// Everything CI runs: unit tests, then end-to-end tests against real Go programs (root).
     Test,
 }
@@ -43,6 +46,7 @@ fn main() {
         Cmd::Fixtures => go::fixtures().map(|_| ()),
         Cmd::Demo => test::demo(),
         Cmd::Test => test::test(),
+        Cmd::Bench => bench::bench(),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");

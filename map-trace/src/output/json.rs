@@ -56,7 +56,14 @@ impl<W: Write> Sink for JsonSink<W> {
         let probes: Vec<Value> = s
             .probes
             .iter()
-            .map(|(f, off)| json!({"function": f, "offset": off}))
+            .map(|p| {
+                json!({
+                    "function": p.function,
+                    "offset": p.offset_in_function,
+                    "address": hex(p.vaddr),
+                    "file_offset": hex(p.file_offset),
+                })
+            })
             .collect();
         self.line(&json!({
             "event": "start",

@@ -22,8 +22,8 @@ pub struct StartInfo {
     pub map_impl: &'static str,
     /// `amd64` / `arm64`.
     pub arch: &'static str,
-    /// Probed functions with their offsets: ("runtime.hashGrow", 0xa).
-    pub probes: Vec<(String, u64)>,
+    /// The probes attached.
+    pub probes: Vec<crate::plan::ProbeSite>,
     /// Launched by map-trace (`-- COMMAND`) rather than attached by pid.
     pub launched: bool,
 }

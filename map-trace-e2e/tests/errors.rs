@@ -1,0 +1,85 @@
+//! Bad input: each case is one line on stderr and a documented exit code, never a panic.
+
+use std::{os::unix::fs::PermissionsExt, process::Command};
+
+use map_trace_e2e::*;
+
+fn check(args: &[&str], code: i32, needle: &str) {
+    let f = map_trace(args);
+    assert_eq!(f.status.code(), Some(code), "{args:?}: stderr {:?}", f.stderr);
+    let lines: Vec<&str> = f.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got {:?}", f.stderr);
+    assert!(lines[0].to_lowercase().contains(needle), "{args:?}: {:?} lacks {needle:?}", lines[0]);
+    assert!(!f.stderr.contains("panicked"), "{args:?}");
+}
+
+/// A copy of a fixture with its recorded Go version replaced (same length).
+fn with_version(version: &str, fake: &str) -> String {
+    assert_eq!(format!("go{version}").len(), fake.len());
+    let mut data = std::fs::read(fixture(version)).unwrap();
+    let magic = b"\xff Go buildinf:";
+    let at = data.windows(magic.len()).position(|w| w == magic).unwrap();
+    let needle = format!("go{version}");
+    let rel = data[at..].windows(needle.len()).position(|w| w == needle.as_bytes()).unwrap();
+    data[at + rel..at + rel + fake.len()].copy_from_slice(fake.as_bytes());
+    let p = temp(&format!("fake-{fake}"));
+    std::fs::write(&p, data).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn test_bad_input_exit_codes() {
+    require_root();
+    let v = versions()[0].clone();
+    let fx = fixture(&v);
+
+    check(&["--pid", "4194000"], 2, "no such process");
+    check(&["--pid", "2"], 2, "kernel thread");
+    check(&[], 2, "nothing to trace");
+    check(&["--", "/bin/true"], 2, "not a go binary");
+    check(&["--", "/nonexistent/prog"], 2, "no such file");
+
+    let script = temp("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    check(&["--", script.to_str().unwrap()], 2, "not a go binary");
+
+    let truncated = temp("truncated");
+    std::fs::write(&truncated, &std::fs::read(&fx).unwrap()[..100]).unwrap();
+    std::fs::set_permissions(&truncated, std::fs::Permissions::from_mode(0o755)).unwrap();
+    check(&["--", truncated.to_str().unwrap()], 2, "not a go binary");
+
+    // A running non-Go process.
+    let mut sleep = Command::new("sleep").arg("30").spawn().unwrap();
+    check(&["--pid", &sleep.id().to_string()], 2, "not a go binary");
+    sleep.kill().unwrap();
+    sleep.wait().unwrap();
+
+    // Unsupported Go versions (exit 3), named in the message.
+    check(&["--", &with_version(&v, &format!("go1.17.{}", &v[5..]))], 3, "go1.17");
+    check(&["--", &with_version(&v, &format!("go1.26.{}", &v[5..]))], 3, "swiss");
+
+    // The launched child never ran: nothing on stdout.
+    let f = map_trace(&["--", "/bin/true"]);
+    assert!(f.stdout.is_empty());
+}
+
+#[test]
+fn test_missing_privileges_exit_4() {
+    require_root();
+    let v = versions()[0].clone();
+    let fx = fixture(&v);
+    // setpriv (util-linux) drops to nobody with no capabilities.
+    let f = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(bin())
+        .args(["--", fx.to_str().unwrap(), "int", "10"])
+        .output()
+        .expect("setpriv (util-linux) is needed for this test");
+    let stderr = String::from_utf8_lossy(&f.stderr);
+    assert_eq!(f.status.code(), Some(4), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("CAP_BPF"), "{stderr}");
+    assert!(f.stdout.is_empty(), "the child must not run untraced");
+}
