@@ -37,7 +37,9 @@ pub fn ring_buffer_bytes(kib: u32) -> u32 {
 
 fn kernel_error(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
     let text = format!("{:#}", anyhow::Error::new(err));
-    if text.contains("Operation not permitted") || text.contains("Permission denied") {
+    if text.contains("No such process") {
+        Fail::bad_target(format!("{what}: the process exited")).into()
+    } else if text.contains("Operation not permitted") || text.contains("Permission denied") {
         Fail::privileges(format!(
             "{what}: {text} (need CAP_BPF and CAP_PERFMON, or root)"
         ))
