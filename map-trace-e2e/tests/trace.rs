@@ -13,11 +13,22 @@ use serde_json::Value;
 fn launch_json(version: &str, args: &[&str]) -> (Vec<Value>, String, i32) {
     let out = temp(&format!("launch-{version}-{}.json", args.join("-")));
     let fx = fixture(version);
-    let mut argv = vec!["--format", "json", "-o", out.to_str().unwrap(), "--", fx.to_str().unwrap()];
+    let mut argv = vec![
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        fx.to_str().unwrap(),
+    ];
     argv.extend_from_slice(args);
     let f = map_trace(&argv);
     let events = json_lines(&std::fs::read_to_string(&out).unwrap());
-    assert!(f.stderr.contains("map-trace: attached"), "stderr: {}", f.stderr);
+    assert!(
+        f.stderr.contains("map-trace: attached"),
+        "stderr: {}",
+        f.stderr
+    );
     (events, f.stderr, f.status.code().unwrap_or(-1))
 }
 
@@ -37,7 +48,10 @@ fn test_launch_sequential_int_inserts_exact_grows() {
         let start = &events[0];
         assert_eq!(start["event"], "start");
         assert_eq!(start["schema_version"], 1);
-        assert!(start["go_version"].as_str().unwrap().starts_with(&format!("go{v}")));
+        assert!(start["go_version"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("go{v}")));
         let map = only_map(&stderr);
         let grows = grows_of(&events, &map);
         let expected = expected_sequential(n, load_factor_num(&v));
@@ -56,7 +70,10 @@ fn test_launch_sequential_int_inserts_exact_grows() {
             assert!(g["goid"].as_u64().unwrap() >= 1);
         }
         if !v.starts_with("1.21.") {
-            let entries: Vec<u64> = grows.iter().map(|g| g["entries"].as_u64().unwrap()).collect();
+            let entries: Vec<u64> = grows
+                .iter()
+                .map(|g| g["entries"].as_u64().unwrap())
+                .collect();
             assert_eq!(&entries[..3], &[8, 13, 26]);
             assert_eq!(*entries.last().unwrap(), 53248);
             assert_eq!(grows.last().unwrap()["buckets_after"], 16384);
@@ -69,7 +86,12 @@ fn test_launch_sequential_int_inserts_exact_grows() {
         let total = events.iter().filter(|e| e["event"] == "map_grow").count() as u64;
         assert_eq!(summary["events"], total);
         assert_eq!(summary["probe_hits"]["runtime.hashGrow"], total);
-        let m = summary["maps"].as_array().unwrap().iter().find(|m| m["map"] == map.as_str()).unwrap();
+        let m = summary["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["map"] == map.as_str())
+            .unwrap();
         assert_eq!(m["grows"], want as u64);
         assert_eq!(m["buckets_first"], 1);
     }
@@ -82,7 +104,10 @@ fn test_launch_presized_map_never_grows() {
         let (events, stderr, code) = launch_json(&v, &["inthint", "100000"]);
         assert_eq!(code, 0);
         let map = only_map(&stderr);
-        assert!(grows_of(&events, &map).is_empty(), "go{v}: presized map grew");
+        assert!(
+            grows_of(&events, &map).is_empty(),
+            "go{v}: presized map grew"
+        );
     }
 }
 
@@ -93,14 +118,25 @@ fn test_string_and_struct_key_sizes() {
         let (events, stderr, _) = launch_json(&v, &["str", "5000"]);
         let map = only_map(&stderr);
         let grows = grows_of(&events, &map);
-        assert_eq!(grows.len(), expected_sequential(5000, load_factor_num(&v)).len(), "go{v}");
-        assert!(grows.iter().all(|g| g["key_size"] == 16 && g["elem_size"] == 8 && g["bucket_size"] == 208));
+        assert_eq!(
+            grows.len(),
+            expected_sequential(5000, load_factor_num(&v)).len(),
+            "go{v}"
+        );
+        assert!(grows
+            .iter()
+            .all(|g| g["key_size"] == 16 && g["elem_size"] == 8 && g["bucket_size"] == 208));
 
         let (events, stderr, _) = launch_json(&v, &["struct", "5000"]);
         let map = only_map(&stderr);
         let grows = grows_of(&events, &map);
         assert!(!grows.is_empty());
-        assert!(grows.iter().all(|g| g["key_size"] == 24 && g["elem_size"] == 16), "go{v}: {grows:?}");
+        assert!(
+            grows
+                .iter()
+                .all(|g| g["key_size"] == 24 && g["elem_size"] == 16),
+            "go{v}: {grows:?}"
+        );
     }
 }
 
@@ -114,8 +150,15 @@ fn test_goroutines_report_their_own_goids() {
         let mut goids: Vec<u64> = vec![];
         for (map, goid) in &maps {
             let grows = grows_of(&events, map);
-            assert_eq!(grows.len(), expected_sequential(20000, load_factor_num(&v)).len(), "go{v} {map}");
-            assert!(grows.iter().all(|g| g["goid"] == *goid), "go{v}: {map} expected goid {goid}: {grows:?}");
+            assert_eq!(
+                grows.len(),
+                expected_sequential(20000, load_factor_num(&v)).len(),
+                "go{v} {map}"
+            );
+            assert!(
+                grows.iter().all(|g| g["goid"] == *goid),
+                "go{v}: {map} expected goid {goid}: {grows:?}"
+            );
             goids.push(*goid);
         }
         goids.sort();
@@ -131,20 +174,35 @@ fn test_launch_mode_exit_status_and_text_output() {
     let fx = fixture(v);
     let f = map_trace(&["--", fx.to_str().unwrap(), "exit", "7"]);
     assert_eq!(f.status.code(), Some(7), "stderr: {}", f.stderr);
-    assert!(f.stdout.contains("exiting with 7"), "child's stdout is inherited: {}", f.stdout);
+    assert!(
+        f.stdout.contains("exiting with 7"),
+        "child's stdout is inherited: {}",
+        f.stdout
+    );
     assert!(f.stdout.contains("# summary:"));
 
     let f = map_trace(&["--", fx.to_str().unwrap(), "int", "1000"]);
     assert_eq!(f.status.code(), Some(0));
     let map = only_map(&f.stderr);
-    let lines: Vec<&str> = f.stdout.lines().filter(|l| l.contains(&map) && l.contains("doubling")).collect();
+    let lines: Vec<&str> = f
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&map) && l.contains("doubling"))
+        .collect();
     assert_eq!(lines.len(), 8, "{}", f.stdout);
-    assert!(lines[0].contains("buckets 1 -> 2") && lines[0].contains("8 entries"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("buckets 1 -> 2") && lines[0].contains("8 entries"),
+        "{}",
+        lines[0]
+    );
     assert!(f.stdout.contains("len 1000"));
 }
 
 /// Starts the fixture with -wait (and -hold); returns the child, its stdin and a stderr reader.
-fn start_waiting(version: &str, args: &[&str]) -> (std::process::Child, std::process::ChildStdin, Lines) {
+fn start_waiting(
+    version: &str,
+    args: &[&str],
+) -> (std::process::Child, std::process::ChildStdin, Lines) {
     let mut argv = vec!["-wait", "-hold"];
     argv.extend_from_slice(args);
     let mut child = Command::new(fixture(version))
@@ -180,17 +238,31 @@ fn test_pid_mode_traces_running_process_until_it_exits() {
         let (fx, mut stdin, mut fx_err) = start_waiting(&v, &["int", "100000"]);
         let pid = fx.id().to_string();
         let out = temp(&format!("pid-{v}.json"));
-        let (mt, _mt_err) = spawn_map_trace(&["--pid", &pid, "--format", "json", "-o", out.to_str().unwrap()]);
+        let (mt, _mt_err) = spawn_map_trace(&[
+            "--pid",
+            &pid,
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
         writeln!(stdin, "go").unwrap();
         fx_err.wait_for("done", Duration::from_secs(60));
         writeln!(stdin, "exit").unwrap();
         let fxf = wait(fx, Duration::from_secs(30));
         assert!(fxf.status.success());
         let mtf = wait(mt, Duration::from_secs(30));
-        assert_eq!(mtf.status.code(), Some(0), "map-trace exits 0 when the target exits");
+        assert_eq!(
+            mtf.status.code(),
+            Some(0),
+            "map-trace exits 0 when the target exits"
+        );
         let events = json_lines(&std::fs::read_to_string(&out).unwrap());
         let map = fixture_maps(&fx_err.seen.join("\n"))[0].0.clone();
-        assert_eq!(grows_of(&events, &map).len(), expected_sequential(100_000, load_factor_num(&v)).len());
+        assert_eq!(
+            grows_of(&events, &map).len(),
+            expected_sequential(100_000, load_factor_num(&v)).len()
+        );
         let summary = events.last().unwrap();
         assert_eq!(summary["reason"], "target_exited");
         assert_eq!(summary["exit_status"], Value::Null);
@@ -224,29 +296,65 @@ fn test_kill9_of_map_trace_leaves_target_untouched() {
     let (child, mut stdin, mut fx_err) = start_waiting(&v, &["int", "200000"]);
     let pid = child.id();
     let out = temp("kill9.json");
-    let (mut mt, _) = spawn_map_trace(&["--pid", &pid.to_string(), "--format", "json", "-o", out.to_str().unwrap()]);
+    let (mut mt, _) = spawn_map_trace(&[
+        "--pid",
+        &pid.to_string(),
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     let start = json_lines(&std::fs::read_to_string(&out).unwrap())[0].clone();
-    let addr = u64::from_str_radix(start["probes"][0]["address"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let addr = u64::from_str_radix(
+        start["probes"][0]["address"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
     let original = {
         use std::os::unix::fs::FileExt;
-        let off = u64::from_str_radix(start["probes"][0]["file_offset"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+        let off = u64::from_str_radix(
+            start["probes"][0]["file_offset"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+            16,
+        )
+        .unwrap();
         let mut b = [0u8; 1];
-        std::fs::File::open(&fx).unwrap().read_exact_at(&mut b, off).unwrap();
+        std::fs::File::open(&fx)
+            .unwrap()
+            .read_exact_at(&mut b, off)
+            .unwrap();
         b[0]
     };
     if cfg!(target_arch = "x86_64") {
-        assert_eq!(mem_byte(pid, addr), 0xcc, "the probe is live while map-trace runs");
+        assert_eq!(
+            mem_byte(pid, addr),
+            0xcc,
+            "the probe is live while map-trace runs"
+        );
     }
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(mt.id() as i32, libc::SIGKILL) };
     mt.wait().unwrap();
-    assert_eq!(mem_byte(pid, addr), original, "a probe remained after map-trace was killed");
+    assert_eq!(
+        mem_byte(pid, addr),
+        original,
+        "a probe remained after map-trace was killed"
+    );
     writeln!(stdin, "go").unwrap();
     fx_err.wait_for("done", Duration::from_secs(60));
     writeln!(stdin, "exit").unwrap();
     let f = wait(child, Duration::from_secs(30));
     assert!(f.status.success(), "target must finish normally");
-    assert_eq!(f.stdout, String::from_utf8_lossy(&reference.stdout), "output changed by tracing");
+    assert_eq!(
+        f.stdout,
+        String::from_utf8_lossy(&reference.stdout),
+        "output changed by tracing"
+    );
 }
 
 #[test]
@@ -254,13 +362,21 @@ fn test_traced_output_identical_to_untraced() {
     require_root();
     for v in versions() {
         let fx = fixture(&v);
-        for args in [&["int", "300000"][..], &["goroutines", "30000", "4"], &["str", "50000"]] {
+        for args in [
+            &["int", "300000"][..],
+            &["goroutines", "30000", "4"],
+            &["str", "50000"],
+        ] {
             let plain = Command::new(&fx).args(args).output().unwrap();
             let mut argv = vec!["-o", "/dev/null", "--", fx.to_str().unwrap()];
             argv.extend_from_slice(args);
             let traced = map_trace(&argv);
             assert_eq!(traced.status.code(), plain.status.code());
-            assert_eq!(traced.stdout, String::from_utf8_lossy(&plain.stdout), "go{v} {args:?}");
+            assert_eq!(
+                traced.stdout,
+                String::from_utf8_lossy(&plain.stdout),
+                "go{v} {args:?}"
+            );
         }
     }
 }
@@ -290,4 +406,77 @@ fn test_duration_and_signals_detach_cleanly() {
     let f = wait(child, Duration::from_secs(30));
     assert!(f.status.success());
     assert_eq!(f.stdout, "len 100000\n");
+}
+
+#[test]
+fn test_same_size_grows_under_churn_are_consistent() {
+    require_root();
+    for v in versions() {
+        let (events, stderr, code) = launch_json(&v, &["churn", "300000"]);
+        assert_eq!(code, 0);
+        let map = only_map(&stderr);
+        let grows = grows_of(&events, &map);
+        let same: Vec<_> = grows.iter().filter(|g| g["same_size"] == true).collect();
+        assert!(
+            same.len() > 10,
+            "go{v}: expected many same-size grows, got {}",
+            same.len()
+        );
+        // Every grow starts from the size the previous one ended with: a misclassified
+        // same-size/doubling grow would break the chain, since B is read from the live map.
+        for w in grows.windows(2) {
+            assert_eq!(
+                w[1]["buckets_before"], w[0]["buckets_after"],
+                "go{v}: {} then {}",
+                w[0], w[1]
+            );
+        }
+        for g in &same {
+            assert_eq!(g["buckets_before"], g["buckets_after"]);
+        }
+        let summary = events.last().unwrap();
+        let m = summary["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["map"] == map.as_str())
+            .unwrap();
+        assert_eq!(m["same_size_grows"], same.len() as u64);
+    }
+}
+
+#[test]
+fn test_stripped_and_pie_binaries_trace_the_same() {
+    require_root();
+    for v in versions() {
+        for suffix in ["-stripped", "-pie"] {
+            let fx = fixture_variant(&v, suffix);
+            let out = temp(&format!("variant-{v}{suffix}.json"));
+            let f = map_trace(&[
+                "--format",
+                "json",
+                "-o",
+                out.to_str().unwrap(),
+                "--",
+                fx.to_str().unwrap(),
+                "int",
+                "100000",
+            ]);
+            assert_eq!(f.status.code(), Some(0), "go{v}{suffix}: {}", f.stderr);
+            let events = json_lines(&std::fs::read_to_string(&out).unwrap());
+            let map = only_map(&f.stderr);
+            let grows = grows_of(&events, &map);
+            let expected = expected_sequential(100_000, load_factor_num(&v));
+            assert_eq!(grows.len(), expected.len(), "go{v}{suffix}");
+            for (g, (b, entries)) in grows.iter().zip(&expected) {
+                assert_eq!(
+                    (
+                        g["buckets_before"].as_u64().unwrap(),
+                        g["entries"].as_u64().unwrap()
+                    ),
+                    (1u64 << b, *entries)
+                );
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ use crate::{
     symbols::{
         buildinfo::{self, BuildInfoError, GoVersion},
         elf::{Arch, Elf, ElfError},
+        pclntab::{Pclntab, PclntabError},
         prologue,
     },
 };
@@ -92,15 +93,19 @@ pub fn inspect_bytes(data: &[u8]) -> Result<Plan> {
     })?;
     let go_version = GoVersion::parse(&bi.version, &bi.modinfo)
         .ok_or_else(|| Fail::unsupported(format!("unrecognized Go version {:?}", bi.version)))?;
-    if !elf.has_symtab() {
-        return Err(Fail::unsupported(format!(
-            "{}: stripped binary (no .symtab); symbol recovery from .gopclntab is not in this \
-             build yet",
-            go_version.raw
-        ))
-        .into());
-    }
-    let hash_grow = elf.function("runtime.hashGrow");
+    let hash_grow = if elf.has_symtab() {
+        elf.function("runtime.hashGrow")
+    } else {
+        // Stripped (-ldflags=-s): the runtime's own function table still names everything.
+        let (_, data) = elf
+            .section(".gopclntab")
+            .ok_or_else(|| Fail::bad_target("not a Go binary (stripped, and no .gopclntab)"))?;
+        let table = Pclntab::parse(data, None).map_err(|e| match e {
+            PclntabError::Corrupt(_) => Fail::bad_target(format!("malformed Go binary: {e}")),
+            other => Fail::unsupported(format!("{}: {other}", go_version.raw)),
+        })?;
+        table.function("runtime.hashGrow")
+    };
     let layout = golayout::classic(&go_version, hash_grow.is_some())
         .map_err(|e| Fail::unsupported(e.to_string()))?;
     let hash_grow = hash_grow.ok_or_else(|| {

@@ -39,8 +39,13 @@ pub fn bench() -> Result<()> {
     let bin = build::build(true)?;
     let fixtures = go::fixtures()?;
     let rounds = 7;
-    println!("map-trace overhead on a sequential-insert loop (median of {rounds} interleaved runs)");
-    println!("{:<10} {:>9} {:>7} {:>13} {:>13} {:>7}", "go", "inserts", "grows", "untraced ms", "traced ms", "ratio");
+    println!(
+        "map-trace overhead on a sequential-insert loop (median of {rounds} interleaved runs)"
+    );
+    println!(
+        "{:<10} {:>9} {:>7} {:>13} {:>13} {:>7}",
+        "go", "inserts", "grows", "untraced ms", "traced ms", "ratio"
+    );
     for v in go::TEST_VERSIONS {
         let fx = fixtures.join(format!("go{v}/growth"));
         for n in ["1000000", "10000000"] {
@@ -48,7 +53,10 @@ pub fn bench() -> Result<()> {
             for _ in 0..rounds {
                 plain.push(run_once(Command::new(&fx).args(["int", n]))?);
                 traced.push(run_once(
-                    Command::new(&bin).args(["-o", "/dev/null", "--"]).arg(&fx).args(["int", n]),
+                    Command::new(&bin)
+                        .args(["-o", "/dev/null", "--"])
+                        .arg(&fx)
+                        .args(["int", n]),
                 )?);
             }
             let (p, t) = (median(&mut plain), median(&mut traced));

