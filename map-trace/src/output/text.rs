@@ -123,8 +123,8 @@ impl<W: Write> Sink for TextSink<W> {
         }
         writeln!(
             o,
-            "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} {}",
-            "MAP", "GROWS", "SAME", "BUCKETS", "ENTRIES", "ALLOCATED", "K/E", "GOROUTINES"
+            "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} GOROUTINES",
+            "MAP", "GROWS", "SAME", "BUCKETS", "ENTRIES", "ALLOCATED", "K/E"
         )?;
         for m in &e.maps {
             let goroutines: Vec<String> =
