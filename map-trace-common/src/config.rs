@@ -25,15 +25,25 @@ pub struct MapLayout {
     pub maptype_bucket_size: u32,
     /// Offset of `Size_` (uintptr) in `abi.Type`.
     pub type_size: u32,
-    /// Explicit padding; always zero.
-    pub _pad: u32,
+    /// Offset of `used` (u64) in `maps.Map` (Swiss).
+    pub swiss_map_used: u32,
+    /// Offset of `dirPtr` in `maps.Map`.
+    pub swiss_map_dir_ptr: u32,
+    /// Offset of `dirLen` (int) in `maps.Map`.
+    pub swiss_map_dir_len: u32,
+    /// Offset of `used` (u16) in `maps.table`.
+    pub swiss_table_used: u32,
+    /// Offset of `capacity` (u16) in `maps.table`.
+    pub swiss_table_capacity: u32,
+    /// Offset of `localDepth` (u8) in `maps.table`.
+    pub swiss_table_local_depth: u32,
 }
 
 #[cfg(feature = "user")]
 // SAFETY: MapLayout is repr(C), made of u32 only, with no implicit padding.
 unsafe impl aya::Pod for MapLayout {}
 
-const _: () = assert!(core::mem::size_of::<MapLayout>() == 40);
+const _: () = assert!(core::mem::size_of::<MapLayout>() == 60);
 
 /// Indexes into the per-CPU `COUNTERS` array.
 #[repr(u32)]
@@ -47,6 +57,14 @@ pub enum Counter {
     HitsUnconfigured = 2,
     /// Reads of target memory that failed (the event was still sent, with zeroes).
     ReadErrors = 3,
+    /// Hits of the Swiss `growToTable` body probe.
+    HitsGrowToTable = 4,
+    /// Hits of the Swiss `rehash` (or `grow`/`split`) body probe.
+    HitsRehash = 5,
+    /// Hits of the Swiss return probes.
+    HitsSwissRet = 6,
+    /// Return probes with no matching entry (attached mid-call): ignored.
+    UnmatchedRet = 7,
 }
 
 /// Number of slots in the `COUNTERS` array.

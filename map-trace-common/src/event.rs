@@ -29,6 +29,12 @@ const _: () = assert!(core::mem::size_of::<EventHeader>() == 32);
 pub enum EventKind {
     /// A [`MapGrowEvent`]: `runtime.hashGrow` started a classic-map growth.
     MapGrow = 1,
+    /// A [`SwissEvent`]: a small Swiss map (one 8-slot group) became a table (`growToTable`).
+    MapSmallToTable = 2,
+    /// A [`SwissEvent`]: one Swiss table was rebuilt at twice its capacity (`rehash` → `grow`).
+    MapTableGrow = 3,
+    /// A [`SwissEvent`]: one full Swiss table was split in two (`rehash` → `split`).
+    MapTableSplit = 4,
 }
 
 /// A record kind this build does not know.
@@ -40,6 +46,9 @@ impl TryFrom<u32> for EventKind {
     fn try_from(v: u32) -> Result<Self, UnknownKind> {
         match v {
             1 => Ok(EventKind::MapGrow),
+            2 => Ok(EventKind::MapSmallToTable),
+            3 => Ok(EventKind::MapTableGrow),
+            4 => Ok(EventKind::MapTableSplit),
             other => Err(UnknownKind(other)),
         }
     }
@@ -80,6 +89,44 @@ pub struct MapGrowEvent {
 
 const _: () = assert!(core::mem::size_of::<MapGrowEvent>() == 80);
 
+/// A Swiss-table resize, timed from the function's body to its return (Go 1.24+,
+/// `internal/runtime/maps`). The header's `ts_ns` is when the resize started.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwissEvent {
+    /// Common header; `kind` is `MapSmallToTable`, `MapTableGrow` or `MapTableSplit`.
+    pub header: EventHeader,
+    /// Address of the `maps.Map`.
+    pub map: u64,
+    /// Address of the map's type descriptor.
+    pub maptype: u64,
+    /// `Map.used`: entries in the whole map when the resize started.
+    pub map_used: u64,
+    /// Key size in bytes (`Key.Size_`).
+    pub key_size: u64,
+    /// Element size in bytes (`Elem.Size_`).
+    pub elem_size: u64,
+    /// Nanoseconds from the body probe to the return probe.
+    pub duration_ns: u64,
+    /// `Map.dirLen` before (0 for a small map).
+    pub dir_len_before: u64,
+    /// `Map.dirLen` after.
+    pub dir_len_after: u64,
+    /// `table.used` of the table being resized (0 for small → table).
+    pub table_used: u16,
+    /// `table.capacity` before (8 for a small map: one group).
+    pub capacity_before: u16,
+    /// Capacity after: twice `capacity_before` for a grow, of each half for a split, of the
+    /// new table for small → table.
+    pub capacity_after: u16,
+    /// `table.localDepth` before.
+    pub local_depth: u8,
+    /// Bit 0: a read of target memory failed and some fields are zero.
+    pub read_error: u8,
+}
+
+const _: () = assert!(core::mem::size_of::<SwissEvent>() == 104);
+
 /// Views a plain-data record as its bytes, e.g. to build ring-buffer records in tests.
 pub fn as_bytes<T: WireRecord>(v: &T) -> &[u8] {
     // SAFETY: WireRecord is only implemented for repr(C) types without implicit padding, so every
@@ -98,3 +145,5 @@ pub unsafe trait WireRecord: Copy {}
 unsafe impl WireRecord for EventHeader {}
 // SAFETY: as above.
 unsafe impl WireRecord for MapGrowEvent {}
+// SAFETY: as above.
+unsafe impl WireRecord for SwissEvent {}

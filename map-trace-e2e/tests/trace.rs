@@ -41,7 +41,7 @@ fn only_map(stderr: &str) -> String {
 #[test]
 fn test_launch_sequential_int_inserts_exact_grows() {
     require_root();
-    for v in versions() {
+    for v in classic_versions() {
         let n = 100_000;
         let (events, stderr, code) = launch_json(&v, &["int", "100000"]);
         assert_eq!(code, 0, "go{v}: {stderr}");
@@ -51,7 +51,8 @@ fn test_launch_sequential_int_inserts_exact_grows() {
         assert!(start["go_version"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("go{v}")));
+            .starts_with(&go_prefix(&v)));
+        assert_eq!(start["map_impl"], "classic");
         let map = only_map(&stderr);
         let grows = grows_of(&events, &map);
         let expected = expected_sequential(n, load_factor_num(&v));
@@ -100,7 +101,7 @@ fn test_launch_sequential_int_inserts_exact_grows() {
 #[test]
 fn test_launch_presized_map_never_grows() {
     require_root();
-    for v in versions() {
+    for v in classic_versions() {
         let (events, stderr, code) = launch_json(&v, &["inthint", "100000"]);
         assert_eq!(code, 0);
         let map = only_map(&stderr);
@@ -114,7 +115,7 @@ fn test_launch_presized_map_never_grows() {
 #[test]
 fn test_string_and_struct_key_sizes() {
     require_root();
-    for v in versions() {
+    for v in classic_versions() {
         let (events, stderr, _) = launch_json(&v, &["str", "5000"]);
         let map = only_map(&stderr);
         let grows = grows_of(&events, &map);
@@ -143,7 +144,7 @@ fn test_string_and_struct_key_sizes() {
 #[test]
 fn test_goroutines_report_their_own_goids() {
     require_root();
-    for v in versions() {
+    for v in classic_versions() {
         let (events, stderr, _) = launch_json(&v, &["goroutines", "20000", "4"]);
         let maps = fixture_maps(&stderr);
         assert_eq!(maps.len(), 4);
@@ -234,7 +235,7 @@ fn spawn_map_trace(args: &[&str]) -> (std::process::Child, Lines) {
 #[test]
 fn test_pid_mode_traces_running_process_until_it_exits() {
     require_root();
-    for v in versions() {
+    for v in classic_versions() {
         let (fx, mut stdin, mut fx_err) = start_waiting(&v, &["int", "100000"]);
         let pid = fx.id().to_string();
         let out = temp(&format!("pid-{v}.json"));
@@ -411,7 +412,7 @@ fn test_duration_and_signals_detach_cleanly() {
 #[test]
 fn test_same_size_grows_under_churn_are_consistent() {
     require_root();
-    for v in versions() {
+    for v in classic_versions() {
         let (events, stderr, code) = launch_json(&v, &["churn", "300000"]);
         assert_eq!(code, 0);
         let map = only_map(&stderr);
@@ -446,10 +447,10 @@ fn test_same_size_grows_under_churn_are_consistent() {
 }
 
 #[test]
-fn test_stripped_and_pie_binaries_trace_the_same() {
+fn test_stripped_pie_and_cgo_binaries_trace_the_same() {
     require_root();
-    for v in versions() {
-        for suffix in ["-stripped", "-pie"] {
+    for v in classic_versions() {
+        for suffix in ["-stripped", "-pie", "-cgo"] {
             let fx = fixture_variant(&v, suffix);
             let out = temp(&format!("variant-{v}{suffix}.json"));
             let f = map_trace(&[

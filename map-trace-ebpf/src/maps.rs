@@ -2,9 +2,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use map_trace_common::config::{Counter, MapLayout, COUNTER_SLOTS};
+use map_trace_common::{
+    config::{Counter, MapLayout, COUNTER_SLOTS},
+    event::SwissEvent,
+};
 
 /// Event records to userspace. Userspace resizes it at load time (`--ring-buffer-size`).
 #[map(name = "EVENTS")]
@@ -27,3 +30,11 @@ pub fn count(counter: Counter) {
         unsafe { *slot += 1 };
     }
 }
+
+/// Swiss `growToTable` calls in progress, keyed by the goroutine's `g` pointer.
+#[map(name = "PENDING_TO_TABLE")]
+pub static PENDING_TO_TABLE: LruHashMap<u64, SwissEvent> = LruHashMap::with_max_entries(16384, 0);
+
+/// Swiss `rehash` calls in progress, keyed by the goroutine's `g` pointer.
+#[map(name = "PENDING_REHASH")]
+pub static PENDING_REHASH: LruHashMap<u64, SwissEvent> = LruHashMap::with_max_entries(16384, 0);

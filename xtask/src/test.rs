@@ -25,7 +25,13 @@ fn is_root() -> bool {
 pub fn demo() -> Result<()> {
     let bin = build::build(false)?;
     let demo = cache::target_dir().join("demo/demo");
-    go::build(go::DEMO_VERSION, &cache::root().join("demo"), &demo, &[])?;
+    go::build(
+        go::DEMO_VERSION,
+        &cache::root().join("demo"),
+        &demo,
+        &[],
+        &[],
+    )?;
     let mut c = if is_root() {
         Command::new(&bin)
     } else {

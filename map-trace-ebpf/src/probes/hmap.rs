@@ -2,7 +2,7 @@
 //! `GOEXPERIMENT=noswissmap` in 1.24/1.25).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::uprobe,
     programs::ProbeContext,
 };
@@ -11,7 +11,7 @@ use map_trace_common::{
     event::{EventHeader, EventKind, MapGrowEvent},
 };
 
-use crate::{go_abi, maps};
+use crate::{go_abi, maps, probes::read};
 
 /// `func hashGrow(t *maptype, h *hmap)`, attached at the first instruction after the prologue's
 /// stack check, so a detour through `morestack` (which restarts the function) fires it once.
@@ -20,18 +20,6 @@ use crate::{go_abi, maps};
 pub fn hmap_hash_grow(ctx: ProbeContext) -> u32 {
     try_hmap_hash_grow(&ctx);
     0
-}
-
-#[inline(always)]
-fn read<T: Copy + Default>(addr: u64, err: &mut u8) -> T {
-    // SAFETY: bpf_probe_read_user copies from target memory and fails cleanly on a bad address.
-    match unsafe { bpf_probe_read_user(addr as *const T) } {
-        Ok(v) => v,
-        Err(_) => {
-            *err = 1;
-            T::default()
-        }
-    }
 }
 
 fn try_hmap_hash_grow(ctx: &ProbeContext) {

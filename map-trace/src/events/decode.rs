@@ -1,13 +1,17 @@
 //! Ring-buffer record bytes → typed events. The userspace `unsafe` for reading records lives
 //! here (unaligned reads of plain-data structs whose size was checked first).
 
-use map_trace_common::event::{EventHeader, EventKind, MapGrowEvent, UnknownKind, WireRecord};
+use map_trace_common::event::{
+    EventHeader, EventKind, MapGrowEvent, SwissEvent, UnknownKind, WireRecord,
+};
 
 /// A decoded record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// `runtime.hashGrow` entered.
     MapGrow(MapGrowEvent),
+    /// A Swiss-table resize finished (kind in the header).
+    Swiss(SwissEvent),
 }
 
 /// Why a record could not be decoded.
@@ -49,6 +53,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read(bytes, "an event header")?;
     match EventKind::try_from(header.kind)? {
         EventKind::MapGrow => Ok(Event::MapGrow(read(bytes, "a map_grow record")?)),
+        EventKind::MapSmallToTable | EventKind::MapTableGrow | EventKind::MapTableSplit => {
+            Ok(Event::Swiss(read(bytes, "a Swiss-table record")?))
+        }
     }
 }
 
@@ -89,6 +96,27 @@ mod tests {
         let mut buf = vec![0u8];
         buf.extend_from_slice(as_bytes(&g));
         assert_eq!(decode(&buf[1..]), Ok(Event::MapGrow(g)));
+    }
+
+    #[test]
+    fn test_decode_swiss_record() {
+        let ev = SwissEvent {
+            header: EventHeader {
+                kind: EventKind::MapTableSplit as u32,
+                pid: 3,
+                ..Default::default()
+            },
+            map: 0xc0001,
+            capacity_before: 1024,
+            capacity_after: 1024,
+            duration_ns: 70_000,
+            ..Default::default()
+        };
+        assert_eq!(decode(as_bytes(&ev)), Ok(Event::Swiss(ev)));
+        assert!(matches!(
+            decode(&as_bytes(&ev)[..90]),
+            Err(DecodeError::Short { .. })
+        ));
     }
 
     #[test]

@@ -8,8 +8,9 @@ use map_trace_common::config::MapLayout;
 
 use crate::symbols::buildinfo::GoVersion;
 
-/// Oldest and newest Go minor releases whose classic maps this build traces.
-pub const SUPPORTED: &str = "Go 1.18–1.23, and 1.24–1.25 built with GOEXPERIMENT=noswissmap";
+/// The releases this build traces, for error messages.
+pub const SUPPORTED: &str = "Go 1.18–1.27 (classic hash maps through 1.23 and in 1.24–1.25 \
+     GOEXPERIMENT=noswissmap builds; Swiss tables from 1.24)";
 
 /// Why a binary cannot be traced.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -20,29 +21,50 @@ pub enum LayoutError {
         /// As recorded in the binary.
         version: String,
     },
-    /// Swiss-table maps (Go 1.24+ default) are not traced by this build.
-    #[error(
-        "unsupported Go version {version}: it uses Swiss-table maps, which this build does not \
-         trace yet; map-trace supports {SUPPORTED}"
-    )]
-    Swiss {
-        /// As recorded in the binary.
-        version: String,
-    },
     /// Newer than every layout this build knows.
     #[error("unsupported Go version {version}: map-trace supports {SUPPORTED}")]
     TooNew {
         /// As recorded in the binary.
         version: String,
     },
+    /// Neither `runtime.hashGrow` nor the Swiss-table functions are in the binary.
+    #[error(
+        "{version}: no map growth functions found (runtime.hashGrow or internal/runtime/maps)"
+    )]
+    NoMapCode {
+        /// As recorded in the binary.
+        version: String,
+    },
 }
 
-/// Everything version-specific about one executable's classic maps.
+/// Which map implementation a binary uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClassicLayout {
+pub enum MapImpl {
+    /// Hash buckets with incremental evacuation (`runtime/map.go`).
+    Classic,
+    /// Swiss tables (`internal/runtime/maps`, Go 1.24+ default).
+    Swiss,
+}
+
+impl MapImpl {
+    /// Name used in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            MapImpl::Classic => "classic",
+            MapImpl::Swiss => "swiss",
+        }
+    }
+}
+
+/// Everything version-specific about one executable's maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Which implementation.
+    pub map_impl: MapImpl,
     /// Offsets handed to the eBPF side.
     pub offsets: MapLayout,
-    /// `loadFactorNum` with `loadFactorDen == 2`: 12 in Go 1.21 (6.0 per bucket), 13 elsewhere.
+    /// Classic maps: `loadFactorNum` with `loadFactorDen == 2`: 12 in Go 1.21 (6.0 per bucket),
+    /// 13 elsewhere. Unused for Swiss maps.
     pub load_factor_num: u64,
 }
 
@@ -55,9 +77,13 @@ fn goid_offset(minor: u32) -> u32 {
     }
 }
 
-/// Picks the classic-map layout for `version`. `has_hash_grow` says whether the binary contains
-/// `runtime.hashGrow` (classic maps compiled in).
-pub fn classic(version: &GoVersion, has_hash_grow: bool) -> Result<ClassicLayout, LayoutError> {
+/// Picks the layout for `version`. `has_hash_grow`: the binary contains `runtime.hashGrow`
+/// (classic maps compiled in); `has_swiss`: it contains `internal/runtime/maps` growth code.
+pub fn layout(
+    version: &GoVersion,
+    has_hash_grow: bool,
+    has_swiss: bool,
+) -> Result<Layout, LayoutError> {
     let v = || version.raw.clone();
     if version.major != 1 || version.minor < 18 {
         return Err(LayoutError::TooOld { version: v() });
@@ -65,32 +91,49 @@ pub fn classic(version: &GoVersion, has_hash_grow: bool) -> Result<ClassicLayout
     if version.minor > 27 {
         return Err(LayoutError::TooNew { version: v() });
     }
-    if version.minor >= 24 && !(has_hash_grow && version.minor <= 25) {
-        return Err(LayoutError::Swiss { version: v() });
-    }
-    let offsets = MapLayout {
+    let mut offsets = MapLayout {
         g_goid: goid_offset(version.minor),
-        // hmap: count +0, flags +8, B +9, noverflow +10 in every classic version
-        // (1.24/1.25 noswiss add clearSeq at +40, after these fields).
-        hmap_count: 0,
-        hmap_flags: 8,
-        hmap_b: 9,
-        hmap_noverflow: 10,
-        // maptype (runtime.maptype / abi.MapType / abi.OldMapType): Type is 48 bytes, then
-        // Key +48, Elem +56, Bucket +64, Hasher +72, KeySize +80, ValueSize +81, BucketSize +82.
+        // maptype (runtime.maptype / abi.MapType / abi.OldMapType / abi.SwissMapType): Type is
+        // 48 bytes, then Key +48, Elem +56 in every version.
         maptype_key: 48,
         maptype_elem: 56,
-        maptype_bucket_size: 82,
         type_size: 0,
-        _pad: 0,
+        ..MapLayout::default()
     };
-    // map.go: loadFactorNum = (bucketCnt*13/16)*2 == 12 in 1.21 only (integer division);
-    // 2*bucketCnt*13/16 == 13 before and after.
-    let load_factor_num = if version.minor == 21 { 12 } else { 13 };
-    Ok(ClassicLayout {
-        offsets,
-        load_factor_num,
-    })
+    let classic = has_hash_grow && version.minor <= 25;
+    if classic {
+        // hmap: count +0, flags +8, B +9, noverflow +10 in every classic version (1.24/1.25
+        // noswiss add clearSeq at +40, after these fields). BucketSize u16 at maptype +82.
+        offsets.hmap_count = 0;
+        offsets.hmap_flags = 8;
+        offsets.hmap_b = 9;
+        offsets.hmap_noverflow = 10;
+        offsets.maptype_bucket_size = 82;
+        // map.go: loadFactorNum = (bucketCnt*13/16)*2 == 12 in 1.21 only (integer division);
+        // 2*bucketCnt*13/16 == 13 before and after.
+        let load_factor_num = if version.minor == 21 { 12 } else { 13 };
+        return Ok(Layout {
+            map_impl: MapImpl::Classic,
+            offsets,
+            load_factor_num,
+        });
+    }
+    if has_swiss && version.minor >= 24 {
+        // maps.Map: used +0, seed +8, dirPtr +16, dirLen +24 (1.24–1.27).
+        // maps.table: used u16 +0, capacity u16 +2, growthLeft u16 +4, localDepth u8 +6.
+        offsets.swiss_map_used = 0;
+        offsets.swiss_map_dir_ptr = 16;
+        offsets.swiss_map_dir_len = 24;
+        offsets.swiss_table_used = 0;
+        offsets.swiss_table_capacity = 2;
+        offsets.swiss_table_local_depth = 6;
+        return Ok(Layout {
+            map_impl: MapImpl::Swiss,
+            offsets,
+            load_factor_num: 0,
+        });
+    }
+    Err(LayoutError::NoMapCode { version: v() })
 }
 
 #[cfg(test)]
@@ -112,36 +155,62 @@ mod tests {
             ("go1.25.5 X:noswissmap", 152),
         ];
         for (s, goid) in cases {
-            assert_eq!(classic(&v(s), true).unwrap().offsets.g_goid, goid, "{s}");
+            assert_eq!(
+                layout(&v(s), true, false).unwrap().offsets.g_goid,
+                goid,
+                "{s}"
+            );
         }
     }
 
     #[test]
     fn test_classic_load_factor_go121_differs() {
-        assert_eq!(classic(&v("go1.21.13"), true).unwrap().load_factor_num, 12);
-        assert_eq!(classic(&v("go1.22.10"), true).unwrap().load_factor_num, 13);
-        assert_eq!(classic(&v("go1.19.8"), true).unwrap().load_factor_num, 13);
+        assert_eq!(
+            layout(&v("go1.21.13"), true, false)
+                .unwrap()
+                .load_factor_num,
+            12
+        );
+        assert_eq!(
+            layout(&v("go1.22.10"), true, false)
+                .unwrap()
+                .load_factor_num,
+            13
+        );
+        assert_eq!(
+            layout(&v("go1.19.8"), true, false).unwrap().load_factor_num,
+            13
+        );
     }
 
     #[test]
-    fn test_classic_rejects_unsupported() {
+    fn test_layout_picks_implementation() {
+        let l = layout(&v("go1.24.11 X:noswissmap"), true, false).unwrap();
+        assert_eq!(l.map_impl, MapImpl::Classic);
+        let l = layout(&v("go1.24.11"), false, true).unwrap();
+        assert_eq!((l.map_impl, l.offsets.g_goid), (MapImpl::Swiss, 160));
+        let l = layout(&v("go1.27.3"), false, true).unwrap();
+        assert_eq!(
+            (l.map_impl, l.offsets.g_goid, l.offsets.swiss_map_dir_len),
+            (MapImpl::Swiss, 152, 24)
+        );
+    }
+
+    #[test]
+    fn test_layout_rejects_unsupported() {
         assert!(matches!(
-            classic(&v("go1.17.13"), true),
+            layout(&v("go1.17.13"), true, false),
             Err(LayoutError::TooOld { .. })
         ));
         assert!(matches!(
-            classic(&v("go1.24.11"), false),
-            Err(LayoutError::Swiss { .. })
-        ));
-        assert!(matches!(
-            classic(&v("go1.26.6"), true),
-            Err(LayoutError::Swiss { .. })
-        ));
-        assert!(matches!(
-            classic(&v("go1.31.0"), true),
+            layout(&v("go1.31.0"), false, true),
             Err(LayoutError::TooNew { .. })
         ));
-        let msg = classic(&v("go1.26.6"), false).unwrap_err().to_string();
-        assert!(msg.contains("go1.26.6") && msg.contains("1.18"), "{msg}");
+        assert!(matches!(
+            layout(&v("go1.23.9"), false, false),
+            Err(LayoutError::NoMapCode { .. })
+        ));
+        let msg = layout(&v("go1.31.0"), false, true).unwrap_err().to_string();
+        assert!(msg.contains("go1.31.0") && msg.contains("1.18"), "{msg}");
     }
 }

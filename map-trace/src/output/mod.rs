@@ -5,7 +5,7 @@ pub mod text;
 
 use std::io;
 
-use crate::timeline::{Grow, MapSummary};
+use crate::timeline::{Grow, MapSummary, SwissResize};
 
 /// What is known when tracing starts.
 #[derive(Clone, Debug)]
@@ -18,7 +18,7 @@ pub struct StartInfo {
     pub exe: String,
     /// Go version string from the binary.
     pub go_version: String,
-    /// `classic` (hash buckets).
+    /// `classic` (hash buckets) or `swiss` (Swiss tables).
     pub map_impl: &'static str,
     /// `amd64` / `arm64`.
     pub arch: &'static str,
@@ -55,8 +55,10 @@ pub struct EndInfo {
 pub trait Sink {
     /// Tracing started.
     fn start(&mut self, info: &StartInfo) -> io::Result<()>;
-    /// One grow, as it arrives.
+    /// One classic grow, as it arrives.
     fn grow(&mut self, g: &Grow) -> io::Result<()>;
+    /// One Swiss-table resize, as it arrives (when it finished).
+    fn swiss(&mut self, r: &SwissResize) -> io::Result<()>;
     /// Tracing ended.
     fn finish(&mut self, end: &EndInfo) -> io::Result<()>;
 }

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::{hex, EndInfo, Sink, StartInfo};
-use crate::timeline::Grow;
+use crate::timeline::{Grow, SwissKind, SwissResize};
 
 /// Human-readable output.
 pub struct TextSink<W: Write> {
@@ -71,6 +71,58 @@ pub fn grow_line(g: &Grow) -> String {
     )
 }
 
+/// A duration: `830 ns`, `74.1 µs`, `12.3 ms`.
+pub fn duration(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+/// The live line for one Swiss-table resize.
+pub fn swiss_line(r: &SwissResize) -> String {
+    let what = match r.kind {
+        SwissKind::SmallToTable => {
+            format!("small map -> table of {} slots", r.capacity_after)
+        }
+        SwissKind::TableGrow => format!(
+            "table grow {} -> {} slots ({} in table)",
+            r.capacity_before, r.capacity_after, r.table_entries
+        ),
+        SwissKind::TableSplit => {
+            let dir = if r.directory_len_after > r.directory_len_before {
+                format!(
+                    ", directory {} -> {}",
+                    r.directory_len_before, r.directory_len_after
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "table split {} slots ({} in table) -> 2 tables{dir}",
+                r.capacity_before, r.table_entries
+            )
+        }
+    };
+    format!(
+        "{} g{:<5} map {} {what}, {} entries, key {} B, elem {} B, took {}{}",
+        clock(r.time_ns),
+        r.goid,
+        hex(r.map),
+        r.entries,
+        r.key_size,
+        r.elem_size,
+        duration(r.duration_ns),
+        if r.partial {
+            " (partial: target memory unreadable)"
+        } else {
+            ""
+        },
+    )
+}
+
 impl<W: Write> Sink for TextSink<W> {
     fn start(&mut self, s: &StartInfo) -> io::Result<()> {
         writeln!(
@@ -86,6 +138,11 @@ impl<W: Write> Sink for TextSink<W> {
         self.out.flush()
     }
 
+    fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
+        writeln!(self.out, "{}", swiss_line(r))?;
+        self.out.flush()
+    }
+
     fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
         let o = &mut self.out;
         let hits: Vec<String> = e
@@ -96,7 +153,7 @@ impl<W: Write> Sink for TextSink<W> {
         writeln!(o)?;
         writeln!(
             o,
-            "# summary: {} grows in {} maps; lost events: {}; probe hits: {}{}",
+            "# summary: {} resize events in {} maps; lost events: {}; probe hits: {}{}",
             e.events,
             e.maps.len(),
             e.lost,
@@ -121,27 +178,65 @@ impl<W: Write> Sink for TextSink<W> {
             writeln!(o, "# no map grew while traced")?;
             return o.flush();
         }
-        writeln!(
-            o,
-            "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} GOROUTINES",
-            "MAP", "GROWS", "SAME", "BUCKETS", "ENTRIES", "ALLOCATED", "K/E"
-        )?;
-        for m in &e.maps {
-            let goroutines: Vec<String> =
-                m.goroutines.iter().take(4).map(|g| g.to_string()).collect();
-            let more = if m.goroutines.len() > 4 { ",…" } else { "" };
+        let classic: Vec<_> = e.maps.iter().filter(|m| m.swiss.is_none()).collect();
+        let swiss: Vec<_> = e.maps.iter().filter(|m| m.swiss.is_some()).collect();
+        let goroutines = |m: &crate::timeline::MapSummary| {
+            let g: Vec<String> = m.goroutines.iter().take(4).map(|g| g.to_string()).collect();
+            format!(
+                "{}{}",
+                g.join(","),
+                if m.goroutines.len() > 4 { ",…" } else { "" }
+            )
+        };
+        if !classic.is_empty() {
             writeln!(
                 o,
-                "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} {}{more}",
-                hex(m.map),
-                m.grows,
-                m.same_size_grows,
-                format!("{} -> {}", m.buckets_first, m.buckets_last),
-                m.entries_last,
-                bytes(m.bytes_allocated),
-                format!("{}/{}", m.key_size, m.elem_size),
-                goroutines.join(","),
+                "# hash-bucket maps (grows double the bucket array; SAME = same-size grows)"
             )?;
+            writeln!(
+                o,
+                "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} GOROUTINES",
+                "MAP", "GROWS", "SAME", "BUCKETS", "ENTRIES", "ALLOCATED", "K/E"
+            )?;
+            for m in classic {
+                writeln!(
+                    o,
+                    "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} {}",
+                    hex(m.map),
+                    m.grows,
+                    m.same_size_grows,
+                    format!("{} -> {}", m.buckets_first, m.buckets_last),
+                    m.entries_last,
+                    bytes(m.bytes_allocated),
+                    format!("{}/{}", m.key_size, m.elem_size),
+                    goroutines(m),
+                )?;
+            }
+        }
+        if !swiss.is_empty() {
+            writeln!(o, "# Swiss-table maps (TABLE = small map became a table; GROW = a table doubled; SPLIT = a full 1024-slot table split in two; DIR = tables in the directory)")?;
+            writeln!(
+                o,
+                "{:<16} {:>5} {:>5} {:>5} {:>5} {:>9} {:>10} {:>10} {:>7} GOROUTINES",
+                "MAP", "TABLE", "GROW", "SPLIT", "DIR", "ENTRIES", "TIME", "LONGEST", "K/E"
+            )?;
+            for m in swiss {
+                let s = m.swiss.as_ref().expect("filtered");
+                writeln!(
+                    o,
+                    "{:<16} {:>5} {:>5} {:>5} {:>5} {:>9} {:>10} {:>10} {:>7} {}",
+                    hex(m.map),
+                    s.small_to_table,
+                    s.table_grows,
+                    s.table_splits,
+                    s.directory_len_last,
+                    m.entries_last,
+                    duration(s.total_duration_ns),
+                    duration(s.max_duration_ns),
+                    format!("{}/{}", m.key_size, m.elem_size),
+                    goroutines(m),
+                )?;
+            }
         }
         o.flush()
     }
@@ -157,5 +252,8 @@ mod tests {
         assert_eq!(bytes(288), "288 B");
         assert_eq!(bytes(2048), "2.0 KiB");
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(duration(830), "830 ns");
+        assert_eq!(duration(74_100), "74.1 µs");
+        assert_eq!(duration(12_300_000), "12.3 ms");
     }
 }

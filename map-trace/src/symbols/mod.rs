@@ -8,3 +8,4 @@ pub mod buildinfo;
 pub mod elf;
 pub mod pclntab;
 pub mod prologue;
+pub mod ret;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use map_trace_common::event::MapGrowEvent;
+use map_trace_common::event::{EventKind, MapGrowEvent, SwissEvent};
 
 /// One classic-map grow, interpreted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +88,100 @@ pub fn interpret(ev: &MapGrowEvent, load_factor_num: u64, mono_to_unix_ns: i128)
     }
 }
 
+/// What a Swiss-table resize did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwissKind {
+    /// A small map (one 8-slot group) became a table (`growToTable`).
+    SmallToTable,
+    /// One table was rebuilt at twice its capacity.
+    TableGrow,
+    /// One full table was split into two.
+    TableSplit,
+}
+
+impl SwissKind {
+    /// The JSON `event` name.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            SwissKind::SmallToTable => "map_small_to_table",
+            SwissKind::TableGrow => "map_table_grow",
+            SwissKind::TableSplit => "map_table_split",
+        }
+    }
+}
+
+/// One Swiss-table resize, interpreted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwissResize {
+    /// What happened.
+    pub kind: SwissKind,
+    /// Unix epoch nanoseconds when the resize started.
+    pub time_ns: u64,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Goroutine id.
+    pub goid: u64,
+    /// `*maps.Map` address.
+    pub map: u64,
+    /// Map type descriptor address.
+    pub maptype: u64,
+    /// `len(m)` when the resize started.
+    pub entries: u64,
+    /// Key size in bytes.
+    pub key_size: u64,
+    /// Element size in bytes.
+    pub elem_size: u64,
+    /// Time spent in the resize (body probe to return probe).
+    pub duration_ns: u64,
+    /// Entries in the table being resized.
+    pub table_entries: u64,
+    /// Slots before (8 for a small map).
+    pub capacity_before: u64,
+    /// Slots after (of each half, for a split).
+    pub capacity_after: u64,
+    /// The table's local depth before (splits).
+    pub local_depth_before: u64,
+    /// Directory length before (0 for a small map).
+    pub directory_len_before: u64,
+    /// Directory length after.
+    pub directory_len_after: u64,
+    /// Some target memory could not be read; zero fields are unknown.
+    pub partial: bool,
+}
+
+/// Interprets a Swiss record.
+pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissResize> {
+    let kind = match EventKind::try_from(ev.header.kind).ok()? {
+        EventKind::MapSmallToTable => SwissKind::SmallToTable,
+        EventKind::MapTableGrow => SwissKind::TableGrow,
+        EventKind::MapTableSplit => SwissKind::TableSplit,
+        EventKind::MapGrow => return None,
+    };
+    let time_ns = (i128::from(ev.header.ts_ns) + mono_to_unix_ns).clamp(0, u64::MAX as i128) as u64;
+    Some(SwissResize {
+        kind,
+        time_ns,
+        pid: ev.header.pid,
+        tid: ev.header.tid,
+        goid: ev.header.goid,
+        map: ev.map,
+        maptype: ev.maptype,
+        entries: ev.map_used,
+        key_size: ev.key_size,
+        elem_size: ev.elem_size,
+        duration_ns: ev.duration_ns,
+        table_entries: u64::from(ev.table_used),
+        capacity_before: u64::from(ev.capacity_before),
+        capacity_after: u64::from(ev.capacity_after),
+        local_depth_before: u64::from(ev.local_depth),
+        directory_len_before: ev.dir_len_before,
+        directory_len_after: ev.dir_len_after,
+        partial: ev.read_error != 0,
+    })
+}
+
 /// Everything seen for one map.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapSummary {
@@ -117,6 +211,27 @@ pub struct MapSummary {
     pub first_time_ns: u64,
     /// Time of the last grow (Unix ns).
     pub last_time_ns: u64,
+    /// Swiss maps: what the resizes were.
+    pub swiss: Option<SwissSummary>,
+}
+
+/// Swiss-table counts for one map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SwissSummary {
+    /// Small map → first table.
+    pub small_to_table: u64,
+    /// Table grows (capacity doubled).
+    pub table_grows: u64,
+    /// Table splits.
+    pub table_splits: u64,
+    /// Splits that doubled the directory.
+    pub directory_doublings: u64,
+    /// Directory length after the last resize (number of table slots).
+    pub directory_len_last: u64,
+    /// Sum of resize durations.
+    pub total_duration_ns: u64,
+    /// Longest single resize.
+    pub max_duration_ns: u64,
 }
 
 /// Per-map aggregation of grows, in arrival order.
@@ -160,6 +275,7 @@ impl Timeline {
                     goroutines: BTreeSet::new(),
                     first_time_ns: g.time_ns,
                     last_time_ns: g.time_ns,
+                    swiss: None,
                 });
                 let i = self.maps.len() - 1;
                 self.current.insert(g.map, i);
@@ -174,6 +290,64 @@ impl Timeline {
         m.bytes_allocated = m.bytes_allocated.saturating_add(g.bytes_allocated);
         m.goroutines.insert(g.goid);
         m.last_time_ns = g.time_ns;
+    }
+
+    /// Adds a Swiss resize. A small→table conversion at an address whose map already had a
+    /// directory is a new map that reused the address.
+    pub fn push_swiss(&mut self, r: &SwissResize) {
+        self.grows += 1;
+        let idx = match self.current.get(&r.map) {
+            Some(&i)
+                if self.maps[i].maptype == r.maptype
+                    && !(r.kind == SwissKind::SmallToTable
+                        && self.maps[i]
+                            .swiss
+                            .as_ref()
+                            .is_some_and(|s| s.directory_len_last > 0)) =>
+            {
+                i
+            }
+            _ => {
+                self.maps.push(MapSummary {
+                    map: r.map,
+                    maptype: r.maptype,
+                    key_size: r.key_size,
+                    elem_size: r.elem_size,
+                    grows: 0,
+                    same_size_grows: 0,
+                    buckets_first: 0,
+                    buckets_last: 0,
+                    entries_last: 0,
+                    bytes_allocated: 0,
+                    goroutines: BTreeSet::new(),
+                    first_time_ns: r.time_ns,
+                    last_time_ns: r.time_ns,
+                    swiss: Some(SwissSummary::default()),
+                });
+                let i = self.maps.len() - 1;
+                self.current.insert(r.map, i);
+                i
+            }
+        };
+        let m = &mut self.maps[idx];
+        m.grows += 1;
+        m.entries_last = r.entries;
+        m.goroutines.insert(r.goid);
+        m.last_time_ns = r.time_ns;
+        let s = m.swiss.get_or_insert_with(SwissSummary::default);
+        match r.kind {
+            SwissKind::SmallToTable => s.small_to_table += 1,
+            SwissKind::TableGrow => s.table_grows += 1,
+            SwissKind::TableSplit => {
+                s.table_splits += 1;
+                if r.directory_len_after > r.directory_len_before {
+                    s.directory_doublings += 1;
+                }
+            }
+        }
+        s.directory_len_last = r.directory_len_after;
+        s.total_duration_ns = s.total_duration_ns.saturating_add(r.duration_ns);
+        s.max_duration_ns = s.max_duration_ns.max(r.duration_ns);
     }
 
     /// Total grows pushed.
@@ -286,6 +460,76 @@ mod tests {
         assert_eq!(interpret(&raw(1, 8, 0, 0), 13, 0).bytes_allocated, 2 * 144);
         // Garbage B does not overflow.
         let _ = interpret(&raw(1, u64::MAX, 200, 0), 13, 0);
+    }
+
+    fn swiss(kind: EventKind, map: u64, cap: u16, dir_before: u64, dir_after: u64) -> SwissEvent {
+        SwissEvent {
+            header: EventHeader {
+                kind: kind as u32,
+                tid: 2,
+                pid: 1,
+                _pad: 0,
+                goid: 5,
+                ts_ns: 10,
+            },
+            map,
+            maptype: 0x2000,
+            map_used: 896,
+            key_size: 8,
+            elem_size: 8,
+            duration_ns: 70_000,
+            dir_len_before: dir_before,
+            dir_len_after: dir_after,
+            table_used: 896,
+            capacity_before: cap,
+            capacity_after: if kind == EventKind::MapTableGrow {
+                cap * 2
+            } else {
+                cap
+            },
+            local_depth: 0,
+            read_error: 0,
+        }
+    }
+
+    #[test]
+    fn test_swiss_summary_counts() {
+        let mut t = Timeline::new();
+        let mut evs = vec![swiss(EventKind::MapSmallToTable, 0xa, 8, 0, 1)];
+        for cap in [16u16, 32, 64, 128, 256, 512] {
+            evs.push(swiss(EventKind::MapTableGrow, 0xa, cap, 1, 1));
+        }
+        evs.push(swiss(EventKind::MapTableSplit, 0xa, 1024, 1, 2));
+        evs.push(swiss(EventKind::MapTableSplit, 0xa, 1024, 2, 2));
+        for e in &evs {
+            t.push_swiss(&interpret_swiss(e, 0).unwrap());
+        }
+        let s = t.summary();
+        assert_eq!(s.len(), 1);
+        let sw = s[0].swiss.as_ref().unwrap();
+        assert_eq!(
+            (
+                sw.small_to_table,
+                sw.table_grows,
+                sw.table_splits,
+                sw.directory_doublings
+            ),
+            (1, 6, 2, 1)
+        );
+        assert_eq!(
+            (
+                sw.directory_len_last,
+                sw.total_duration_ns,
+                sw.max_duration_ns
+            ),
+            (2, 9 * 70_000, 70_000)
+        );
+        // A new small map at the same address is a different map.
+        t.push_swiss(
+            &interpret_swiss(&swiss(EventKind::MapSmallToTable, 0xa, 8, 0, 1), 0).unwrap(),
+        );
+        assert_eq!(t.summary().len(), 2);
+        assert!(interpret_swiss(&swiss(EventKind::MapGrow, 0xa, 8, 0, 1), 0).is_none());
     }
 
     #[test]

@@ -1,0 +1,168 @@
+//! Swiss-table maps (`internal/runtime/maps`, Go 1.24+). A resize is synchronous: the body probe
+//! records the state before, keyed by the goroutine's `g` (goroutines move between threads, a
+//! thread id would mismatch), and a probe on each RET instruction emits the event with its
+//! duration. Never uretprobes: they corrupt Go stacks.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::uprobe,
+    programs::ProbeContext,
+};
+use map_trace_common::{
+    config::{Counter, MapLayout},
+    event::{EventHeader, EventKind, SwissEvent},
+};
+
+use crate::{go_abi, maps, probes::read};
+
+/// Capacity above which `rehash` splits instead of growing (`maxTableCapacity`).
+const MAX_TABLE_CAPACITY: u16 = 1024;
+
+fn layout() -> Option<(u32, MapLayout)> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: userspace writes a process's layout before attaching and never removes it while
+    // attached; the value is copied out at once.
+    match unsafe { maps::LAYOUTS.get(tgid) } {
+        Some(l) => Some((tgid, *l)),
+        None => {
+            maps::count(Counter::HitsUnconfigured);
+            None
+        }
+    }
+}
+
+fn header(kind: EventKind, tgid: u32, goid: u64) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        tid: bpf_get_current_pid_tgid() as u32,
+        pid: tgid,
+        _pad: 0,
+        goid,
+        // SAFETY: helper without preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    }
+}
+
+/// Map-wide fields common to every Swiss event.
+fn map_fields(ev: &mut SwissEvent, l: &MapLayout, m: u64, typ: u64) {
+    let mut err = 0u8;
+    ev.map = m;
+    ev.maptype = typ;
+    ev.map_used = read(m + l.swiss_map_used as u64, &mut err);
+    ev.dir_len_before = read(m + l.swiss_map_dir_len as u64, &mut err);
+    let key: u64 = read(typ + l.maptype_key as u64, &mut err);
+    let elem: u64 = read(typ + l.maptype_elem as u64, &mut err);
+    ev.key_size = read(key + l.type_size as u64, &mut err);
+    ev.elem_size = read(elem + l.type_size as u64, &mut err);
+    ev.read_error |= err;
+}
+
+/// `func (m *Map) growToTable(typ *abi.SwissMapType)`: a small map's single group becomes a
+/// table of capacity 16.
+/// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L515>
+#[uprobe]
+pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
+    let Some((tgid, l)) = layout() else { return 0 };
+    maps::count(Counter::HitsGrowToTable);
+    let m = go_abi::arg(&ctx, 0);
+    let typ = go_abi::arg(&ctx, 1);
+    let g = go_abi::g(&ctx);
+    let mut err = 0u8;
+    let goid: u64 = read(g + l.g_goid as u64, &mut err);
+    let mut ev = SwissEvent {
+        header: header(EventKind::MapSmallToTable, tgid, goid),
+        capacity_before: 8,
+        read_error: err,
+        ..SwissEvent::default()
+    };
+    map_fields(&mut ev, &l, m, typ);
+    let _ = maps::PENDING_TO_TABLE.insert(g, ev, 0);
+    0
+}
+
+/// RET of `growToTable`: the new table is installed as the map's only directory entry.
+#[uprobe]
+pub fn swiss_grow_to_table_ret(ctx: ProbeContext) -> u32 {
+    let Some((_, l)) = layout() else { return 0 };
+    maps::count(Counter::HitsSwissRet);
+    let g = go_abi::g(&ctx);
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(pending) = (unsafe { maps::PENDING_TO_TABLE.get(g) }).copied() else {
+        maps::count(Counter::UnmatchedRet);
+        return 0;
+    };
+    let _ = maps::PENDING_TO_TABLE.remove(g);
+    let mut ev = pending;
+    let mut err = 0u8;
+    let dir: u64 = read(ev.map + l.swiss_map_dir_ptr as u64, &mut err);
+    let table: u64 = read(dir, &mut err);
+    ev.capacity_after = read(table + l.swiss_table_capacity as u64, &mut err);
+    ev.dir_len_after = read(ev.map + l.swiss_map_dir_len as u64, &mut err);
+    ev.read_error |= err;
+    finish(ev);
+    0
+}
+
+/// `func (t *table) rehash(typ *abi.SwissMapType, m *Map)`: grows the table to twice its
+/// capacity, or splits it in two when that would exceed 1024 slots. Also attached to
+/// `(*table).grow` and `(*table).split` (same first three arguments) when `rehash` is inlined.
+/// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/table.go#L1019>
+#[uprobe]
+pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
+    let Some((tgid, l)) = layout() else { return 0 };
+    maps::count(Counter::HitsRehash);
+    let t = go_abi::arg(&ctx, 0);
+    let typ = go_abi::arg(&ctx, 1);
+    let m = go_abi::arg(&ctx, 2);
+    let g = go_abi::g(&ctx);
+    let mut err = 0u8;
+    let goid: u64 = read(g + l.g_goid as u64, &mut err);
+    let capacity: u16 = read(t + l.swiss_table_capacity as u64, &mut err);
+    let doubled = capacity.saturating_mul(2);
+    let (kind, capacity_after) = if doubled <= MAX_TABLE_CAPACITY {
+        (EventKind::MapTableGrow, doubled)
+    } else {
+        (EventKind::MapTableSplit, capacity)
+    };
+    let mut ev = SwissEvent {
+        header: header(kind, tgid, goid),
+        capacity_before: capacity,
+        capacity_after,
+        table_used: read(t + l.swiss_table_used as u64, &mut err),
+        local_depth: read(t + l.swiss_table_local_depth as u64, &mut err),
+        read_error: err,
+        ..SwissEvent::default()
+    };
+    map_fields(&mut ev, &l, m, typ);
+    let _ = maps::PENDING_REHASH.insert(g, ev, 0);
+    0
+}
+
+/// RET of `rehash` (or `grow`/`split`): the new table(s) are installed.
+#[uprobe]
+pub fn swiss_rehash_ret(ctx: ProbeContext) -> u32 {
+    let Some((_, l)) = layout() else { return 0 };
+    maps::count(Counter::HitsSwissRet);
+    let g = go_abi::g(&ctx);
+    // SAFETY: the value is copied out before the entry is removed.
+    let Some(pending) = (unsafe { maps::PENDING_REHASH.get(g) }).copied() else {
+        maps::count(Counter::UnmatchedRet);
+        return 0;
+    };
+    let _ = maps::PENDING_REHASH.remove(g);
+    let mut ev = pending;
+    let mut err = 0u8;
+    ev.dir_len_after = read(ev.map + l.swiss_map_dir_len as u64, &mut err);
+    ev.read_error |= err;
+    finish(ev);
+    0
+}
+
+fn finish(mut ev: SwissEvent) {
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    ev.duration_ns = now.saturating_sub(ev.header.ts_ns);
+    if maps::EVENTS.output::<SwissEvent>(&ev, 0).is_err() {
+        maps::count(Counter::Lost);
+    }
+}
