@@ -481,3 +481,56 @@ fn test_stripped_pie_and_cgo_binaries_trace_the_same() {
         }
     }
 }
+
+#[test]
+fn test_stress_goroutine_stacks_identical_output() {
+    require_root();
+    // 1000 goroutines per round grow maps at the bottom of deep recursions (stacks grow and
+    // move), GC in between (stacks shrink); Swiss versions run with return probes attached.
+    for v in versions() {
+        let fx = fixture(&v);
+        let plain = Command::new(&fx)
+            .args(["stress", "200", "1000"])
+            .output()
+            .unwrap();
+        assert!(plain.status.success());
+        let out = temp(&format!("stress-{v}.json"));
+        let traced = map_trace(&[
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+            fx.to_str().unwrap(),
+            "stress",
+            "200",
+            "1000",
+        ]);
+        assert_eq!(traced.status.code(), Some(0), "go{v}: {}", traced.stderr);
+        assert_eq!(
+            traced.stdout,
+            String::from_utf8_lossy(&plain.stdout),
+            "go{v}: output changed by tracing"
+        );
+        let events = json_lines(&std::fs::read_to_string(&out).unwrap());
+        let summary = events.last().unwrap();
+        assert_eq!(summary["lost"], 0, "go{v}");
+        // Every one of the 2000 goroutines grew its map at least once.
+        let goids: std::collections::BTreeSet<u64> = events
+            .iter()
+            .filter(|e| e["event"].as_str().unwrap().starts_with("map_"))
+            .map(|e| e["goid"].as_u64().unwrap())
+            .collect();
+        assert!(
+            goids.len() >= 2000,
+            "go{v}: {} goroutines seen",
+            goids.len()
+        );
+        if is_swiss(&v) {
+            assert_eq!(
+                summary["probe_hits"]["return probes"], summary["events"],
+                "go{v}: every timed resize returned"
+            );
+        }
+    }
+}

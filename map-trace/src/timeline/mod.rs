@@ -292,21 +292,13 @@ impl Timeline {
         m.last_time_ns = g.time_ns;
     }
 
-    /// Adds a Swiss resize. A small→table conversion at an address whose map already had a
-    /// directory is a new map that reused the address.
+    /// Adds a Swiss resize. A map becomes a table only once in its life, so a small→table
+    /// conversion at an address already seen is a new map that reused the address (a freed
+    /// heap map, or a map on a goroutine stack).
     pub fn push_swiss(&mut self, r: &SwissResize) {
         self.grows += 1;
         let idx = match self.current.get(&r.map) {
-            Some(&i)
-                if self.maps[i].maptype == r.maptype
-                    && !(r.kind == SwissKind::SmallToTable
-                        && self.maps[i]
-                            .swiss
-                            .as_ref()
-                            .is_some_and(|s| s.directory_len_last > 0)) =>
-            {
-                i
-            }
+            Some(&i) if self.maps[i].maptype == r.maptype && r.kind != SwissKind::SmallToTable => i,
             _ => {
                 self.maps.push(MapSummary {
                     map: r.map,
