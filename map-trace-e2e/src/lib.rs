@@ -243,3 +243,75 @@ impl Lines {
         self.seen
     }
 }
+
+/// Runs `f` with a kernel uprobe (`uprobe_events`) defined by `probe` (`PATH:OFFSET FETCHARGS`)
+/// enabled as `GROUP/NAME`, and returns `f`'s result and the lines the kernel traced for
+/// process `pid_of(&result)`, each as its `name=value` fields.
+pub fn with_kernel_probe<T>(
+    group: &str,
+    name: &str,
+    probe: &str,
+    f: impl FnOnce() -> T,
+    pid_of: impl Fn(&T) -> u64,
+) -> (T, Vec<std::collections::BTreeMap<String, u64>>) {
+    use std::{fs, io::Write, os::unix::fs::OpenOptionsExt, path::Path};
+    let tracefs = Path::new("/sys/kernel/tracing");
+    if !tracefs.join("uprobe_events").exists() {
+        let ok = Command::new("mount")
+            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting tracefs");
+    }
+    let append = |text: &str| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_APPEND)
+            .open(tracefs.join("uprobe_events"))
+            .unwrap();
+        f.write_all(text.as_bytes())
+    };
+    let enable = tracefs.join(format!("events/{group}/{name}/enable"));
+    let _ = fs::write(&enable, "0");
+    let _ = append(&format!("-:{group}/{name}\n"));
+    fs::write(tracefs.join("trace"), "").unwrap();
+    let opt = tracefs.join("options/record-tgid");
+    let previous = fs::read_to_string(&opt).unwrap_or_else(|_| "0".into());
+    fs::write(&opt, "1").unwrap();
+    append(&format!("p:{group}/{name} {probe}\n")).expect("writing uprobe_events");
+    fs::write(&enable, "1").unwrap();
+    let result = f();
+    fs::write(&enable, "0").unwrap();
+    let trace = fs::read_to_string(tracefs.join("trace")).unwrap();
+    append(&format!("-:{group}/{name}\n")).unwrap();
+    fs::write(&opt, previous.trim()).unwrap();
+    let pid = pid_of(&result);
+    let marker = format!(" {name}: ");
+    let lines = trace
+        .lines()
+        .filter(|l| l.contains(&marker))
+        .filter(|l| {
+            let open = l.find('(');
+            let close = open.and_then(|o| l[o..].find(')').map(|c| o + c));
+            matches!((open, close), (Some(o), Some(c)) if l[o + 1..c].trim().parse::<u64>().ok() == Some(pid))
+        })
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.split_once('='))
+                .filter_map(|(k, v)| {
+                    let n = match v.strip_prefix("0x") {
+                        Some(h) => u64::from_str_radix(h, 16).ok()?,
+                        None => v.parse().ok()?,
+                    };
+                    Some((k.to_string(), n))
+                })
+                .collect()
+        })
+        .collect();
+    (result, lines)
+}
+
+/// Parses a `"0x…"` JSON string.
+pub fn hex_field(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}

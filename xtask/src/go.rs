@@ -37,6 +37,9 @@ const DEBIAN: &[(&str, &[&str], &str)] = &[(
     &["golang-1.19-go", "golang-1.19-src"],
     "usr/lib/go-1.19",
 )];
+/// Releases whose own `go` command the tests trace as a large real program.
+pub const REAL_PROGRAM_VERSIONS: &[&str] = &["1.23.9", "1.27.3"];
+
 /// The Go release the demo is built with.
 pub const DEMO_VERSION: &str = "1.23.9";
 

@@ -57,6 +57,11 @@ pub fn test() -> Result<()> {
     let bin = build::build(false)?;
     go::ensure_all()?;
     let fixtures = go::fixtures()?;
+    // Large Go programs nobody here wrote: the go commands of a classic and a Swiss release.
+    let real_programs: Vec<String> = go::REAL_PROGRAM_VERSIONS
+        .iter()
+        .map(|v| go::ensure(v).map(|p| p.display().to_string()))
+        .collect::<Result<_>>()?;
     run(clean_cmd("cargo")
         .args([
             "test",
@@ -68,6 +73,7 @@ pub fn test() -> Result<()> {
         .current_dir(&root)
         .env("MAP_TRACE_BIN", &bin)
         .env("MAP_TRACE_FIXTURES", &fixtures)
-        .env("MAP_TRACE_GO_VERSIONS", go::TEST_VERSIONS.join(",")))?;
+        .env("MAP_TRACE_GO_VERSIONS", go::TEST_VERSIONS.join(","))
+        .env("MAP_TRACE_REAL_PROGRAMS", real_programs.join(",")))?;
     Ok(())
 }
