@@ -65,7 +65,9 @@ pub enum Counter {
     HitsSwissRet = 6,
     /// Return probes with no matching entry (attached mid-call): ignored.
     UnmatchedRet = 7,
+    /// Hits of the opt-in Swiss `growToSmall` probe (`--small-maps`).
+    HitsGrowToSmall = 8,
 }
 
 /// Number of slots in the `COUNTERS` array.
-pub const COUNTER_SLOTS: u32 = 8;
+pub const COUNTER_SLOTS: u32 = 16;

@@ -35,6 +35,9 @@ pub enum EventKind {
     MapTableGrow = 3,
     /// A [`SwissEvent`]: one full Swiss table was split in two (`rehash` → `split`).
     MapTableSplit = 4,
+    /// A [`SwissEvent`]: a map's first insert allocated its first 8-slot group
+    /// (`growToSmall`; only with `--small-maps`).
+    MapSmallAlloc = 5,
 }
 
 /// A record kind this build does not know.
@@ -49,6 +52,7 @@ impl TryFrom<u32> for EventKind {
             2 => Ok(EventKind::MapSmallToTable),
             3 => Ok(EventKind::MapTableGrow),
             4 => Ok(EventKind::MapTableSplit),
+            5 => Ok(EventKind::MapSmallAlloc),
             other => Err(UnknownKind(other)),
         }
     }

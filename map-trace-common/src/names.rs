@@ -17,3 +17,5 @@ pub const PROG_SWISS_GROW_TO_TABLE_RET: &str = "swiss_grow_to_table_ret";
 pub const PROG_SWISS_REHASH: &str = "swiss_rehash";
 /// Uprobe on each RET of the function `swiss_rehash` is attached to.
 pub const PROG_SWISS_REHASH_RET: &str = "swiss_rehash_ret";
+/// Opt-in body uprobe on `(*Map).growToSmall` (`--small-maps`).
+pub const PROG_SWISS_GROW_TO_SMALL: &str = "swiss_grow_to_small";

@@ -276,3 +276,44 @@ fn test_swiss_matches_kernel_uprobe_events() {
         assert_eq!(ours, kernel, "go{v}: map-trace and uprobe_events disagree");
     }
 }
+
+#[test]
+fn test_swiss_small_maps_is_opt_in() {
+    require_root();
+    for v in swiss_versions() {
+        let (events, _) = launch(&v, "", &["maps", "1000", "1"]);
+        let summary = events.last().unwrap();
+        assert_eq!(
+            summary["probe_hits"]["maps.(*Map).growToSmall"], 0,
+            "go{v}: unprobed by default"
+        );
+        assert!(events.iter().all(|e| e["event"] != "map_small_alloc"));
+
+        let fx = fixture(&v);
+        let out = temp(&format!("small-{v}.json"));
+        let f = map_trace(&[
+            "--small-maps",
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+            fx.to_str().unwrap(),
+            "maps",
+            "1000",
+            "1",
+        ]);
+        assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+        let events = json_lines(&fs::read_to_string(&out).unwrap());
+        let allocs = events
+            .iter()
+            .filter(|e| e["event"] == "map_small_alloc")
+            .count();
+        // The fixture's 1000 maps plus the few the runtime itself creates.
+        assert!((1000..1100).contains(&allocs), "go{v}: {allocs}");
+        assert!(events
+            .iter()
+            .filter(|e| e["event"] == "map_small_alloc")
+            .all(|e| e["capacity_after"] == 8));
+    }
+}

@@ -49,8 +49,15 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+/// Probe families beyond the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// `--small-maps`: probe `growToSmall` (Swiss).
+    pub small_maps: bool,
+}
+
 /// Reads and inspects an executable.
-pub fn inspect(path: &Path) -> Result<Plan> {
+pub fn inspect(path: &Path, opts: Options) -> Result<Plan> {
     let data = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => anyhow::Error::new(Fail::privileges(format!(
             "cannot read {}: permission denied",
@@ -62,7 +69,7 @@ pub fn inspect(path: &Path) -> Result<Plan> {
         ))),
         _ => anyhow::Error::new(e).context(format!("reading {}", path.display())),
     })?;
-    inspect_bytes(&data).with_context(|| path.display().to_string())
+    inspect_bytes(&data, opts).with_context(|| path.display().to_string())
 }
 
 /// Where function addresses come from: `.symtab`, or `.gopclntab` when stripped.
@@ -81,13 +88,14 @@ impl Symbols<'_> {
 }
 
 const HASH_GROW: &str = "runtime.hashGrow";
+const GROW_TO_SMALL: &str = "internal/runtime/maps.(*Map).growToSmall";
 const GROW_TO_TABLE: &str = "internal/runtime/maps.(*Map).growToTable";
 const REHASH: &str = "internal/runtime/maps.(*table).rehash";
 const TABLE_GROW: &str = "internal/runtime/maps.(*table).grow";
 const TABLE_SPLIT: &str = "internal/runtime/maps.(*table).split";
 
 /// Inspects an executable's bytes.
-pub fn inspect_bytes(data: &[u8]) -> Result<Plan> {
+pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
     let elf = Elf::parse(data).map_err(|e| match e {
         ElfError::NotElf => Fail::bad_target("not a Go binary (not an ELF executable)"),
         other => Fail::bad_target(format!("not a Go binary: {other}")),
@@ -159,6 +167,20 @@ pub fn inspect_bytes(data: &[u8]) -> Result<Plan> {
             )?);
         }
         MapImpl::Swiss => {
+            if opts.small_maps {
+                match symbols.function(GROW_TO_SMALL) {
+                    Some(f) => probes.push(body_site(
+                        &elf,
+                        arch,
+                        names::PROG_SWISS_GROW_TO_SMALL,
+                        GROW_TO_SMALL,
+                        f,
+                    )?),
+                    None => warnings.push(format!(
+                        "{GROW_TO_SMALL} is not in this binary (inlined?): --small-maps reports nothing"
+                    )),
+                }
+            }
             match symbols.function(GROW_TO_TABLE) {
                 Some(f) => {
                     probes.push(body_site(&elf, arch, names::PROG_SWISS_GROW_TO_TABLE, GROW_TO_TABLE, f)?);
@@ -265,11 +287,11 @@ mod tests {
 
     #[test]
     fn test_inspect_rejects_non_go() {
-        let e = inspect_bytes(b"#!/bin/sh\n").unwrap_err();
+        let e = inspect_bytes(b"#!/bin/sh\n", Options::default()).unwrap_err();
         assert_eq!(classify(&e).code, EXIT_BAD_TARGET);
         // A Rust ELF (this test binary) has no Go build information.
         let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        let e = inspect_bytes(&me).unwrap_err();
+        let e = inspect_bytes(&me, Options::default()).unwrap_err();
         assert_eq!(classify(&e).code, EXIT_BAD_TARGET);
         assert!(format!("{e:#}").contains("not a Go binary"), "{e:#}");
     }

@@ -42,7 +42,12 @@ pub fn run(args: Args) -> Result<u8> {
             )
         }
     };
-    let plan = plan::inspect(&target.exe)?;
+    let plan = plan::inspect(
+        &target.exe,
+        plan::Options {
+            small_maps: args.small_maps,
+        },
+    )?;
     sys::check_privileges().map_err(Fail::privileges)?;
 
     let out: Box<dyn Write> = match &args.output {
@@ -300,6 +305,10 @@ fn probe_hits(probes: &Probes, map_impl: MapImpl) -> Vec<(String, u64)> {
             probes.counter(Counter::HitsHashGrow),
         )],
         MapImpl::Swiss => vec![
+            (
+                "maps.(*Map).growToSmall".into(),
+                probes.counter(Counter::HitsGrowToSmall),
+            ),
             (
                 "maps.(*Map).growToTable".into(),
                 probes.counter(Counter::HitsGrowToTable),

@@ -80,6 +80,32 @@ pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
     0
 }
 
+/// `func (m *Map) growToSmall(typ *abi.SwissMapType)`: a map's first insert allocates its
+/// first group. Very frequent in some programs (every new map), hence opt-in (`--small-maps`);
+/// not timed (one allocation).
+/// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L500>
+#[uprobe]
+pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
+    let Some((tgid, l)) = layout() else { return 0 };
+    maps::count(Counter::HitsGrowToSmall);
+    let m = go_abi::arg(&ctx, 0);
+    let typ = go_abi::arg(&ctx, 1);
+    let g = go_abi::g(&ctx);
+    let mut err = 0u8;
+    let goid: u64 = read(g + l.g_goid as u64, &mut err);
+    let mut ev = SwissEvent {
+        header: header(EventKind::MapSmallAlloc, tgid, goid),
+        capacity_after: 8,
+        read_error: err,
+        ..SwissEvent::default()
+    };
+    map_fields(&mut ev, &l, m, typ);
+    if maps::EVENTS.output::<SwissEvent>(&ev, 0).is_err() {
+        maps::count(Counter::Lost);
+    }
+    0
+}
+
 /// RET of `growToTable`: the new table is installed as the map's only directory entry.
 #[uprobe]
 pub fn swiss_grow_to_table_ret(ctx: ProbeContext) -> u32 {

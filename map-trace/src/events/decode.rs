@@ -53,9 +53,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read(bytes, "an event header")?;
     match EventKind::try_from(header.kind)? {
         EventKind::MapGrow => Ok(Event::MapGrow(read(bytes, "a map_grow record")?)),
-        EventKind::MapSmallToTable | EventKind::MapTableGrow | EventKind::MapTableSplit => {
-            Ok(Event::Swiss(read(bytes, "a Swiss-table record")?))
-        }
+        EventKind::MapSmallToTable
+        | EventKind::MapTableGrow
+        | EventKind::MapTableSplit
+        | EventKind::MapSmallAlloc => Ok(Event::Swiss(read(bytes, "a Swiss-table record")?)),
     }
 }
 

@@ -71,7 +71,9 @@ pub fn swiss_record(r: &SwissResize) -> Value {
         "partial": r.partial,
     });
     let extra = match r.kind {
-        SwissKind::SmallToTable => json!({ "capacity_after": r.capacity_after }),
+        SwissKind::SmallToTable | SwissKind::SmallAlloc => {
+            json!({ "capacity_after": r.capacity_after })
+        }
         SwissKind::TableGrow => json!({
             "capacity_before": r.capacity_before,
             "capacity_after": r.capacity_after,
@@ -153,6 +155,7 @@ impl<W: Write> Sink for JsonSink<W> {
                     Some(s) => json!({
                         "impl": "swiss",
                         "resizes": m.grows,
+                        "small_allocs": s.small_allocs,
                         "small_to_table": s.small_to_table,
                         "table_grows": s.table_grows,
                         "table_splits": s.table_splits,

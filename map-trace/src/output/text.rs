@@ -87,6 +87,7 @@ pub fn swiss_line(r: &SwissResize) -> String {
         SwissKind::SmallToTable => {
             format!("small map -> table of {} slots", r.capacity_after)
         }
+        SwissKind::SmallAlloc => "new map: first 8-slot group".to_string(),
         SwissKind::TableGrow => format!(
             "table grow {} -> {} slots ({} in table)",
             r.capacity_before, r.capacity_after, r.table_entries

@@ -97,6 +97,8 @@ pub enum SwissKind {
     TableGrow,
     /// One full table was split into two.
     TableSplit,
+    /// A map's first group was allocated (`--small-maps`).
+    SmallAlloc,
 }
 
 impl SwissKind {
@@ -106,6 +108,7 @@ impl SwissKind {
             SwissKind::SmallToTable => "map_small_to_table",
             SwissKind::TableGrow => "map_table_grow",
             SwissKind::TableSplit => "map_table_split",
+            SwissKind::SmallAlloc => "map_small_alloc",
         }
     }
 }
@@ -157,6 +160,7 @@ pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissRe
         EventKind::MapSmallToTable => SwissKind::SmallToTable,
         EventKind::MapTableGrow => SwissKind::TableGrow,
         EventKind::MapTableSplit => SwissKind::TableSplit,
+        EventKind::MapSmallAlloc => SwissKind::SmallAlloc,
         EventKind::MapGrow => return None,
     };
     let time_ns = (i128::from(ev.header.ts_ns) + mono_to_unix_ns).clamp(0, u64::MAX as i128) as u64;
@@ -218,6 +222,8 @@ pub struct MapSummary {
 /// Swiss-table counts for one map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SwissSummary {
+    /// First group allocated (`--small-maps` only).
+    pub small_allocs: u64,
     /// Small map → first table.
     pub small_to_table: u64,
     /// Table grows (capacity doubled).
@@ -298,7 +304,17 @@ impl Timeline {
     pub fn push_swiss(&mut self, r: &SwissResize) {
         self.grows += 1;
         let idx = match self.current.get(&r.map) {
-            Some(&i) if self.maps[i].maptype == r.maptype && r.kind != SwissKind::SmallToTable => i,
+            Some(&i)
+                if self.maps[i].maptype == r.maptype
+                    && !(r.kind == SwissKind::SmallAlloc
+                        || (r.kind == SwissKind::SmallToTable
+                            && self.maps[i]
+                                .swiss
+                                .as_ref()
+                                .is_some_and(|s| s.small_to_table > 0))) =>
+            {
+                i
+            }
             _ => {
                 self.maps.push(MapSummary {
                     map: r.map,
@@ -329,6 +345,7 @@ impl Timeline {
         let s = m.swiss.get_or_insert_with(SwissSummary::default);
         match r.kind {
             SwissKind::SmallToTable => s.small_to_table += 1,
+            SwissKind::SmallAlloc => s.small_allocs += 1,
             SwissKind::TableGrow => s.table_grows += 1,
             SwissKind::TableSplit => {
                 s.table_splits += 1;
