@@ -1,6 +1,7 @@
 //! BPF maps shared by every probe family.
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
@@ -20,6 +21,28 @@ pub static LAYOUTS: HashMap<u32, MapLayout> = HashMap::with_max_entries(4096, 0)
 /// Hit, loss and error counters; userspace sums the per-CPU values.
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Bytes of queued records at which a submit wakes the reader; below it records are queued
+/// silently and the reader drains them on its own timer (a wakeup per record costs the traced
+/// program several µs per probe hit). 0 = wake on every record. Set by userspace at load time.
+#[unsafe(no_mangle)]
+static WAKEUP_BYTES: u64 = 0;
+
+/// Flags for `bpf_ringbuf_submit`/`output`: wake the reader only when enough is queued.
+#[inline(always)]
+pub fn submit_flags() -> u64 {
+    // SAFETY: a read-only global that userspace sets before load; volatile so the compiler does
+    // not fold the default value in.
+    let threshold = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
+    if threshold == 0 {
+        return 0;
+    }
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
 
 /// Adds one to a counter on this CPU.
 #[inline(always)]

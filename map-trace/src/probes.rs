@@ -59,8 +59,12 @@ impl Probes {
             );
         }
         crate::sys::raise_memlock_rlimit();
+        // Wake the reader when a quarter of the ring is queued; below that it drains on its
+        // own timer (see session.rs), which spares the traced program a wakeup per event.
+        let wakeup_bytes = u64::from(ring_bytes / 4);
         let ebpf = EbpfLoader::new()
             .map_max_entries(names::EVENTS_MAP, ring_bytes)
+            .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
             .load(OBJECT)
             .map_err(|e| kernel_error("loading the eBPF object", e))?;
         Ok(Self { ebpf })

@@ -170,6 +170,8 @@ async fn stream(
 
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
+    // Records below the wakeup threshold are not signalled: drain them on a short timer.
+    let mut drain_tick = tokio::time::interval(Duration::from_millis(50));
     let stop = loop {
         let sleep = async {
             match deadline {
@@ -192,6 +194,7 @@ async fn stream(
         };
         tokio::select! {
             r = reader.readable(|b| col.record(b)) => { r?; }
+            _ = drain_tick.tick() => reader.drain(|b| col.record(b)),
             _ = exited => break Stop::TargetExited(None),
             _ = sleep => break Stop::Duration,
             _ = sigint.recv() => if !launched { break Stop::Signal },

@@ -1,15 +1,30 @@
-//! `cargo xtask bench`: the target's slowdown under tracing, measured side by side in one run.
+//! `cargo xtask bench`: what tracing costs the traced program, measured side by side in one run.
 //!
-//! The fixture times its own fill loop (`fill_ns` on stderr), so map-trace's start-up and
-//! attach time are not counted: the ratio is what the traced program itself pays. Runs are
-//! interleaved (untraced, traced, untraced, …) so machine noise hits both alike; medians are
-//! compared. Prints numbers; asserts nothing (this machine is noisy).
+//! The fixture times its own work (`fill_ns` on stderr), so map-trace's start-up and attach
+//! time are not counted: the numbers are what the traced program itself pays. Runs are
+//! interleaved (untraced, traced, kernel probe, …) so machine noise hits all alike; medians
+//! are compared. Prints numbers; asserts nothing (this machine is noisy).
+//!
+//! 1. Default mode on N sequential inserts: slowdown, and the added time against
+//!    (resize events × the bare cost of one uprobe hit).
+//! 2. Cost per probe hit: map-trace's entry (+ RET) probes against the kernel's own
+//!    `uprobe_events` probe with no arguments at the same instructions — the physical floor.
 
-use std::process::Command;
+use std::{
+    fs,
+    io::Write,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{bail, Context, Result};
+use serde_json::Value;
 
 use crate::{build, go};
+
+const ROUNDS: usize = 5;
+const TRACEFS: &str = "/sys/kernel/tracing";
 
 fn fill_ns(stderr: &[u8]) -> Result<u64> {
     let text = String::from_utf8_lossy(stderr);
@@ -21,9 +36,9 @@ fn fill_ns(stderr: &[u8]) -> Result<u64> {
         .context("parsing fill_ns")
 }
 
-fn median(v: &mut [u64]) -> u64 {
+fn median(mut v: Vec<u64>) -> f64 {
     v.sort_unstable();
-    v[v.len() / 2]
+    v[v.len() / 2] as f64
 }
 
 fn run_once(cmd: &mut Command) -> Result<u64> {
@@ -34,23 +49,81 @@ fn run_once(cmd: &mut Command) -> Result<u64> {
     fill_ns(&out.stderr)
 }
 
-/// Benchmarks the default mode on N sequential inserts for each test Go version.
+/// map-trace's JSON output for a run: (start record, summary record).
+fn traced_json(bin: &Path, fx: &Path, args: &[&str]) -> Result<(Value, Value)> {
+    let out = Command::new(bin)
+        .args(["--format", "json", "--"])
+        .arg(fx)
+        .args(args)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let start = lines.first().context("no start record")?.clone();
+    let summary = lines.last().context("no summary")?.clone();
+    Ok((start, summary))
+}
+
+fn append(file: &str, text: &str) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc_o_append())
+        .open(Path::new(TRACEFS).join(file))
+        .with_context(|| format!("opening {TRACEFS}/{file}"))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {text:?}"))?;
+    Ok(())
+}
+
+fn libc_o_append() -> i32 {
+    0o2000 // O_APPEND on Linux
+}
+
+/// Bare kernel uprobes (no fetch args) at `offsets` of `fx`, enabled while `f` runs.
+fn with_bare_probes<T>(fx: &Path, offsets: &[String], f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if !Path::new(TRACEFS).join("uprobe_events").exists() {
+        let _ = Command::new("mount")
+            .args(["-t", "tracefs", "nodev", TRACEFS])
+            .status();
+    }
+    let names: Vec<String> = (0..offsets.len())
+        .map(|i| format!("maptrace_bench/p{i}"))
+        .collect();
+    for (n, off) in names.iter().zip(offsets) {
+        let _ = append("uprobe_events", &format!("-:{n}\n"));
+        append("uprobe_events", &format!("p:{n} {}:{off}\n", fx.display()))?;
+        fs::write(Path::new(TRACEFS).join(format!("events/{n}/enable")), "1")?;
+    }
+    let r = f();
+    for n in &names {
+        let _ = fs::write(Path::new(TRACEFS).join(format!("events/{n}/enable")), "0");
+        let _ = append("uprobe_events", &format!("-:{n}\n"));
+    }
+    r
+}
+
+fn fixture(dir: &Path, v: &str) -> PathBuf {
+    dir.join(format!("go{v}/growth"))
+}
+
+/// Runs every benchmark and prints the tables.
 pub fn bench() -> Result<()> {
     let bin = build::build(true)?;
     let fixtures = go::fixtures()?;
-    let rounds = 7;
+
+    println!("## 1. Default mode: sequential inserts into make(map[int]int) (median of {ROUNDS} interleaved runs)");
     println!(
-        "map-trace overhead on a sequential-insert loop (median of {rounds} interleaved runs)"
+        "{:<8} {:>9} {:>8} {:>6} {:>12} {:>12} {:>7} {:>11}",
+        "go", "inserts", "events", "hits", "untraced ms", "traced ms", "ratio", "added ms"
     );
-    println!(
-        "{:<10} {:>9} {:>7} {:>13} {:>13} {:>7}",
-        "go", "inserts", "grows", "untraced ms", "traced ms", "ratio"
-    );
-    for v in go::TEST_VERSIONS {
-        let fx = fixtures.join(format!("go{v}/growth"));
+    for v in ["1.23.9", "1.27.3"] {
+        let fx = fixture(&fixtures, v);
         for n in ["1000000", "10000000"] {
             let (mut plain, mut traced) = (vec![], vec![]);
-            for _ in 0..rounds {
+            for _ in 0..ROUNDS {
                 plain.push(run_once(Command::new(&fx).args(["int", n]))?);
                 traced.push(run_once(
                     Command::new(&bin)
@@ -59,28 +132,118 @@ pub fn bench() -> Result<()> {
                         .args(["int", n]),
                 )?);
             }
-            let (p, t) = (median(&mut plain), median(&mut traced));
-            let grows = grows_for(n.parse()?, if v.starts_with("1.21.") { 12 } else { 13 });
+            let (_, summary) = traced_json(&bin, &fx, &["int", n])?;
+            let events = summary["events"].as_u64().unwrap_or(0);
+            let hits: u64 = summary["probe_hits"]
+                .as_object()
+                .map(|o| o.values().filter_map(Value::as_u64).sum())
+                .unwrap_or(0);
+            let (p, t) = (median(plain), median(traced));
             println!(
-                "{:<10} {:>9} {:>7} {:>13.2} {:>13.2} {:>7.3}",
-                v,
-                n,
-                grows,
-                p as f64 / 1e6,
-                t as f64 / 1e6,
-                t as f64 / p as f64
+                "{v:<8} {n:>9} {events:>8} {hits:>6} {:>12.2} {:>12.2} {:>7.3} {:>11.2}",
+                p / 1e6,
+                t / 1e6,
+                t / p,
+                (t - p) / 1e6
             );
         }
     }
-    Ok(())
-}
 
-fn grows_for(n: u64, lfn: u64) -> u64 {
-    let mut b = 0u32;
-    let mut grows = 0;
-    while !(n <= 8 || (b > 0 && n <= lfn * (1u64 << (b - 1)))) {
-        b += 1;
-        grows += 1;
+    println!();
+    println!(
+        "## 2. Cost per probe hit: map-trace vs a bare kernel uprobe at the same instructions"
+    );
+    println!("(`maps 20000 9`: 20000 maps of 9 keys; each makes one classic hashGrow, or one Swiss growToTable)");
+    println!(
+        "{:<8} {:<34} {:>6} {:>12} {:>10} {:>10}",
+        "go", "probes", "hits", "median ms", "µs/hit", "vs bare"
+    );
+    let n = 20000u64;
+    let args = ["maps", "20000", "9"];
+    for v in ["1.23.9", "1.27.3"] {
+        let fx = fixture(&fixtures, v);
+        let (start, _) = traced_json(&bin, &fx, &["maps", "1", "9"])?;
+        let probes = start["probes"].as_array().context("probes")?.clone();
+        let swiss = start["map_impl"] == "swiss";
+        let fname = if swiss { "growToTable" } else { "hashGrow" };
+        let sites: Vec<(String, u64)> = probes
+            .iter()
+            .filter(|p| p["function"].as_str().unwrap_or("").ends_with(fname))
+            .map(|p| {
+                (
+                    p["file_offset"].as_str().unwrap_or("").to_string(),
+                    p["offset"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        let entry: Vec<String> = sites.iter().take(1).map(|s| s.0.clone()).collect();
+        let all: Vec<String> = sites.iter().map(|s| s.0.clone()).collect();
+        let hits_per_call = all.len() as u64;
+        let (mut plain, mut traced, mut bare_entry, mut bare_all) =
+            (vec![], vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            plain.push(run_once(Command::new(&fx).args(args))?);
+            traced.push(run_once(
+                Command::new(&bin)
+                    .args(["-o", "/dev/null", "--"])
+                    .arg(&fx)
+                    .args(args),
+            )?);
+            bare_entry.push(with_bare_probes(&fx, &entry, || {
+                run_once(Command::new(&fx).args(args))
+            })?);
+            if swiss {
+                bare_all.push(with_bare_probes(&fx, &all, || {
+                    run_once(Command::new(&fx).args(args))
+                })?);
+            }
+        }
+        let p = median(plain);
+        let per_hit = |t: f64, hits: u64| (t - p) / hits as f64 / 1e3;
+        let be = median(bare_entry);
+        let bare_hit = per_hit(be, n);
+        println!(
+            "{v:<8} {:<34} {:>6} {:>12.2} {:>10} {:>10}",
+            "none (untraced)",
+            0,
+            p / 1e6,
+            "-",
+            "-"
+        );
+        println!(
+            "{v:<8} {:<34} {:>6} {:>12.2} {:>10.2} {:>10}",
+            format!("kernel uprobe_events: {fname} body"),
+            n,
+            be / 1e6,
+            bare_hit,
+            "1.00"
+        );
+        if swiss {
+            let ba = median(bare_all);
+            let h = per_hit(ba, n * hits_per_call);
+            println!(
+                "{v:<8} {:<34} {:>6} {:>12.2} {:>10.2} {:>10.2}",
+                "kernel uprobe_events: body + RET",
+                n * hits_per_call,
+                ba / 1e6,
+                h,
+                h / bare_hit
+            );
+        }
+        let t = median(traced);
+        let h = per_hit(t, n * hits_per_call);
+        let what = if swiss {
+            "map-trace: body + RET (timed)"
+        } else {
+            "map-trace: hashGrow body"
+        };
+        println!(
+            "{v:<8} {what:<34} {:>6} {:>12.2} {:>10.2} {:>10.2}",
+            n * hits_per_call,
+            t / 1e6,
+            h,
+            h / bare_hit
+        );
     }
-    grows
+    Ok(())
 }

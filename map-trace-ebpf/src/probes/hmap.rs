@@ -81,5 +81,5 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
         read_error: err,
         _pad: 0,
     });
-    entry.submit(0);
+    entry.submit(maps::submit_flags());
 }

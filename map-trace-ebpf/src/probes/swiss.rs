@@ -100,7 +100,7 @@ pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
         ..SwissEvent::default()
     };
     map_fields(&mut ev, &l, m, typ);
-    if maps::EVENTS.output::<SwissEvent>(&ev, 0).is_err() {
+    if maps::EVENTS.output::<SwissEvent>(&ev, maps::submit_flags()).is_err() {
         maps::count(Counter::Lost);
     }
     0
@@ -188,7 +188,7 @@ fn finish(mut ev: SwissEvent) {
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     ev.duration_ns = now.saturating_sub(ev.header.ts_ns);
-    if maps::EVENTS.output::<SwissEvent>(&ev, 0).is_err() {
+    if maps::EVENTS.output::<SwissEvent>(&ev, maps::submit_flags()).is_err() {
         maps::count(Counter::Lost);
     }
 }
