@@ -450,7 +450,7 @@ fn test_same_size_grows_under_churn_are_consistent() {
 fn test_stripped_pie_and_cgo_binaries_trace_the_same() {
     require_root();
     for v in classic_versions() {
-        for suffix in ["-stripped", "-pie", "-cgo"] {
+        for suffix in ["-stripped", "-pie", "-cgo", "-cgo-stripped"] {
             let fx = fixture_variant(&v, suffix);
             let out = temp(&format!("variant-{v}{suffix}.json"));
             let f = map_trace(&[

@@ -140,6 +140,7 @@ async fn stream(
         probes: plan.probes.clone(),
         launched,
     };
+    sink.start(&start)?;
     for w in &plan.warnings {
         eprintln!("map-trace: warning: {w}");
     }
@@ -151,7 +152,6 @@ async fn stream(
         plan.probes.len(),
         if plan.probes.len() == 1 { "" } else { "s" }
     );
-    sink.start(&start)?;
     // Launch mode: the probes are live; let the child exec now.
     let mut child = match held {
         Some(h) => Some(h.release()?),

@@ -134,6 +134,12 @@ pub const VARIANTS: &[(&str, &[&str], bool)] = &[
     ("-pie", &["-buildmode=pie"], false),
     // cgo, linked by the system linker: runtime.text is no longer at the start of .text.
     ("-cgo", &["-ldflags=-linkmode=external"], true),
+    // Both: symbols from .gopclntab, whose text base (runtime.text) is not .text's address.
+    (
+        "-cgo-stripped",
+        &["-ldflags=-linkmode=external -s -w"],
+        true,
+    ),
 ];
 
 /// Fixture binaries: `target/fixtures/go<version>/growth{,-stripped,-pie}`. Returns the
