@@ -6,6 +6,9 @@ use std::{collections::BTreeMap, path::PathBuf, process::Command};
 use map_trace_e2e::*;
 use serde_json::Value;
 
+/// (map address, size before) → number of resizes.
+type Resizes = BTreeMap<(u64, u64), u64>;
+
 /// `go` binaries to trace: `MAP_TRACE_REAL_PROGRAMS` (set by `cargo xtask test`).
 fn programs() -> Vec<PathBuf> {
     std::env::var("MAP_TRACE_REAL_PROGRAMS")
@@ -70,8 +73,7 @@ fn test_go_command_matches_kernel_tracer() {
         };
         let x86 = cfg!(target_arch = "x86_64");
         let out = temp("real.json");
-        let (mut ours, mut kernel): (BTreeMap<(u64, u64), u64>, BTreeMap<(u64, u64), u64>) =
-            Default::default();
+        let (mut ours, mut kernel): (Resizes, Resizes) = Default::default();
         let events;
         if start["map_impl"] == "swiss" {
             let args = if x86 {

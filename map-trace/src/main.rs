@@ -3,23 +3,10 @@
 //! Flow: cli → target discovery → symbol resolution → Go-version layout → probe attachment →
 //! event decoding → timeline → outputs. `run` does the wiring; each step lives in its module.
 
-mod cli;
-mod error;
-mod events;
-mod golayout;
-mod launch;
-mod output;
-mod plan;
-mod probes;
-mod session;
-mod symbols;
-mod sys;
-mod target;
-mod timeline;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use map_trace::{cli, error, session};
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();

@@ -269,7 +269,9 @@ fn site(
     addr: u64,
     off: u64,
 ) -> Result<ProbeSite> {
-    let vaddr = addr + off;
+    let vaddr = addr
+        .checked_add(off)
+        .ok_or_else(|| malformed(function, format!("address {addr:#x} + {off:#x} overflows")))?;
     let file_offset = elf.file_offset(vaddr).map_err(|e| malformed(function, e))?;
     Ok(ProbeSite {
         program,

@@ -54,7 +54,7 @@ pub fn run(args: Args) -> Result<u8> {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
-        None => Box::new(io::stdout()),
+        None => Box::new(BufWriter::new(io::stdout())),
     };
     let sink: Box<dyn Sink> = match args.format {
         Format::Text => Box::new(TextSink::new(out)),
@@ -193,8 +193,8 @@ async fn stream(
             }
         };
         tokio::select! {
-            r = reader.readable(|b| col.record(b)) => { r?; }
-            _ = drain_tick.tick() => reader.drain(|b| col.record(b)),
+            r = reader.readable(|b| col.record(b)) => { r?; col.flush(); }
+            _ = drain_tick.tick() => { reader.drain(|b| col.record(b)); col.flush(); }
             _ = exited => break Stop::TargetExited(None),
             _ = sleep => break Stop::Duration,
             _ = sigint.recv() => if !launched { break Stop::Signal },
@@ -245,7 +245,7 @@ async fn stream(
         read_errors,
         reason,
         exit_status,
-        maps: col.timeline.summary(),
+        maps: std::mem::take(&mut col.timeline).into_summary(),
     };
     col.sink.finish(&end)?;
     Ok(match exit_status {
@@ -266,6 +266,14 @@ struct Collector {
 }
 
 impl Collector {
+    fn flush(&mut self) {
+        if self.write_err.is_none() {
+            if let Err(e) = self.sink.flush() {
+                self.write_err = Some(e);
+            }
+        }
+    }
+
     fn record(&mut self, bytes: &[u8]) {
         match decode(bytes) {
             Ok(Event::MapGrow(ev)) => {

@@ -5,6 +5,7 @@
 mod bench;
 mod build;
 mod cache;
+mod fuzz;
 mod go;
 mod test;
 
@@ -34,6 +35,12 @@ enum Cmd {
     Demo,
     /// Measure the traced program's slowdown, side by side with untraced runs (root).
     Bench,
+    /// Run every fuzz target for a bounded time (nightly + cargo-fuzz from the cache).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(default_value_t = 60)]
+        seconds: u64,
+    },
     /// Everything CI runs: unit tests, then end-to-end tests against real Go programs (root).
     Test,
 }
@@ -47,6 +54,7 @@ fn main() {
         Cmd::Demo => test::demo(),
         Cmd::Test => test::test(),
         Cmd::Bench => bench::bench(),
+        Cmd::Fuzz { seconds } => fuzz::fuzz(seconds),
     };
     if let Err(e) = r {
         eprintln!("xtask: error: {e:#}");

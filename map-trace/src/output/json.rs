@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{hex, EndInfo, Sink, StartInfo};
@@ -21,74 +22,149 @@ impl<W: Write> JsonSink<W> {
         Self { out }
     }
 
-    fn line(&mut self, v: &Value) -> io::Result<()> {
+    fn line<T: Serialize>(&mut self, v: &T) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, v)?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()
+        self.out.write_all(b"\n")
     }
 }
 
-/// The `map_grow` record for one grow.
-pub fn grow_record(g: &Grow) -> Value {
-    json!({
-        "event": "map_grow",
-        "time_ns": g.time_ns,
-        "pid": g.pid,
-        "tid": g.tid,
-        "goid": g.goid,
-        "map": hex(g.map),
-        "maptype": hex(g.maptype),
-        "buckets_before": g.buckets_before,
-        "buckets_after": g.buckets_after,
-        "entries": g.entries,
-        "same_size": g.same_size,
-        "key_size": g.key_size,
-        "elem_size": g.elem_size,
-        "bucket_size": g.bucket_size,
-        "overflow_buckets": g.overflow_buckets,
-        "bytes_allocated": g.bytes_allocated,
-        "partial": g.partial,
-    })
-}
+/// `0x…`, serialized as a string without allocating.
+struct Hex(u64);
 
-/// The record for one Swiss-table resize (`map_small_to_table`, `map_table_grow`,
-/// `map_table_split`).
-pub fn swiss_record(r: &SwissResize) -> Value {
-    let mut v = json!({
-        "event": r.kind.event_name(),
-        "time_ns": r.time_ns,
-        "pid": r.pid,
-        "tid": r.tid,
-        "goid": r.goid,
-        "map": hex(r.map),
-        "maptype": hex(r.maptype),
-        "entries": r.entries,
-        "key_size": r.key_size,
-        "elem_size": r.elem_size,
-        "duration_ns": r.duration_ns,
-        "directory_len_before": r.directory_len_before,
-        "directory_len_after": r.directory_len_after,
-        "partial": r.partial,
-    });
-    let extra = match r.kind {
-        SwissKind::SmallToTable | SwissKind::SmallAlloc => {
-            json!({ "capacity_after": r.capacity_after })
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Hand-rolled: the formatting machinery costs more than the rest of a record.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 18];
+        let mut i = buf.len();
+        let mut v = self.0;
+        loop {
+            i -= 1;
+            buf[i] = DIGITS[(v & 0xf) as usize];
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
         }
-        SwissKind::TableGrow => json!({
-            "capacity_before": r.capacity_before,
-            "capacity_after": r.capacity_after,
-            "table_entries": r.table_entries,
-        }),
-        SwissKind::TableSplit => json!({
-            "capacity": r.capacity_before,
-            "local_depth_before": r.local_depth_before,
-            "table_entries": r.table_entries,
-        }),
-    };
-    if let (Value::Object(a), Value::Object(b)) = (&mut v, extra) {
-        a.extend(b);
+        buf[i - 2] = b'0';
+        buf[i - 1] = b'x';
+        s.serialize_str(std::str::from_utf8(&buf[i - 2..]).expect("ASCII"))
     }
-    v
+}
+
+/// The `map_grow` record (hot path: a plain struct, no `Value` tree).
+#[derive(Serialize)]
+struct GrowRecord<'a> {
+    event: &'static str,
+    time_ns: u64,
+    pid: u32,
+    tid: u32,
+    goid: u64,
+    map: Hex,
+    maptype: Hex,
+    buckets_before: u64,
+    buckets_after: u64,
+    entries: u64,
+    same_size: bool,
+    key_size: u64,
+    elem_size: u64,
+    bucket_size: u64,
+    overflow_buckets: u64,
+    bytes_allocated: u64,
+    partial: bool,
+    #[serde(skip)]
+    _g: std::marker::PhantomData<&'a ()>,
+}
+
+/// A Swiss record; kind-specific fields are omitted when they do not apply.
+#[derive(Serialize)]
+struct SwissRecord {
+    event: &'static str,
+    time_ns: u64,
+    pid: u32,
+    tid: u32,
+    goid: u64,
+    map: Hex,
+    maptype: Hex,
+    entries: u64,
+    key_size: u64,
+    elem_size: u64,
+    duration_ns: u64,
+    directory_len_before: u64,
+    directory_len_after: u64,
+    partial: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity_before: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity_after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_depth_before: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table_entries: Option<u64>,
+}
+
+fn grow_struct(g: &Grow) -> GrowRecord<'_> {
+    GrowRecord {
+        event: "map_grow",
+        time_ns: g.time_ns,
+        pid: g.pid,
+        tid: g.tid,
+        goid: g.goid,
+        map: Hex(g.map),
+        maptype: Hex(g.maptype),
+        buckets_before: g.buckets_before,
+        buckets_after: g.buckets_after,
+        entries: g.entries,
+        same_size: g.same_size,
+        key_size: g.key_size,
+        elem_size: g.elem_size,
+        bucket_size: g.bucket_size,
+        overflow_buckets: g.overflow_buckets,
+        bytes_allocated: g.bytes_allocated,
+        partial: g.partial,
+        _g: std::marker::PhantomData,
+    }
+}
+
+fn swiss_struct(r: &SwissResize) -> SwissRecord {
+    let (mut capacity_before, mut capacity_after, mut capacity) = (None, None, None);
+    let (mut local_depth_before, mut table_entries) = (None, None);
+    match r.kind {
+        SwissKind::SmallToTable | SwissKind::SmallAlloc => capacity_after = Some(r.capacity_after),
+        SwissKind::TableGrow => {
+            capacity_before = Some(r.capacity_before);
+            capacity_after = Some(r.capacity_after);
+            table_entries = Some(r.table_entries);
+        }
+        SwissKind::TableSplit => {
+            capacity = Some(r.capacity_before);
+            local_depth_before = Some(r.local_depth_before);
+            table_entries = Some(r.table_entries);
+        }
+    }
+    SwissRecord {
+        event: r.kind.event_name(),
+        time_ns: r.time_ns,
+        pid: r.pid,
+        tid: r.tid,
+        goid: r.goid,
+        map: Hex(r.map),
+        maptype: Hex(r.maptype),
+        entries: r.entries,
+        key_size: r.key_size,
+        elem_size: r.elem_size,
+        duration_ns: r.duration_ns,
+        directory_len_before: r.directory_len_before,
+        directory_len_after: r.directory_len_after,
+        partial: r.partial,
+        capacity_before,
+        capacity_after,
+        capacity,
+        local_depth_before,
+        table_entries,
+    }
 }
 
 impl<W: Write> Sink for JsonSink<W> {
@@ -117,15 +193,20 @@ impl<W: Write> Sink for JsonSink<W> {
             "launched": s.launched,
             "probes": probes,
             "map_trace_version": env!("CARGO_PKG_VERSION"),
-        }))
+        }))?;
+        self.out.flush()
     }
 
     fn grow(&mut self, g: &Grow) -> io::Result<()> {
-        self.line(&grow_record(g))
+        self.line(&grow_struct(g))
     }
 
     fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
-        self.line(&swiss_record(r))
+        self.line(&swiss_struct(r))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
@@ -139,7 +220,8 @@ impl<W: Write> Sink for JsonSink<W> {
                     "key_size": m.key_size,
                     "elem_size": m.elem_size,
                     "entries_last": m.entries_last,
-                    "goids": m.goroutines,
+                    "goids": m.goroutines.ids(),
+                    "goids_truncated": m.goroutines.truncated(),
                     "first_time_ns": m.first_time_ns,
                     "last_time_ns": m.last_time_ns,
                 });
@@ -187,6 +269,22 @@ impl<W: Write> Sink for JsonSink<W> {
             "read_errors": e.read_errors,
             "probe_hits": hits,
             "maps": maps,
-        }))
+        }))?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_hex_matches_format() {
+        for v in [0u64, 1, 0xf, 0x10, 0xc000012345, u64::MAX] {
+            assert_eq!(
+                serde_json::to_string(&Hex(v)).unwrap(),
+                format!("\"{v:#x}\"")
+            );
+        }
     }
 }

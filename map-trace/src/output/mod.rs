@@ -59,6 +59,9 @@ pub trait Sink {
     fn grow(&mut self, g: &Grow) -> io::Result<()>;
     /// One Swiss-table resize, as it arrives (when it finished).
     fn swiss(&mut self, r: &SwissResize) -> io::Result<()>;
+    /// Pushes buffered output out (called after each batch of events, so output stays live
+    /// without a write per event).
+    fn flush(&mut self) -> io::Result<()>;
     /// Tracing ended.
     fn finish(&mut self, end: &EndInfo) -> io::Result<()>;
 }

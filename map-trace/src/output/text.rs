@@ -135,12 +135,14 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn grow(&mut self, g: &Grow) -> io::Result<()> {
-        writeln!(self.out, "{}", grow_line(g))?;
-        self.out.flush()
+        writeln!(self.out, "{}", grow_line(g))
     }
 
     fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
-        writeln!(self.out, "{}", swiss_line(r))?;
+        writeln!(self.out, "{}", swiss_line(r))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
@@ -182,11 +184,21 @@ impl<W: Write> Sink for TextSink<W> {
         let classic: Vec<_> = e.maps.iter().filter(|m| m.swiss.is_none()).collect();
         let swiss: Vec<_> = e.maps.iter().filter(|m| m.swiss.is_some()).collect();
         let goroutines = |m: &crate::timeline::MapSummary| {
-            let g: Vec<String> = m.goroutines.iter().take(4).map(|g| g.to_string()).collect();
+            let g: Vec<String> = m
+                .goroutines
+                .ids()
+                .iter()
+                .take(4)
+                .map(|g| g.to_string())
+                .collect();
             format!(
                 "{}{}",
                 g.join(","),
-                if m.goroutines.len() > 4 { ",…" } else { "" }
+                if m.goroutines.ids().len() > 4 {
+                    ",…"
+                } else {
+                    ""
+                }
             )
         };
         if !classic.is_empty() {

@@ -84,9 +84,19 @@ fn read_string(buf: &mut &[u8]) -> Result<String, BuildInfoError> {
 /// modinfo is wrapped in 16-byte sentinels in Go's encoding; drop them if present.
 fn strip_modinfo_sentinels(s: &str) -> String {
     if s.len() >= 33 && s.as_bytes()[s.len() - 17] == b'\n' {
-        return s[16..s.len() - 16].to_string();
+        // `get`: after a lossy UTF-8 conversion the cut may not be on a char boundary (found
+        // by fuzzing).
+        if let Some(inner) = s.get(16..s.len() - 16) {
+            return inner.to_string();
+        }
     }
     s.to_string()
+}
+
+/// Leading decimal digits as a number, and the rest of the string.
+fn split_number(s: &str) -> Option<(u32, &str)> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    Some((s[..end].parse().ok()?, &s[end..]))
 }
 
 /// A Go release: `go1.MINOR.PATCH` plus the experiments baked into the version string.
@@ -109,17 +119,13 @@ impl GoVersion {
     /// `devel go1.25-abcdef …`. `modinfo` supplies `build GOEXPERIMENT=` lines.
     pub fn parse(raw: &str, modinfo: &str) -> Option<Self> {
         let at = raw.find("go1.")?;
-        let rest = &raw[at + 2..];
-        let mut nums = rest.split(|c: char| !c.is_ascii_digit());
-        let major: u32 = nums.next()?.parse().ok()?;
-        let minor: u32 = nums.next()?.parse().ok()?;
+        let (major, rest) = split_number(&raw[at + 2..])?;
+        let (minor, rest) = split_number(rest.strip_prefix('.')?)?;
         // patch follows a '.' directly after minor, otherwise 0 (rc/beta/devel).
-        let after_minor = &rest[major.to_string().len() + 1 + minor.to_string().len()..];
-        let patch = after_minor
+        let patch = rest
             .strip_prefix('.')
-            .and_then(|p| p.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
+            .and_then(split_number)
+            .map_or(0, |(p, _)| p);
         let experiments = raw
             .split(['X', ':', ',', ' ', '-'])
             .chain(
@@ -191,5 +197,16 @@ mod tests {
         let v = GoVersion::parse("go1.25.5", "build\tGOEXPERIMENT=noswissmap\n").unwrap();
         assert!(v.noswissmap);
         assert!(GoVersion::parse("weird", "").is_none());
+        assert!(GoVersion::parse("go1.", "").is_none());
+        assert_eq!(GoVersion::parse("go1.0021.3", "").unwrap().minor, 21);
+        assert_eq!(GoVersion::parse("go1.22\u{fffd}.1", "").unwrap().patch, 0);
+    }
+
+    /// fuzz/artifacts/buildinfo/crash-048b8677…: modinfo sentinels cut inside a multi-byte
+    /// replacement character.
+    #[test]
+    fn test_modinfo_sentinel_cut_on_char_boundary() {
+        let s = format!("{}\n{}", "\u{fffd}".repeat(6), "x".repeat(16));
+        let _ = strip_modinfo_sentinels(&s);
     }
 }

@@ -123,7 +123,9 @@ impl<'data> Elf<'data> {
             let start = ph.p_vaddr(endian);
             let filesz = ph.p_filesz(endian);
             if vaddr >= start && vaddr - start < filesz {
-                return Ok(vaddr - start + ph.p_offset(endian));
+                return (vaddr - start)
+                    .checked_add(ph.p_offset(endian))
+                    .ok_or(ElfError::Unmapped { vaddr });
             }
         }
         Err(ElfError::Unmapped { vaddr })

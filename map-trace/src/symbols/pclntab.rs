@@ -102,7 +102,8 @@ impl<'a> Pclntab<'a> {
             if self.name(funcoff) == Some(name.as_bytes()) {
                 let next = u32_at(self.data, e + 8)?;
                 return Some(Function {
-                    addr: self.text_start + u64::from(entry),
+                    // A crafted text base can push the address past u64 (found by fuzzing).
+                    addr: self.text_start.checked_add(u64::from(entry))?,
                     size: u64::from(next.saturating_sub(entry)),
                 });
             }
@@ -195,6 +196,19 @@ mod tests {
                 .addr,
             0x401010
         );
+    }
+
+    /// fuzz/artifacts/pclntab/crash-d2e40d6a…: textStart near u64::MAX overflowed the address.
+    #[test]
+    fn test_pclntab_text_base_overflow_is_no_match() {
+        let d = build(
+            0xffff_fff1,
+            u64::MAX - 0x10,
+            &[(0x100, "runtime.hashGrow")],
+            0x200,
+        );
+        let t = Pclntab::parse(&d, None).unwrap();
+        assert_eq!(t.function("runtime.hashGrow"), None);
     }
 
     #[test]

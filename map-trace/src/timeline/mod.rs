@@ -2,7 +2,7 @@
 //!
 //! Pure logic: no aya, no I/O, no clocks (the caller passes the monotonic → Unix offset).
 
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
 
 use map_trace_common::event::{EventKind, MapGrowEvent, SwissEvent};
 
@@ -186,6 +186,40 @@ pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissRe
     })
 }
 
+/// Goroutine ids seen for one map: sorted, deduplicated, at most [`Goids::MAX`] kept (a map is
+/// usually grown by one or a few goroutines; the cap bounds memory when it is not).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Goids {
+    ids: Vec<u64>,
+    truncated: bool,
+}
+
+impl Goids {
+    /// Most ids kept per map.
+    pub const MAX: usize = 64;
+
+    /// Records an id.
+    pub fn insert(&mut self, goid: u64) {
+        if let Err(i) = self.ids.binary_search(&goid) {
+            if self.ids.len() < Self::MAX {
+                self.ids.insert(i, goid);
+            } else {
+                self.truncated = true;
+            }
+        }
+    }
+
+    /// The ids kept, ascending.
+    pub fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+
+    /// More distinct ids were seen than kept.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+}
+
 /// Everything seen for one map.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapSummary {
@@ -210,7 +244,7 @@ pub struct MapSummary {
     /// Sum of bytes allocated for new bucket arrays.
     pub bytes_allocated: u64,
     /// Goroutines that triggered grows.
-    pub goroutines: BTreeSet<u64>,
+    pub goroutines: Goids,
     /// Time of the first grow (Unix ns).
     pub first_time_ns: u64,
     /// Time of the last grow (Unix ns).
@@ -245,7 +279,7 @@ pub struct SwissSummary {
 pub struct Timeline {
     maps: Vec<MapSummary>,
     /// Index of the current summary for a map address.
-    current: HashMap<u64, usize>,
+    current: FxHashMap<u64, usize>,
     grows: u64,
 }
 
@@ -278,7 +312,7 @@ impl Timeline {
                     buckets_last: g.buckets_before,
                     entries_last: 0,
                     bytes_allocated: 0,
-                    goroutines: BTreeSet::new(),
+                    goroutines: Goids::default(),
                     first_time_ns: g.time_ns,
                     last_time_ns: g.time_ns,
                     swiss: None,
@@ -327,7 +361,7 @@ impl Timeline {
                     buckets_last: 0,
                     entries_last: 0,
                     bytes_allocated: 0,
-                    goroutines: BTreeSet::new(),
+                    goroutines: Goids::default(),
                     first_time_ns: r.time_ns,
                     last_time_ns: r.time_ns,
                     swiss: Some(SwissSummary::default()),
@@ -366,7 +400,16 @@ impl Timeline {
 
     /// Maps ordered by grows (most first), then by first appearance.
     pub fn summary(&self) -> Vec<MapSummary> {
-        let mut v = self.maps.clone();
+        Self {
+            maps: self.maps.clone(),
+            ..Self::default()
+        }
+        .into_summary()
+    }
+
+    /// [`Timeline::summary`] without copying (the timeline is consumed).
+    pub fn into_summary(self) -> Vec<MapSummary> {
+        let mut v = self.maps;
         v.sort_by(|a, b| {
             b.grows
                 .cmp(&a.grows)
@@ -445,6 +488,21 @@ mod tests {
         assert_eq!(sequential_inserts(100_000, 12).len(), 15);
         assert_eq!(sequential_inserts(1000, 12).len(), 8);
         assert_eq!(sequential_inserts(1_000_000, 13).len(), 18);
+    }
+
+    #[test]
+    fn test_goids_sorted_dedup_capped() {
+        let mut g = Goids::default();
+        for id in [5, 1, 5, 3] {
+            g.insert(id);
+        }
+        assert_eq!(g.ids(), &[1, 3, 5]);
+        assert!(!g.truncated());
+        for id in 100..200 {
+            g.insert(id);
+        }
+        assert_eq!(g.ids().len(), Goids::MAX);
+        assert!(g.truncated());
     }
 
     #[test]

@@ -1,0 +1,19 @@
+//! map-trace as a library: the pieces of the `map-trace` binary, exposed so that benchmarks
+//! and fuzz targets can drive the parsers and the event pipeline directly.
+//!
+//! Flow: cli → target discovery → symbol resolution → Go-version layout → probe attachment →
+//! event decoding → timeline → outputs. [`session::run`] does the wiring.
+
+pub mod cli;
+pub mod error;
+pub mod events;
+pub mod golayout;
+pub mod launch;
+pub mod output;
+pub mod plan;
+pub mod probes;
+pub mod session;
+pub mod symbols;
+pub mod sys;
+pub mod target;
+pub mod timeline;
