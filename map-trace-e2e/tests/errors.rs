@@ -71,6 +71,19 @@ fn test_bad_input_exit_codes() {
     std::fs::set_permissions(&truncated, std::fs::Permissions::from_mode(0o755)).unwrap();
     check(&["--", truncated.to_str().unwrap()], 2, "not a go binary");
 
+    // A stripped Go binary whose .gopclntab function count is garbage.
+    let mut data = std::fs::read(fixture_variant(&v, "-stripped")).unwrap();
+    let magic: &[u8] = &[0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8];
+    let at = data
+        .windows(magic.len())
+        .position(|w| w == magic)
+        .expect("pclntab header");
+    data[at + 8..at + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+    let corrupt = temp("corrupt-pclntab");
+    std::fs::write(&corrupt, &data).unwrap();
+    std::fs::set_permissions(&corrupt, std::fs::Permissions::from_mode(0o755)).unwrap();
+    check(&["--", corrupt.to_str().unwrap()], 2, "malformed go binary");
+
     // A running non-Go process.
     let mut sleep = Command::new("sleep").arg("30").spawn().unwrap();
     check(&["--pid", &sleep.id().to_string()], 2, "not a go binary");

@@ -32,7 +32,7 @@ fn record(i: usize, maps: u64, buf: &mut [u8; 128]) -> usize {
             // Even records are classic grows, odd ones Swiss splits; each kind cycles over
             // maps/2 addresses, and a classic map's B rises by one each time it comes round.
             let half = maps / 2;
-            let map = 0xc000_0000_00 + ((i as u64 / 2) % half) * 0x30;
+            let map = 0x00c0_0000_0000 + ((i as u64 / 2) % half) * 0x30;
             let header = |kind: EventKind| EventHeader {
                 kind: kind as u32,
                 tid: 7,
@@ -41,7 +41,7 @@ fn record(i: usize, maps: u64, buf: &mut [u8; 128]) -> usize {
                 goid: (i % 64) as u64,
                 ts_ns: 1_000_000 + i as u64 * 100,
             };
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 let round = ((i as u64 / 2) / half) as u8;
                 let ev = MapGrowEvent {
                     header: header(EventKind::MapGrow),

@@ -124,6 +124,8 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
     })?;
     let go_version = GoVersion::parse(&bi.version, &bi.modinfo)
         .ok_or_else(|| Fail::unsupported(format!("unrecognized Go version {:?}", bi.version)))?;
+    // Versions outside the known range are refused before their tables are interpreted.
+    golayout::check_range(&go_version).map_err(|e| Fail::unsupported(e.to_string()))?;
     let symbols = if elf.has_symtab() {
         Symbols::Symtab(&elf)
     } else {
@@ -139,8 +141,12 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             .and_then(|(_, d)| d.get(176..184))
             .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
         Symbols::Pclntab(Pclntab::parse(table, module_text).map_err(|e| match e {
-            PclntabError::Corrupt(_) => Fail::bad_target(format!("malformed Go binary: {e}")),
-            other => Fail::unsupported(format!("{}: {other}", go_version.raw)),
+            // Every supported release (checked above) writes a known magic and a text base:
+            // anything else is a damaged file.
+            PclntabError::Corrupt(_) | PclntabError::Magic(_) => {
+                Fail::bad_target(format!("malformed Go binary: {e}"))
+            }
+            PclntabError::NoTextBase => Fail::bad_target(format!("malformed Go binary: {e}")),
         })?)
     };
     let hash_grow = symbols.function(HASH_GROW);

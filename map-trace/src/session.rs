@@ -66,6 +66,14 @@ pub fn run(args: Args) -> Result<u8> {
     let (pid, child) = match launch_cmd {
         None => {
             let pid = target.pid.expect("pid mode");
+            // Failure-drill hook (tests only): widen the window between discovery and attach
+            // so a test can make the target exit inside it.
+            if let Some(ms) = std::env::var("MAP_TRACE_TEST_PAUSE_BEFORE_ATTACH_MS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
             attach_all(&mut probes, &plan, &target, pid)?;
             (pid, None)
         }

@@ -77,6 +77,21 @@ fn goid_offset(minor: u32) -> u32 {
     }
 }
 
+/// Fails for releases outside the range this build has layouts for.
+pub fn check_range(version: &GoVersion) -> Result<(), LayoutError> {
+    if version.major != 1 || version.minor < 18 {
+        return Err(LayoutError::TooOld {
+            version: version.raw.clone(),
+        });
+    }
+    if version.minor > 27 {
+        return Err(LayoutError::TooNew {
+            version: version.raw.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Picks the layout for `version`. `has_hash_grow`: the binary contains `runtime.hashGrow`
 /// (classic maps compiled in); `has_swiss`: it contains `internal/runtime/maps` growth code.
 pub fn layout(
@@ -85,12 +100,7 @@ pub fn layout(
     has_swiss: bool,
 ) -> Result<Layout, LayoutError> {
     let v = || version.raw.clone();
-    if version.major != 1 || version.minor < 18 {
-        return Err(LayoutError::TooOld { version: v() });
-    }
-    if version.minor > 27 {
-        return Err(LayoutError::TooNew { version: v() });
-    }
+    check_range(version)?;
     let mut offsets = MapLayout {
         g_goid: goid_offset(version.minor),
         // maptype (runtime.maptype / abi.MapType / abi.OldMapType / abi.SwissMapType): Type is

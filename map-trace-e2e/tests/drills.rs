@@ -1,0 +1,240 @@
+//! Failure drills: what happens to the target and to the counts when things go wrong.
+
+use std::{
+    io::Write,
+    os::unix::fs::PermissionsExt,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use map_trace_e2e::*;
+use serde_json::Value;
+
+fn start_waiting(
+    exe: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Child, std::process::ChildStdin, Lines) {
+    let mut child = Command::new(exe)
+        .args(["-wait", "-hold"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut lines = Lines::new(child.stderr.take().unwrap());
+    lines.wait_for("ready", Duration::from_secs(30));
+    (child, stdin, lines)
+}
+
+fn attach(pid: u32, out: &std::path::Path) -> std::process::Child {
+    let mut c = Command::new(bin())
+        .args([
+            "--pid",
+            &pid.to_string(),
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::new(c.stderr.take().unwrap());
+    lines.wait_for("map-trace: attached", Duration::from_secs(60));
+    std::thread::spawn(move || drop(lines.rest()));
+    c
+}
+
+fn finish(
+    child: std::process::Child,
+    mut stdin: std::process::ChildStdin,
+    mut lines: Lines,
+) -> Vec<(String, u64)> {
+    writeln!(stdin, "go").unwrap();
+    lines.wait_for("done", Duration::from_secs(60));
+    writeln!(stdin, "exit").unwrap();
+    let f = wait(child, Duration::from_secs(60));
+    assert!(f.status.success());
+    fixture_maps(&lines.seen.join("\n"))
+}
+
+fn grows_for(events: &[Value], map: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["map"] == map && e["event"].as_str().unwrap().starts_with("map_"))
+        .count()
+}
+
+/// Events a fixture's `int 100000` produces for its own map.
+fn expected_events(v: &str) -> usize {
+    if is_swiss(v) {
+        1 + 6 + 127
+    } else {
+        expected_sequential(100_000, load_factor_num(v)).len()
+    }
+}
+
+#[test]
+fn test_binary_deleted_or_replaced_while_running() {
+    require_root();
+    for v in [
+        classic_versions().last().unwrap().clone(),
+        swiss_versions().last().unwrap().clone(),
+    ] {
+        for how in ["deleted", "replaced"] {
+            let copy = temp(&format!("victim-{v}-{how}"));
+            std::fs::copy(fixture(&v), &copy).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let (child, stdin, lines) = start_waiting(&copy, &["int", "100000"]);
+            if how == "deleted" {
+                std::fs::remove_file(&copy).unwrap();
+            } else {
+                // A new build lands on the same path (rename over it, as installers do).
+                let next = temp(&format!("victim-{v}-next"));
+                std::fs::write(&next, b"#!/bin/sh\nexit 0\n").unwrap();
+                std::fs::rename(&next, &copy).unwrap();
+            }
+            let out = temp(&format!("victim-{v}-{how}.json"));
+            let mt = attach(child.id(), &out);
+            let maps = finish(child, stdin, lines);
+            let f = wait(mt, Duration::from_secs(60));
+            assert_eq!(f.status.code(), Some(0), "go{v} {how}: {}", f.stderr);
+            let events = json_lines(&std::fs::read_to_string(&out).unwrap());
+            assert!(
+                events[0]["exe"].as_str().unwrap().ends_with("(deleted)"),
+                "go{v} {how}: {}",
+                events[0]
+            );
+            assert_eq!(
+                grows_for(&events, &maps[0].0),
+                expected_events(&v),
+                "go{v} {how}"
+            );
+        }
+    }
+}
+
+#[test]
+fn test_two_instances_on_one_pid() {
+    require_root();
+    for v in [
+        classic_versions().last().unwrap().clone(),
+        swiss_versions().last().unwrap().clone(),
+    ] {
+        let (child, stdin, lines) = start_waiting(&fixture(&v), &["int", "100000"]);
+        let (a, b) = (
+            temp(&format!("two-a-{v}.json")),
+            temp(&format!("two-b-{v}.json")),
+        );
+        let ma = attach(child.id(), &a);
+        let mb = attach(child.id(), &b);
+        let maps = finish(child, stdin, lines);
+        for (m, out) in [(ma, a), (mb, b)] {
+            let f = wait(m, Duration::from_secs(60));
+            assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+            let events = json_lines(&std::fs::read_to_string(&out).unwrap());
+            assert_eq!(
+                grows_for(&events, &maps[0].0),
+                expected_events(&v),
+                "go{v}: {}",
+                out.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn test_pid_exits_between_discovery_and_attach() {
+    require_root();
+    let v = classic_versions().last().unwrap().clone();
+    let mut child = Command::new(fixture(&v))
+        .args(["-wait", "int", "10"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    std::thread::sleep(Duration::from_millis(200));
+    let mt = Command::new(bin())
+        .args(["--pid", &pid.to_string()])
+        .env("MAP_TRACE_TEST_PAUSE_BEFORE_ATTACH_MS", "1500")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // map-trace has resolved the target and is paused before attaching: end the target now.
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let f = wait(mt, Duration::from_secs(30));
+    assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
+    assert_eq!(f.stderr.lines().count(), 1, "{}", f.stderr);
+    assert!(
+        f.stderr.contains("no such process") || f.stderr.contains("exited"),
+        "{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn test_ring_buffer_overflow_counts_every_event() {
+    require_root();
+    for v in [
+        classic_versions().last().unwrap().clone(),
+        swiss_versions().last().unwrap().clone(),
+    ] {
+        let fx = fixture(&v);
+        let out = temp(&format!("overflow-{v}.json"));
+        // A 4 KiB ring buffer (about 40 records) and a burst of 100000 resizes.
+        let f = map_trace(&[
+            "--ring-buffer-size",
+            "4",
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+            fx.to_str().unwrap(),
+            "maps",
+            "100000",
+            "9",
+        ]);
+        assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+        let events = json_lines(&std::fs::read_to_string(&out).unwrap());
+        let summary = events.last().unwrap();
+        let received = events
+            .iter()
+            .filter(|e| e["event"].as_str().unwrap().starts_with("map_"))
+            .count() as u64;
+        assert_eq!(summary["events"], received);
+        let lost = summary["lost"].as_u64().unwrap();
+        // Produced = records the kernel side tried to queue, counted in the kernel: one per
+        // hashGrow hit (classic), one per matched return probe (Swiss).
+        let hits = &summary["probe_hits"];
+        let produced = if is_swiss(&v) {
+            hits["return probes"].as_u64().unwrap()
+        } else {
+            hits["runtime.hashGrow"].as_u64().unwrap()
+        };
+        assert!(produced >= 100_000, "go{v}: produced {produced}");
+        assert!(
+            lost > 0,
+            "go{v}: the burst did not overflow a 4 KiB ring (received {received})"
+        );
+        assert_eq!(
+            received + lost,
+            produced,
+            "go{v}: received {received} + lost {lost} != produced {produced}"
+        );
+        assert!(
+            f.stderr.contains("events lost"),
+            "a warning names the loss: {}",
+            f.stderr
+        );
+    }
+}
