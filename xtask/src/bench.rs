@@ -41,6 +41,52 @@ fn median(mut v: Vec<u64>) -> f64 {
     v[v.len() / 2] as f64
 }
 
+/// `min–max` of a sample in ms, for the spread column.
+fn spread_ms(v: &[u64]) -> String {
+    let (lo, hi) = (
+        v.iter().min().copied().unwrap_or(0),
+        v.iter().max().copied().unwrap_or(0),
+    );
+    format!("{:.1}–{:.1}", lo as f64 / 1e6, hi as f64 / 1e6)
+}
+
+/// Spawns `cmd`, returns (ns until a line starting with `marker` on the chosen stream, peak
+/// RSS in KiB of the whole run, exit status).
+fn attach_run(cmd: &mut Command, marker: &str, on_stderr: bool) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let t0 = std::time::Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stream: Box<dyn std::io::Read + Send> = if on_stderr {
+        Box::new(child.stderr.take().context("stderr")?)
+    } else {
+        Box::new(child.stdout.take().context("stdout")?)
+    };
+    let mut attached = None;
+    for line in BufReader::new(stream).lines() {
+        let line = line?;
+        if attached.is_none() && line.starts_with(marker) {
+            attached = Some(t0.elapsed().as_nanos() as u64);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child's pid, writing into the locals above.
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    if rc < 0 {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    Ok((
+        attached.context(format!("no {marker:?} line"))?,
+        usage.ru_maxrss as u64,
+    ))
+}
+
 fn run_once(cmd: &mut Command) -> Result<u64> {
     let out = cmd.output()?;
     if !out.status.success() {
@@ -109,17 +155,18 @@ fn fixture(dir: &Path, v: &str) -> PathBuf {
     dir.join(format!("go{v}/growth"))
 }
 
-/// Runs every benchmark and prints the tables.
+/// Runs every benchmark, prints the tables and writes target/bench/results.json.
 pub fn bench() -> Result<()> {
     let bin = build::build(true)?;
     let fixtures = go::fixtures()?;
+    let mut results: Vec<Value> = vec![];
 
     println!("## 1. Default mode: sequential inserts into make(map[int]int) (median of {ROUNDS} interleaved runs)");
     println!(
         "{:<8} {:>9} {:>8} {:>6} {:>12} {:>12} {:>7} {:>11}",
         "go", "inserts", "events", "hits", "untraced ms", "traced ms", "ratio", "added ms"
     );
-    for v in ["1.23.9", "1.27.3"] {
+    for v in ["1.23.9", "1.26.6"] {
         let fx = fixture(&fixtures, v);
         for n in ["1000000", "10000000"] {
             let (mut plain, mut traced) = (vec![], vec![]);
@@ -138,14 +185,20 @@ pub fn bench() -> Result<()> {
                 .as_object()
                 .map(|o| o.values().filter_map(Value::as_u64).sum())
                 .unwrap_or(0);
+            let (sp, st) = (spread_ms(&plain), spread_ms(&traced));
             let (p, t) = (median(plain), median(traced));
             println!(
-                "{v:<8} {n:>9} {events:>8} {hits:>6} {:>12.2} {:>12.2} {:>7.3} {:>11.2}",
+                "{v:<8} {n:>9} {events:>8} {hits:>6} {:>12.2} {:>12.2} {:>7.3} {:>11.2} {sp:>15} {st:>15}",
                 p / 1e6,
                 t / 1e6,
                 t / p,
                 (t - p) / 1e6
             );
+            results.push(serde_json::json!({
+                "bench": "slowdown", "go": v, "inserts": n, "events": events, "hits": hits,
+                "untraced_ms": p / 1e6, "traced_ms": t / 1e6, "ratio": t / p,
+                "untraced_range_ms": sp, "traced_range_ms": st,
+            }));
         }
     }
 
@@ -160,7 +213,7 @@ pub fn bench() -> Result<()> {
     );
     let n = 20000u64;
     let args = ["maps", "20000", "9"];
-    for v in ["1.23.9", "1.27.3"] {
+    for v in ["1.23.9", "1.26.6"] {
         let fx = fixture(&fixtures, v);
         let (start, _) = traced_json(&bin, &fx, &["maps", "1", "9"])?;
         let probes = start["probes"].as_array().context("probes")?.clone();
@@ -244,6 +297,115 @@ pub fn bench() -> Result<()> {
             h,
             h / bare_hit
         );
+        results.push(serde_json::json!({
+            "bench": "per_hit", "go": v, "function": fname, "bare_entry_us_per_hit": bare_hit,
+            "map_trace_us_per_hit": h, "hits_per_call": hits_per_call,
+        }));
     }
+
+    println!();
+    println!("## 3. Attach: time to live probes and peak RSS on the Go 1.26 compiler (25 MB), vs bpftrace");
+    let compile = go::ensure("1.26.6")?
+        .parent()
+        .and_then(|b| b.parent())
+        .context("GOROOT")?
+        .join("pkg/tool/linux_amd64/compile");
+    let mut mt = (vec![], vec![]);
+    let mut bt = (vec![], vec![]);
+    let bpftrace = which_bpftrace()?;
+    for _ in 0..ROUNDS {
+        let (ns, rss) = attach_run(
+            Command::new(&bin)
+                .args(["-o", "/dev/null", "--"])
+                .arg(&compile)
+                .arg("-V"),
+            "map-trace: attached",
+            true,
+        )?;
+        mt.0.push(ns);
+        mt.1.push(rss);
+        let script = format!(
+            "uprobe:{c}:\"internal/runtime/maps.(*table).rehash\" {{}} \
+             uprobe:{c}:\"internal/runtime/maps.(*Map).growToTable\" {{}} \
+             BEGIN {{ printf(\"attached\\n\"); exit(); }}",
+            c = compile.display()
+        );
+        let (ns, rss) = attach_run(
+            Command::new(&bpftrace).arg("-e").arg(script),
+            "attached",
+            false,
+        )?;
+        bt.0.push(ns);
+        bt.1.push(rss);
+    }
+    let (mt_ns, bt_ns) = (median(mt.0), median(bt.0));
+    let (mt_rss, bt_rss) = (median(mt.1), median(bt.1));
+    println!("{:<36} {:>12} {:>14}", "", "attach ms", "peak RSS MiB");
+    println!(
+        "{:<36} {:>12.1} {:>14.1}",
+        "map-trace (2 entry + 3 RET probes)",
+        mt_ns / 1e6,
+        mt_rss / 1024.0
+    );
+    println!(
+        "{:<36} {:>12.1} {:>14.1}",
+        "bpftrace (2 entry probes)",
+        bt_ns / 1e6,
+        bt_rss / 1024.0
+    );
+    println!(
+        "{:<36} {:>12.2} {:>14.2}",
+        "ratio map-trace / bpftrace",
+        mt_ns / bt_ns,
+        mt_rss / bt_rss
+    );
+    results.push(serde_json::json!({
+        "bench": "attach", "map_trace_ms": mt_ns / 1e6, "map_trace_rss_mib": mt_rss / 1024.0,
+        "bpftrace_ms": bt_ns / 1e6, "bpftrace_rss_mib": bt_rss / 1024.0,
+    }));
+
+    println!();
+    println!("## 4-5. Collector throughput and memory (recorded stream, no kernel)");
+    let out = crate::cache::output(
+        crate::build::clean_cmd("cargo")
+            .args([
+                "bench",
+                "--quiet",
+                "--package",
+                "map-trace",
+                "--bench",
+                "pipeline",
+            ])
+            .current_dir(crate::cache::root()),
+    )?;
+    print!("{out}");
+    results.push(serde_json::json!({ "bench": "pipeline", "output": out.trim() }));
+
+    let dir = crate::cache::target_dir().join("bench");
+    fs::create_dir_all(&dir)?;
+    fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    println!("\nwritten: {}", dir.join("results.json").display());
     Ok(())
+}
+
+/// bpftrace for the attach comparison: installed from Debian's packages when missing (the
+/// bench needs root anyway; tests never use it).
+fn which_bpftrace() -> Result<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("bpftrace"))
+            .find(|p| p.is_file())
+    });
+    if let Some(p) = found {
+        return Ok(p);
+    }
+    crate::cache::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "bpftrace"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    Ok(PathBuf::from("/usr/bin/bpftrace"))
 }

@@ -21,6 +21,9 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Seconds per fuzz target in `cargo xtask test`.
+const FUZZ_SECONDS: u64 = 30;
+
 /// Builds everything and traces the demo workload.
 pub fn demo() -> Result<()> {
     let bin = build::build(false)?;
@@ -75,5 +78,7 @@ pub fn test() -> Result<()> {
         .env("MAP_TRACE_FIXTURES", &fixtures)
         .env("MAP_TRACE_GO_VERSIONS", go::TEST_VERSIONS.join(","))
         .env("MAP_TRACE_REAL_PROGRAMS", real_programs.join(",")))?;
+    // Bounded fuzzing of the parsers and the decoder (the corpus lives in fuzz/corpus).
+    crate::fuzz::fuzz(FUZZ_SECONDS)?;
     Ok(())
 }

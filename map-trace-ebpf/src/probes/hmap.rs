@@ -42,12 +42,17 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
     let mut err = 0u8;
 
     let goid: u64 = read(g + layout.g_goid as u64, &mut err);
-    let count: u64 = read(h + layout.hmap_count as u64, &mut err);
-    let flags: u8 = read(h + layout.hmap_flags as u64, &mut err);
-    let b: u8 = read(h + layout.hmap_b as u64, &mut err);
-    let noverflow: u16 = read(h + layout.hmap_noverflow as u64, &mut err);
-    let key_type: u64 = read(t + layout.maptype_key as u64, &mut err);
-    let elem_type: u64 = read(t + layout.maptype_elem as u64, &mut err);
+    // One read for the hmap header (count, flags, B, noverflow lie within 16 bytes of count in
+    // every version; golayout checks it) and one for the key/elem type pointers (adjacent):
+    // each user-memory read costs the traced program time.
+    let head: [u8; 16] = read(h + layout.hmap_count as u64, &mut err);
+    let at = |off: u32| head[(off.wrapping_sub(layout.hmap_count) & 15) as usize];
+    let count = u64::from_le_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
+    let flags = at(layout.hmap_flags);
+    let b = at(layout.hmap_b);
+    let noverflow = u16::from_le_bytes([at(layout.hmap_noverflow), at(layout.hmap_noverflow + 1)]);
+    let types: [u64; 2] = read(t + layout.maptype_key as u64, &mut err);
+    let (key_type, elem_type) = (types[0], types[1]);
     let bucket_size: u16 = read(t + layout.maptype_bucket_size as u64, &mut err);
     let key_size: u64 = read(key_type + layout.type_size as u64, &mut err);
     let elem_size: u64 = read(elem_type + layout.type_size as u64, &mut err);

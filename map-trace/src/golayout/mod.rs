@@ -173,6 +173,20 @@ mod tests {
         }
     }
 
+    /// The eBPF side reads the hmap header in one 16-byte read from `count`, and the key and
+    /// element type pointers in one 16-byte read: the offsets must keep that shape.
+    #[test]
+    fn test_classic_offsets_fit_the_ebpf_block_reads() {
+        for s in ["go1.18.1", "go1.21.13", "go1.23.9", "go1.24.11 X:noswissmap", "go1.25.5 X:noswissmap"] {
+            let o = layout(&v(s), true, false).unwrap().offsets;
+            assert_eq!(o.hmap_count % 8, 0);
+            for f in [o.hmap_flags, o.hmap_b, o.hmap_noverflow + 1] {
+                assert!(f >= o.hmap_count && f - o.hmap_count < 16, "{s}");
+            }
+            assert_eq!(o.maptype_elem, o.maptype_key + 8, "{s}");
+        }
+    }
+
     #[test]
     fn test_classic_load_factor_go121_differs() {
         assert_eq!(
