@@ -58,7 +58,7 @@ pub struct Options {
 
 /// Reads and inspects an executable.
 pub fn inspect(path: &Path, opts: Options) -> Result<Plan> {
-    let data = std::fs::read(path).map_err(|e| match e.kind() {
+    let data = map_file(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => anyhow::Error::new(Fail::privileges(format!(
             "cannot read {}: permission denied",
             path.display()
@@ -72,6 +72,17 @@ pub fn inspect(path: &Path, opts: Options) -> Result<Plan> {
     inspect_bytes(&data, opts).with_context(|| path.display().to_string())
 }
 
+/// Maps the executable read-only instead of reading it: Go binaries are tens of MB and only
+/// the symbol table, a few sections and a few functions are looked at.
+fn map_file(path: &Path) -> std::io::Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the mapping is private and read-only. Another process truncating the file while
+    // it is mapped would make reads fault (SIGBUS); executables that are running cannot be
+    // written (ETXTBSY) and replacing one by rename leaves this mapping on the old inode, so
+    // the remaining risk is a file truncated in place during launch-mode start-up.
+    unsafe { memmap2::Mmap::map(&file) }
+}
+
 /// Where function addresses come from: `.symtab`, or `.gopclntab` when stripped.
 enum Symbols<'a> {
     Symtab(&'a Elf<'a>),
@@ -79,10 +90,11 @@ enum Symbols<'a> {
 }
 
 impl Symbols<'_> {
-    fn function(&self, name: &str) -> Option<Function> {
+    /// Every name in one pass; `None` for the ones the binary lacks.
+    fn functions(&self, names: &[&'static str]) -> Vec<Option<Function>> {
         match self {
-            Symbols::Symtab(elf) => elf.function(name),
-            Symbols::Pclntab(t) => t.function(name),
+            Symbols::Symtab(elf) => elf.functions(names),
+            Symbols::Pclntab(t) => t.functions(names),
         }
     }
 }
@@ -149,9 +161,11 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             PclntabError::NoTextBase => Fail::bad_target(format!("malformed Go binary: {e}")),
         })?)
     };
-    let hash_grow = symbols.function(HASH_GROW);
-    let rehash = symbols.function(REHASH);
-    let (table_grow, table_split) = (symbols.function(TABLE_GROW), symbols.function(TABLE_SPLIT));
+    let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table] = symbols
+        .functions(&[HASH_GROW, REHASH, TABLE_GROW, TABLE_SPLIT, GROW_TO_SMALL, GROW_TO_TABLE])[..]
+    else {
+        unreachable!("one result per name")
+    };
     let has_swiss = rehash.is_some() || table_grow.is_some();
     let layout =
         golayout::layout(&go_version, hash_grow.is_some(), has_swiss).map_err(|e| match e {
@@ -174,7 +188,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         }
         MapImpl::Swiss => {
             if opts.small_maps {
-                match symbols.function(GROW_TO_SMALL) {
+                match grow_to_small {
                     Some(f) => probes.push(body_site(
                         &elf,
                         arch,
@@ -187,7 +201,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
                     )),
                 }
             }
-            match symbols.function(GROW_TO_TABLE) {
+            match grow_to_table {
                 Some(f) => {
                     probes.push(body_site(&elf, arch, names::PROG_SWISS_GROW_TO_TABLE, GROW_TO_TABLE, f)?);
                     probes.extend(ret_sites(&elf, arch, names::PROG_SWISS_GROW_TO_TABLE_RET, GROW_TO_TABLE, f)?);

@@ -105,6 +105,22 @@ impl<'data> Elf<'data> {
             })
     }
 
+    /// Looks up several function symbols in one pass over `.symtab` (Go binaries hold tens of
+    /// thousands of symbols); the result is in the order of `names`.
+    pub fn functions(&self, names: &[&str]) -> Vec<Option<Function>> {
+        let mut found = vec![None; names.len()];
+        for sym in self.file.symbols() {
+            if sym.kind() != SymbolKind::Text || sym.address() == 0 {
+                continue;
+            }
+            let Ok(name) = sym.name_bytes() else { continue };
+            if let Some(i) = names.iter().position(|n| n.as_bytes() == name) {
+                found[i].get_or_insert(Function { addr: sym.address(), size: sym.size() });
+            }
+        }
+        found
+    }
+
     /// Contents of a section by name, if present and stored in the file.
     pub fn section(&self, name: &str) -> Option<(u64, &'data [u8])> {
         let s = self.file.section_by_name(name)?;
