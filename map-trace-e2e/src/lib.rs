@@ -315,3 +315,43 @@ pub fn with_kernel_probe<T>(
 pub fn hex_field(v: &Value) -> u64 {
     u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
+
+/// Runs map-trace with `flags`, JSON to a temporary file, on `exe args` (launch mode); returns
+/// the records and how map-trace finished.
+pub fn trace_json(exe: &std::path::Path, flags: &[&str], args: &[&str]) -> (Vec<Value>, Finished) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let out = temp(&format!(
+        "trace-{}.json",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut argv: Vec<&str> = flags.to_vec();
+    argv.extend([
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        exe.to_str().unwrap(),
+    ]);
+    argv.extend_from_slice(args);
+    let f = map_trace(&argv);
+    let events = json_lines(&std::fs::read_to_string(&out).unwrap_or_default());
+    (events, f)
+}
+
+/// The file offset map-trace probes for the first probe of `function` (by name suffix) whose
+/// offset in the function is below `max_offset` (the body probe, not a RET).
+pub fn probe_offset(start: &Value, function: &str, max_offset: u64) -> String {
+    start["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["function"].as_str().unwrap().ends_with(function)
+                && p["offset"].as_u64().unwrap() < max_offset
+        })
+        .unwrap_or_else(|| panic!("no probe on {function}: {start}"))["file_offset"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

@@ -1,31 +1,20 @@
 //! End-to-end on Swiss-table maps (Go 1.24+): exact counts where the runtime is
 //! deterministic, the kernel's own uprobe tracer where it is not.
 
-use std::{collections::BTreeMap, fs, io::Write, os::unix::fs::OpenOptionsExt, path::Path};
+use std::collections::BTreeMap;
 
 use map_trace_e2e::*;
 use serde_json::Value;
 
 fn launch(version: &str, suffix: &str, args: &[&str]) -> (Vec<Value>, String) {
-    let fx = fixture_variant(version, suffix);
-    let out = temp(&format!("swiss-{version}{suffix}-{}.json", args.join("-")));
-    let mut argv = vec![
-        "--format",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        fx.to_str().unwrap(),
-    ];
-    argv.extend_from_slice(args);
-    let f = map_trace(&argv);
+    let (events, f) = trace_json(&fixture_variant(version, suffix), &[], args);
     assert_eq!(
         f.status.code(),
         Some(0),
         "go{version}{suffix}: {}",
         f.stderr
     );
-    (json_lines(&fs::read_to_string(&out).unwrap()), f.stderr)
+    (events, f.stderr)
 }
 
 fn of<'a>(events: &'a [Value], map: &str, kind: &str) -> Vec<&'a Value> {
@@ -157,114 +146,45 @@ fn test_swiss_goroutines_and_key_sizes() {
     }
 }
 
-const TRACEFS: &str = "/sys/kernel/tracing";
-const GROUP: &str = "maptrace_e2e_swiss";
-
-fn append(file: &str, text: &str) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_APPEND)
-        .open(Path::new(TRACEFS).join(file))?;
-    f.write_all(text.as_bytes())
-}
-
 #[test]
 fn test_swiss_matches_kernel_uprobe_events() {
     require_root();
-    if !Path::new(TRACEFS).join("uprobe_events").exists() {
-        assert!(std::process::Command::new("mount")
-            .args(["-t", "tracefs", "nodev", TRACEFS])
-            .status()
-            .unwrap()
-            .success());
-    }
-    let (t, m) = if cfg!(target_arch = "aarch64") {
-        ("%x0", "%x2")
+    let args = if cfg!(target_arch = "aarch64") {
+        "m=%x2:x64 cap=+2(%x0):u16"
     } else {
-        ("%ax", "%cx")
+        "m=%cx:x64 cap=+2(%ax):u16"
     };
     for v in swiss_versions() {
         let fx = fixture(&v);
         let (events, _) = launch(&v, "", &["int", "10"]);
-        let rehash = events[0]["probes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| {
-                p["function"].as_str().unwrap().ends_with("rehash")
-                    && p["offset"].as_u64().unwrap() > 0
-            })
-            .expect("a rehash body probe")["file_offset"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let _ = fs::write(
-            Path::new(TRACEFS).join(format!("events/{GROUP}/rh/enable")),
-            "0",
+        let probe = format!(
+            "{}:{} {args}",
+            fx.display(),
+            probe_offset(&events[0], "rehash", 0x20)
         );
-        let _ = append("uprobe_events", &format!("-:{GROUP}/rh\n"));
-        fs::write(Path::new(TRACEFS).join("trace"), "").unwrap();
-        let opt = Path::new(TRACEFS).join("options/record-tgid");
-        let previous = fs::read_to_string(&opt).unwrap_or_else(|_| "0".into());
-        fs::write(&opt, "1").unwrap();
-        append(
-            "uprobe_events",
-            &format!(
-                "p:{GROUP}/rh {}:{rehash} m={m}:x64 cap=+2({t}):u16\n",
-                fx.display()
-            ),
-        )
-        .unwrap();
-        fs::write(
-            Path::new(TRACEFS).join(format!("events/{GROUP}/rh/enable")),
-            "1",
-        )
-        .unwrap();
-
-        let (events, stderr) = launch(&v, "", &["goroutines", "50000", "3"]);
-
-        fs::write(
-            Path::new(TRACEFS).join(format!("events/{GROUP}/rh/enable")),
-            "0",
-        )
-        .unwrap();
-        let trace = fs::read_to_string(Path::new(TRACEFS).join("trace")).unwrap();
-        append("uprobe_events", &format!("-:{GROUP}/rh\n")).unwrap();
-        fs::write(&opt, previous.trim()).unwrap();
-
-        let pid = events[0]["pid"].as_u64().unwrap();
+        let ((events, stderr), lines) = with_kernel_probe(
+            "maptrace_e2e_swiss",
+            "rh",
+            &probe,
+            || launch(&v, "", &["goroutines", "50000", "3"]),
+            |(e, _)| e[0]["pid"].as_u64().unwrap(),
+        );
         let mut kernel: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-        for l in trace.lines().filter(|l| l.contains(" rh: ")) {
-            let open = l.find('(').unwrap();
-            let close = open + l[open..].find(')').unwrap();
-            if l[open + 1..close].trim().parse::<u64>().ok() != Some(pid) {
-                continue;
-            }
-            let field = |name: &str| {
-                let s = l
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix(name))
-                    .unwrap();
-                s.strip_prefix("0x")
-                    .map(|h| u64::from_str_radix(h, 16).unwrap())
-                    .unwrap_or_else(|| s.parse().unwrap())
-            };
-            *kernel.entry((field("m="), field("cap="))).or_default() += 1;
+        for l in &lines {
+            *kernel.entry((l["m"], l["cap"])).or_default() += 1;
         }
         let mut ours: BTreeMap<(u64, u64), u64> = BTreeMap::new();
         for e in events
             .iter()
             .filter(|e| e["event"] == "map_table_grow" || e["event"] == "map_table_split")
         {
-            let map = u64::from_str_radix(e["map"].as_str().unwrap().trim_start_matches("0x"), 16)
-                .unwrap();
             let cap = e
                 .get("capacity_before")
                 .or(e.get("capacity"))
                 .unwrap()
                 .as_u64()
                 .unwrap();
-            *ours.entry((map, cap)).or_default() += 1;
+            *ours.entry((hex_field(&e["map"]), cap)).or_default() += 1;
         }
         for (p, _) in fixture_maps(&stderr) {
             let p = u64::from_str_radix(p.trim_start_matches("0x"), 16).unwrap();
@@ -289,22 +209,8 @@ fn test_swiss_small_maps_is_opt_in() {
         );
         assert!(events.iter().all(|e| e["event"] != "map_small_alloc"));
 
-        let fx = fixture(&v);
-        let out = temp(&format!("small-{v}.json"));
-        let f = map_trace(&[
-            "--small-maps",
-            "--format",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-            "--",
-            fx.to_str().unwrap(),
-            "maps",
-            "1000",
-            "1",
-        ]);
+        let (events, f) = trace_json(&fixture(&v), &["--small-maps"], &["maps", "1000", "1"]);
         assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
-        let events = json_lines(&fs::read_to_string(&out).unwrap());
         let allocs = events
             .iter()
             .filter(|e| e["event"] == "map_small_alloc")

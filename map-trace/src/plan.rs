@@ -162,7 +162,14 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         })?)
     };
     let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table] = symbols
-        .functions(&[HASH_GROW, REHASH, TABLE_GROW, TABLE_SPLIT, GROW_TO_SMALL, GROW_TO_TABLE])[..]
+        .functions(&[
+            HASH_GROW,
+            REHASH,
+            TABLE_GROW,
+            TABLE_SPLIT,
+            GROW_TO_SMALL,
+            GROW_TO_TABLE,
+        ])[..]
     else {
         unreachable!("one result per name")
     };

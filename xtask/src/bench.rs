@@ -50,8 +50,10 @@ fn spread_ms(v: &[u64]) -> String {
     format!("{:.1}–{:.1}", lo as f64 / 1e6, hi as f64 / 1e6)
 }
 
-/// Spawns `cmd`, returns (ns until a line starting with `marker` on the chosen stream, peak
-/// RSS in KiB of the whole run, exit status).
+/// Spawns `cmd`; returns the ns until a line starting with `marker` appears on the chosen
+/// stream, and the process's peak RSS (VmHWM, KiB) read at that moment. The process is then
+/// sent SIGINT and reaped. (Peak RSS from wait4 would be wrong here: a forked child's maximum
+/// includes the parent's memory at the fork.)
 fn attach_run(cmd: &mut Command, marker: &str, on_stderr: bool) -> Result<(u64, u64)> {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
@@ -66,25 +68,27 @@ fn attach_run(cmd: &mut Command, marker: &str, on_stderr: bool) -> Result<(u64, 
     } else {
         Box::new(child.stdout.take().context("stdout")?)
     };
-    let mut attached = None;
-    for line in BufReader::new(stream).lines() {
-        let line = line?;
-        if attached.is_none() && line.starts_with(marker) {
-            attached = Some(t0.elapsed().as_nanos() as u64);
+    let mut lines = BufReader::new(stream).lines();
+    let mut found = None;
+    for line in lines.by_ref() {
+        if line?.starts_with(marker) {
+            let ns = t0.elapsed().as_nanos() as u64;
+            let status =
+                fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0);
+            found = Some((ns, hwm));
+            break;
         }
     }
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child's pid, writing into the locals above.
-    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    if rc < 0 {
-        bail!("wait4: {}", std::io::Error::last_os_error());
-    }
-    Ok((
-        attached.context(format!("no {marker:?} line"))?,
-        usage.ru_maxrss as u64,
-    ))
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::spawn(move || lines.for_each(drop));
+    child.wait()?;
+    found.context(format!("no {marker:?} line"))
 }
 
 fn run_once(cmd: &mut Command) -> Result<u64> {
@@ -156,231 +160,243 @@ fn fixture(dir: &Path, v: &str) -> PathBuf {
 }
 
 /// Runs every benchmark, prints the tables and writes target/bench/results.json.
-pub fn bench() -> Result<()> {
+pub fn bench(only: Option<&str>) -> Result<()> {
+    let want = |name: &str| only.is_none_or(|o| o == name);
     let bin = build::build(true)?;
     let fixtures = go::fixtures()?;
     let mut results: Vec<Value> = vec![];
 
-    println!("## 1. Default mode: sequential inserts into make(map[int]int) (median of {ROUNDS} interleaved runs)");
-    println!(
-        "{:<8} {:>9} {:>8} {:>6} {:>12} {:>12} {:>7} {:>11}",
-        "go", "inserts", "events", "hits", "untraced ms", "traced ms", "ratio", "added ms"
-    );
-    for v in ["1.23.9", "1.26.6"] {
-        let fx = fixture(&fixtures, v);
-        for n in ["1000000", "10000000"] {
-            let (mut plain, mut traced) = (vec![], vec![]);
+    if want("slowdown") {
+        println!("## 1. Default mode: sequential inserts into make(map[int]int) (median of {ROUNDS} interleaved runs)");
+        println!(
+            "{:<8} {:>9} {:>8} {:>6} {:>12} {:>12} {:>7} {:>11}",
+            "go", "inserts", "events", "hits", "untraced ms", "traced ms", "ratio", "added ms"
+        );
+        for v in ["1.23.9", "1.26.6"] {
+            let fx = fixture(&fixtures, v);
+            for n in ["1000000", "10000000"] {
+                let (mut plain, mut traced) = (vec![], vec![]);
+                for _ in 0..ROUNDS {
+                    plain.push(run_once(Command::new(&fx).args(["int", n]))?);
+                    traced.push(run_once(
+                        Command::new(&bin)
+                            .args(["-o", "/dev/null", "--"])
+                            .arg(&fx)
+                            .args(["int", n]),
+                    )?);
+                }
+                let (_, summary) = traced_json(&bin, &fx, &["int", n])?;
+                let events = summary["events"].as_u64().unwrap_or(0);
+                let hits: u64 = summary["probe_hits"]
+                    .as_object()
+                    .map(|o| o.values().filter_map(Value::as_u64).sum())
+                    .unwrap_or(0);
+                let (sp, st) = (spread_ms(&plain), spread_ms(&traced));
+                let (p, t) = (median(plain), median(traced));
+                println!(
+                    "{v:<8} {n:>9} {events:>8} {hits:>6} {:>12.2} {:>12.2} {:>7.3} {:>11.2} {sp:>15} {st:>15}",
+                    p / 1e6,
+                    t / 1e6,
+                    t / p,
+                    (t - p) / 1e6
+                );
+                results.push(serde_json::json!({
+                    "bench": "slowdown", "go": v, "inserts": n, "events": events, "hits": hits,
+                    "untraced_ms": p / 1e6, "traced_ms": t / 1e6, "ratio": t / p,
+                    "untraced_range_ms": sp, "traced_range_ms": st,
+                }));
+            }
+        }
+    }
+    if want("per-hit") {
+        println!();
+        println!(
+            "## 2. Cost per probe hit: map-trace vs a bare kernel uprobe at the same instructions"
+        );
+        println!("(`maps 20000 9`: 20000 maps of 9 keys; each makes one classic hashGrow, or one Swiss growToTable)");
+        println!(
+            "{:<8} {:<34} {:>6} {:>12} {:>10} {:>10}",
+            "go", "probes", "hits", "median ms", "µs/hit", "vs bare"
+        );
+        let n = 20000u64;
+        let args = ["maps", "20000", "9"];
+        for v in ["1.23.9", "1.26.6"] {
+            let fx = fixture(&fixtures, v);
+            let (start, _) = traced_json(&bin, &fx, &["maps", "1", "9"])?;
+            let probes = start["probes"].as_array().context("probes")?.clone();
+            let swiss = start["map_impl"] == "swiss";
+            let fname = if swiss { "growToTable" } else { "hashGrow" };
+            let sites: Vec<(String, u64)> = probes
+                .iter()
+                .filter(|p| p["function"].as_str().unwrap_or("").ends_with(fname))
+                .map(|p| {
+                    (
+                        p["file_offset"].as_str().unwrap_or("").to_string(),
+                        p["offset"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            let entry: Vec<String> = sites.iter().take(1).map(|s| s.0.clone()).collect();
+            let all: Vec<String> = sites.iter().map(|s| s.0.clone()).collect();
+            let hits_per_call = all.len() as u64;
+            let (mut plain, mut traced, mut bare_entry, mut bare_all) =
+                (vec![], vec![], vec![], vec![]);
             for _ in 0..ROUNDS {
-                plain.push(run_once(Command::new(&fx).args(["int", n]))?);
+                plain.push(run_once(Command::new(&fx).args(args))?);
                 traced.push(run_once(
                     Command::new(&bin)
                         .args(["-o", "/dev/null", "--"])
                         .arg(&fx)
-                        .args(["int", n]),
+                        .args(args),
                 )?);
-            }
-            let (_, summary) = traced_json(&bin, &fx, &["int", n])?;
-            let events = summary["events"].as_u64().unwrap_or(0);
-            let hits: u64 = summary["probe_hits"]
-                .as_object()
-                .map(|o| o.values().filter_map(Value::as_u64).sum())
-                .unwrap_or(0);
-            let (sp, st) = (spread_ms(&plain), spread_ms(&traced));
-            let (p, t) = (median(plain), median(traced));
-            println!(
-                "{v:<8} {n:>9} {events:>8} {hits:>6} {:>12.2} {:>12.2} {:>7.3} {:>11.2} {sp:>15} {st:>15}",
-                p / 1e6,
-                t / 1e6,
-                t / p,
-                (t - p) / 1e6
-            );
-            results.push(serde_json::json!({
-                "bench": "slowdown", "go": v, "inserts": n, "events": events, "hits": hits,
-                "untraced_ms": p / 1e6, "traced_ms": t / 1e6, "ratio": t / p,
-                "untraced_range_ms": sp, "traced_range_ms": st,
-            }));
-        }
-    }
-
-    println!();
-    println!(
-        "## 2. Cost per probe hit: map-trace vs a bare kernel uprobe at the same instructions"
-    );
-    println!("(`maps 20000 9`: 20000 maps of 9 keys; each makes one classic hashGrow, or one Swiss growToTable)");
-    println!(
-        "{:<8} {:<34} {:>6} {:>12} {:>10} {:>10}",
-        "go", "probes", "hits", "median ms", "µs/hit", "vs bare"
-    );
-    let n = 20000u64;
-    let args = ["maps", "20000", "9"];
-    for v in ["1.23.9", "1.26.6"] {
-        let fx = fixture(&fixtures, v);
-        let (start, _) = traced_json(&bin, &fx, &["maps", "1", "9"])?;
-        let probes = start["probes"].as_array().context("probes")?.clone();
-        let swiss = start["map_impl"] == "swiss";
-        let fname = if swiss { "growToTable" } else { "hashGrow" };
-        let sites: Vec<(String, u64)> = probes
-            .iter()
-            .filter(|p| p["function"].as_str().unwrap_or("").ends_with(fname))
-            .map(|p| {
-                (
-                    p["file_offset"].as_str().unwrap_or("").to_string(),
-                    p["offset"].as_u64().unwrap_or(0),
-                )
-            })
-            .collect();
-        let entry: Vec<String> = sites.iter().take(1).map(|s| s.0.clone()).collect();
-        let all: Vec<String> = sites.iter().map(|s| s.0.clone()).collect();
-        let hits_per_call = all.len() as u64;
-        let (mut plain, mut traced, mut bare_entry, mut bare_all) =
-            (vec![], vec![], vec![], vec![]);
-        for _ in 0..ROUNDS {
-            plain.push(run_once(Command::new(&fx).args(args))?);
-            traced.push(run_once(
-                Command::new(&bin)
-                    .args(["-o", "/dev/null", "--"])
-                    .arg(&fx)
-                    .args(args),
-            )?);
-            bare_entry.push(with_bare_probes(&fx, &entry, || {
-                run_once(Command::new(&fx).args(args))
-            })?);
-            if swiss {
-                bare_all.push(with_bare_probes(&fx, &all, || {
+                bare_entry.push(with_bare_probes(&fx, &entry, || {
                     run_once(Command::new(&fx).args(args))
                 })?);
+                if swiss {
+                    bare_all.push(with_bare_probes(&fx, &all, || {
+                        run_once(Command::new(&fx).args(args))
+                    })?);
+                }
             }
-        }
-        let p = median(plain);
-        let per_hit = |t: f64, hits: u64| (t - p) / hits as f64 / 1e3;
-        let be = median(bare_entry);
-        let bare_hit = per_hit(be, n);
-        println!(
-            "{v:<8} {:<34} {:>6} {:>12.2} {:>10} {:>10}",
-            "none (untraced)",
-            0,
-            p / 1e6,
-            "-",
-            "-"
-        );
-        println!(
-            "{v:<8} {:<34} {:>6} {:>12.2} {:>10.2} {:>10}",
-            format!("kernel uprobe_events: {fname} body"),
-            n,
-            be / 1e6,
-            bare_hit,
-            "1.00"
-        );
-        if swiss {
-            let ba = median(bare_all);
-            let h = per_hit(ba, n * hits_per_call);
+            let p = median(plain);
+            let per_hit = |t: f64, hits: u64| (t - p) / hits as f64 / 1e3;
+            let be = median(bare_entry);
+            let bare_hit = per_hit(be, n);
             println!(
-                "{v:<8} {:<34} {:>6} {:>12.2} {:>10.2} {:>10.2}",
-                "kernel uprobe_events: body + RET",
+                "{v:<8} {:<34} {:>6} {:>12.2} {:>10} {:>10}",
+                "none (untraced)",
+                0,
+                p / 1e6,
+                "-",
+                "-"
+            );
+            println!(
+                "{v:<8} {:<34} {:>6} {:>12.2} {:>10.2} {:>10}",
+                format!("kernel uprobe_events: {fname} body"),
+                n,
+                be / 1e6,
+                bare_hit,
+                "1.00"
+            );
+            if swiss {
+                let ba = median(bare_all);
+                let h = per_hit(ba, n * hits_per_call);
+                println!(
+                    "{v:<8} {:<34} {:>6} {:>12.2} {:>10.2} {:>10.2}",
+                    "kernel uprobe_events: body + RET",
+                    n * hits_per_call,
+                    ba / 1e6,
+                    h,
+                    h / bare_hit
+                );
+            }
+            let t = median(traced);
+            let h = per_hit(t, n * hits_per_call);
+            let what = if swiss {
+                "map-trace: body + RET (timed)"
+            } else {
+                "map-trace: hashGrow body"
+            };
+            println!(
+                "{v:<8} {what:<34} {:>6} {:>12.2} {:>10.2} {:>10.2}",
                 n * hits_per_call,
-                ba / 1e6,
+                t / 1e6,
                 h,
                 h / bare_hit
             );
+            results.push(serde_json::json!({
+                "bench": "per_hit", "go": v, "function": fname, "bare_entry_us_per_hit": bare_hit,
+                "map_trace_us_per_hit": h, "hits_per_call": hits_per_call,
+            }));
         }
-        let t = median(traced);
-        let h = per_hit(t, n * hits_per_call);
-        let what = if swiss {
-            "map-trace: body + RET (timed)"
-        } else {
-            "map-trace: hashGrow body"
-        };
+    }
+    if want("attach") {
+        println!();
+        println!("## 3. Attach: time to live probes and peak RSS on the Go 1.26 compiler (25 MB), vs bpftrace");
+        let compile = go::ensure("1.26.6")?
+            .parent()
+            .and_then(|b| b.parent())
+            .context("GOROOT")?
+            .join("pkg/tool/linux_amd64/compile");
+        let mut mt = (vec![], vec![]);
+        let mut bt = (vec![], vec![]);
+        let bpftrace = which_bpftrace()?;
+        for _ in 0..ROUNDS {
+            let (ns, rss) = attach_run(
+                Command::new(&bin)
+                    .args(["-o", "/dev/null", "--"])
+                    .arg(&compile)
+                    .arg("-V"),
+                "map-trace: attached",
+                true,
+            )?;
+            mt.0.push(ns);
+            mt.1.push(rss);
+            let script = format!(
+                "uprobe:{c}:\"internal/runtime/maps.(*table).rehash\" {{}} \
+                 uprobe:{c}:\"internal/runtime/maps.(*Map).growToTable\" {{}} \
+                 BEGIN {{ printf(\"attached\\n\"); }}",
+                c = compile.display()
+            );
+            let (ns, rss) = attach_run(
+                Command::new(&bpftrace).arg("-e").arg(script),
+                "attached",
+                false,
+            )?;
+            bt.0.push(ns);
+            bt.1.push(rss);
+        }
+        let (mt_ns, bt_ns) = (median(mt.0), median(bt.0));
+        let (mt_rss, bt_rss) = (median(mt.1), median(bt.1));
+        println!("{:<36} {:>12} {:>14}", "", "attach ms", "peak RSS MiB");
         println!(
-            "{v:<8} {what:<34} {:>6} {:>12.2} {:>10.2} {:>10.2}",
-            n * hits_per_call,
-            t / 1e6,
-            h,
-            h / bare_hit
+            "{:<36} {:>12.1} {:>14.1}",
+            "map-trace (2 entry + 3 RET probes)",
+            mt_ns / 1e6,
+            mt_rss / 1024.0
+        );
+        println!(
+            "{:<36} {:>12.1} {:>14.1}",
+            "bpftrace (2 entry probes)",
+            bt_ns / 1e6,
+            bt_rss / 1024.0
+        );
+        println!(
+            "{:<36} {:>12.2} {:>14.2}",
+            "ratio map-trace / bpftrace",
+            mt_ns / bt_ns,
+            mt_rss / bt_rss
         );
         results.push(serde_json::json!({
-            "bench": "per_hit", "go": v, "function": fname, "bare_entry_us_per_hit": bare_hit,
-            "map_trace_us_per_hit": h, "hits_per_call": hits_per_call,
+            "bench": "attach", "map_trace_ms": mt_ns / 1e6, "map_trace_rss_mib": mt_rss / 1024.0,
+            "bpftrace_ms": bt_ns / 1e6, "bpftrace_rss_mib": bt_rss / 1024.0,
         }));
     }
-
-    println!();
-    println!("## 3. Attach: time to live probes and peak RSS on the Go 1.26 compiler (25 MB), vs bpftrace");
-    let compile = go::ensure("1.26.6")?
-        .parent()
-        .and_then(|b| b.parent())
-        .context("GOROOT")?
-        .join("pkg/tool/linux_amd64/compile");
-    let mut mt = (vec![], vec![]);
-    let mut bt = (vec![], vec![]);
-    let bpftrace = which_bpftrace()?;
-    for _ in 0..ROUNDS {
-        let (ns, rss) = attach_run(
-            Command::new(&bin)
-                .args(["-o", "/dev/null", "--"])
-                .arg(&compile)
-                .arg("-V"),
-            "map-trace: attached",
-            true,
+    if want("pipeline") {
+        println!();
+        println!("## 4-5. Collector throughput and memory (recorded stream, no kernel)");
+        let out = crate::cache::output(
+            crate::build::clean_cmd("cargo")
+                .args([
+                    "bench",
+                    "--quiet",
+                    "--package",
+                    "map-trace",
+                    "--bench",
+                    "pipeline",
+                ])
+                // Keep the rebuilt release binary functional (it shares the target dir).
+                .env(
+                    "MAP_TRACE_EBPF_OBJECT",
+                    crate::cache::target_dir()
+                        .join("bpf")
+                        .join(format!("map-trace-{}.bpf.o", build::bpf_arch())),
+                )
+                .current_dir(crate::cache::root()),
         )?;
-        mt.0.push(ns);
-        mt.1.push(rss);
-        let script = format!(
-            "uprobe:{c}:\"internal/runtime/maps.(*table).rehash\" {{}} \
-             uprobe:{c}:\"internal/runtime/maps.(*Map).growToTable\" {{}} \
-             BEGIN {{ printf(\"attached\\n\"); exit(); }}",
-            c = compile.display()
-        );
-        let (ns, rss) = attach_run(
-            Command::new(&bpftrace).arg("-e").arg(script),
-            "attached",
-            false,
-        )?;
-        bt.0.push(ns);
-        bt.1.push(rss);
+        print!("{out}");
+        results.push(serde_json::json!({ "bench": "pipeline", "output": out.trim() }));
     }
-    let (mt_ns, bt_ns) = (median(mt.0), median(bt.0));
-    let (mt_rss, bt_rss) = (median(mt.1), median(bt.1));
-    println!("{:<36} {:>12} {:>14}", "", "attach ms", "peak RSS MiB");
-    println!(
-        "{:<36} {:>12.1} {:>14.1}",
-        "map-trace (2 entry + 3 RET probes)",
-        mt_ns / 1e6,
-        mt_rss / 1024.0
-    );
-    println!(
-        "{:<36} {:>12.1} {:>14.1}",
-        "bpftrace (2 entry probes)",
-        bt_ns / 1e6,
-        bt_rss / 1024.0
-    );
-    println!(
-        "{:<36} {:>12.2} {:>14.2}",
-        "ratio map-trace / bpftrace",
-        mt_ns / bt_ns,
-        mt_rss / bt_rss
-    );
-    results.push(serde_json::json!({
-        "bench": "attach", "map_trace_ms": mt_ns / 1e6, "map_trace_rss_mib": mt_rss / 1024.0,
-        "bpftrace_ms": bt_ns / 1e6, "bpftrace_rss_mib": bt_rss / 1024.0,
-    }));
-
-    println!();
-    println!("## 4-5. Collector throughput and memory (recorded stream, no kernel)");
-    let out = crate::cache::output(
-        crate::build::clean_cmd("cargo")
-            .args([
-                "bench",
-                "--quiet",
-                "--package",
-                "map-trace",
-                "--bench",
-                "pipeline",
-            ])
-            .current_dir(crate::cache::root()),
-    )?;
-    print!("{out}");
-    results.push(serde_json::json!({ "bench": "pipeline", "output": out.trim() }));
-
     let dir = crate::cache::target_dir().join("bench");
     fs::create_dir_all(&dir)?;
     fs::write(

@@ -122,7 +122,8 @@ pub fn setup_rust() -> Result<Tools> {
     Ok(Tools { bpf_linker_bin })
 }
 
-fn bpf_arch() -> &'static str {
+/// The eBPF target architecture matching this machine.
+pub fn bpf_arch() -> &'static str {
     if cfg!(target_arch = "aarch64") {
         "aarch64"
     } else {

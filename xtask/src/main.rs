@@ -33,8 +33,12 @@ enum Cmd {
     Fixtures,
     /// Set up, build, and trace the demo Go workload (needs root; uses sudo if available).
     Demo,
-    /// Measure the traced program's slowdown, side by side with untraced runs (root).
-    Bench,
+    /// Measure overhead side by side with untraced runs and bare kernel probes (root).
+    Bench {
+        /// Run one section only: slowdown, per-hit, attach or pipeline.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Run every fuzz target for a bounded time (nightly + cargo-fuzz from the cache).
     Fuzz {
         /// Seconds per target.
@@ -53,7 +57,7 @@ fn main() {
         Cmd::Fixtures => go::fixtures().map(|_| ()),
         Cmd::Demo => test::demo(),
         Cmd::Test => test::test(),
-        Cmd::Bench => bench::bench(),
+        Cmd::Bench { only } => bench::bench(only.as_deref()),
         Cmd::Fuzz { seconds } => fuzz::fuzz(seconds),
     };
     if let Err(e) = r {

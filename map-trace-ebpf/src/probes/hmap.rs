@@ -47,7 +47,9 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
     // each user-memory read costs the traced program time.
     let head: [u8; 16] = read(h + layout.hmap_count as u64, &mut err);
     let at = |off: u32| head[(off.wrapping_sub(layout.hmap_count) & 15) as usize];
-    let count = u64::from_le_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
+    let count = u64::from_le_bytes([
+        head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+    ]);
     let flags = at(layout.hmap_flags);
     let b = at(layout.hmap_b);
     let noverflow = u16::from_le_bytes([at(layout.hmap_noverflow), at(layout.hmap_noverflow + 1)]);

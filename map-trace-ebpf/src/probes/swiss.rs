@@ -57,6 +57,27 @@ fn map_fields(ev: &mut SwissEvent, l: &MapLayout, m: u64, typ: u64) {
     ev.read_error |= err;
 }
 
+/// The event for a `(*Map)` method `(m *Map, typ *abi.SwissMapType)` at its body probe.
+fn map_method_event(
+    ctx: &ProbeContext,
+    kind: EventKind,
+    tgid: u32,
+    l: &MapLayout,
+) -> (u64, SwissEvent) {
+    let m = go_abi::arg(ctx, 0);
+    let typ = go_abi::arg(ctx, 1);
+    let g = go_abi::g(ctx);
+    let mut err = 0u8;
+    let goid: u64 = read(g + l.g_goid as u64, &mut err);
+    let mut ev = SwissEvent {
+        header: header(kind, tgid, goid),
+        read_error: err,
+        ..SwissEvent::default()
+    };
+    map_fields(&mut ev, l, m, typ);
+    (g, ev)
+}
+
 /// `func (m *Map) growToTable(typ *abi.SwissMapType)`: a small map's single group becomes a
 /// table of capacity 16.
 /// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L515>
@@ -64,18 +85,8 @@ fn map_fields(ev: &mut SwissEvent, l: &MapLayout, m: u64, typ: u64) {
 pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
     let Some((tgid, l)) = layout() else { return 0 };
     maps::count(Counter::HitsGrowToTable);
-    let m = go_abi::arg(&ctx, 0);
-    let typ = go_abi::arg(&ctx, 1);
-    let g = go_abi::g(&ctx);
-    let mut err = 0u8;
-    let goid: u64 = read(g + l.g_goid as u64, &mut err);
-    let mut ev = SwissEvent {
-        header: header(EventKind::MapSmallToTable, tgid, goid),
-        capacity_before: 8,
-        read_error: err,
-        ..SwissEvent::default()
-    };
-    map_fields(&mut ev, &l, m, typ);
+    let (g, mut ev) = map_method_event(&ctx, EventKind::MapSmallToTable, tgid, &l);
+    ev.capacity_before = 8;
     let _ = maps::PENDING_TO_TABLE.insert(g, ev, 0);
     0
 }
@@ -88,19 +99,12 @@ pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
 pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
     let Some((tgid, l)) = layout() else { return 0 };
     maps::count(Counter::HitsGrowToSmall);
-    let m = go_abi::arg(&ctx, 0);
-    let typ = go_abi::arg(&ctx, 1);
-    let g = go_abi::g(&ctx);
-    let mut err = 0u8;
-    let goid: u64 = read(g + l.g_goid as u64, &mut err);
-    let mut ev = SwissEvent {
-        header: header(EventKind::MapSmallAlloc, tgid, goid),
-        capacity_after: 8,
-        read_error: err,
-        ..SwissEvent::default()
-    };
-    map_fields(&mut ev, &l, m, typ);
-    if maps::EVENTS.output::<SwissEvent>(&ev, maps::submit_flags()).is_err() {
+    let (_, mut ev) = map_method_event(&ctx, EventKind::MapSmallAlloc, tgid, &l);
+    ev.capacity_after = 8;
+    if maps::EVENTS
+        .output::<SwissEvent>(&ev, maps::submit_flags())
+        .is_err()
+    {
         maps::count(Counter::Lost);
     }
     0
@@ -188,7 +192,10 @@ fn finish(mut ev: SwissEvent) {
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     ev.duration_ns = now.saturating_sub(ev.header.ts_ns);
-    if maps::EVENTS.output::<SwissEvent>(&ev, maps::submit_flags()).is_err() {
+    if maps::EVENTS
+        .output::<SwissEvent>(&ev, maps::submit_flags())
+        .is_err()
+    {
         maps::count(Counter::Lost);
     }
 }

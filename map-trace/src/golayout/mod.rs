@@ -177,7 +177,13 @@ mod tests {
     /// element type pointers in one 16-byte read: the offsets must keep that shape.
     #[test]
     fn test_classic_offsets_fit_the_ebpf_block_reads() {
-        for s in ["go1.18.1", "go1.21.13", "go1.23.9", "go1.24.11 X:noswissmap", "go1.25.5 X:noswissmap"] {
+        for s in [
+            "go1.18.1",
+            "go1.21.13",
+            "go1.23.9",
+            "go1.24.11 X:noswissmap",
+            "go1.25.5 X:noswissmap",
+        ] {
             let o = layout(&v(s), true, false).unwrap().offsets;
             assert_eq!(o.hmap_count % 8, 0);
             for f in [o.hmap_flags, o.hmap_b, o.hmap_noverflow + 1] {

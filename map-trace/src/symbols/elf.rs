@@ -115,7 +115,10 @@ impl<'data> Elf<'data> {
             }
             let Ok(name) = sym.name_bytes() else { continue };
             if let Some(i) = names.iter().position(|n| n.as_bytes() == name) {
-                found[i].get_or_insert(Function { addr: sym.address(), size: sym.size() });
+                found[i].get_or_insert(Function {
+                    addr: sym.address(),
+                    size: sym.size(),
+                });
             }
         }
         found

@@ -98,15 +98,22 @@ impl<'a> Pclntab<'a> {
         let mut found = vec![None; names.len()];
         for i in 0..self.nfunc {
             let e = self.pcln + 8 * i;
-            let (Some(entry), Some(funcoff), Some(next)) =
-                (u32_at(self.data, e), u32_at(self.data, e + 4), u32_at(self.data, e + 8))
-            else {
+            let (Some(entry), Some(funcoff), Some(next)) = (
+                u32_at(self.data, e),
+                u32_at(self.data, e + 4),
+                u32_at(self.data, e + 8),
+            ) else {
                 break;
             };
-            let Some(name) = self.name(funcoff as usize) else { continue };
+            let Some(name) = self.name(funcoff as usize) else {
+                continue;
+            };
             if let Some(k) = names.iter().position(|n| n.as_bytes() == name) {
                 if let Some(addr) = self.text_start.checked_add(u64::from(entry)) {
-                    found[k].get_or_insert(Function { addr, size: u64::from(next.saturating_sub(entry)) });
+                    found[k].get_or_insert(Function {
+                        addr,
+                        size: u64::from(next.saturating_sub(entry)),
+                    });
                 }
             }
         }
@@ -209,9 +216,15 @@ mod tests {
         assert_eq!(
             t.functions(&["main.main", "nope", "runtime.hashGrow"]),
             vec![
-                Some(Function { addr: 0x401300, size: 0x100 }),
+                Some(Function {
+                    addr: 0x401300,
+                    size: 0x100
+                }),
                 None,
-                Some(Function { addr: 0x401100, size: 0x200 })
+                Some(Function {
+                    addr: 0x401100,
+                    size: 0x200
+                })
             ]
         );
         // Go 1.18/1.19 magic reads the same way.
