@@ -133,6 +133,12 @@ pub fn bpf_arch() -> &'static str {
 
 /// Builds the eBPF object for this machine's architecture; returns its path.
 pub fn build_ebpf(tools: &Tools) -> Result<PathBuf> {
+    build_ebpf_for(tools, bpf_arch())
+}
+
+/// Builds the eBPF object for `arch` (`x86_64` or `aarch64`: the `pt_regs` layout and Go's
+/// argument registers differ); returns its path.
+pub fn build_ebpf_for(tools: &Tools, arch: &str) -> Result<PathBuf> {
     let root = cache::root();
     let target = cache::target_dir().join("bpf");
     let path = format!(
@@ -140,7 +146,6 @@ pub fn build_ebpf(tools: &Tools) -> Result<PathBuf> {
         tools.bpf_linker_bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let arch = bpf_arch();
     run(clean_cmd("rustup")
         .args([
             "run",
@@ -189,4 +194,42 @@ pub fn build(release: bool) -> Result<PathBuf> {
         .join("map-trace");
     eprintln!("xtask: built {}", bin.display());
     Ok(bin)
+}
+
+/// Builds a static (musl) map-trace for `rust_target` with `obj` embedded; returns its path.
+pub fn build_static(rust_target: &str, obj: &std::path::Path, out_name: &str) -> Result<PathBuf> {
+    let installed = output(clean_cmd("rustup").args(["target", "list", "--installed"]))?;
+    if !installed.lines().any(|l| l.trim() == rust_target) {
+        run(clean_cmd("rustup").args(["target", "add", rust_target]))?;
+    }
+    let linker_var = format!("CARGO_TARGET_{}_LINKER", rust_target.to_uppercase().replace('-', "_"));
+    run(clean_cmd("cargo")
+        .args(["build", "--release", "--package", "map-trace", "--bin", "map-trace", "--target", rust_target])
+        .current_dir(cache::root())
+        .env(linker_var, "rust-lld")
+        .env("MAP_TRACE_EBPF_OBJECT", obj))?;
+    let built = cache::target_dir().join(rust_target).join("release/map-trace");
+    let dist = cache::target_dir().join("dist");
+    fs::create_dir_all(&dist)?;
+    let out = dist.join(out_name);
+    fs::copy(&built, &out)?;
+    Ok(out)
+}
+
+/// `cargo xtask dist`: static binaries for x86-64 and arm64 with SHA-256 checksums.
+pub fn dist() -> Result<()> {
+    let tools = setup_rust()?;
+    let mut sums = String::new();
+    for (arch, target) in [("x86_64", "x86_64-unknown-linux-musl"), ("aarch64", "aarch64-unknown-linux-musl")] {
+        let obj = build_ebpf_for(&tools, arch)?;
+        let bin = build_static(target, &obj, &format!("map-trace-{arch}-linux"))?;
+        let sum = output(Command::new("sha256sum").arg(&bin))?;
+        let hash = sum.split_whitespace().next().unwrap_or("").to_string();
+        sums.push_str(&format!("{hash}  {}\n", bin.file_name().unwrap().to_string_lossy()));
+        eprintln!("xtask: {}", bin.display());
+    }
+    let dist = cache::target_dir().join("dist");
+    fs::write(dist.join("SHA256SUMS"), sums)?;
+    eprintln!("xtask: {}", dist.join("SHA256SUMS").display());
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod cache;
 mod fuzz;
 mod go;
 mod test;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -45,6 +46,10 @@ enum Cmd {
         #[arg(default_value_t = 60)]
         seconds: u64,
     },
+    /// Static musl binaries for x86-64 and arm64 with checksums, in target/dist.
+    Dist,
+    /// Boot Debian kernels (arm64 6.1/6.12/5.10, amd64 5.10) under QEMU and run the checks inside.
+    VmTest,
     /// Everything CI runs: unit tests, then end-to-end tests against real Go programs (root).
     Test,
 }
@@ -58,6 +63,8 @@ fn main() {
         Cmd::Demo => test::demo(),
         Cmd::Test => test::test(),
         Cmd::Bench { only } => bench::bench(only.as_deref()),
+        Cmd::Dist => build::dist(),
+        Cmd::VmTest => vm::vm_test(),
         Cmd::Fuzz { seconds } => fuzz::fuzz(seconds),
     };
     if let Err(e) = r {

@@ -1,0 +1,350 @@
+//! `cargo xtask vm-test`: the real map-trace binary inside QEMU guests running Debian kernels,
+//! arm64 and amd64, new and old (5.10). Emulation only (TCG): nested KVM does not work here.
+//!
+//! Per guest: a static musl map-trace for the guest's architecture (its eBPF object built for
+//! that architecture), Go fixtures cross-compiled for it, busybox, and an init script that runs
+//! the checks and prints `VMTEST-RESULT: PASS|FAIL` on the serial console. On arm64 guests a
+//! negative control runs a map-trace carrying the x86-64 eBPF object (wrong `pt_regs` layout):
+//! the checks must catch it. Kernels and busybox come from Debian's archive through a private
+//! apt configuration in the xtask cache; nothing touches the host's apt state or /boot.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{
+    build,
+    cache::{self, output, run},
+    go,
+};
+
+/// A guest of the matrix.
+struct Guest {
+    arch: &'static str,
+    /// Package-name pattern: `{N}` stands for the number picked newest at run time.
+    pattern: &'static str,
+    /// Used when no newer package can be found or downloaded.
+    pinned: &'static str,
+}
+
+const GUESTS: &[Guest] = &[
+    Guest { arch: "arm64", pattern: "linux-image-6.1.0-{N}-arm64", pinned: "linux-image-6.1.0-56-arm64" },
+    Guest { arch: "arm64", pattern: "linux-image-6.12.{N}+deb12-arm64", pinned: "linux-image-6.12.117+deb12-arm64" },
+    // bullseye-security's arm64 packages are missing from the archive: pin bullseye main's.
+    Guest { arch: "arm64", pattern: "", pinned: "linux-image-5.10.0-32-arm64=5.10.223-1" },
+    Guest { arch: "amd64", pattern: "linux-image-5.10.0-{N}-amd64", pinned: "linux-image-5.10.0-46-amd64" },
+];
+
+/// Go releases whose fixtures run in the guests: one classic, one Swiss.
+const GO_CLASSIC: &str = "1.23.9";
+const GO_SWISS: &str = "1.27.3";
+
+const SOURCES: &str = "deb [arch=amd64,arm64] http://deb.debian.org/debian bookworm main
+deb [arch=amd64,arm64] http://deb.debian.org/debian bookworm-updates main
+deb [arch=amd64,arm64] http://deb.debian.org/debian-security bookworm-security main
+deb [arch=amd64,arm64] http://deb.debian.org/debian bullseye main
+deb [arch=amd64,arm64] http://deb.debian.org/debian-security bullseye-security main
+";
+
+fn work() -> PathBuf {
+    cache::dir().join("vm")
+}
+
+fn apt_opts() -> Vec<String> {
+    let w = work();
+    vec![
+        "-o".into(),
+        format!("Dir::Etc::SourceList={}", w.join("apt/sources.list").display()),
+        "-o".into(),
+        "Dir::Etc::SourceParts=/dev/null".into(),
+        "-o".into(),
+        format!("Dir::State::Lists={}", w.join("apt/lists").display()),
+        "-o".into(),
+        format!("Dir::Cache={}", w.join("apt/cache").display()),
+        "-o".into(),
+        "Dir::State::status=/dev/null".into(),
+        "-o".into(),
+        "APT::Architectures::=amd64".into(),
+        "-o".into(),
+        "APT::Architectures::=arm64".into(),
+        "-o".into(),
+        "APT::Sandbox::User=root".into(),
+        "-o".into(),
+        "Debug::NoLocking=1".into(),
+    ]
+}
+
+fn ensure_host_tools() -> Result<()> {
+    let have = |b: &str| Command::new("sh").arg("-c").arg(format!("command -v {b}")).output().is_ok_and(|o| o.status.success());
+    // One package at a time, without recommends: asking apt for all three at once makes its
+    // resolver give up on this image.
+    for (bin, pkg) in [("qemu-system-aarch64", "qemu-system-arm"), ("qemu-system-x86_64", "qemu-system-x86"), ("cpio", "cpio")] {
+        if !have(bin) {
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends", pkg])
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        }
+    }
+    Ok(())
+}
+
+fn apt_update() -> Result<()> {
+    let w = work();
+    for d in ["apt/lists/partial", "apt/cache/archives/partial", "debs"] {
+        fs::create_dir_all(w.join(d))?;
+    }
+    fs::write(w.join("apt/sources.list"), SOURCES)?;
+    let stamp = w.join("apt/.updated");
+    let fresh = fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|e| e.as_secs() < 12 * 3600));
+    if !fresh {
+        run(Command::new("apt-get").args(apt_opts()).args(["update", "-qq"]))?;
+        fs::write(stamp, b"")?;
+    }
+    Ok(())
+}
+
+/// Newest package matching `pattern` (its `{N}` numeric), if the lists know one.
+fn newest(pattern: &str) -> Option<String> {
+    let (prefix, suffix) = pattern.split_once("{N}")?;
+    let names = output(Command::new("apt-cache").args(apt_opts()).args(["pkgnames", prefix])).ok()?;
+    names
+        .lines()
+        .filter_map(|n| {
+            let mid = n.strip_prefix(prefix)?.strip_suffix(suffix)?;
+            mid.parse::<u32>().ok().map(|v| (v, n.to_string()))
+        })
+        .max()
+        .map(|(_, n)| n)
+}
+
+/// Downloads (once) and returns the .deb for `spec` (`name[=version]`) of `arch`.
+fn download(spec: &str, arch: &str) -> Result<PathBuf> {
+    let debs = work().join("debs");
+    let name = spec.split('=').next().unwrap_or(spec);
+    let find = || -> Option<PathBuf> {
+        fs::read_dir(&debs).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+            let f = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
+            f.starts_with(&format!("{name}_")) && f.ends_with(&format!("_{arch}.deb"))
+        })
+    };
+    if let Some(p) = find() {
+        return Ok(p);
+    }
+    let (n, v) = match spec.split_once('=') {
+        Some((n, v)) => (n, format!("={v}")),
+        None => (spec, String::new()),
+    };
+    let mut ok = false;
+    for _ in 0..3 {
+        // A failed download may be retried; a wrong result never is.
+        let st = Command::new("apt-get")
+            .args(apt_opts())
+            .args(["download", "-qq", &format!("{n}:{arch}{v}")])
+            .current_dir(&debs)
+            .status()?;
+        if st.success() {
+            ok = true;
+            break;
+        }
+    }
+    if !ok {
+        bail!("apt-get download {spec}:{arch} failed");
+    }
+    find().with_context(|| format!("{spec}: downloaded but not found"))
+}
+
+fn unpack(deb: &Path, dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let tmp = dir.with_extension("partial");
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp)?;
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&tmp))?;
+    fs::rename(&tmp, dir)?;
+    Ok(())
+}
+
+/// Per-architecture artifacts: map-trace, the negative control, fixtures.
+struct Artifacts {
+    map_trace: PathBuf,
+    wrong_abi: Option<PathBuf>,
+    classic: PathBuf,
+    swiss: PathBuf,
+}
+
+fn artifacts(arch: &str, tools: &build::Tools, objs: &[(String, PathBuf)]) -> Result<Artifacts> {
+    let (bpf, target, goarch) = match arch {
+        "arm64" => ("aarch64", "aarch64-unknown-linux-musl", "arm64"),
+        _ => ("x86_64", "x86_64-unknown-linux-musl", "amd64"),
+    };
+    let _ = tools;
+    let obj = &objs.iter().find(|(a, _)| a == bpf).context("object")?.1;
+    let map_trace = build::build_static(target, obj, &format!("map-trace-{bpf}-linux"))?;
+    let wrong_abi = if arch == "arm64" {
+        let x86 = &objs.iter().find(|(a, _)| a == "x86_64").context("object")?.1;
+        Some(build::build_static(target, x86, "map-trace-aarch64-with-x86_64-object")?)
+    } else {
+        None
+    };
+    let dir = cache::target_dir().join("vm").join(arch);
+    let src = cache::root().join("fixtures/go/growth");
+    let classic = dir.join("growth-classic");
+    let swiss = dir.join("growth-swiss");
+    go::build(GO_CLASSIC, &src, &classic, &[], &[("GOARCH", goarch)])?;
+    go::build(GO_SWISS, &src, &swiss, &[], &[("GOARCH", goarch)])?;
+    Ok(Artifacts { map_trace, wrong_abi, classic, swiss })
+}
+
+/// The guest's /init: runs the checks, prints the verdict, powers off.
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t tmpfs tmpfs /tmp
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+echo "VMTEST: kernel=$(uname -r) machine=$(uname -m) memlock=$(ulimit -l)"
+fail=0
+# check NAME BINARY FIXTURE EXPECTED: traces `FIXTURE int 100000`; its own map must show
+# exactly EXPECTED events, all on goroutine 1, none partial (and Swiss durations > 0).
+check() {
+  name=$1; mt=$2; fx=$3; want=$4
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  $mt --format json -o /tmp/out.json -- $fx int 100000 >/tmp/fx.out 2>/tmp/err; rc=$?
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  map=$(grep '^mapptr ' /tmp/err | cut -d' ' -f2)
+  grep "\"map\":\"$map\"" /tmp/out.json | grep '"event":"map_' >/tmp/mine
+  n=$(wc -l </tmp/mine)
+  badgoid=$(grep -vc '"goid":1,' /tmp/mine)
+  partial=$(grep -c '"partial":true' /tmp/mine)
+  zero=$(grep -c '"duration_ns":0,' /tmp/mine)
+  lost=$(tail -n1 /tmp/out.json | sed 's/.*"lost":\([0-9]*\).*/\1/')
+  ok=no
+  [ "$rc" = 0 ] && [ "$n" = "$want" ] && [ "$badgoid" = 0 ] && [ "$partial" = 0 ] && [ "$zero" = 0 ] && ok=yes
+  echo "VMTEST: $name rc=$rc map=$map events=$n want=$want bad_goid=$badgoid partial=$partial zero_durations=$zero lost=$lost seconds=$(awk "BEGIN{print $t1-$t0}") ok=$ok"
+  [ $ok = yes ] || { grep -m3 . /tmp/err; head -c 600 /tmp/out.json; echo; }
+  [ $ok = yes ]
+}
+check classic-go /test/map-trace /test/growth-classic 14 || fail=1
+check swiss-go /test/map-trace /test/growth-swiss 134 || fail=1
+if [ -x /test/wrong-abi ]; then
+  # Negative control: the x86-64 register layout on arm64 must not pass the same check.
+  if check negative-control /test/wrong-abi /test/growth-classic 14; then
+    echo "VMTEST: negative control NOT detected"; fail=1
+  else
+    echo "VMTEST: negative control detected (wrong register mapping fails the check)"
+  fi
+fi
+if [ $fail = 0 ]; then r=PASS; else r=FAIL; fi
+echo "VMTEST-RESULT: $r kernel=$(uname -r) arch=$(uname -m)"
+poweroff -f
+"#;
+
+fn initramfs(arch: &str, a: &Artifacts, busybox: &Path) -> Result<PathBuf> {
+    let dir = cache::target_dir().join("vm").join(arch);
+    let root = dir.join("rootfs");
+    let _ = fs::remove_dir_all(&root);
+    for d in ["bin", "dev", "proc", "sys", "tmp", "test"] {
+        fs::create_dir_all(root.join(d))?;
+    }
+    fs::copy(busybox, root.join("bin/busybox"))?;
+    fs::copy(&a.map_trace, root.join("test/map-trace"))?;
+    fs::copy(&a.classic, root.join("test/growth-classic"))?;
+    fs::copy(&a.swiss, root.join("test/growth-swiss"))?;
+    if let Some(w) = &a.wrong_abi {
+        fs::copy(w, root.join("test/wrong-abi"))?;
+    }
+    fs::write(root.join("init"), INIT)?;
+    run(Command::new("chmod").args(["-R", "a+rx"]).arg(&root))?;
+    let initrd = dir.join("initrd.gz");
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && find . | cpio -o -H newc --owner=0:0 --quiet | gzip -1 > '{}'",
+            root.display(),
+            initrd.display()
+        )))?;
+    Ok(initrd)
+}
+
+fn boot(arch: &str, kernel: &Path, initrd: &Path, log: &Path) -> Result<bool> {
+    let (qemu, console) = if arch == "arm64" { ("qemu-system-aarch64", "ttyAMA0") } else { ("qemu-system-x86_64", "ttyS0") };
+    let mut c = Command::new("timeout");
+    c.arg("900").arg(qemu).args(["-nographic", "-no-reboot", "-nic", "none", "-smp", "2", "-m", "1024"]);
+    c.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
+    if arch == "arm64" {
+        c.args(["-M", "virt", "-accel", "tcg,thread=multi", "-cpu", "max,pauth-impdef=on"]);
+    } else {
+        c.args(["-M", "pc", "-accel", "tcg,thread=multi", "-cpu", "max"]);
+    }
+    c.arg("-append").arg(format!("console={console} panic=-1 rdinit=/init quiet loglevel=4"));
+    let out = c.stdin(std::process::Stdio::null()).output()?;
+    let serial = String::from_utf8_lossy(&out.stdout).into_owned();
+    fs::write(log, &serial)?;
+    for l in serial.lines().filter(|l| l.starts_with("VMTEST")) {
+        println!("    {}", l.trim_end());
+    }
+    Ok(serial.lines().any(|l| l.starts_with("VMTEST-RESULT: PASS")))
+}
+
+/// Runs the VM matrix; fails if any guest fails.
+pub fn vm_test() -> Result<()> {
+    ensure_host_tools()?;
+    apt_update()?;
+    let tools = build::setup_rust()?;
+    go::ensure(GO_CLASSIC)?;
+    go::ensure(GO_SWISS)?;
+    let objs: Vec<(String, PathBuf)> = ["x86_64", "aarch64"]
+        .iter()
+        .map(|a| build::build_ebpf_for(&tools, a).map(|p| (a.to_string(), p)))
+        .collect::<Result<_>>()?;
+    let mut failed = vec![];
+    let mut summary = vec![];
+    for arch in ["arm64", "amd64"] {
+        let a = artifacts(arch, &tools, &objs)?;
+        let bb = download("busybox-static", arch)?;
+        let bbdir = work().join(arch).join("busybox");
+        unpack(&bb, &bbdir)?;
+        let initrd = initramfs(arch, &a, &bbdir.join("bin/busybox"))?;
+        for g in GUESTS.iter().filter(|g| g.arch == arch) {
+            let picked = newest(g.pattern).filter(|_| !g.pattern.is_empty());
+            let deb = match picked.as_deref().map(|p| download(p, arch)) {
+                Some(Ok(d)) => d,
+                _ => download(g.pinned, arch)?,
+            };
+            let kname = deb.file_stem().and_then(|s| s.to_str()).unwrap_or("kernel").to_string();
+            let kdir = work().join(arch).join(&kname);
+            unpack(&deb, &kdir)?;
+            let vmlinuz = fs::read_dir(kdir.join("boot"))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with("vmlinuz-")))
+                .context("no vmlinuz in the kernel package")?;
+            println!("vm-test: {arch} {kname}");
+            let t0 = Instant::now();
+            let log = cache::target_dir().join("vm").join(format!("serial-{kname}.log"));
+            let pass = boot(arch, &vmlinuz, &initrd, &log)?;
+            let secs = t0.elapsed().as_secs_f64();
+            println!("vm-test: {arch} {kname}: {} in {secs:.1} s (serial log {})", if pass { "PASS" } else { "FAIL" }, log.display());
+            summary.push(format!("{arch} {kname}: {} {secs:.1} s", if pass { "PASS" } else { "FAIL" }));
+            if !pass {
+                failed.push(kname);
+            }
+        }
+    }
+    println!("vm-test summary:\n  {}", summary.join("\n  "));
+    if !failed.is_empty() {
+        bail!("VM guests failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
