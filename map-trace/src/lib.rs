@@ -8,6 +8,7 @@ pub mod cli;
 pub mod error;
 pub mod events;
 pub mod golayout;
+pub mod kernel;
 pub mod launch;
 pub mod output;
 pub mod plan;

@@ -58,7 +58,15 @@ impl Probes {
                  `cargo xtask build`"
             );
         }
-        crate::sys::raise_memlock_rlimit();
+        if !crate::sys::raise_memlock_rlimit()
+            && crate::kernel::release().is_some_and(|r| r < (5, 11))
+        {
+            eprintln!(
+                "map-trace: warning: RLIMIT_MEMLOCK could not be raised (needs CAP_SYS_RESOURCE); \
+                 before Linux 5.11 BPF maps count against it, so loading may fail: lower \
+                 --ring-buffer-size or raise the limit"
+            );
+        }
         // Wake the reader when a quarter of the ring is queued; below that it drains on its
         // own timer (see session.rs), which spares the traced program a wakeup per event.
         let wakeup_bytes = u64::from(ring_bytes / 4);

@@ -49,6 +49,23 @@ pub fn run(args: Args) -> Result<u8> {
         },
     )?;
     sys::check_privileges().map_err(Fail::privileges)?;
+    match crate::kernel::check() {
+        Ok(()) => {}
+        Err(crate::kernel::Missing::Feature(what, min)) => {
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            return Err(Fail::unsupported(format!(
+                "kernel {} lacks {what}: map-trace needs Linux {min} or later",
+                release.trim()
+            ))
+            .into());
+        }
+        Err(crate::kernel::Missing::Privileges) => {
+            return Err(Fail::privileges(
+                "the kernel refused to create a BPF map: need CAP_BPF (or CAP_SYS_ADMIN)",
+            )
+            .into())
+        }
+    }
 
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::new(

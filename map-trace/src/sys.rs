@@ -76,14 +76,16 @@ pub fn unix_now_ns() -> u64 {
     clock_ns(libc::CLOCK_REALTIME).max(0) as u64
 }
 
-/// Lifts RLIMIT_MEMLOCK for kernels that still charge BPF maps to it (before 5.11).
-pub fn raise_memlock_rlimit() {
+/// Lifts RLIMIT_MEMLOCK for kernels that still charge BPF maps to it (before 5.11; from 5.11
+/// maps are charged to the memory cgroup). Returns false if the limit could not be raised
+/// (no CAP_SYS_RESOURCE).
+pub fn raise_memlock_rlimit() -> bool {
     let lim = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,
         rlim_max: libc::RLIM_INFINITY,
     };
-    // SAFETY: setrlimit reads the struct we pass; failure is harmless (newer kernels ignore it).
-    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
+    // SAFETY: setrlimit reads the struct we pass.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) == 0 }
 }
 
 /// `pidfd_open(pid)`: a descriptor that becomes readable when the process exits (Linux 5.3+).

@@ -202,13 +202,27 @@ pub fn build_static(rust_target: &str, obj: &std::path::Path, out_name: &str) ->
     if !installed.lines().any(|l| l.trim() == rust_target) {
         run(clean_cmd("rustup").args(["target", "add", rust_target]))?;
     }
-    let linker_var = format!("CARGO_TARGET_{}_LINKER", rust_target.to_uppercase().replace('-', "_"));
+    let linker_var = format!(
+        "CARGO_TARGET_{}_LINKER",
+        rust_target.to_uppercase().replace('-', "_")
+    );
     run(clean_cmd("cargo")
-        .args(["build", "--release", "--package", "map-trace", "--bin", "map-trace", "--target", rust_target])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "map-trace",
+            "--bin",
+            "map-trace",
+            "--target",
+            rust_target,
+        ])
         .current_dir(cache::root())
         .env(linker_var, "rust-lld")
         .env("MAP_TRACE_EBPF_OBJECT", obj))?;
-    let built = cache::target_dir().join(rust_target).join("release/map-trace");
+    let built = cache::target_dir()
+        .join(rust_target)
+        .join("release/map-trace");
     let dist = cache::target_dir().join("dist");
     fs::create_dir_all(&dist)?;
     let out = dist.join(out_name);
@@ -220,12 +234,18 @@ pub fn build_static(rust_target: &str, obj: &std::path::Path, out_name: &str) ->
 pub fn dist() -> Result<()> {
     let tools = setup_rust()?;
     let mut sums = String::new();
-    for (arch, target) in [("x86_64", "x86_64-unknown-linux-musl"), ("aarch64", "aarch64-unknown-linux-musl")] {
+    for (arch, target) in [
+        ("x86_64", "x86_64-unknown-linux-musl"),
+        ("aarch64", "aarch64-unknown-linux-musl"),
+    ] {
         let obj = build_ebpf_for(&tools, arch)?;
         let bin = build_static(target, &obj, &format!("map-trace-{arch}-linux"))?;
         let sum = output(Command::new("sha256sum").arg(&bin))?;
         let hash = sum.split_whitespace().next().unwrap_or("").to_string();
-        sums.push_str(&format!("{hash}  {}\n", bin.file_name().unwrap().to_string_lossy()));
+        sums.push_str(&format!(
+            "{hash}  {}\n",
+            bin.file_name().unwrap().to_string_lossy()
+        ));
         eprintln!("xtask: {}", bin.display());
     }
     let dist = cache::target_dir().join("dist");

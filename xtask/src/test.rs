@@ -78,6 +78,8 @@ pub fn test() -> Result<()> {
         .env("MAP_TRACE_FIXTURES", &fixtures)
         .env("MAP_TRACE_GO_VERSIONS", go::TEST_VERSIONS.join(","))
         .env("MAP_TRACE_REAL_PROGRAMS", real_programs.join(",")))?;
+    // The real binary inside QEMU guests: arm64 and amd64, kernels 5.10 to 6.12.
+    crate::vm::vm_test()?;
     // Bounded fuzzing of the parsers and the decoder (the corpus lives in fuzz/corpus).
     crate::fuzz::fuzz(FUZZ_SECONDS)?;
     Ok(())

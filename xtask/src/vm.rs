@@ -33,11 +33,27 @@ struct Guest {
 }
 
 const GUESTS: &[Guest] = &[
-    Guest { arch: "arm64", pattern: "linux-image-6.1.0-{N}-arm64", pinned: "linux-image-6.1.0-56-arm64" },
-    Guest { arch: "arm64", pattern: "linux-image-6.12.{N}+deb12-arm64", pinned: "linux-image-6.12.117+deb12-arm64" },
+    Guest {
+        arch: "arm64",
+        pattern: "linux-image-6.1.0-{N}-arm64",
+        pinned: "linux-image-6.1.0-56-arm64",
+    },
+    Guest {
+        arch: "arm64",
+        pattern: "linux-image-6.12.{N}+deb12-arm64",
+        pinned: "linux-image-6.12.117+deb12-arm64",
+    },
     // bullseye-security's arm64 packages are missing from the archive: pin bullseye main's.
-    Guest { arch: "arm64", pattern: "", pinned: "linux-image-5.10.0-32-arm64=5.10.223-1" },
-    Guest { arch: "amd64", pattern: "linux-image-5.10.0-{N}-amd64", pinned: "linux-image-5.10.0-46-amd64" },
+    Guest {
+        arch: "arm64",
+        pattern: "",
+        pinned: "linux-image-5.10.0-32-arm64=5.10.223-1",
+    },
+    Guest {
+        arch: "amd64",
+        pattern: "linux-image-5.10.0-{N}-amd64",
+        pinned: "linux-image-5.10.0-46-amd64",
+    },
 ];
 
 /// Go releases whose fixtures run in the guests: one classic, one Swiss.
@@ -59,7 +75,10 @@ fn apt_opts() -> Vec<String> {
     let w = work();
     vec![
         "-o".into(),
-        format!("Dir::Etc::SourceList={}", w.join("apt/sources.list").display()),
+        format!(
+            "Dir::Etc::SourceList={}",
+            w.join("apt/sources.list").display()
+        ),
         "-o".into(),
         "Dir::Etc::SourceParts=/dev/null".into(),
         "-o".into(),
@@ -80,10 +99,20 @@ fn apt_opts() -> Vec<String> {
 }
 
 fn ensure_host_tools() -> Result<()> {
-    let have = |b: &str| Command::new("sh").arg("-c").arg(format!("command -v {b}")).output().is_ok_and(|o| o.status.success());
+    let have = |b: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {b}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     // One package at a time, without recommends: asking apt for all three at once makes its
     // resolver give up on this image.
-    for (bin, pkg) in [("qemu-system-aarch64", "qemu-system-arm"), ("qemu-system-x86_64", "qemu-system-x86"), ("cpio", "cpio")] {
+    for (bin, pkg) in [
+        ("qemu-system-aarch64", "qemu-system-arm"),
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("cpio", "cpio"),
+    ] {
         if !have(bin) {
             run(Command::new("apt-get")
                 .args(["install", "-y", "-qq", "--no-install-recommends", pkg])
@@ -104,7 +133,9 @@ fn apt_update() -> Result<()> {
         .and_then(|m| m.modified())
         .is_ok_and(|t| t.elapsed().is_ok_and(|e| e.as_secs() < 12 * 3600));
     if !fresh {
-        run(Command::new("apt-get").args(apt_opts()).args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args(apt_opts())
+            .args(["update", "-qq"]))?;
         fs::write(stamp, b"")?;
     }
     Ok(())
@@ -113,7 +144,12 @@ fn apt_update() -> Result<()> {
 /// Newest package matching `pattern` (its `{N}` numeric), if the lists know one.
 fn newest(pattern: &str) -> Option<String> {
     let (prefix, suffix) = pattern.split_once("{N}")?;
-    let names = output(Command::new("apt-cache").args(apt_opts()).args(["pkgnames", prefix])).ok()?;
+    let names = output(
+        Command::new("apt-cache")
+            .args(apt_opts())
+            .args(["pkgnames", prefix]),
+    )
+    .ok()?;
     names
         .lines()
         .filter_map(|n| {
@@ -129,10 +165,14 @@ fn download(spec: &str, arch: &str) -> Result<PathBuf> {
     let debs = work().join("debs");
     let name = spec.split('=').next().unwrap_or(spec);
     let find = || -> Option<PathBuf> {
-        fs::read_dir(&debs).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
-            let f = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
-            f.starts_with(&format!("{name}_")) && f.ends_with(&format!("_{arch}.deb"))
-        })
+        fs::read_dir(&debs)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| {
+                let f = p.file_name().and_then(|f| f.to_str()).unwrap_or("");
+                f.starts_with(&format!("{name}_")) && f.ends_with(&format!("_{arch}.deb"))
+            })
     };
     if let Some(p) = find() {
         return Ok(p);
@@ -189,8 +229,16 @@ fn artifacts(arch: &str, tools: &build::Tools, objs: &[(String, PathBuf)]) -> Re
     let obj = &objs.iter().find(|(a, _)| a == bpf).context("object")?.1;
     let map_trace = build::build_static(target, obj, &format!("map-trace-{bpf}-linux"))?;
     let wrong_abi = if arch == "arm64" {
-        let x86 = &objs.iter().find(|(a, _)| a == "x86_64").context("object")?.1;
-        Some(build::build_static(target, x86, "map-trace-aarch64-with-x86_64-object")?)
+        let x86 = &objs
+            .iter()
+            .find(|(a, _)| a == "x86_64")
+            .context("object")?
+            .1;
+        Some(build::build_static(
+            target,
+            x86,
+            "map-trace-aarch64-with-x86_64-object",
+        )?)
     } else {
         None
     };
@@ -200,7 +248,12 @@ fn artifacts(arch: &str, tools: &build::Tools, objs: &[(String, PathBuf)]) -> Re
     let swiss = dir.join("growth-swiss");
     go::build(GO_CLASSIC, &src, &classic, &[], &[("GOARCH", goarch)])?;
     go::build(GO_SWISS, &src, &swiss, &[], &[("GOARCH", goarch)])?;
-    Ok(Artifacts { map_trace, wrong_abi, classic, swiss })
+    Ok(Artifacts {
+        map_trace,
+        wrong_abi,
+        classic,
+        swiss,
+    })
 }
 
 /// The guest's /init: runs the checks, prints the verdict, powers off.
@@ -267,27 +320,47 @@ fn initramfs(arch: &str, a: &Artifacts, busybox: &Path) -> Result<PathBuf> {
     fs::write(root.join("init"), INIT)?;
     run(Command::new("chmod").args(["-R", "a+rx"]).arg(&root))?;
     let initrd = dir.join("initrd.gz");
-    run(Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "cd '{}' && find . | cpio -o -H newc --owner=0:0 --quiet | gzip -1 > '{}'",
-            root.display(),
-            initrd.display()
-        )))?;
+    run(Command::new("sh").arg("-c").arg(format!(
+        "cd '{}' && find . | cpio -o -H newc --owner=0:0 --quiet | gzip -1 > '{}'",
+        root.display(),
+        initrd.display()
+    )))?;
     Ok(initrd)
 }
 
 fn boot(arch: &str, kernel: &Path, initrd: &Path, log: &Path) -> Result<bool> {
-    let (qemu, console) = if arch == "arm64" { ("qemu-system-aarch64", "ttyAMA0") } else { ("qemu-system-x86_64", "ttyS0") };
+    let (qemu, console) = if arch == "arm64" {
+        ("qemu-system-aarch64", "ttyAMA0")
+    } else {
+        ("qemu-system-x86_64", "ttyS0")
+    };
     let mut c = Command::new("timeout");
-    c.arg("900").arg(qemu).args(["-nographic", "-no-reboot", "-nic", "none", "-smp", "2", "-m", "1024"]);
+    c.arg("900").arg(qemu).args([
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-smp",
+        "2",
+        "-m",
+        "1024",
+    ]);
     c.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
     if arch == "arm64" {
-        c.args(["-M", "virt", "-accel", "tcg,thread=multi", "-cpu", "max,pauth-impdef=on"]);
+        c.args([
+            "-M",
+            "virt",
+            "-accel",
+            "tcg,thread=multi",
+            "-cpu",
+            "max,pauth-impdef=on",
+        ]);
     } else {
         c.args(["-M", "pc", "-accel", "tcg,thread=multi", "-cpu", "max"]);
     }
-    c.arg("-append").arg(format!("console={console} panic=-1 rdinit=/init quiet loglevel=4"));
+    c.arg("-append").arg(format!(
+        "console={console} panic=-1 rdinit=/init quiet loglevel=4"
+    ));
     let out = c.stdin(std::process::Stdio::null()).output()?;
     let serial = String::from_utf8_lossy(&out.stdout).into_owned();
     fs::write(log, &serial)?;
@@ -322,21 +395,38 @@ pub fn vm_test() -> Result<()> {
                 Some(Ok(d)) => d,
                 _ => download(g.pinned, arch)?,
             };
-            let kname = deb.file_stem().and_then(|s| s.to_str()).unwrap_or("kernel").to_string();
+            let kname = deb
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("kernel")
+                .to_string();
             let kdir = work().join(arch).join(&kname);
             unpack(&deb, &kdir)?;
             let vmlinuz = fs::read_dir(kdir.join("boot"))?
                 .filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .find(|p| p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with("vmlinuz-")))
+                .find(|p| {
+                    p.file_name()
+                        .and_then(|f| f.to_str())
+                        .is_some_and(|f| f.starts_with("vmlinuz-"))
+                })
                 .context("no vmlinuz in the kernel package")?;
             println!("vm-test: {arch} {kname}");
             let t0 = Instant::now();
-            let log = cache::target_dir().join("vm").join(format!("serial-{kname}.log"));
+            let log = cache::target_dir()
+                .join("vm")
+                .join(format!("serial-{kname}.log"));
             let pass = boot(arch, &vmlinuz, &initrd, &log)?;
             let secs = t0.elapsed().as_secs_f64();
-            println!("vm-test: {arch} {kname}: {} in {secs:.1} s (serial log {})", if pass { "PASS" } else { "FAIL" }, log.display());
-            summary.push(format!("{arch} {kname}: {} {secs:.1} s", if pass { "PASS" } else { "FAIL" }));
+            println!(
+                "vm-test: {arch} {kname}: {} in {secs:.1} s (serial log {})",
+                if pass { "PASS" } else { "FAIL" },
+                log.display()
+            );
+            summary.push(format!(
+                "{arch} {kname}: {} {secs:.1} s",
+                if pass { "PASS" } else { "FAIL" }
+            ));
             if !pass {
                 failed.push(kname);
             }
