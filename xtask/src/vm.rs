@@ -288,8 +288,17 @@ check() {
   [ $ok = yes ] || { grep -m3 . /tmp/err; head -c 600 /tmp/out.json; echo; }
   [ $ok = yes ]
 }
+# sequence NAME WANT: the fixture map's events from the last check, summarized, must equal WANT.
+sequence() {
+  got=$(echo $(eval "$2")); want=$(echo $3)
+  if [ "$got" = "$want" ]; then echo "VMTEST: $1 sequence ok: $got"; else echo "VMTEST: $1 sequence MISMATCH: got [$got] want [$want]"; fail=1; fi
+}
 check classic-go /test/map-trace /test/growth-classic 14 || fail=1
+sequence classic-go "grep -o '\"buckets_after\":[0-9]*' /tmp/mine | cut -d: -f2 | tr '\n' ' '" \
+  "2 4 8 16 32 64 128 256 512 1024 2048 4096 8192 16384 "
 check swiss-go /test/map-trace /test/growth-swiss 134 || fail=1
+sequence swiss-go "echo \$(grep -c map_small_to_table /tmp/mine) \$(grep -c map_table_grow /tmp/mine) \$(grep -c map_table_split /tmp/mine) \$(grep map_table_grow /tmp/mine | grep -o '\"capacity_after\":[0-9]*' | cut -d: -f2 | tr '\n' ' ')" \
+  "1 6 127 32 64 128 256 512 1024 "
 if [ -x /test/wrong-abi ]; then
   # Negative control: the x86-64 register layout on arm64 must not pass the same check.
   if check negative-control /test/wrong-abi /test/growth-classic 14; then
