@@ -70,11 +70,13 @@ fn grows_for(events: &[Value], map: &str) -> usize {
 }
 
 /// Events a fixture's `int 100000` produces for its own map.
-fn expected_events(v: &str) -> usize {
+fn expected_events(v: &str) -> std::ops::RangeInclusive<usize> {
     if is_swiss(v) {
-        1 + 6 + 127
+        // 1 small→table + 6 grows + 125–130 seed-dependent splits (see swiss.rs).
+        (1 + 6 + 125)..=(1 + 6 + 130)
     } else {
-        expected_sequential(100_000, load_factor_num(v)).len()
+        let n = expected_sequential(100_000, load_factor_num(v)).len();
+        n..=n
     }
 }
 
@@ -109,11 +111,8 @@ fn test_binary_deleted_or_replaced_while_running() {
                 "go{v} {how}: {}",
                 events[0]
             );
-            assert_eq!(
-                grows_for(&events, &maps[0].0),
-                expected_events(&v),
-                "go{v} {how}"
-            );
+            let n = grows_for(&events, &maps[0].0);
+            assert!(expected_events(&v).contains(&n), "go{v} {how}: {n} events");
         }
     }
 }
@@ -133,17 +132,23 @@ fn test_two_instances_on_one_pid() {
         let ma = attach(child.id(), &a);
         let mb = attach(child.id(), &b);
         let maps = finish(child, stdin, lines);
+        let mut counts = vec![];
         for (m, out) in [(ma, a), (mb, b)] {
             let f = wait(m, Duration::from_secs(60));
             assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
             let events = json_lines(&std::fs::read_to_string(&out).unwrap());
-            assert_eq!(
-                grows_for(&events, &maps[0].0),
-                expected_events(&v),
-                "go{v}: {}",
+            let n = grows_for(&events, &maps[0].0);
+            assert!(
+                expected_events(&v).contains(&n),
+                "go{v}: {}: {n} events",
                 out.display()
             );
+            counts.push(n);
         }
+        assert_eq!(
+            counts[0], counts[1],
+            "go{v}: both instances see every event"
+        );
     }
 }
 
@@ -188,24 +193,13 @@ fn test_ring_buffer_overflow_counts_every_event() {
         classic_versions().last().unwrap().clone(),
         swiss_versions().last().unwrap().clone(),
     ] {
-        let fx = fixture(&v);
-        let out = temp(&format!("overflow-{v}.json"));
         // A 4 KiB ring buffer (about 40 records) and a burst of 100000 resizes.
-        let f = map_trace(&[
-            "--ring-buffer-size",
-            "4",
-            "--format",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-            "--",
-            fx.to_str().unwrap(),
-            "maps",
-            "100000",
-            "9",
-        ]);
+        let (events, f) = trace_json(
+            &fixture(&v),
+            &["--ring-buffer-size", "4"],
+            &["maps", "100000", "9"],
+        );
         assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
-        let events = json_lines(&std::fs::read_to_string(&out).unwrap());
         let summary = events.last().unwrap();
         let received = events
             .iter()

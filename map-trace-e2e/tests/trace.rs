@@ -11,19 +11,7 @@ use serde_json::Value;
 
 /// Launch mode, JSON to a file; returns (events, fixture stderr, map-trace exit code).
 fn launch_json(version: &str, args: &[&str]) -> (Vec<Value>, String, i32) {
-    let out = temp(&format!("launch-{version}-{}.json", args.join("-")));
-    let fx = fixture(version);
-    let mut argv = vec![
-        "--format",
-        "json",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        fx.to_str().unwrap(),
-    ];
-    argv.extend_from_slice(args);
-    let f = map_trace(&argv);
-    let events = json_lines(&std::fs::read_to_string(&out).unwrap());
+    let (events, f) = trace_json(&fixture(version), &[], args);
     assert!(
         f.stderr.contains("map-trace: attached"),
         "stderr: {}",
@@ -451,20 +439,8 @@ fn test_stripped_pie_and_cgo_binaries_trace_the_same() {
     require_root();
     for v in classic_versions() {
         for suffix in ["-stripped", "-pie", "-cgo", "-cgo-stripped"] {
-            let fx = fixture_variant(&v, suffix);
-            let out = temp(&format!("variant-{v}{suffix}.json"));
-            let f = map_trace(&[
-                "--format",
-                "json",
-                "-o",
-                out.to_str().unwrap(),
-                "--",
-                fx.to_str().unwrap(),
-                "int",
-                "100000",
-            ]);
+            let (events, f) = trace_json(&fixture_variant(&v, suffix), &[], &["int", "100000"]);
             assert_eq!(f.status.code(), Some(0), "go{v}{suffix}: {}", f.stderr);
-            let events = json_lines(&std::fs::read_to_string(&out).unwrap());
             let map = only_map(&f.stderr);
             let grows = grows_of(&events, &map);
             let expected = expected_sequential(100_000, load_factor_num(&v));
@@ -494,25 +470,13 @@ fn test_stress_goroutine_stacks_identical_output() {
             .output()
             .unwrap();
         assert!(plain.status.success());
-        let out = temp(&format!("stress-{v}.json"));
-        let traced = map_trace(&[
-            "--format",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-            "--",
-            fx.to_str().unwrap(),
-            "stress",
-            "200",
-            "1000",
-        ]);
+        let (events, traced) = trace_json(&fx, &[], &["stress", "200", "1000"]);
         assert_eq!(traced.status.code(), Some(0), "go{v}: {}", traced.stderr);
         assert_eq!(
             traced.stdout,
             String::from_utf8_lossy(&plain.stdout),
             "go{v}: output changed by tracing"
         );
-        let events = json_lines(&std::fs::read_to_string(&out).unwrap());
         let summary = events.last().unwrap();
         assert_eq!(summary["lost"], 0, "go{v}");
         // Every one of the 2000 goroutines grew its map at least once.

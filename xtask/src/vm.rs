@@ -268,10 +268,11 @@ mount -t tmpfs tmpfs /tmp
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 echo "VMTEST: kernel=$(uname -r) machine=$(uname -m) memlock=$(ulimit -l)"
 fail=0
-# check NAME BINARY FIXTURE EXPECTED: traces `FIXTURE int 100000`; its own map must show
-# exactly EXPECTED events, all on goroutine 1, none partial (and Swiss durations > 0).
+# check NAME BINARY FIXTURE MIN [MAX]: traces `FIXTURE int 100000`; its own map must show
+# MIN to MAX events (exactly MIN without MAX), all on goroutine 1, none partial, no zero
+# Swiss durations.
 check() {
-  name=$1; mt=$2; fx=$3; want=$4
+  name=$1; mt=$2; fx=$3; want=$4; max=${5:-$4}
   t0=$(cut -d' ' -f1 /proc/uptime)
   $mt --format json -o /tmp/out.json -- $fx int 100000 >/tmp/fx.out 2>/tmp/err; rc=$?
   t1=$(cut -d' ' -f1 /proc/uptime)
@@ -283,8 +284,8 @@ check() {
   zero=$(grep -c '"duration_ns":0,' /tmp/mine)
   lost=$(tail -n1 /tmp/out.json | sed 's/.*"lost":\([0-9]*\).*/\1/')
   ok=no
-  [ "$rc" = 0 ] && [ "$n" = "$want" ] && [ "$badgoid" = 0 ] && [ "$partial" = 0 ] && [ "$zero" = 0 ] && ok=yes
-  echo "VMTEST: $name rc=$rc map=$map events=$n want=$want bad_goid=$badgoid partial=$partial zero_durations=$zero lost=$lost seconds=$(awk "BEGIN{print $t1-$t0}") ok=$ok"
+  [ "$rc" = 0 ] && [ "$n" -ge "$want" ] && [ "$n" -le "$max" ] && [ "$badgoid" = 0 ] && [ "$partial" = 0 ] && [ "$zero" = 0 ] && ok=yes
+  echo "VMTEST: $name rc=$rc map=$map events=$n want=$want-$max bad_goid=$badgoid partial=$partial zero_durations=$zero lost=$lost seconds=$(awk "BEGIN{print $t1-$t0}") ok=$ok"
   [ $ok = yes ] || { grep -m3 . /tmp/err; head -c 600 /tmp/out.json; echo; }
   [ $ok = yes ]
 }
@@ -296,9 +297,11 @@ sequence() {
 check classic-go /test/map-trace /test/growth-classic 14 || fail=1
 sequence classic-go "grep -o '\"buckets_after\":[0-9]*' /tmp/mine | cut -d: -f2 | tr '\n' ' '" \
   "2 4 8 16 32 64 128 256 512 1024 2048 4096 8192 16384 "
-check swiss-go /test/map-trace /test/growth-swiss 134 || fail=1
-sequence swiss-go "echo \$(grep -c map_small_to_table /tmp/mine) \$(grep -c map_table_grow /tmp/mine) \$(grep -c map_table_split /tmp/mine) \$(grep map_table_grow /tmp/mine | grep -o '\"capacity_after\":[0-9]*' | cut -d: -f2 | tr '\n' ' ')" \
-  "1 6 127 32 64 128 256 512 1024 "
+# Swiss: 1 small->table, 6 grows 16->...->1024, then 125-130 splits (how many depends on the
+# per-run hash seed; 127 in nearly every run).
+check swiss-go /test/map-trace /test/growth-swiss 132 137 || fail=1
+sequence swiss-go "echo \$(grep -c map_small_to_table /tmp/mine) \$(grep -c map_table_grow /tmp/mine) \$(grep map_table_grow /tmp/mine | grep -o '\"capacity_after\":[0-9]*' | cut -d: -f2 | tr '\n' ' ')" \
+  "1 6 32 64 128 256 512 1024 "
 if [ -x /test/wrong-abi ]; then
   # Negative control: the x86-64 register layout on arm64 must not pass the same check.
   if check negative-control /test/wrong-abi /test/growth-classic 14; then
