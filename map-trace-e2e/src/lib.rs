@@ -355,3 +355,57 @@ pub fn probe_offset(start: &Value, function: &str, max_offset: u64) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A growth fixture started with `-wait -hold`: it has printed "ready" and waits for a line on
+/// stdin before working, and another before exiting.
+pub struct Waiting {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    stderr: Lines,
+}
+
+/// Starts `exe -wait -hold args` and waits until it is ready.
+pub fn start_waiting(exe: &std::path::Path, args: &[&str]) -> Waiting {
+    let mut child = Command::new(exe)
+        .args(["-wait", "-hold"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut stderr = Lines::new(child.stderr.take().unwrap());
+    stderr.wait_for("ready", Duration::from_secs(30));
+    Waiting {
+        child,
+        stdin,
+        stderr,
+    }
+}
+
+impl Waiting {
+    /// The fixture's pid.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets it work, then exit; returns how it finished and the maps it reported.
+    pub fn finish(mut self) -> (Finished, Vec<(String, u64)>) {
+        use std::io::Write;
+        writeln!(self.stdin, "go").unwrap();
+        self.stderr.wait_for("done", Duration::from_secs(60));
+        writeln!(self.stdin, "exit").unwrap();
+        let f = wait(self.child, Duration::from_secs(60));
+        (f, fixture_maps(&self.stderr.seen.join("\n")))
+    }
+}
+
+/// The summary record's entry for `map`.
+pub fn summary_map<'a>(events: &'a [Value], map: &str) -> &'a Value {
+    events
+        .last()
+        .and_then(|s| s["maps"].as_array())
+        .and_then(|maps| maps.iter().find(|m| m["map"] == map))
+        .unwrap_or_else(|| panic!("no summary entry for {map}"))
+}

@@ -1,7 +1,6 @@
 //! Failure drills: what happens to the target and to the counts when things go wrong.
 
 use std::{
-    io::Write,
     os::unix::fs::PermissionsExt,
     process::{Command, Stdio},
     time::Duration,
@@ -9,24 +8,6 @@ use std::{
 
 use map_trace_e2e::*;
 use serde_json::Value;
-
-fn start_waiting(
-    exe: &std::path::Path,
-    args: &[&str],
-) -> (std::process::Child, std::process::ChildStdin, Lines) {
-    let mut child = Command::new(exe)
-        .args(["-wait", "-hold"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let mut lines = Lines::new(child.stderr.take().unwrap());
-    lines.wait_for("ready", Duration::from_secs(30));
-    (child, stdin, lines)
-}
 
 fn attach(pid: u32, out: &std::path::Path) -> std::process::Child {
     let mut c = Command::new(bin())
@@ -47,19 +28,6 @@ fn attach(pid: u32, out: &std::path::Path) -> std::process::Child {
     lines.wait_for("map-trace: attached", Duration::from_secs(60));
     std::thread::spawn(move || drop(lines.rest()));
     c
-}
-
-fn finish(
-    child: std::process::Child,
-    mut stdin: std::process::ChildStdin,
-    mut lines: Lines,
-) -> Vec<(String, u64)> {
-    writeln!(stdin, "go").unwrap();
-    lines.wait_for("done", Duration::from_secs(60));
-    writeln!(stdin, "exit").unwrap();
-    let f = wait(child, Duration::from_secs(60));
-    assert!(f.status.success());
-    fixture_maps(&lines.seen.join("\n"))
 }
 
 fn grows_for(events: &[Value], map: &str) -> usize {
@@ -91,7 +59,7 @@ fn test_binary_deleted_or_replaced_while_running() {
             let copy = temp(&format!("victim-{v}-{how}"));
             std::fs::copy(fixture(&v), &copy).unwrap();
             std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-            let (child, stdin, lines) = start_waiting(&copy, &["int", "100000"]);
+            let fx = start_waiting(&copy, &["int", "100000"]);
             if how == "deleted" {
                 std::fs::remove_file(&copy).unwrap();
             } else {
@@ -101,8 +69,9 @@ fn test_binary_deleted_or_replaced_while_running() {
                 std::fs::rename(&next, &copy).unwrap();
             }
             let out = temp(&format!("victim-{v}-{how}.json"));
-            let mt = attach(child.id(), &out);
-            let maps = finish(child, stdin, lines);
+            let mt = attach(fx.id(), &out);
+            let (f, maps) = fx.finish();
+            assert!(f.status.success());
             let f = wait(mt, Duration::from_secs(60));
             assert_eq!(f.status.code(), Some(0), "go{v} {how}: {}", f.stderr);
             let events = json_lines(&std::fs::read_to_string(&out).unwrap());
@@ -124,14 +93,15 @@ fn test_two_instances_on_one_pid() {
         classic_versions().last().unwrap().clone(),
         swiss_versions().last().unwrap().clone(),
     ] {
-        let (child, stdin, lines) = start_waiting(&fixture(&v), &["int", "100000"]);
+        let fx = start_waiting(&fixture(&v), &["int", "100000"]);
         let (a, b) = (
             temp(&format!("two-a-{v}.json")),
             temp(&format!("two-b-{v}.json")),
         );
-        let ma = attach(child.id(), &a);
-        let mb = attach(child.id(), &b);
-        let maps = finish(child, stdin, lines);
+        let ma = attach(fx.id(), &a);
+        let mb = attach(fx.id(), &b);
+        let (f, maps) = fx.finish();
+        assert!(f.status.success());
         let mut counts = vec![];
         for (m, out) in [(ma, a), (mb, b)] {
             let f = wait(m, Duration::from_secs(60));

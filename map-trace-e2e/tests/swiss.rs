@@ -81,12 +81,7 @@ fn test_swiss_million_int_keys() {
             .count();
         assert_eq!(doublings, 11, "go{v}: directory 1 → 2048");
         let summary = events.last().unwrap();
-        let m = summary["maps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["map"] == map.as_str())
-            .unwrap();
+        let m = summary_map(&events, &map);
         assert_eq!(m["impl"], "swiss");
         assert_eq!(m["table_grows"], 6);
         assert_eq!(m["table_splits"], splits.len() as u64);

@@ -1,7 +1,6 @@
 //! End-to-end: real Go programs (several Go versions), real uprobes, the real map-trace binary.
 
 use std::{
-    io::Write,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -75,12 +74,7 @@ fn test_launch_sequential_int_inserts_exact_grows() {
         let total = events.iter().filter(|e| e["event"] == "map_grow").count() as u64;
         assert_eq!(summary["events"], total);
         assert_eq!(summary["probe_hits"]["runtime.hashGrow"], total);
-        let m = summary["maps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["map"] == map.as_str())
-            .unwrap();
+        let m = summary_map(&events, &map);
         assert_eq!(m["grows"], want as u64);
         assert_eq!(m["buckets_first"], 1);
     }
@@ -187,26 +181,6 @@ fn test_launch_mode_exit_status_and_text_output() {
     assert!(f.stdout.contains("len 1000"));
 }
 
-/// Starts the fixture with -wait (and -hold); returns the child, its stdin and a stderr reader.
-fn start_waiting(
-    version: &str,
-    args: &[&str],
-) -> (std::process::Child, std::process::ChildStdin, Lines) {
-    let mut argv = vec!["-wait", "-hold"];
-    argv.extend_from_slice(args);
-    let mut child = Command::new(fixture(version))
-        .args(&argv)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let mut lines = Lines::new(child.stderr.take().unwrap());
-    lines.wait_for("ready", Duration::from_secs(30));
-    (child, stdin, lines)
-}
-
 fn spawn_map_trace(args: &[&str]) -> (std::process::Child, Lines) {
     let mut c = Command::new(bin())
         .args(args)
@@ -224,7 +198,7 @@ fn spawn_map_trace(args: &[&str]) -> (std::process::Child, Lines) {
 fn test_pid_mode_traces_running_process_until_it_exits() {
     require_root();
     for v in classic_versions() {
-        let (fx, mut stdin, mut fx_err) = start_waiting(&v, &["int", "100000"]);
+        let fx = start_waiting(&fixture(&v), &["int", "100000"]);
         let pid = fx.id().to_string();
         let out = temp(&format!("pid-{v}.json"));
         let (mt, _mt_err) = spawn_map_trace(&[
@@ -235,10 +209,7 @@ fn test_pid_mode_traces_running_process_until_it_exits() {
             "-o",
             out.to_str().unwrap(),
         ]);
-        writeln!(stdin, "go").unwrap();
-        fx_err.wait_for("done", Duration::from_secs(60));
-        writeln!(stdin, "exit").unwrap();
-        let fxf = wait(fx, Duration::from_secs(30));
+        let (fxf, maps) = fx.finish();
         assert!(fxf.status.success());
         let mtf = wait(mt, Duration::from_secs(30));
         assert_eq!(
@@ -247,7 +218,7 @@ fn test_pid_mode_traces_running_process_until_it_exits() {
             "map-trace exits 0 when the target exits"
         );
         let events = json_lines(&std::fs::read_to_string(&out).unwrap());
-        let map = fixture_maps(&fx_err.seen.join("\n"))[0].0.clone();
+        let map = maps[0].0.clone();
         assert_eq!(
             grows_of(&events, &map).len(),
             expected_sequential(100_000, load_factor_num(&v)).len()
@@ -282,8 +253,8 @@ fn test_kill9_of_map_trace_leaves_target_untouched() {
     let reference = Command::new(&fx).args(["int", "200000"]).output().unwrap();
     assert!(reference.status.success());
 
-    let (child, mut stdin, mut fx_err) = start_waiting(&v, &["int", "200000"]);
-    let pid = child.id();
+    let fx_run = start_waiting(&fx, &["int", "200000"]);
+    let pid = fx_run.id();
     let out = temp("kill9.json");
     let (mut mt, _) = spawn_map_trace(&[
         "--pid",
@@ -334,10 +305,7 @@ fn test_kill9_of_map_trace_leaves_target_untouched() {
         original,
         "a probe remained after map-trace was killed"
     );
-    writeln!(stdin, "go").unwrap();
-    fx_err.wait_for("done", Duration::from_secs(60));
-    writeln!(stdin, "exit").unwrap();
-    let f = wait(child, Duration::from_secs(30));
+    let (f, _) = fx_run.finish();
     assert!(f.status.success(), "target must finish normally");
     assert_eq!(
         f.stdout,
@@ -374,8 +342,8 @@ fn test_traced_output_identical_to_untraced() {
 fn test_duration_and_signals_detach_cleanly() {
     require_root();
     let v = versions()[0].clone();
-    let (child, mut stdin, mut fx_err) = start_waiting(&v, &["int", "100000"]);
-    let pid = child.id().to_string();
+    let fx = start_waiting(&fixture(&v), &["int", "100000"]);
+    let pid = fx.id().to_string();
 
     let f = map_trace(&["--pid", &pid, "--duration", "1s", "--format", "json"]);
     assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
@@ -389,10 +357,7 @@ fn test_duration_and_signals_detach_cleanly() {
         assert_eq!(f.status.code(), Some(0), "signal {sig}: {}", f.stderr);
         assert_eq!(json_lines(&f.stdout).last().unwrap()["reason"], "signal");
     }
-    writeln!(stdin, "go").unwrap();
-    fx_err.wait_for("done", Duration::from_secs(60));
-    writeln!(stdin, "exit").unwrap();
-    let f = wait(child, Duration::from_secs(30));
+    let (f, _) = fx.finish();
     assert!(f.status.success());
     assert_eq!(f.stdout, "len 100000\n");
 }
@@ -423,13 +388,7 @@ fn test_same_size_grows_under_churn_are_consistent() {
         for g in &same {
             assert_eq!(g["buckets_before"], g["buckets_after"]);
         }
-        let summary = events.last().unwrap();
-        let m = summary["maps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["map"] == map.as_str())
-            .unwrap();
+        let m = summary_map(&events, &map);
         assert_eq!(m["same_size_grows"], same.len() as u64);
     }
 }
