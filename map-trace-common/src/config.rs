@@ -2,8 +2,9 @@
 
 /// Field offsets of the Go runtime structures one traced process uses.
 ///
-/// Stored in the `LAYOUTS` map keyed by the process's tgid, so one loaded object serves processes
-/// built with different Go versions. All offsets are in bytes.
+/// Stored in the `LAYOUTS` map keyed by the process's tgid (CLI: probes attached for one process)
+/// or by the probe's attach cookie (agent: one id per executable file, probes for every process),
+/// so one loaded object serves processes built with different Go versions. All offsets are in bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MapLayout {
@@ -67,7 +68,12 @@ pub enum Counter {
     UnmatchedRet = 7,
     /// Hits of the opt-in Swiss `growToSmall` probe (`--small-maps`).
     HitsGrowToSmall = 8,
+    /// `execve` notifications the agent's ring buffer had no room for.
+    LostExec = 9,
 }
+
+/// `LAYOUTS` keys at or above this are attach cookies (executable ids), below it tgids.
+pub const COOKIE_BASE: u64 = 1 << 32;
 
 /// Number of slots in the `COUNTERS` array.
 pub const COUNTER_SLOTS: u32 = 16;

@@ -13,8 +13,9 @@ pub struct EventHeader {
     pub tid: u32,
     /// Process id (kernel tgid).
     pub pid: u32,
-    /// Explicit padding; always zero.
-    pub _pad: u32,
+    /// Executable id: the attach cookie of the probe that fired (agent mode, one id per traced
+    /// executable file), or 0 when probes are attached for one process (CLI).
+    pub exe: u32,
     /// Goroutine id read from the current `g` (R14 on amd64, R28 on arm64).
     pub goid: u64,
     /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
@@ -38,6 +39,9 @@ pub enum EventKind {
     /// A [`SwissEvent`]: a map's first insert allocated its first 8-slot group
     /// (`growToSmall`; only with `--small-maps`).
     MapSmallAlloc = 5,
+    /// A bare [`EventHeader`]: process `pid` called `execve` (agent mode only;
+    /// `sched/sched_process_exec` tracepoint). `goid` and `exe` are zero.
+    Exec = 6,
 }
 
 /// A record kind this build does not know.
@@ -53,10 +57,30 @@ impl TryFrom<u32> for EventKind {
             3 => Ok(EventKind::MapTableGrow),
             4 => Ok(EventKind::MapTableSplit),
             5 => Ok(EventKind::MapSmallAlloc),
+            6 => Ok(EventKind::Exec),
             other => Err(UnknownKind(other)),
         }
     }
 }
+
+/// Most return addresses a [`Stack`] holds.
+pub const STACK_FRAMES: usize = 8;
+
+/// The goroutine's return addresses at a probe, innermost first, from Go's frame-pointer chain
+/// (amd64 and arm64 both keep `[fp]` = caller's fp, `[fp+8]` = return address). Addresses are
+/// the process's virtual addresses; userspace symbolizes them with `.gopclntab`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stack {
+    /// Return addresses; `pcs[0]` returns into the probed function's caller.
+    pub pcs: [u64; STACK_FRAMES],
+    /// How many of `pcs` are valid.
+    pub depth: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Stack>() == 72);
 
 /// `runtime.hashGrow(t *maptype, h *hmap)` was entered: the map's state *before* the grow.
 ///
@@ -89,9 +113,11 @@ pub struct MapGrowEvent {
     pub read_error: u8,
     /// Explicit padding; always zero.
     pub _pad: u8,
+    /// Where the grow was called from.
+    pub stack: Stack,
 }
 
-const _: () = assert!(core::mem::size_of::<MapGrowEvent>() == 80);
+const _: () = assert!(core::mem::size_of::<MapGrowEvent>() == 152);
 
 /// A Swiss-table resize, timed from the function's body to its return (Go 1.24+,
 /// `internal/runtime/maps`). The header's `ts_ns` is when the resize started.
@@ -127,9 +153,11 @@ pub struct SwissEvent {
     pub local_depth: u8,
     /// Bit 0: a read of target memory failed and some fields are zero.
     pub read_error: u8,
+    /// Where the resize was called from (captured at the body probe).
+    pub stack: Stack,
 }
 
-const _: () = assert!(core::mem::size_of::<SwissEvent>() == 104);
+const _: () = assert!(core::mem::size_of::<SwissEvent>() == 176);
 
 /// Views a plain-data record as its bytes, e.g. to build ring-buffer records in tests.
 pub fn as_bytes<T: WireRecord>(v: &T) -> &[u8] {
@@ -151,3 +179,5 @@ unsafe impl WireRecord for EventHeader {}
 unsafe impl WireRecord for MapGrowEvent {}
 // SAFETY: as above.
 unsafe impl WireRecord for SwissEvent {}
+// SAFETY: as above.
+unsafe impl WireRecord for Stack {}

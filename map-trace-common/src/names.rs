@@ -2,7 +2,7 @@
 
 /// Ring buffer carrying every event record to userspace.
 pub const EVENTS_MAP: &str = "EVENTS";
-/// Per-process layouts (`HashMap<u32 tgid, MapLayout>`), written by userspace before attaching.
+/// Per-process layouts (`HashMap<u64, MapLayout>`: tgid, or attach cookie ≥ `COOKIE_BASE`), written by userspace before attaching.
 pub const LAYOUTS_MAP: &str = "LAYOUTS";
 /// Per-CPU counters, indexed by [`crate::config::Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
@@ -19,3 +19,5 @@ pub const PROG_SWISS_REHASH: &str = "swiss_rehash";
 pub const PROG_SWISS_REHASH_RET: &str = "swiss_rehash_ret";
 /// Opt-in body uprobe on `(*Map).growToSmall` (`--small-maps`).
 pub const PROG_SWISS_GROW_TO_SMALL: &str = "swiss_grow_to_small";
+/// Tracepoint program on `sched/sched_process_exec` (agent mode: new processes).
+pub const PROG_SCHED_EXEC: &str = "sched_exec";

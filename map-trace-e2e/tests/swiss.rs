@@ -94,7 +94,14 @@ fn test_swiss_million_int_keys() {
 fn test_swiss_stripped_pie_cgo_and_presized() {
     require_root();
     for v in swiss_versions() {
-        for suffix in ["", "-stripped", "-pie", "-cgo", "-cgo-stripped"] {
+        for suffix in [
+            "",
+            "-stripped",
+            "-pie",
+            "-pie-stripped",
+            "-cgo",
+            "-cgo-stripped",
+        ] {
             let (events, stderr) = launch(&v, suffix, &["int", "100000"]);
             let map = fixture_maps(&stderr)[0].0.clone();
             let splits = check_sequence(&v, &events, &map);

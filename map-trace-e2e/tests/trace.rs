@@ -397,7 +397,13 @@ fn test_same_size_grows_under_churn_are_consistent() {
 fn test_stripped_pie_and_cgo_binaries_trace_the_same() {
     require_root();
     for v in classic_versions() {
-        for suffix in ["-stripped", "-pie", "-cgo", "-cgo-stripped"] {
+        for suffix in [
+            "-stripped",
+            "-pie",
+            "-pie-stripped",
+            "-cgo",
+            "-cgo-stripped",
+        ] {
             let (events, f) = trace_json(&fixture_variant(&v, suffix), &[], &["int", "100000"]);
             assert_eq!(f.status.code(), Some(0), "go{v}{suffix}: {}", f.stderr);
             let map = only_map(&f.stderr);

@@ -51,3 +51,21 @@ pub fn g(ctx: &ProbeContext) -> u64 {
         regs.regs[28]
     }
 }
+
+/// At a function's entry or body (before its prologue saves anything): the return address into
+/// the caller and the caller's frame pointer. amd64: `[RSP]` and RBP; arm64: LR (X30) and X29.
+#[inline(always)]
+pub fn return_and_fp(ctx: &ProbeContext) -> (u64, u64) {
+    // SAFETY: as in `arg`.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        // SAFETY: bpf_probe_read_user fails cleanly on a bad address.
+        let ret = unsafe { aya_ebpf::helpers::bpf_probe_read_user(regs.rsp as *const u64) };
+        (ret.unwrap_or(0), regs.rbp)
+    }
+    #[cfg(bpf_target_arch = "aarch64")]
+    {
+        (regs.regs[30], regs.regs[29])
+    }
+}

@@ -2,8 +2,11 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid},
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    programs::ProbeContext,
+    EbpfContext,
 };
 use map_trace_common::{
     config::{Counter, MapLayout, COUNTER_SLOTS},
@@ -14,9 +17,58 @@ use map_trace_common::{
 #[map(name = "EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
-/// Struct offsets per traced process (tgid).
+/// Struct offsets per traced process (tgid) or per traced executable (attach cookie).
 #[map(name = "LAYOUTS")]
-pub static LAYOUTS: HashMap<u32, MapLayout> = HashMap::with_max_entries(4096, 0);
+pub static LAYOUTS: HashMap<u64, MapLayout> = HashMap::with_max_entries(4096, 0);
+
+/// 1: look layouts up by the probe's attach cookie (agent: probes on every process running an
+/// executable); 0: by tgid (CLI: probes for one process). Set by userspace at load time; with 0
+/// the verifier prunes the cookie helper, so the object still loads on kernels before 5.15.
+#[unsafe(no_mangle)]
+static KEY_BY_COOKIE: u8 = 0;
+
+/// Who hit a probe and with which offsets.
+#[derive(Clone, Copy)]
+pub struct Hit {
+    /// Thread group id.
+    pub tgid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Executable id (cookie minus `COOKIE_BASE`), 0 in CLI mode.
+    pub exe: u32,
+    /// The process's struct offsets.
+    pub layout: MapLayout,
+}
+
+/// Identifies the hitting process and finds its layout; counts and returns `None` for a process
+/// nobody configured.
+#[inline(always)]
+pub fn hit(ctx: &ProbeContext) -> Option<Hit> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    // SAFETY: a read-only global userspace sets before load; volatile so it is not folded.
+    let by_cookie = unsafe { core::ptr::read_volatile(&KEY_BY_COOKIE) } != 0;
+    let key = if by_cookie {
+        // SAFETY: the helper only reads the attach cookie of the running program's link.
+        unsafe { bpf_get_attach_cookie(ctx.as_ptr()) }
+    } else {
+        u64::from(tgid)
+    };
+    // SAFETY: userspace writes a layout before attaching and never removes it while attached;
+    // the value is copied out at once.
+    match unsafe { LAYOUTS.get(key) } {
+        Some(l) => Some(Hit {
+            tgid,
+            tid: pid_tgid as u32,
+            exe: if by_cookie { key as u32 } else { 0 },
+            layout: *l,
+        }),
+        None => {
+            count(Counter::HitsUnconfigured);
+            None
+        }
+    }
+}
 
 /// Hit, loss and error counters; userspace sums the per-CPU values.
 #[map(name = "COUNTERS")]
@@ -54,10 +106,16 @@ pub fn count(counter: Counter) {
     }
 }
 
-/// Swiss `growToTable` calls in progress, keyed by the goroutine's `g` pointer.
-#[map(name = "PENDING_TO_TABLE")]
-pub static PENDING_TO_TABLE: LruHashMap<u64, SwissEvent> = LruHashMap::with_max_entries(16384, 0);
+/// Key of a call in progress: `[g pointer, tgid]`. `g` alone would collide between two
+/// processes of one non-PIE executable, whose heaps can sit at the same addresses.
+pub type PendingKey = [u64; 2];
 
-/// Swiss `rehash` calls in progress, keyed by the goroutine's `g` pointer.
+/// Swiss `growToTable` calls in progress.
+#[map(name = "PENDING_TO_TABLE")]
+pub static PENDING_TO_TABLE: LruHashMap<PendingKey, SwissEvent> =
+    LruHashMap::with_max_entries(16384, 0);
+
+/// Swiss `rehash` calls in progress.
 #[map(name = "PENDING_REHASH")]
-pub static PENDING_REHASH: LruHashMap<u64, SwissEvent> = LruHashMap::with_max_entries(16384, 0);
+pub static PENDING_REHASH: LruHashMap<PendingKey, SwissEvent> =
+    LruHashMap::with_max_entries(16384, 0);

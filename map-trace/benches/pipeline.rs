@@ -37,7 +37,7 @@ fn record(i: usize, maps: u64, buf: &mut [u8; 128]) -> usize {
                 kind: kind as u32,
                 tid: 7,
                 pid: 42,
-                _pad: 0,
+                exe: 0,
                 goid: (i % 64) as u64,
                 ts_ns: 1_000_000 + i as u64 * 100,
             };

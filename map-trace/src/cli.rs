@@ -56,6 +56,65 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
+/// `map-trace agent`: trace every Go process on this host and export Prometheus metrics.
+///
+/// Finds Go processes in /proc (containers included, through /proc/PID/root and
+/// /proc/PID/exe), attaches one set of probes per executable file, notices new processes by an
+/// exec tracepoint, and serves metrics at http://ADDR/metrics. Runs until SIGTERM or SIGINT,
+/// then detaches everything and exits 0. Needs Linux 5.15 (BPF attach cookies).
+#[derive(Debug, Parser)]
+#[command(name = "map-trace agent", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 stopped by a signal, 1 internal error, 2 bad usage (e.g. the metrics address cannot be bound), 3 unsupported kernel, 4 missing privileges."
+)]
+pub struct AgentArgs {
+    /// Address for the Prometheus endpoint. The default is loopback only; binding to all
+    /// interfaces (0.0.0.0:9464) is an explicit choice.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: std::net::SocketAddr,
+
+    /// Also write every event as a JSON line (the CLI's schema) to FILE, or `-` for stdout.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
+    /// Trace only executables whose file name matches this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Never trace executables whose file name matches this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Trace only processes whose cgroup path contains this string (repeatable).
+    #[arg(long, value_name = "SUBSTRING")]
+    pub cgroup: Vec<String>,
+
+    /// Never trace processes whose cgroup path contains this string (repeatable).
+    #[arg(long, value_name = "SUBSTRING")]
+    pub exclude_cgroup: Vec<String>,
+
+    /// Trace only processes in containers whose id starts with this prefix (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub container: Vec<String>,
+
+    /// Most executable files traced at once; further ones are logged and counted.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_executables: usize,
+
+    /// Distinct call-site label values per executable; later sites count as `site="other"`.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_sites: usize,
+
+    /// Seconds between full /proc rescans (a safety net; new processes are found by the exec
+    /// tracepoint within milliseconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub rescan_interval: u64,
+
+    /// Size of the BPF ring buffer in KiB.
+    #[arg(long, value_name = "KIB", default_value_t = 4096)]
+    pub ring_buffer_size: u32,
+}
+
 /// Parses `30s`, `2m`, `1h`, `250ms` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -98,6 +157,25 @@ mod tests {
         for bad in ["", "s", "10x", "-3s", "0", "abc"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn test_agent_args_defaults() {
+        let a = AgentArgs::try_parse_from(["agent"]).unwrap();
+        assert_eq!(a.metrics_addr.to_string(), "127.0.0.1:9464");
+        assert_eq!(a.max_sites, 20);
+        let a = AgentArgs::try_parse_from([
+            "agent",
+            "--metrics-addr",
+            "0.0.0.0:9000",
+            "--include",
+            "api*",
+            "--include",
+            "web",
+        ])
+        .unwrap();
+        assert_eq!(a.include, vec!["api*", "web"]);
+        assert!(AgentArgs::try_parse_from(["agent", "--metrics-addr", "nope"]).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Flow: cli → target discovery → symbol resolution → Go-version layout → probe attachment →
 //! event decoding → timeline → outputs. [`session::run`] does the wiring.
 
+pub mod agent;
 pub mod cli;
 pub mod error;
 pub mod events;

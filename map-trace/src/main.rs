@@ -6,11 +6,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use map_trace::{cli, error, session};
+use map_trace::{agent, cli, error, session};
 
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
-    match session::run(args) {
+    // `map-trace agent …` is the fleet mode; everything else is the one-process CLI.
+    let result = if std::env::args_os().nth(1).is_some_and(|a| a == "agent") {
+        agent::run(cli::AgentArgs::parse_from(std::env::args_os().skip(1)))
+    } else {
+        session::run(cli::Args::parse())
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let fail = error::classify(&err);

@@ -142,17 +142,10 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         Symbols::Symtab(&elf)
     } else {
         // Stripped (-ldflags=-s): the runtime's own function table still names everything.
-        let (_, table) = elf
-            .section(".gopclntab")
+        let (table, text_base) = elf
+            .go_pclntab()
             .ok_or_else(|| Fail::bad_target("not a Go binary (stripped, and no .gopclntab)"))?;
-        // Go 1.26+ no longer stores the text base in the pclntab header: it is runtime.text,
-        // the moduledata field at .go.module+176 (not the .text section address, which differs
-        // in externally linked binaries).
-        let module_text = elf
-            .section(".go.module")
-            .and_then(|(_, d)| d.get(176..184))
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-        Symbols::Pclntab(Pclntab::parse(table, module_text).map_err(|e| match e {
+        Symbols::Pclntab(Pclntab::parse(table, text_base).map_err(|e| match e {
             // Every supported release (checked above) writes a known magic and a text base:
             // anything else is a damaged file.
             PclntabError::Corrupt(_) | PclntabError::Magic(_) => {

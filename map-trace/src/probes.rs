@@ -7,13 +7,13 @@ use anyhow::{Context, Result};
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        uprobe::{UProbeAttachLocation, UProbeScope},
-        UProbe,
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
+        TracePoint, UProbe,
     },
     Ebpf, EbpfLoader,
 };
 use map_trace_common::{
-    config::{Counter, MapLayout},
+    config::{Counter, MapLayout, COOKIE_BASE},
     names,
 };
 
@@ -26,6 +26,34 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ma
 /// Loaded programs and maps. Dropping it detaches every probe.
 pub struct Probes {
     ebpf: Ebpf,
+}
+
+/// How probes find the traced process's layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keying {
+    /// CLI: probes attached for one process; layouts keyed by tgid.
+    Process,
+    /// Agent: probes on an executable for every process running it; layouts keyed by the
+    /// attach cookie `COOKIE_BASE + exe id` (needs Linux 5.15).
+    Executable,
+}
+
+/// Who a probe is attached for.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope {
+    /// One process, with its layout keyed by tgid.
+    Process(u32),
+    /// Every process running the file, with the layout keyed by this executable id.
+    Executable(u32),
+}
+
+impl Scope {
+    fn layout_key(self) -> u64 {
+        match self {
+            Scope::Process(pid) => u64::from(pid),
+            Scope::Executable(id) => COOKIE_BASE + u64::from(id),
+        }
+    }
 }
 
 /// Ring-buffer size in bytes: a power of two, at least one page.
@@ -51,7 +79,7 @@ fn kernel_error(what: &str, err: impl std::error::Error + Send + Sync + 'static)
 
 impl Probes {
     /// Loads the object with a ring buffer of `ring_bytes`.
-    pub fn load(ring_bytes: u32) -> Result<Self> {
+    pub fn load(ring_bytes: u32, keying: Keying) -> Result<Self> {
         if OBJECT.is_empty() {
             anyhow::bail!(
                 "this map-trace binary was built without its eBPF object; build it with \
@@ -70,29 +98,59 @@ impl Probes {
         // Wake the reader when a quarter of the ring is queued; below that it drains on its
         // own timer (see session.rs), which spares the traced program a wakeup per event.
         let wakeup_bytes = u64::from(ring_bytes / 4);
+        let by_cookie = u8::from(keying == Keying::Executable);
         let ebpf = EbpfLoader::new()
             .map_max_entries(names::EVENTS_MAP, ring_bytes)
             .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
+            .override_global("KEY_BY_COOKIE", &by_cookie, true)
             .load(OBJECT)
             .map_err(|e| kernel_error("loading the eBPF object", e))?;
         Ok(Self { ebpf })
     }
 
-    /// Registers `layout` for process `pid`.
-    pub fn set_layout(&mut self, pid: u32, layout: MapLayout) -> Result<()> {
+    /// Registers `layout` for `scope`.
+    pub fn set_layout(&mut self, scope: Scope, layout: MapLayout) -> Result<()> {
         let map = self
             .ebpf
             .map_mut(names::LAYOUTS_MAP)
             .context("LAYOUTS map missing")?;
-        let mut layouts: HashMap<_, u32, MapLayout> = HashMap::try_from(map)?;
+        let mut layouts: HashMap<_, u64, MapLayout> = HashMap::try_from(map)?;
         layouts
-            .insert(pid, layout, 0)
+            .insert(scope.layout_key(), layout, 0)
             .context("writing the layout map")?;
         Ok(())
     }
 
-    /// Attaches one probe to `exe` for process `pid` only.
-    pub fn attach(&mut self, site: &ProbeSite, exe: &Path, pid: u32) -> Result<()> {
+    /// Forgets the layout of `scope` (after its probes were detached).
+    pub fn remove_layout(&mut self, scope: Scope) {
+        if let Some(map) = self.ebpf.map_mut(names::LAYOUTS_MAP) {
+            if let Ok(mut layouts) = HashMap::<_, u64, MapLayout>::try_from(map) {
+                let _ = layouts.remove(&scope.layout_key());
+            }
+        }
+    }
+
+    /// Attaches the `sched_process_exec` tracepoint (agent mode).
+    pub fn attach_exec(&mut self) -> Result<()> {
+        let prog: &mut TracePoint = self
+            .ebpf
+            .program_mut(names::PROG_SCHED_EXEC)
+            .context("exec tracepoint missing from the eBPF object")?
+            .try_into()?;
+        prog.load()
+            .map_err(|e| kernel_error("loading the exec tracepoint", e))?;
+        prog.attach("sched", "sched_process_exec")
+            .map_err(|e| kernel_error("attaching sched/sched_process_exec", e))?;
+        Ok(())
+    }
+
+    /// Attaches one probe to `exe` for `scope`; returns a handle for [`Probes::detach`].
+    pub fn attach(
+        &mut self,
+        site: &ProbeSite,
+        exe: &Path,
+        scope: Scope,
+    ) -> Result<aya::programs::uprobe::UProbeLinkId> {
         let prog: &mut UProbe = self
             .ebpf
             .program_mut(site.program)
@@ -102,13 +160,21 @@ impl Probes {
             prog.load()
                 .map_err(|e| kernel_error("loading a uprobe program", e))?;
         }
-        let pid = NonZeroU32::new(pid).context("pid 0")?;
-        prog.attach(
-            UProbeAttachLocation::AbsoluteOffset(site.file_offset),
-            exe,
-            UProbeScope::OneProcess(pid),
-        )
-        .map_err(|e| {
+        let location = UProbeAttachLocation::AbsoluteOffset(site.file_offset);
+        let (point, scope) = match scope {
+            Scope::Process(pid) => (
+                UProbeAttachPoint::from(location),
+                UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?),
+            ),
+            Scope::Executable(_) => (
+                UProbeAttachPoint {
+                    location,
+                    cookie: Some(scope.layout_key()),
+                },
+                UProbeScope::AllProcesses,
+            ),
+        };
+        prog.attach(point, exe, scope).map_err(|e| {
             kernel_error(
                 &format!(
                     "attaching a uprobe to {} at {} (file offset {:#x})",
@@ -118,8 +184,16 @@ impl Probes {
                 ),
                 e,
             )
-        })?;
-        Ok(())
+        })
+    }
+
+    /// Detaches one probe attached by [`Probes::attach`].
+    pub fn detach(&mut self, program: &str, link: aya::programs::uprobe::UProbeLinkId) {
+        if let Some(p) = self.ebpf.program_mut(program) {
+            if let Ok(prog) = <&mut UProbe>::try_from(p) {
+                let _ = prog.detach(link);
+            }
+        }
     }
 
     /// Takes the ring buffer for the reader.

@@ -48,24 +48,7 @@ pub fn run(args: Args) -> Result<u8> {
             small_maps: args.small_maps,
         },
     )?;
-    sys::check_privileges().map_err(Fail::privileges)?;
-    match crate::kernel::check() {
-        Ok(()) => {}
-        Err(crate::kernel::Missing::Feature(what, min)) => {
-            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-            return Err(Fail::unsupported(format!(
-                "kernel {} lacks {what}: map-trace needs Linux {min} or later",
-                release.trim()
-            ))
-            .into());
-        }
-        Err(crate::kernel::Missing::Privileges) => {
-            return Err(Fail::privileges(
-                "the kernel refused to create a BPF map: need CAP_BPF (or CAP_SYS_ADMIN)",
-            )
-            .into())
-        }
-    }
+    preflight()?;
 
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::new(
@@ -78,7 +61,10 @@ pub fn run(args: Args) -> Result<u8> {
         Format::Json => Box::new(JsonSink::new(out)),
     };
 
-    let mut probes = Probes::load(probes::ring_buffer_bytes(args.ring_buffer_size))?;
+    let mut probes = Probes::load(
+        probes::ring_buffer_bytes(args.ring_buffer_size),
+        probes::Keying::Process,
+    )?;
 
     let (pid, child) = match launch_cmd {
         None => {
@@ -112,13 +98,33 @@ pub fn run(args: Args) -> Result<u8> {
     rt.block_on(stream(args, plan, target, probes, pid, child, sink))
 }
 
+/// Privileges and kernel features every mode needs, as one-line errors.
+pub fn preflight() -> Result<()> {
+    sys::check_privileges().map_err(Fail::privileges)?;
+    match crate::kernel::check() {
+        Ok(()) => Ok(()),
+        Err(crate::kernel::Missing::Feature(what, min)) => {
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            Err(Fail::unsupported(format!(
+                "kernel {} lacks {what}: map-trace needs Linux {min} or later",
+                release.trim()
+            ))
+            .into())
+        }
+        Err(crate::kernel::Missing::Privileges) => Err(Fail::privileges(
+            "the kernel refused to create a BPF map: need CAP_BPF (or CAP_SYS_ADMIN)",
+        )
+        .into()),
+    }
+}
+
 fn attach_all(probes: &mut Probes, plan: &Plan, target: &Target, pid: u32) -> Result<()> {
-    probes.set_layout(pid, plan.layout.offsets)?;
+    probes.set_layout(probes::Scope::Process(pid), plan.layout.offsets)?;
     for site in &plan.probes {
         if target.pid.is_some() && !procfs::alive(pid) {
             return Err(Fail::bad_target(format!("no such process: pid {pid} (it exited)")).into());
         }
-        probes.attach(site, &target.exe, pid)?;
+        probes.attach(site, &target.exe, probes::Scope::Process(pid))?;
     }
     Ok(())
 }
@@ -328,6 +334,8 @@ impl Collector {
                     }
                 }
             }
+            // Only the agent attaches the exec tracepoint.
+            Ok(Event::Exec(_)) => {}
             Err(_) => self.undecodable += 1,
         }
     }

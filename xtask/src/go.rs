@@ -132,6 +132,12 @@ pub const VARIANTS: &[(&str, &[&str], bool)] = &[
     ("-stripped", &["-ldflags=-s -w"], false),
     // Position-independent: file offsets must come from the program headers.
     ("-pie", &["-buildmode=pie"], false),
+    // Both: .gopclntab is .data.rel.ro.gopclntab and its text base a relocation's addend.
+    (
+        "-pie-stripped",
+        &["-buildmode=pie", "-ldflags=-s -w"],
+        false,
+    ),
     // cgo, linked by the system linker: runtime.text is no longer at the start of .text.
     ("-cgo", &["-ldflags=-linkmode=external"], true),
     // Both: symbols from .gopclntab, whose text base (runtime.text) is not .text's address.

@@ -1,17 +1,16 @@
 //! Classic hash maps (`runtime/map.go`, Go 1.18–1.23; `map_noswiss.go` under
 //! `GOEXPERIMENT=noswissmap` in 1.24/1.25).
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::uprobe,
-    programs::ProbeContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use map_trace_common::{
-    config::{Counter, MapLayout},
+    config::Counter,
     event::{EventHeader, EventKind, MapGrowEvent},
 };
 
-use crate::{go_abi, maps, probes::read};
+use crate::{
+    go_abi, maps,
+    probes::{read, stack},
+};
 
 /// `func hashGrow(t *maptype, h *hmap)`, attached at the first instruction after the prologue's
 /// stack check, so a detour through `morestack` (which restarts the function) fires it once.
@@ -23,17 +22,8 @@ pub fn hmap_hash_grow(ctx: ProbeContext) -> u32 {
 }
 
 fn try_hmap_hash_grow(ctx: &ProbeContext) {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
-    // SAFETY: LAYOUTS values are written once by userspace before attaching and never removed
-    // while the probe is attached; we copy the value out immediately.
-    let layout: MapLayout = match unsafe { maps::LAYOUTS.get(tgid) } {
-        Some(l) => *l,
-        None => {
-            maps::count(Counter::HitsUnconfigured);
-            return;
-        }
-    };
+    let Some(hit) = maps::hit(ctx) else { return };
+    let layout = hit.layout;
     maps::count(Counter::HitsHashGrow);
 
     let t = go_abi::arg(ctx, 0);
@@ -69,9 +59,9 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
     entry.write(MapGrowEvent {
         header: EventHeader {
             kind: EventKind::MapGrow as u32,
-            tid: pid_tgid as u32,
-            pid: tgid,
-            _pad: 0,
+            tid: hit.tid,
+            pid: hit.tgid,
+            exe: hit.exe,
             goid,
             // SAFETY: helper without preconditions.
             ts_ns: unsafe { bpf_ktime_get_ns() },
@@ -87,6 +77,7 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
         noverflow,
         read_error: err,
         _pad: 0,
+        stack: stack(ctx),
     });
     entry.submit(maps::submit_flags());
 }

@@ -1,9 +1,43 @@
 //! Probe families. Each program is attached by userspace at a file offset it computed.
 
+pub mod exec;
 pub mod hmap;
 pub mod swiss;
 
-use aya_ebpf::helpers::bpf_probe_read_user;
+use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
+use map_trace_common::event::{Stack, STACK_FRAMES};
+
+use crate::go_abi;
+
+/// The caller chain at a body probe (before the probed function pushed its frame): the return
+/// address, then Go's frame-pointer chain, `[fp]` = next fp and `[fp+8]` = return address on
+/// both amd64 and arm64. Stops at a zero or unreadable frame; one 16-byte read per frame.
+#[inline(always)]
+pub fn stack(ctx: &ProbeContext) -> Stack {
+    let mut s = Stack::default();
+    let (ret, mut fp) = go_abi::return_and_fp(ctx);
+    if ret == 0 {
+        return s;
+    }
+    s.pcs[0] = ret;
+    s.depth = 1;
+    for i in 1..STACK_FRAMES {
+        if fp == 0 {
+            break;
+        }
+        // SAFETY: bpf_probe_read_user copies from target memory and fails cleanly.
+        let Ok(frame) = (unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }) else {
+            break;
+        };
+        if frame[1] == 0 {
+            break;
+        }
+        s.pcs[i] = frame[1];
+        s.depth = i as u32 + 1;
+        fp = frame[0];
+    }
+    s
+}
 
 /// Reads a `T` from target memory; on failure sets `*err` and returns the default.
 #[inline(always)]

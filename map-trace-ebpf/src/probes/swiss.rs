@@ -3,40 +3,31 @@
 //! thread id would mismatch), and a probe on each RET instruction emits the event with its
 //! duration. Never uretprobes: they corrupt Go stacks.
 
-use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::uprobe,
-    programs::ProbeContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use map_trace_common::{
     config::{Counter, MapLayout},
     event::{EventHeader, EventKind, SwissEvent},
 };
 
-use crate::{go_abi, maps, probes::read};
+use crate::{
+    go_abi,
+    maps::{self, Hit, PendingKey},
+    probes::{read, stack},
+};
 
 /// Capacity above which `rehash` splits instead of growing (`maxTableCapacity`).
 const MAX_TABLE_CAPACITY: u16 = 1024;
 
-fn layout() -> Option<(u32, MapLayout)> {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    // SAFETY: userspace writes a process's layout before attaching and never removes it while
-    // attached; the value is copied out at once.
-    match unsafe { maps::LAYOUTS.get(tgid) } {
-        Some(l) => Some((tgid, *l)),
-        None => {
-            maps::count(Counter::HitsUnconfigured);
-            None
-        }
-    }
+fn pending_key(g: u64, hit: &Hit) -> PendingKey {
+    [g, u64::from(hit.tgid)]
 }
 
-fn header(kind: EventKind, tgid: u32, goid: u64) -> EventHeader {
+fn header(kind: EventKind, hit: &Hit, goid: u64) -> EventHeader {
     EventHeader {
         kind: kind as u32,
-        tid: bpf_get_current_pid_tgid() as u32,
-        pid: tgid,
-        _pad: 0,
+        tid: hit.tid,
+        pid: hit.tgid,
+        exe: hit.exe,
         goid,
         // SAFETY: helper without preconditions.
         ts_ns: unsafe { bpf_ktime_get_ns() },
@@ -58,20 +49,17 @@ fn map_fields(ev: &mut SwissEvent, l: &MapLayout, m: u64, typ: u64) {
 }
 
 /// The event for a `(*Map)` method `(m *Map, typ *abi.SwissMapType)` at its body probe.
-fn map_method_event(
-    ctx: &ProbeContext,
-    kind: EventKind,
-    tgid: u32,
-    l: &MapLayout,
-) -> (u64, SwissEvent) {
+fn map_method_event(ctx: &ProbeContext, kind: EventKind, hit: &Hit) -> (u64, SwissEvent) {
+    let l = &hit.layout;
     let m = go_abi::arg(ctx, 0);
     let typ = go_abi::arg(ctx, 1);
     let g = go_abi::g(ctx);
     let mut err = 0u8;
     let goid: u64 = read(g + l.g_goid as u64, &mut err);
     let mut ev = SwissEvent {
-        header: header(kind, tgid, goid),
+        header: header(kind, hit, goid),
         read_error: err,
+        stack: stack(ctx),
         ..SwissEvent::default()
     };
     map_fields(&mut ev, l, m, typ);
@@ -83,11 +71,11 @@ fn map_method_event(
 /// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L515>
 #[uprobe]
 pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
-    let Some((tgid, l)) = layout() else { return 0 };
+    let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsGrowToTable);
-    let (g, mut ev) = map_method_event(&ctx, EventKind::MapSmallToTable, tgid, &l);
+    let (g, mut ev) = map_method_event(&ctx, EventKind::MapSmallToTable, &hit);
     ev.capacity_before = 8;
-    let _ = maps::PENDING_TO_TABLE.insert(g, ev, 0);
+    let _ = maps::PENDING_TO_TABLE.insert(pending_key(g, &hit), ev, 0);
     0
 }
 
@@ -97,9 +85,9 @@ pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
 /// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L500>
 #[uprobe]
 pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
-    let Some((tgid, l)) = layout() else { return 0 };
+    let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsGrowToSmall);
-    let (_, mut ev) = map_method_event(&ctx, EventKind::MapSmallAlloc, tgid, &l);
+    let (_, mut ev) = map_method_event(&ctx, EventKind::MapSmallAlloc, &hit);
     ev.capacity_after = 8;
     if maps::EVENTS
         .output::<SwissEvent>(&ev, maps::submit_flags())
@@ -113,15 +101,16 @@ pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
 /// RET of `growToTable`: the new table is installed as the map's only directory entry.
 #[uprobe]
 pub fn swiss_grow_to_table_ret(ctx: ProbeContext) -> u32 {
-    let Some((_, l)) = layout() else { return 0 };
+    let Some(hit) = maps::hit(&ctx) else { return 0 };
+    let l = hit.layout;
     maps::count(Counter::HitsSwissRet);
-    let g = go_abi::g(&ctx);
+    let key = pending_key(go_abi::g(&ctx), &hit);
     // SAFETY: the value is copied out before the entry is removed.
-    let Some(pending) = (unsafe { maps::PENDING_TO_TABLE.get(g) }).copied() else {
+    let Some(pending) = (unsafe { maps::PENDING_TO_TABLE.get(&key) }).copied() else {
         maps::count(Counter::UnmatchedRet);
         return 0;
     };
-    let _ = maps::PENDING_TO_TABLE.remove(g);
+    let _ = maps::PENDING_TO_TABLE.remove(&key);
     let mut ev = pending;
     let mut err = 0u8;
     let dir: u64 = read(ev.map + l.swiss_map_dir_ptr as u64, &mut err);
@@ -139,7 +128,8 @@ pub fn swiss_grow_to_table_ret(ctx: ProbeContext) -> u32 {
 /// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/table.go#L1019>
 #[uprobe]
 pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
-    let Some((tgid, l)) = layout() else { return 0 };
+    let Some(hit) = maps::hit(&ctx) else { return 0 };
+    let l = hit.layout;
     maps::count(Counter::HitsRehash);
     let t = go_abi::arg(&ctx, 0);
     let typ = go_abi::arg(&ctx, 1);
@@ -155,31 +145,33 @@ pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
         (EventKind::MapTableSplit, capacity)
     };
     let mut ev = SwissEvent {
-        header: header(kind, tgid, goid),
+        header: header(kind, &hit, goid),
         capacity_before: capacity,
         capacity_after,
         table_used: read(t + l.swiss_table_used as u64, &mut err),
         local_depth: read(t + l.swiss_table_local_depth as u64, &mut err),
         read_error: err,
+        stack: stack(&ctx),
         ..SwissEvent::default()
     };
     map_fields(&mut ev, &l, m, typ);
-    let _ = maps::PENDING_REHASH.insert(g, ev, 0);
+    let _ = maps::PENDING_REHASH.insert(pending_key(g, &hit), ev, 0);
     0
 }
 
 /// RET of `rehash` (or `grow`/`split`): the new table(s) are installed.
 #[uprobe]
 pub fn swiss_rehash_ret(ctx: ProbeContext) -> u32 {
-    let Some((_, l)) = layout() else { return 0 };
+    let Some(hit) = maps::hit(&ctx) else { return 0 };
+    let l = hit.layout;
     maps::count(Counter::HitsSwissRet);
-    let g = go_abi::g(&ctx);
+    let key = pending_key(go_abi::g(&ctx), &hit);
     // SAFETY: the value is copied out before the entry is removed.
-    let Some(pending) = (unsafe { maps::PENDING_REHASH.get(g) }).copied() else {
+    let Some(pending) = (unsafe { maps::PENDING_REHASH.get(&key) }).copied() else {
         maps::count(Counter::UnmatchedRet);
         return 0;
     };
-    let _ = maps::PENDING_REHASH.remove(g);
+    let _ = maps::PENDING_REHASH.remove(&key);
     let mut ev = pending;
     let mut err = 0u8;
     ev.dir_len_after = read(ev.map + l.swiss_map_dir_len as u64, &mut err);

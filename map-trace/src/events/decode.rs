@@ -12,6 +12,8 @@ pub enum Event {
     MapGrow(MapGrowEvent),
     /// A Swiss-table resize finished (kind in the header).
     Swiss(SwissEvent),
+    /// A process called `execve` (agent mode).
+    Exec(EventHeader),
 }
 
 /// Why a record could not be decoded.
@@ -57,6 +59,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         | EventKind::MapTableGrow
         | EventKind::MapTableSplit
         | EventKind::MapSmallAlloc => Ok(Event::Swiss(read(bytes, "a Swiss-table record")?)),
+        EventKind::Exec => Ok(Event::Exec(header)),
     }
 }
 
@@ -71,7 +74,7 @@ mod tests {
                 kind: EventKind::MapGrow as u32,
                 tid: 11,
                 pid: 10,
-                _pad: 0,
+                exe: 0,
                 goid: 1,
                 ts_ns: 123,
             },
@@ -86,6 +89,7 @@ mod tests {
             noverflow: 0,
             read_error: 0,
             _pad: 0,
+            stack: Default::default(),
         }
     }
 
@@ -115,7 +119,7 @@ mod tests {
         };
         assert_eq!(decode(as_bytes(&ev)), Ok(Event::Swiss(ev)));
         assert!(matches!(
-            decode(&as_bytes(&ev)[..90]),
+            decode(&as_bytes(&ev)[..150]),
             Err(DecodeError::Short { .. })
         ));
     }

@@ -150,6 +150,56 @@ impl<'data> Elf<'data> {
         Err(ElfError::Unmapped { vaddr })
     }
 
+    /// The 8-byte pointer stored at `vaddr` as the program sees it after loading: the addend of
+    /// a dynamic RELATIVE relocation there (a PIE's pointers are 0 in the file and filled in by
+    /// the loader), else the file's bytes.
+    pub fn pointer_at(&self, vaddr: u64) -> Option<u64> {
+        if let Some(relocs) = self.file.dynamic_relocations() {
+            for (off, r) in relocs {
+                if off == vaddr && !r.has_implicit_addend() {
+                    return u64::try_from(r.addend()).ok();
+                }
+            }
+        }
+        let b = self.bytes_at(vaddr, 8).ok()?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    }
+
+    /// The first of several section names present.
+    pub fn section_any(&self, names: &[&str]) -> Option<(u64, &'data [u8])> {
+        names.iter().find_map(|n| self.section(n))
+    }
+
+    /// Go's function table: `.gopclntab`, or `.data.rel.ro.gopclntab` in a PIE, and the text
+    /// base its entry offsets count from (`runtime.text`): the moduledata's `text` field for
+    /// Go 1.26+ (`.go.module`+176; the header's textStart is 0 there), else the header's
+    /// textStart. Either is a relocated pointer in a PIE.
+    pub fn go_pclntab(&self) -> Option<(&'data [u8], Option<u64>)> {
+        let (vaddr, data) = self.section_any(&[".gopclntab", ".data.rel.ro.gopclntab"])?;
+        let text_base = match self.section_any(&[".go.module", ".data.rel.ro.go.module"]) {
+            Some((module, _)) => self.pointer_at(module + 176),
+            None => self.pointer_at(vaddr + 24),
+        }
+        .filter(|&b| b != 0);
+        Some((data, text_base))
+    }
+
+    /// The PT_LOAD segments as `(p_vaddr, p_offset, p_filesz)`.
+    pub fn loads(&self) -> Vec<(u64, u64, u64)> {
+        let endian = self.file.endian();
+        self.file
+            .elf_program_headers()
+            .iter()
+            .filter(|ph| ph.p_type(endian) == elf::PT_LOAD)
+            .map(|ph| (ph.p_vaddr(endian), ph.p_offset(endian), ph.p_filesz(endian)))
+            .collect()
+    }
+
+    /// Whether the file is position-independent (ET_DYN): its addresses move per process.
+    pub fn is_pie(&self) -> bool {
+        self.file.elf_header().e_type.get(self.file.endian()) == elf::ET_DYN
+    }
+
     /// The file bytes of `len` bytes at `vaddr` (shorter if the segment ends first).
     pub fn bytes_at(&self, vaddr: u64, len: u64) -> Result<&'data [u8], ElfError> {
         let off = self.file_offset(vaddr)? as usize;

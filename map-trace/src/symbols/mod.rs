@@ -9,3 +9,4 @@ pub mod elf;
 pub mod pclntab;
 pub mod prologue;
 pub mod ret;
+pub mod symbolize;

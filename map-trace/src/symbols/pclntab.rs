@@ -30,7 +30,40 @@ pub struct Pclntab<'a> {
     nfunc: usize,
     text_start: u64,
     funcname: usize,
+    cutab: usize,
+    filetab: usize,
+    pctab: usize,
     pcln: usize,
+    quantum: u64,
+}
+
+/// Where a program counter is: function, source file and line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourcePos {
+    /// Go's full function name, e.g. `main.fill` or `orders.(*Aggregator).Add`.
+    pub function: String,
+    /// Source file path as recorded at build time (empty if unknown).
+    pub file: String,
+    /// Line number (0 if unknown).
+    pub line: u32,
+}
+
+/// Reads a pcvalue table's unsigned LEB128 varint.
+fn uvarint(d: &[u8], pos: &mut usize) -> Option<u32> {
+    let mut v: u32 = 0;
+    let mut shift = 0;
+    loop {
+        let b = *d.get(*pos)?;
+        *pos += 1;
+        v |= u32::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+        shift += 7;
+        if shift > 28 {
+            return None;
+        }
+    }
 }
 
 fn u32_at(d: &[u8], off: usize) -> Option<u32> {
@@ -44,7 +77,8 @@ fn u64_at(d: &[u8], off: usize) -> Option<u64> {
 }
 
 impl<'a> Pclntab<'a> {
-    /// Parses the section's bytes. `text_base` overrides a zero `textStart` (Go 1.26+).
+    /// Parses the section's bytes. `text_base` replaces a zero `textStart` (Go 1.26+, and every
+    /// PIE, whose header field is filled in by a relocation).
     pub fn parse(data: &'a [u8], text_base: Option<u64>) -> Result<Self, PclntabError> {
         let magic = u32_at(data, 0).ok_or(PclntabError::Corrupt("header truncated"))?;
         if magic != 0xffff_fff0 && magic != 0xffff_fff1 {
@@ -62,9 +96,12 @@ impl<'a> Pclntab<'a> {
             (t, _) => t,
         };
         let funcname = word(3)?;
+        let cutab = word(4)?;
+        let filetab = word(5)?;
+        let pctab = word(6)?;
         let pcln = word(7)?;
         let len = data.len() as u64;
-        if funcname >= len || pcln >= len {
+        if funcname >= len || pcln >= len || cutab > len || filetab > len || pctab > len {
             return Err(PclntabError::Corrupt("table offset outside the section"));
         }
         // (nfunc + 1) entries of 8 bytes must fit: bounds the count before any allocation.
@@ -80,8 +117,98 @@ impl<'a> Pclntab<'a> {
             nfunc: nfunc as usize,
             text_start,
             funcname: funcname as usize,
+            cutab: cutab as usize,
+            filetab: filetab as usize,
+            pctab: pctab as usize,
             pcln: pcln as usize,
+            // minLC, the instruction size quantum: 1 on amd64, 4 on arm64.
+            quantum: u64::from(data[6].max(1)),
         })
+    }
+
+    /// The function containing `pc` and the source position of the instruction there.
+    /// For a return address pass `pc - 1` to get the call's line.
+    pub fn source_pos(&self, pc: u64) -> Option<SourcePos> {
+        let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
+        // Binary search the sorted entry offsets: the last entry <= off, before the end marker.
+        let entry_at = |i: usize| u32_at(self.data, self.pcln + 8 * i);
+        let end = entry_at(self.nfunc)?;
+        if self.nfunc == 0 || off >= end || off < entry_at(0)? {
+            return None;
+        }
+        let (mut lo, mut hi) = (0usize, self.nfunc);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if entry_at(mid)? <= off {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let entry = entry_at(lo)?;
+        let funcoff = u32_at(self.data, self.pcln + 8 * lo + 4)? as usize;
+        let function = String::from_utf8_lossy(self.name(funcoff)?).into_owned();
+        // _func (runtime/runtime2.go, Go 1.18+): entryOff u32, nameOff i32, args i32,
+        // deferreturn u32, pcsp u32, pcfile u32, pcln u32, npcdata u32, cuOffset u32, ...
+        let f = self.pcln.checked_add(funcoff)?;
+        let field = |i: usize| u32_at(self.data, f.checked_add(4 * i)?);
+        let (pcfile, pcln, cu) = (field(5), field(6), field(8));
+        let target = u64::from(off - entry);
+        let file = pcfile
+            .and_then(|t| self.pcvalue(t, target))
+            .and_then(|fileno| self.file_name(cu?, fileno))
+            .unwrap_or_default();
+        let line = pcln
+            .and_then(|t| self.pcvalue(t, target))
+            .and_then(|l| u32::try_from(l).ok())
+            .unwrap_or(0);
+        Some(SourcePos {
+            function,
+            file,
+            line,
+        })
+    }
+
+    /// Value of a pcvalue table at `target` bytes past the function entry
+    /// (runtime/symtab.go `pcvalue`: zigzag value deltas, pc deltas in quanta).
+    fn pcvalue(&self, table: u32, target: u64) -> Option<i64> {
+        if table == 0 {
+            return None;
+        }
+        let mut pos = self.pctab.checked_add(table as usize)?;
+        let (mut val, mut pc) = (-1i64, 0u64);
+        let mut first = true;
+        // A real table ends well before this; the bound keeps corrupted input finite.
+        for _ in 0..1_000_000 {
+            let uv = uvarint(self.data, &mut pos)?;
+            if uv == 0 && !first {
+                return None;
+            }
+            first = false;
+            let delta = if uv & 1 != 0 {
+                -((uv >> 1) as i64) - 1
+            } else {
+                (uv >> 1) as i64
+            };
+            val = val.checked_add(delta)?;
+            pc = pc.checked_add(u64::from(uvarint(self.data, &mut pos)?) * self.quantum)?;
+            if target < pc {
+                return Some(val);
+            }
+        }
+        None
+    }
+
+    /// File name for a function's compilation-unit-relative file number.
+    fn file_name(&self, cu: u32, fileno: i64) -> Option<String> {
+        let idx = (cu as usize).checked_add(usize::try_from(fileno).ok()?)?;
+        let off = u32_at(self.data, self.cutab.checked_add(idx.checked_mul(4)?)?)?;
+        if off == u32::MAX {
+            return None;
+        }
+        let rest = self.data.get(self.filetab.checked_add(off as usize)?..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        Some(String::from_utf8_lossy(&rest[..end]).into_owned())
     }
 
     fn name(&self, funcoff: usize) -> Option<&'a [u8]> {

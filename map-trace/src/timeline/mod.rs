@@ -161,7 +161,7 @@ pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissRe
         EventKind::MapTableGrow => SwissKind::TableGrow,
         EventKind::MapTableSplit => SwissKind::TableSplit,
         EventKind::MapSmallAlloc => SwissKind::SmallAlloc,
-        EventKind::MapGrow => return None,
+        EventKind::MapGrow | EventKind::Exec => return None,
     };
     let time_ns = (i128::from(ev.header.ts_ns) + mono_to_unix_ns).clamp(0, u64::MAX as i128) as u64;
     Some(SwissResize {
@@ -430,7 +430,7 @@ mod tests {
                 kind: EventKind::MapGrow as u32,
                 tid: 2,
                 pid: 1,
-                _pad: 0,
+                exe: 0,
                 goid: 7,
                 ts_ns: ts,
             },
@@ -445,6 +445,7 @@ mod tests {
             noverflow: 0,
             read_error: 0,
             _pad: 0,
+            stack: Default::default(),
         }
     }
 
@@ -535,7 +536,7 @@ mod tests {
                 kind: kind as u32,
                 tid: 2,
                 pid: 1,
-                _pad: 0,
+                exe: 0,
                 goid: 5,
                 ts_ns: 10,
             },
@@ -556,6 +557,7 @@ mod tests {
             },
             local_depth: 0,
             read_error: 0,
+            stack: Default::default(),
         }
     }
 

@@ -1,0 +1,34 @@
+//! Agent mode: tell userspace about every `execve`, so a new Go process is found in
+//! milliseconds instead of at the next /proc scan.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use map_trace_common::{
+    config::Counter,
+    event::{EventHeader, EventKind},
+};
+
+use crate::maps;
+
+/// `sched/sched_process_exec`: the calling process now runs a new image. Only the tgid is sent;
+/// userspace reads the rest from /proc. Wakes the reader at once (execs are rare).
+#[tracepoint]
+pub fn sched_exec(_ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let ev = EventHeader {
+        kind: EventKind::Exec as u32,
+        tid: pid_tgid as u32,
+        pid: (pid_tgid >> 32) as u32,
+        exe: 0,
+        goid: 0,
+        // SAFETY: helper without preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    if maps::EVENTS.output::<EventHeader>(&ev, 0).is_err() {
+        maps::count(Counter::LostExec);
+    }
+    0
+}

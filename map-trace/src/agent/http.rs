@@ -1,0 +1,92 @@
+//! A minimal HTTP/1.1 endpoint: `GET /metrics` (the exposition), `GET /healthz` (readiness).
+//! One request per connection, bounded header size and read time; nothing else is served.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+use super::metrics::Metrics;
+
+/// OpenMetrics 1.0 text, which Prometheus negotiates and parses.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Serves until the listener fails.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((conn, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let m = metrics.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), handle(conn, &m)).await;
+        });
+    }
+}
+
+/// The request line's method and path.
+pub fn request_target(head: &str) -> Option<(&str, &str)> {
+    let mut parts = head.lines().next()?.split_ascii_whitespace();
+    let method = parts.next()?;
+    let target = parts.next()?;
+    Some((method, target.split('?').next().unwrap_or(target)))
+}
+
+async fn handle(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 || buf.len() > 16 * 1024 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let (status, ctype, body) = match request_target(&head) {
+        Some(("GET" | "HEAD", "/metrics")) => ("200 OK", CONTENT_TYPE, metrics.encode()),
+        Some(("GET" | "HEAD", "/healthz")) => ("200 OK", "text/plain", "ok\n".to_string()),
+        Some(("GET" | "HEAD", "/")) => (
+            "200 OK",
+            "text/plain",
+            "map-trace agent: metrics at /metrics, readiness at /healthz\n".to_string(),
+        ),
+        Some(("GET" | "HEAD", _)) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "method not allowed\n".to_string(),
+        ),
+    };
+    let head_only = head.starts_with("HEAD ");
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(resp.as_bytes()).await?;
+    if !head_only {
+        conn.write_all(body.as_bytes()).await?;
+    }
+    conn.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_request_target() {
+        assert_eq!(
+            request_target("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(("GET", "/metrics"))
+        );
+        assert_eq!(
+            request_target("GET /metrics?x=1 HTTP/1.1\r\n"),
+            Some(("GET", "/metrics"))
+        );
+        assert_eq!(request_target(""), None);
+    }
+}

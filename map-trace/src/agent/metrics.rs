@@ -1,0 +1,220 @@
+//! The agent's Prometheus metrics (prometheus-client; OpenMetrics text exposition).
+//!
+//! Label cardinality is bounded: `executable` and `go_version` by the executables traced
+//! (`--max-executables`), `pod_uid`/`container_id` by the pods on the node, `site` by
+//! `--max-sites` per executable (later sites are counted under `site="other"`), `kind` and
+//! `probe` by fixed sets. Durations carry no site or pod label (a histogram per site would
+//! multiply series by the bucket count).
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::{Registry, Unit},
+};
+
+/// Labels of per-site series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteLabels {
+    /// Executable file name.
+    pub executable: String,
+    /// Go version the executable was built with.
+    pub go_version: String,
+    /// Kubernetes pod UID ("" outside Kubernetes).
+    pub pod_uid: String,
+    /// Container id ("" outside containers).
+    pub container_id: String,
+    /// First frame outside the Go runtime: `function (file.go:line)`, `other` past the cap,
+    /// `unknown` when the stack could not be read.
+    pub site: String,
+    /// `double`, `same_size` (classic); `small_to_table`, `table_grow`, `table_split` (Swiss).
+    pub kind: String,
+}
+
+/// Labels of per-executable series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExeLabels {
+    /// Executable file name.
+    pub executable: String,
+    /// Go version.
+    pub go_version: String,
+    /// Resize kind, as in [`SiteLabels::kind`].
+    pub kind: String,
+}
+
+/// One label naming a probe or a reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    /// The probe family.
+    pub probe: String,
+}
+
+/// Why an executable is not traced.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// `unsupported`, `vanished`, `attach_failed`, `limit`.
+    pub reason: String,
+}
+
+/// Every metric the agent exports.
+pub struct Metrics {
+    /// The registry the HTTP endpoint encodes.
+    pub registry: Registry,
+    /// Map growths started (classic `hashGrow`; Swiss small→table and table grows).
+    pub grows: Family<SiteLabels, Counter>,
+    /// Bytes allocated for new map storage by those growths (and splits).
+    pub grow_bytes: Family<SiteLabels, Counter>,
+    /// Time spent in Swiss resizes (classic grows are incremental and not timed).
+    pub grow_duration: Family<ExeLabels, Histogram>,
+    /// Records the kernel dropped because the ring buffer was full.
+    pub lost_events: Counter,
+    /// Probe hits per probe family.
+    pub probe_hits: Family<ProbeLabels, Counter>,
+    /// Go processes currently traced.
+    pub processes: Gauge,
+    /// Executable files currently carrying probes.
+    pub executables: Gauge,
+    /// Go executables that could not be traced, by reason.
+    pub skipped: Family<ReasonLabels, Counter>,
+    /// From a new executable's exec to its probes being live.
+    pub attach_delay: Histogram,
+}
+
+impl Metrics {
+    /// Registers every metric under the `map_trace_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("map_trace");
+        let grows = Family::<SiteLabels, Counter>::default();
+        registry.register(
+            "map_grows",
+            "Go map growths started: classic hashGrow (kind double or same_size), Swiss small-to-table and table grows, Swiss table splits",
+            grows.clone(),
+        );
+        let grow_bytes = Family::<SiteLabels, Counter>::default();
+        registry.register_with_unit(
+            "map_grow",
+            "Bytes requested for new map storage by growths (before malloc rounding; Swiss: slots times key+elem size plus control bytes)",
+            Unit::Bytes,
+            grow_bytes.clone(),
+        );
+        let grow_duration = Family::<ExeLabels, Histogram>::new_with_constructor(|| {
+            // 1 µs … ~0.5 s.
+            Histogram::new(exponential_buckets(1e-6, 4.0, 10))
+        });
+        registry.register_with_unit(
+            "map_grow_duration",
+            "Time spent in one Swiss-table resize, from the function body to its return",
+            Unit::Seconds,
+            grow_duration.clone(),
+        );
+        let lost_events = Counter::default();
+        registry.register(
+            "lost_events",
+            "Event records dropped by the kernel because the ring buffer was full",
+            lost_events.clone(),
+        );
+        let probe_hits = Family::<ProbeLabels, Counter>::default();
+        registry.register(
+            "probe_hits",
+            "Uprobe hits per probe family in traced processes",
+            probe_hits.clone(),
+        );
+        let processes = Gauge::default();
+        registry.register(
+            "attached_processes",
+            "Go processes currently traced",
+            processes.clone(),
+        );
+        let executables = Gauge::default();
+        registry.register(
+            "attached_executables",
+            "Executable files currently carrying probes (one set of probes serves every process running the file)",
+            executables.clone(),
+        );
+        let skipped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "skipped_executables",
+            "Go executables found but not traced, by reason",
+            skipped.clone(),
+        );
+        let attach_delay = Histogram::new(exponential_buckets(0.001, 2.0, 13));
+        registry.register_with_unit(
+            "attach_delay",
+            "From a new executable's exec to its probes being live",
+            Unit::Seconds,
+            attach_delay.clone(),
+        );
+        Self {
+            registry,
+            grows,
+            grow_bytes,
+            grow_duration,
+            lost_events,
+            probe_hits,
+            processes,
+            executables,
+            skipped,
+            attach_delay,
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_exposition_names_and_labels() {
+        let m = Metrics::new();
+        let l = SiteLabels {
+            executable: "server".into(),
+            go_version: "go1.23.9".into(),
+            pod_uid: "".into(),
+            container_id: "".into(),
+            site: "main.fill (growth.go:42)".into(),
+            kind: "double".into(),
+        };
+        m.grows.get_or_create(&l).inc_by(14);
+        m.grow_bytes.get_or_create(&l).inc_by(1000);
+        m.grow_duration
+            .get_or_create(&ExeLabels {
+                executable: "server".into(),
+                go_version: "go1.23.9".into(),
+                kind: "table_split".into(),
+            })
+            .observe(70e-6);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"map_trace_map_grows_total{executable="server",go_version="go1.23.9",pod_uid="",container_id="",site="main.fill (growth.go:42)",kind="double"} 14"#),
+            "{text}"
+        );
+        assert!(text.contains("map_trace_map_grow_bytes_total{"), "{text}");
+        assert!(
+            text.contains("map_trace_map_grow_duration_seconds_bucket{"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE map_trace_attached_processes gauge"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,651 @@
+//! Fleet mode (`map-trace agent`): every Go process on the host, one set of probes per
+//! executable file, Prometheus metrics.
+//!
+//! Flow: `discover` finds processes (a /proc scan at start and every `--rescan-interval`, and
+//! the `sched_process_exec` tracepoint in between) → `plan::inspect` decides whether and how to
+//! trace an executable → `probes` attaches its uprobes for every process (layouts keyed by the
+//! attach cookie, so one loaded object serves every Go version) → events are attributed to the
+//! executable (cookie), the process's container (tgid) and the call site (stack) → `metrics`.
+
+pub mod discover;
+pub mod http;
+pub mod metrics;
+
+use std::{
+    fs::File,
+    io::{self, BufWriter, Write},
+    os::fd::AsRawFd,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use aya::programs::uprobe::UProbeLinkId;
+use map_trace_common::{config::Counter, event::Stack};
+use rustc_hash::{FxHashMap, FxHashSet};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::{
+    cli::AgentArgs,
+    error::{classify, Fail, EXIT_BAD_TARGET},
+    events::{
+        decode::{decode, Event},
+        reader::Reader,
+    },
+    output::{json::JsonSink, Sink},
+    plan,
+    probes::{self, Keying, Probes, Scope},
+    session,
+    symbols::symbolize::{ProcessMap, Symbolizer},
+    sys,
+    target::procfs,
+    timeline::{interpret, interpret_swiss, SwissKind},
+};
+use discover::{Container, ExeIdentity, Filters, ProcessInfo};
+use metrics::{ExeLabels, Metrics, ProbeLabels, ReasonLabels, SiteLabels};
+
+/// Linux release that gives BPF programs their attach cookie (`bpf_get_attach_cookie`).
+const MIN_KERNEL: (u32, u32) = (5, 15);
+
+/// One executable file the agent has seen as a Go program.
+struct Exe {
+    name: String,
+    go_version: String,
+    load_factor_num: u64,
+    /// Attached probes (program, link); empty once detached.
+    links: Vec<(&'static str, UProbeLinkId)>,
+    symbolizer: Option<Symbolizer>,
+    /// The executable, held open while attached (probes were attached through its fd).
+    _file: Option<File>,
+    pids: FxHashSet<u32>,
+    /// Site label values handed out so far (at most `--max-sites`).
+    sites: FxHashSet<Arc<str>>,
+    /// Stack → site label, so each distinct stack is symbolized once per process map.
+    site_cache: FxHashMap<(u64, Stack), Arc<str>>,
+}
+
+/// One traced process.
+struct Proc {
+    exe: u32,
+    container: Arc<Container>,
+    /// Where a PIE is loaded in this process (None for fixed-address executables).
+    map: Option<ProcessMap>,
+    /// A key unique to the process's address layout, for the site cache.
+    map_key: u64,
+}
+
+/// Why an executable is not traced (logged once per file).
+enum Skip {
+    NotGo,
+    Reported,
+}
+
+struct Agent {
+    args: AgentArgs,
+    filters: Filters,
+    probes: Probes,
+    metrics: Arc<Metrics>,
+    events: Option<JsonSink<Box<dyn Write>>>,
+    ids: FxHashMap<ExeIdentity, u32>,
+    exes: FxHashMap<u32, Exe>,
+    procs: FxHashMap<u32, Proc>,
+    skipped: FxHashMap<ExeIdentity, Skip>,
+    offset: i128,
+    next_id: u32,
+    self_pid: u32,
+    last_counters: FxHashMap<u32, u64>,
+}
+
+/// Runs the agent until SIGTERM/SIGINT; returns the exit code.
+pub fn run(args: AgentArgs) -> Result<u8> {
+    session::preflight()?;
+    if crate::kernel::release().is_some_and(|r| r < MIN_KERNEL) {
+        return Err(Fail::unsupported(format!(
+            "map-trace agent needs Linux {}.{} or later (BPF attach cookies); the one-process \
+             CLI (map-trace --pid) works from 5.8",
+            MIN_KERNEL.0, MIN_KERNEL.1
+        ))
+        .into());
+    }
+    let mut probes = Probes::load(
+        probes::ring_buffer_bytes(args.ring_buffer_size),
+        Keying::Executable,
+    )?;
+    let ring = probes.take_ring_buffer()?;
+    probes.attach_exec()?;
+    let events: Option<JsonSink<Box<dyn Write>>> = match &args.events {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => {
+            Some(JsonSink::new(Box::new(BufWriter::new(io::stdout()))))
+        }
+        Some(p) => Some(JsonSink::new(Box::new(BufWriter::new(
+            File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )))),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+            .await
+            .map_err(|e| {
+                Fail::bad_target(format!(
+                    "cannot serve metrics on {}: {e}",
+                    args.metrics_addr
+                ))
+            })?;
+        let metrics = Arc::new(Metrics::new());
+        tokio::spawn(http::serve(listener, metrics.clone()));
+        let mut agent = Agent {
+            filters: Filters {
+                include: args.include.clone(),
+                exclude: args.exclude.clone(),
+                cgroups: args.cgroup.clone(),
+                exclude_cgroups: args.exclude_cgroup.clone(),
+                containers: args.container.clone(),
+            },
+            args,
+            probes,
+            metrics,
+            events,
+            ids: FxHashMap::default(),
+            exes: FxHashMap::default(),
+            procs: FxHashMap::default(),
+            skipped: FxHashMap::default(),
+            offset: sys::monotonic_to_unix_offset(),
+            next_id: 1,
+            self_pid: std::process::id(),
+            last_counters: FxHashMap::default(),
+        };
+        agent.loop_until_signal(ring).await
+    })
+}
+
+impl Agent {
+    async fn loop_until_signal(
+        &mut self,
+        ring: aya::maps::RingBuf<aya::maps::MapData>,
+    ) -> Result<u8> {
+        let mut reader = Reader::new(ring)?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        // The exec tracepoint is live: every process started from now on is announced, so a
+        // scan now misses nothing.
+        self.scan();
+        eprintln!(
+            "map-trace agent: serving http://{}/metrics; tracing {} processes of {} executables",
+            self.args.metrics_addr,
+            self.procs.len(),
+            self.attached()
+        );
+        let mut drain = tokio::time::interval(Duration::from_millis(100));
+        let mut liveness = tokio::time::interval(Duration::from_secs(1));
+        let mut rescan =
+            tokio::time::interval(Duration::from_secs(self.args.rescan_interval.max(1)));
+        rescan.tick().await;
+        let mut batch: Vec<Vec<u8>> = vec![];
+        loop {
+            let mut reap = false;
+            tokio::select! {
+                r = reader.readable(|b| batch.push(b.to_vec())) => { r?; }
+                _ = drain.tick() => reader.drain(|b| batch.push(b.to_vec())),
+                // Events of a process that just exited are still queued: count them before
+                // its state is dropped.
+                _ = liveness.tick() => { reader.drain(|b| batch.push(b.to_vec())); reap = true; }
+                _ = rescan.tick() => self.scan(),
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+            }
+            for rec in batch.drain(..) {
+                self.record(&rec);
+            }
+            if reap {
+                self.reap();
+                self.update_counters();
+            }
+            if let Some(sink) = self.events.as_mut() {
+                let _ = sink.flush();
+            }
+        }
+        let started = Instant::now();
+        reader.drain(|b| batch.push(b.to_vec()));
+        for rec in batch.drain(..) {
+            self.record(&rec);
+        }
+        self.update_counters();
+        if let Some(sink) = self.events.as_mut() {
+            let _ = sink.flush();
+        }
+        let n = self.attached();
+        // Detaching is the kernel unregistering each uprobe; the traced processes keep running.
+        for id in self.exes.keys().copied().collect::<Vec<_>>() {
+            self.detach(id);
+        }
+        eprintln!(
+            "map-trace agent: stopped; detached {n} executables in {} ms",
+            started.elapsed().as_millis()
+        );
+        Ok(0)
+    }
+
+    fn attached(&self) -> usize {
+        self.exes.values().filter(|e| !e.links.is_empty()).count()
+    }
+
+    /// Looks at every process in /proc.
+    fn scan(&mut self) {
+        for pid in discover::all_pids() {
+            if !self.procs.contains_key(&pid) {
+                self.consider(pid, None);
+            }
+        }
+        if self.skipped.len() > 50_000 {
+            self.skipped.clear();
+        }
+    }
+
+    /// Starts tracing `pid` if it runs a Go executable that passes the filters.
+    fn consider(&mut self, pid: u32, exec_ts_ns: Option<u64>) {
+        if pid == self.self_pid {
+            return;
+        }
+        let Some(info) = discover::process(pid) else {
+            return;
+        };
+        if let Some(&id) = self.ids.get(&info.identity) {
+            if self.exes.get(&id).is_some_and(|e| !e.links.is_empty()) {
+                if self.filters.allows(&info) {
+                    self.add_proc(id, &info);
+                }
+                return;
+            }
+        }
+        if self.skipped.contains_key(&info.identity) || !self.filters.allows(&info) {
+            return;
+        }
+        let plan = match plan::inspect(&info.exe_path, plan::Options::default()) {
+            Ok(p) => p,
+            Err(e) => {
+                let fail = classify(&e);
+                let not_go = fail.code == EXIT_BAD_TARGET
+                    && (fail.message.contains("not a Go binary")
+                        || fail.message.contains("no such file")
+                        || fail.message.contains("cannot be traced on this"));
+                if not_go {
+                    self.skipped.insert(info.identity, Skip::NotGo);
+                } else {
+                    eprintln!(
+                        "map-trace agent: not tracing pid {pid} ({}): {}",
+                        info.exe_display, fail.message
+                    );
+                    let reason = if fail.code == crate::error::EXIT_UNSUPPORTED {
+                        "unsupported"
+                    } else {
+                        "malformed"
+                    };
+                    self.skip(&info, reason);
+                }
+                return;
+            }
+        };
+        if self.attached() >= self.args.max_executables {
+            eprintln!(
+                "map-trace agent: not tracing {} (pid {pid}): --max-executables {} reached",
+                info.exe_display, self.args.max_executables
+            );
+            self.skip(&info, "limit");
+            return;
+        }
+        let id = *self.ids.entry(info.identity).or_insert_with(|| {
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        });
+        let started = Instant::now();
+        // Attach through an fd we hold: the path stays valid if this process exits meanwhile,
+        // and it names the same inode the process runs (even in another mount namespace).
+        let file = match File::open(&info.exe_path) {
+            Ok(f) => f,
+            Err(_) => {
+                self.count_skip("vanished");
+                return;
+            }
+        };
+        let fd_path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let mut links = vec![];
+        let mut result = self
+            .probes
+            .set_layout(Scope::Executable(id), plan.layout.offsets);
+        if result.is_ok() {
+            for site in &plan.probes {
+                match self.probes.attach(site, &fd_path, Scope::Executable(id)) {
+                    Ok(link) => links.push((site.program, link)),
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Err(e) = result {
+            for (prog, link) in links {
+                self.probes.detach(prog, link);
+            }
+            self.probes.remove_layout(Scope::Executable(id));
+            let vanished = !procfs::alive(pid);
+            eprintln!(
+                "map-trace agent: not tracing pid {pid} ({}): {}",
+                info.exe_display,
+                if vanished {
+                    "it exited while probes were attached".to_string()
+                } else {
+                    classify(&e).message
+                }
+            );
+            if vanished {
+                // Not the file's fault: the next process running it is tried again.
+                self.count_skip("vanished");
+            } else {
+                self.skip(&info, "attach_failed");
+            }
+            return;
+        }
+        if let Some(ts) = exec_ts_ns {
+            let now = (sys::unix_now_ns() as i128 - self.offset).max(0) as u64;
+            self.metrics
+                .attach_delay
+                .observe(now.saturating_sub(ts) as f64 / 1e9);
+        }
+        eprintln!(
+            "map-trace agent: attached {} ({}, {} maps, {} probes) for pid {pid} in {} ms",
+            info.exe_display,
+            plan.go_version.raw,
+            plan.layout.map_impl.name(),
+            plan.probes.len(),
+            started.elapsed().as_millis()
+        );
+        let exe = Exe {
+            name: discover::exe_name(&info.exe_display),
+            go_version: plan.go_version.raw.clone(),
+            load_factor_num: plan.layout.load_factor_num,
+            links,
+            symbolizer: Symbolizer::open(&fd_path),
+            _file: Some(file),
+            pids: FxHashSet::default(),
+            sites: FxHashSet::default(),
+            site_cache: FxHashMap::default(),
+        };
+        // Keep the labels of an executable seen before (its series continue).
+        match self.exes.get_mut(&id) {
+            Some(old) => {
+                old.links = exe.links;
+                old.symbolizer = exe.symbolizer;
+                old._file = exe._file;
+                old.site_cache.clear();
+            }
+            None => {
+                self.exes.insert(id, exe);
+            }
+        }
+        self.add_proc(id, &info);
+        self.metrics.executables.set(self.attached() as i64);
+    }
+
+    fn skip(&mut self, info: &ProcessInfo, reason: &str) {
+        self.skipped.insert(info.identity, Skip::Reported);
+        self.count_skip(reason);
+    }
+
+    fn count_skip(&mut self, reason: &str) {
+        self.metrics
+            .skipped
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    fn add_proc(&mut self, id: u32, info: &ProcessInfo) {
+        let Some(exe) = self.exes.get_mut(&id) else {
+            return;
+        };
+        let pie = exe
+            .symbolizer
+            .as_ref()
+            .is_some_and(|s| s.needs_process_map());
+        let map = if pie {
+            ProcessMap::read(info.pid, info.identity.ino)
+        } else {
+            None
+        };
+        // Processes of a fixed-address executable share every address.
+        let map_key = if map.is_some() {
+            u64::from(info.pid)
+        } else {
+            0
+        };
+        exe.pids.insert(info.pid);
+        if let Some(old) = self.procs.insert(
+            info.pid,
+            Proc {
+                exe: id,
+                container: Arc::new(info.container.clone()),
+                map,
+                map_key,
+            },
+        ) {
+            if old.exe != id {
+                self.forget_pid(old.exe, info.pid);
+            }
+        }
+        self.metrics.processes.set(self.procs.len() as i64);
+    }
+
+    fn forget_pid(&mut self, exe_id: u32, pid: u32) {
+        let Some(exe) = self.exes.get_mut(&exe_id) else {
+            return;
+        };
+        exe.pids.remove(&pid);
+        exe.site_cache.retain(|(k, _), _| *k != u64::from(pid));
+        if exe.pids.is_empty() {
+            self.detach(exe_id);
+        }
+    }
+
+    fn detach(&mut self, id: u32) {
+        let Some(exe) = self.exes.get_mut(&id) else {
+            return;
+        };
+        if exe.links.is_empty() {
+            return;
+        }
+        for (prog, link) in std::mem::take(&mut exe.links) {
+            self.probes.detach(prog, link);
+        }
+        exe.symbolizer = None;
+        exe._file = None;
+        exe.site_cache = FxHashMap::default();
+        self.probes.remove_layout(Scope::Executable(id));
+        self.metrics.executables.set(self.attached() as i64);
+    }
+
+    /// Drops processes that exited, and detaches executables nobody runs any more.
+    fn reap(&mut self) {
+        let gone: Vec<(u32, u32)> = self
+            .procs
+            .iter()
+            .filter(|(pid, _)| !procfs::alive(**pid))
+            .map(|(pid, p)| (*pid, p.exe))
+            .collect();
+        for (pid, exe) in gone {
+            self.procs.remove(&pid);
+            self.forget_pid(exe, pid);
+        }
+        self.metrics.processes.set(self.procs.len() as i64);
+    }
+
+    /// Copies the kernel's counters into the metrics.
+    fn update_counters(&mut self) {
+        let families = [
+            (Counter::HitsHashGrow, "hash_grow"),
+            (Counter::HitsGrowToTable, "grow_to_table"),
+            (Counter::HitsRehash, "rehash"),
+            (Counter::HitsSwissRet, "swiss_return"),
+            (Counter::HitsUnconfigured, "unconfigured"),
+        ];
+        for (c, probe) in families {
+            let delta = self.counter_delta(c);
+            if delta > 0 {
+                self.metrics
+                    .probe_hits
+                    .get_or_create(&ProbeLabels {
+                        probe: probe.into(),
+                    })
+                    .inc_by(delta);
+            }
+        }
+        let lost = self.counter_delta(Counter::Lost) + self.counter_delta(Counter::LostExec);
+        self.metrics.lost_events.inc_by(lost);
+    }
+
+    fn counter_delta(&mut self, c: Counter) -> u64 {
+        let now = self.probes.counter(c);
+        let last = self.last_counters.insert(c as u32, now).unwrap_or(0);
+        now.saturating_sub(last)
+    }
+
+    /// Handles one ring-buffer record.
+    fn record(&mut self, bytes: &[u8]) {
+        match decode(bytes) {
+            Ok(Event::Exec(h)) => {
+                // The announcement precedes the process's own events in the ring, so its
+                // container and load address are known before its first grow is counted.
+                if let Some(p) = self.procs.remove(&h.pid) {
+                    self.forget_pid(p.exe, h.pid);
+                }
+                self.consider(h.pid, Some(h.ts_ns));
+            }
+            Ok(Event::MapGrow(ev)) => {
+                let Some(exe) = self.exes.get(&ev.header.exe) else {
+                    return;
+                };
+                let g = interpret(&ev, exe.load_factor_num, self.offset);
+                let kind = if g.same_size { "same_size" } else { "double" };
+                if let Some(labels) = self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind) {
+                    self.metrics.grows.get_or_create(&labels).inc();
+                    self.metrics
+                        .grow_bytes
+                        .get_or_create(&labels)
+                        .inc_by(g.bytes_allocated);
+                    if let Some(sink) = self.events.as_mut() {
+                        let _ = sink.grow(&g);
+                    }
+                }
+            }
+            Ok(Event::Swiss(ev)) => {
+                let Some(r) = interpret_swiss(&ev, self.offset) else {
+                    return;
+                };
+                let kind = match r.kind {
+                    SwissKind::SmallToTable => "small_to_table",
+                    SwissKind::TableGrow => "table_grow",
+                    SwissKind::TableSplit => "table_split",
+                    SwissKind::SmallAlloc => return,
+                };
+                let Some(labels) = self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind)
+                else {
+                    return;
+                };
+                // New slots: one table of capacity_after (two for a split), each slot a key,
+                // an element and a control byte.
+                let tables = if r.kind == SwissKind::TableSplit {
+                    2
+                } else {
+                    1
+                };
+                let bytes = tables
+                    * r.capacity_after
+                    * (r.key_size.saturating_add(r.elem_size).saturating_add(1));
+                self.metrics.grows.get_or_create(&labels).inc();
+                self.metrics.grow_bytes.get_or_create(&labels).inc_by(bytes);
+                self.metrics
+                    .grow_duration
+                    .get_or_create(&ExeLabels {
+                        executable: labels.executable.clone(),
+                        go_version: labels.go_version.clone(),
+                        kind: kind.into(),
+                    })
+                    .observe(r.duration_ns as f64 / 1e9);
+                if let Some(sink) = self.events.as_mut() {
+                    let _ = sink.swiss(&r);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Labels for an event from process `pid` of executable `exe_id`; `None` for a process the
+    /// filters exclude (its file carries probes for another, allowed, process).
+    fn labels(&mut self, exe_id: u32, pid: u32, stack: &Stack, kind: &str) -> Option<SiteLabels> {
+        if !self.procs.contains_key(&pid) {
+            // Its exec announcement was lost or predates the agent: look now.
+            // Gone already: it is counted below without container labels (and, for a PIE,
+            // without a site) rather than not at all.
+            if let Some(info) = discover::process(pid) {
+                if self.ids.get(&info.identity) != Some(&exe_id) || !self.filters.allows(&info) {
+                    return None;
+                }
+                self.add_proc(exe_id, &info);
+            }
+        }
+        let orphan = Proc {
+            exe: exe_id,
+            container: Arc::default(),
+            map: None,
+            map_key: u64::from(pid),
+        };
+        let proc = self.procs.get(&pid).unwrap_or(&orphan);
+        let exe = self.exes.get_mut(&exe_id)?;
+        let max_sites = self.args.max_sites;
+        let site = match exe.site_cache.get(&(proc.map_key, *stack)) {
+            Some(s) => s.clone(),
+            None => {
+                let depth = (stack.depth as usize).min(stack.pcs.len());
+                let label: Arc<str> = match exe.symbolizer.as_mut() {
+                    Some(sym) => {
+                        let (frames, site) = sym.stack(&stack.pcs[..depth], proc.map.as_ref());
+                        match site.map(|i| &frames[i]) {
+                            Some(f) => {
+                                let file = f.file.rsplit('/').next().unwrap_or(&f.file);
+                                format!("{} ({file}:{})", f.function, f.line).into()
+                            }
+                            None => "unknown".into(),
+                        }
+                    }
+                    None => "unknown".into(),
+                };
+                let label = if exe.sites.contains(&label) {
+                    label
+                } else if exe.sites.len() < max_sites {
+                    exe.sites.insert(label.clone());
+                    label
+                } else {
+                    "other".into()
+                };
+                if exe.site_cache.len() < 10_000 {
+                    exe.site_cache.insert((proc.map_key, *stack), label.clone());
+                }
+                label
+            }
+        };
+        Some(SiteLabels {
+            executable: exe.name.clone(),
+            go_version: exe.go_version.clone(),
+            pod_uid: proc.container.pod_uid.clone(),
+            container_id: proc.container.container_id.clone(),
+            site: site.to_string(),
+            kind: kind.into(),
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! Return addresses → Go source positions, for call sites.
+//!
+//! A [`Symbolizer`] owns a read-only mapping of one executable and reads its `.gopclntab`
+//! (present in stripped binaries too). Addresses from a process are first turned into the
+//! file's virtual addresses: unchanged for a fixed-address executable, moved by the process's
+//! load address for a PIE (read from `/proc/PID/maps` by [`ProcessMap`]).
+
+use std::{path::Path, sync::Arc};
+
+use rustc_hash::FxHashMap;
+
+use super::{
+    elf::Elf,
+    pclntab::{Pclntab, SourcePos},
+};
+
+/// Function-name prefixes of the Go runtime itself; a call site is the first frame outside.
+const RUNTIME_PREFIXES: &[&str] = &["runtime.", "internal/runtime/", "internal/abi."];
+
+/// Whether a function belongs to the Go runtime.
+pub fn is_runtime(function: &str) -> bool {
+    RUNTIME_PREFIXES.iter().any(|p| function.starts_with(p))
+}
+
+/// Where one process mapped an executable file: `(start, end, file offset)` per mapping.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessMap {
+    ranges: Vec<(u64, u64, u64)>,
+}
+
+impl ProcessMap {
+    /// The mappings of the file with inode `ino` in a `/proc/PID/maps` text.
+    pub fn parse(maps: &str, ino: u64) -> Self {
+        let mut ranges = vec![];
+        for line in maps.lines() {
+            let mut f = line.split_ascii_whitespace();
+            let (Some(range), Some(_perms), Some(off), Some(_dev), Some(inode)) =
+                (f.next(), f.next(), f.next(), f.next(), f.next())
+            else {
+                continue;
+            };
+            if inode.parse::<u64>().ok() != Some(ino) {
+                continue;
+            }
+            let Some((a, b)) = range.split_once('-') else {
+                continue;
+            };
+            if let (Ok(a), Ok(b), Ok(off)) = (
+                u64::from_str_radix(a, 16),
+                u64::from_str_radix(b, 16),
+                u64::from_str_radix(off, 16),
+            ) {
+                ranges.push((a, b, off));
+            }
+        }
+        Self { ranges }
+    }
+
+    /// Reads `/proc/PID/maps` for the mappings of inode `ino`.
+    pub fn read(pid: u32, ino: u64) -> Option<Self> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+        let m = Self::parse(&text, ino);
+        (!m.ranges.is_empty()).then_some(m)
+    }
+
+    /// File offset of process address `pc`.
+    fn file_offset(&self, pc: u64) -> Option<u64> {
+        self.ranges
+            .iter()
+            .find(|(a, b, _)| (*a..*b).contains(&pc))
+            .and_then(|(a, _, off)| (pc - a).checked_add(*off))
+    }
+}
+
+/// Symbolizes addresses of one executable; caches every answer.
+pub struct Symbolizer {
+    data: memmap2::Mmap,
+    table: (usize, usize),
+    text_base: Option<u64>,
+    loads: Vec<(u64, u64, u64)>,
+    pie: bool,
+    cache: FxHashMap<u64, Option<Arc<SourcePos>>>,
+}
+
+impl Symbolizer {
+    /// Opens `path` (e.g. `/proc/PID/exe`); `None` if it has no readable `.gopclntab`.
+    pub fn open(path: &Path) -> Option<Self> {
+        let file = std::fs::File::open(path).ok()?;
+        // SAFETY: private read-only mapping of an executable; see plan.rs on the (small) risk of
+        // a file truncated in place while mapped.
+        let data = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let (table, text_base, loads, pie) = {
+            let elf = Elf::parse(&data).ok()?;
+            let (tab, text_base) = elf.go_pclntab()?;
+            let start = tab.as_ptr() as usize - data.as_ptr() as usize;
+            (
+                (start, start + tab.len()),
+                text_base,
+                elf.loads(),
+                elf.is_pie(),
+            )
+        };
+        let s = Self {
+            data,
+            table,
+            text_base,
+            loads,
+            pie,
+            cache: FxHashMap::default(),
+        };
+        s.pclntab()?;
+        Some(s)
+    }
+
+    fn pclntab(&self) -> Option<Pclntab<'_>> {
+        Pclntab::parse(&self.data[self.table.0..self.table.1], self.text_base).ok()
+    }
+
+    /// Whether addresses need a [`ProcessMap`] (PIE).
+    pub fn needs_process_map(&self) -> bool {
+        self.pie
+    }
+
+    /// The file's virtual address for process address `pc`.
+    fn vaddr(&self, pc: u64, map: Option<&ProcessMap>) -> Option<u64> {
+        if !self.pie {
+            return Some(pc);
+        }
+        let off = map?.file_offset(pc)?;
+        self.loads
+            .iter()
+            .find(|(_, o, sz)| off >= *o && off - o < *sz)
+            .map(|(v, o, _)| v + (off - o))
+    }
+
+    /// Source position of the call that return address `pc` returns from.
+    pub fn return_address(&mut self, pc: u64, map: Option<&ProcessMap>) -> Option<Arc<SourcePos>> {
+        let vaddr = self.vaddr(pc, map)?;
+        if let Some(hit) = self.cache.get(&vaddr) {
+            return hit.clone();
+        }
+        let pos = self
+            .pclntab()
+            .and_then(|t| t.source_pos(vaddr.checked_sub(1)?))
+            .map(Arc::new);
+        // Bounded: one entry per distinct return address, at most a few thousand in practice.
+        if self.cache.len() < 100_000 {
+            self.cache.insert(vaddr, pos.clone());
+        }
+        pos
+    }
+
+    /// The stack's frames symbolized, innermost first, and the index of the call site (first
+    /// frame outside the runtime).
+    pub fn stack(
+        &mut self,
+        pcs: &[u64],
+        map: Option<&ProcessMap>,
+    ) -> (Vec<Arc<SourcePos>>, Option<usize>) {
+        let frames: Vec<_> = pcs
+            .iter()
+            .filter_map(|&pc| self.return_address(pc, map))
+            .collect();
+        let site = frames.iter().position(|f| !is_runtime(&f.function));
+        (frames, site)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_process_map_parse() {
+        let maps = "\
+55d4a0000000-55d4a0100000 r--p 00000000 fd:01 1234 /app/server
+55d4a0100000-55d4a0400000 r-xp 00100000 fd:01 1234 /app/server
+55d4a0400000-55d4a0500000 rw-p 00400000 fd:01 999 /lib/other.so
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+";
+        let m = ProcessMap::parse(maps, 1234);
+        assert_eq!(m.ranges.len(), 2);
+        assert_eq!(m.file_offset(0x55d4a0100010), Some(0x100010));
+        assert_eq!(m.file_offset(0x55d4a0400010), None);
+    }
+
+    #[test]
+    fn test_is_runtime() {
+        assert!(is_runtime("runtime.mapassign_fast64"));
+        assert!(is_runtime("internal/runtime/maps.(*table).rehash"));
+        assert!(!is_runtime("main.fill"));
+        assert!(!is_runtime("github.com/x/runtime.Foo"));
+    }
+}
