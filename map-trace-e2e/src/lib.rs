@@ -390,6 +390,20 @@ impl Waiting {
         self.child.id()
     }
 
+    /// Lets it work and waits until it has (it then holds until [`Waiting::exit`]).
+    pub fn work(&mut self) {
+        use std::io::Write;
+        writeln!(self.stdin, "go").unwrap();
+        self.stderr.wait_for("done", Duration::from_secs(60));
+    }
+
+    /// Lets a fixture that has worked exit.
+    pub fn exit(mut self) -> Finished {
+        use std::io::Write;
+        writeln!(self.stdin, "exit").unwrap();
+        wait(self.child, Duration::from_secs(60))
+    }
+
     /// Lets it work, then exit; returns how it finished and the maps it reported.
     pub fn finish(mut self) -> (Finished, Vec<(String, u64)>) {
         use std::io::Write;
@@ -408,4 +422,127 @@ pub fn summary_map<'a>(events: &'a [Value], map: &str) -> &'a Value {
         .and_then(|s| s["maps"].as_array())
         .and_then(|maps| maps.iter().find(|m| m["map"] == map))
         .unwrap_or_else(|| panic!("no summary entry for {map}"))
+}
+
+/// `GET path` from an HTTP server on 127.0.0.1:`port`; `None` if it does not answer 200.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(c, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of the exposition sample `name{…}` whose labels include every `label="value"`
+/// pair given (0 if absent).
+pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// `map-trace agent` running on a free port, stopped with SIGTERM on drop.
+pub struct Agent {
+    /// The agent process.
+    pub child: Option<Child>,
+    /// Its metrics port.
+    pub port: u16,
+    /// Its stderr lines.
+    pub stderr: Option<Lines>,
+}
+
+impl Agent {
+    /// Starts the agent with `args` and waits until it serves metrics.
+    pub fn start(args: &[&str]) -> Agent {
+        let port = free_port();
+        let mut child = Command::new(bin())
+            .arg("agent")
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = Lines::new(child.stderr.take().unwrap());
+        stderr.wait_for("map-trace agent: serving", Duration::from_secs(30));
+        assert!(http_get(port, "/healthz").is_some(), "agent not ready");
+        Agent {
+            child: Some(child),
+            port,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The current exposition.
+    pub fn metrics(&self) -> String {
+        http_get(self.port, "/metrics").expect("metrics endpoint")
+    }
+
+    /// Polls the metrics until `pred` holds (panics after `limit`); returns the time it took.
+    pub fn wait_until(&self, limit: Duration, what: &str, pred: impl Fn(&str) -> bool) -> Duration {
+        let start = Instant::now();
+        loop {
+            let m = self.metrics();
+            if pred(&m) {
+                return start.elapsed();
+            }
+            assert!(start.elapsed() < limit, "timed out waiting for {what}:\n{m}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits; returns how it finished and how long the exit took.
+    pub fn stop(mut self) -> (Finished, Duration) {
+        let child = self.child.take().unwrap();
+        let start = Instant::now();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let mut f = wait(child, Duration::from_secs(30));
+        let took = start.elapsed();
+        if let Some(lines) = self.stderr.take() {
+            f.stderr = lines.rest().join("\n");
+        }
+        (f, took)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The line of `m[i] = i` in the growth fixture's fillInt, where its map grows.
+pub fn fill_int_line() -> u32 {
+    let src = include_str!("../../fixtures/go/growth/main.go");
+    let start = src.find("func fillInt(").expect("fillInt in the fixture");
+    let line_in = src[start..].find("m[i] = i").expect("the insert in fillInt");
+    src[..start + line_in].lines().count() as u32
 }

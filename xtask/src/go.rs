@@ -176,40 +176,10 @@ pub fn fixtures() -> Result<PathBuf> {
 /// Unpacks Debian's Go packages into the cache (`apt-get download` + `dpkg -x`: nothing is
 /// installed system-wide).
 fn ensure_debian(version: &str, packages: &[&str], goroot: &str) -> Result<PathBuf> {
-    let dir = cache::dir().join("go").join(format!("debian-{version}"));
-    let go = dir.join(goroot).join("bin/go");
-    if go.is_file() {
-        return Ok(go);
-    }
-    let tmp = cache::dir()
-        .join("go")
-        .join(format!("debian-{version}.partial"));
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir_all(tmp.join("debs"))?;
-    let download = |tmp: &std::path::Path| {
-        Command::new("apt-get")
-            .args(["download", "-q", "-o", "APT::Sandbox::User=root"])
-            .args(packages)
-            .current_dir(tmp.join("debs"))
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !download(&tmp) {
-        // The package lists may be empty on a fresh machine.
-        run(Command::new("apt-get").args(["update", "-qq"]))?;
-        if !download(&tmp) {
-            bail!("apt-get download {} failed", packages.join(" "));
-        }
-    }
-    for deb in fs::read_dir(tmp.join("debs"))? {
-        let deb = deb?.path();
-        run(Command::new("dpkg").arg("-x").arg(&deb).arg(&tmp))?;
-    }
-    let _ = fs::remove_dir_all(tmp.join("debs"));
-    if !tmp.join(goroot).join("bin/go").is_file() {
-        bail!("{} did not contain {goroot}/bin/go", packages.join(" "));
-    }
-    let _ = fs::remove_dir_all(&dir);
-    fs::rename(&tmp, &dir)?;
-    Ok(go)
+    let dir = crate::tools::debian_tree(
+        &format!("go/debian-{version}"),
+        packages,
+        &format!("{goroot}/bin/go"),
+    )?;
+    Ok(dir.join(goroot).join("bin/go"))
 }

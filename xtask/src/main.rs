@@ -8,6 +8,7 @@ mod cache;
 mod fuzz;
 mod go;
 mod test;
+mod tools;
 mod vm;
 
 use anyhow::Result;

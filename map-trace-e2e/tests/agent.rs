@@ -1,0 +1,180 @@
+//! `map-trace agent`: Go processes of several versions found on their own (one before the
+//! agent, the others after it, stripped and PIE among them), counted exactly per call site,
+//! dropped when they exit; the agent exits 0 on SIGTERM.
+
+use std::time::Duration;
+
+use map_trace_e2e::*;
+
+/// (fixture, expected small_to_table, table_grow, classic doublings) for `int 100000`.
+fn expectations(version: &str) -> (u64, u64, u64) {
+    if is_swiss(version) {
+        (1, 6, 0)
+    } else {
+        (0, 0, expected_sequential(100_000, load_factor_num(version)).len() as u64)
+    }
+}
+
+#[test]
+fn agent_counts_every_go_process_by_site_and_drops_exited_ones() {
+    require_root();
+    let line = fill_int_line().to_string();
+    let site = format!("main.fillInt (main.go:{line})");
+    // Classic and Swiss versions, oldest and newest, each in its own build variant (so each
+    // has its own `executable` label).
+    let (classic, swiss) = (classic_versions(), swiss_versions());
+    let cases: Vec<(String, &str)> = vec![
+        (classic[0].clone(), ""),
+        (swiss[0].clone(), "-stripped"),
+        (classic[classic.len() - 1].clone(), "-pie-stripped"),
+        (swiss[swiss.len() - 1].clone(), "-cgo"),
+        (classic[classic.len() / 2].clone(), "-pie"),
+        (swiss[swiss.len() / 2].clone(), "-cgo-stripped"),
+    ];
+    // Started before the agent: found by the start-up scan.
+    let (v0, s0) = &cases[0];
+    let mut early = start_waiting(&fixture_variant(v0, s0), &["int", "100000"]);
+    let agent = Agent::start(&[]);
+    agent.wait_until(Duration::from_secs(10), "the early process", |m| {
+        sample(m, "map_trace_attached_processes", &[]) >= 1.0
+    });
+    let mut running = vec![];
+    let mut delays = vec![];
+    for (v, s) in &cases[1..] {
+        let before = sample(&agent.metrics(), "map_trace_attach_delay_seconds_count", &[]);
+        let w = start_waiting(&fixture_variant(v, s), &["int", "100000"]);
+        // Started after the agent: announced by the exec tracepoint. The bound is generous;
+        // the measured delay is printed.
+        let took = agent.wait_until(Duration::from_secs(10), "a new process", |m| {
+            sample(m, "map_trace_attach_delay_seconds_count", &[]) > before
+        });
+        delays.push(took);
+        running.push((v.clone(), *s, w));
+    }
+    let m = agent.metrics();
+    let sum = sample(&m, "map_trace_attach_delay_seconds_sum", &[]);
+    let count = sample(&m, "map_trace_attach_delay_seconds_count", &[]);
+    eprintln!(
+        "exec → probes live: mean {:.1} ms over {count} executables; seen in metrics after {delays:?}",
+        1000.0 * sum / count
+    );
+    assert_eq!(
+        sample(&m, "map_trace_attached_processes", &[]),
+        cases.len() as f64
+    );
+
+    early.work();
+    for (_, _, w) in running.iter_mut() {
+        w.work();
+    }
+    // Counted from the ring buffer within the agent's 100 ms drain tick.
+    std::thread::sleep(Duration::from_millis(500));
+    let m = agent.metrics();
+    for (v, s) in &cases {
+        let exe = format!("growth{s}");
+        // The Go version label is the binary's own (e.g. go1.19.8 for Debian's 1.19).
+        let version_label = format!("executable=\"{exe}\",go_version=\"{}", go_prefix(v));
+        assert!(m.contains(&version_label), "{version_label}\n{m}");
+        let labels = |kind: &'static str| {
+            [
+                ("executable", exe.as_str()),
+                ("site", site.as_str()),
+                ("kind", kind),
+            ]
+        };
+        let (small, grow, double) = expectations(v);
+        let got = |kind| sample(&m, "map_trace_map_grows_total", &labels(kind)) as u64;
+        assert_eq!(got("double"), double, "{v}{s} classic doublings\n{m}");
+        assert_eq!(got("small_to_table"), small, "{v}{s} small→table\n{m}");
+        assert_eq!(got("table_grow"), grow, "{v}{s} table grows\n{m}");
+        if is_swiss(v) {
+            let splits = got("table_split");
+            assert!((125..=130).contains(&splits), "{v}{s}: {splits} splits\n{m}");
+            let resizes = sample(
+                &m,
+                "map_trace_map_grow_duration_seconds_count",
+                &[("executable", exe.as_str())],
+            ) as u64;
+            // Every resize is timed; runtime-internal maps grown after attach count too.
+            assert!(resizes >= 1 + 6 + splits, "{v}{s}: {resizes} timed resizes");
+        }
+        assert!(
+            sample(&m, "map_trace_map_grow_bytes_total", &labels(if is_swiss(v) { "table_split" } else { "double" })) > 0.0
+        );
+    }
+    assert_eq!(sample(&m, "map_trace_lost_events_total", &[]), 0.0);
+
+    // Exits: the processes leave the gauges, and their executables lose their probes.
+    assert!(early.exit().status.success());
+    for (_, _, w) in running {
+        assert!(w.exit().status.success());
+    }
+    let took = agent.wait_until(Duration::from_secs(10), "exited processes dropped", |m| {
+        sample(m, "map_trace_attached_processes", &[]) == 0.0
+            && sample(m, "map_trace_attached_executables", &[]) == 0.0
+    });
+    eprintln!("exited processes dropped after {took:?}");
+    // Series of exited processes stay (counters do not go backwards).
+    assert!(sample(&agent.metrics(), "map_trace_map_grows_total", &[("site", site.as_str())]) > 0.0);
+
+    let (f, took) = agent.stop();
+    eprintln!("SIGTERM → exit: {took:?}");
+    assert!(f.status.success(), "agent exit: {:?}", f.status);
+}
+
+#[test]
+fn agent_sigterm_detaches_and_leaves_targets_running() {
+    require_root();
+    let v = versions().into_iter().find(|v| is_swiss(v)).expect("a Swiss version");
+    let mut w = start_waiting(&fixture(&v), &["int", "100000"]);
+    let agent = Agent::start(&[]);
+    agent.wait_until(Duration::from_secs(10), "attach", |m| {
+        sample(m, "map_trace_attached_executables", &[]) == 1.0
+    });
+    let (f, took) = agent.stop();
+    eprintln!("SIGTERM with 1 executable (5 probes) attached → exit: {took:?}");
+    assert!(f.status.success());
+    assert!(f.stderr.contains("detached 1 executables"), "{}", f.stderr);
+    // The target works and exits normally after the agent left.
+    w.work();
+    assert!(w.exit().status.success());
+}
+
+#[test]
+fn agent_filters_and_refuses_a_busy_port() {
+    require_root();
+    let v = versions().into_iter().next().unwrap();
+    let agent = Agent::start(&["--exclude", "growth-str*"]);
+    let mut a = start_waiting(&fixture_variant(&v, "-stripped"), &["int", "1000"]);
+    let mut b = start_waiting(&fixture(&v), &["int", "1000"]);
+    agent.wait_until(Duration::from_secs(10), "the allowed process", |m| {
+        sample(m, "map_trace_attached_processes", &[]) == 1.0
+    });
+    a.work();
+    b.work();
+    std::thread::sleep(Duration::from_millis(300));
+    let m = agent.metrics();
+    assert_eq!(
+        sample(&m, "map_trace_map_grows_total", &[("executable", "growth-stripped")]),
+        0.0,
+        "{m}"
+    );
+    assert!(sample(&m, "map_trace_map_grows_total", &[("executable", "growth")]) > 0.0);
+
+    // A second agent on the same port: one line, exit 2.
+    let f = wait(
+        std::process::Command::new(bin())
+            .args(["agent", "--metrics-addr", &format!("127.0.0.1:{}", agent.port)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
+    assert_eq!(f.stderr.trim().lines().count(), 1, "{}", f.stderr);
+    assert!(f.stderr.contains("cannot serve metrics"), "{}", f.stderr);
+    a.exit();
+    b.exit();
+    agent.stop();
+}
