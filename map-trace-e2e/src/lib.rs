@@ -429,7 +429,11 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::Write;
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(c, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     c.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
@@ -510,7 +514,10 @@ impl Agent {
             if pred(&m) {
                 return start.elapsed();
             }
-            assert!(start.elapsed() < limit, "timed out waiting for {what}:\n{m}");
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {what}:\n{m}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -543,6 +550,8 @@ impl Drop for Agent {
 pub fn fill_int_line() -> u32 {
     let src = include_str!("../../fixtures/go/growth/main.go");
     let start = src.find("func fillInt(").expect("fillInt in the fixture");
-    let line_in = src[start..].find("m[i] = i").expect("the insert in fillInt");
+    let line_in = src[start..]
+        .find("m[i] = i")
+        .expect("the insert in fillInt");
     src[..start + line_in].lines().count() as u32
 }

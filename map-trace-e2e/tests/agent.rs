@@ -11,7 +11,11 @@ fn expectations(version: &str) -> (u64, u64, u64) {
     if is_swiss(version) {
         (1, 6, 0)
     } else {
-        (0, 0, expected_sequential(100_000, load_factor_num(version)).len() as u64)
+        (
+            0,
+            0,
+            expected_sequential(100_000, load_factor_num(version)).len() as u64,
+        )
     }
 }
 
@@ -41,7 +45,11 @@ fn agent_counts_every_go_process_by_site_and_drops_exited_ones() {
     let mut running = vec![];
     let mut delays = vec![];
     for (v, s) in &cases[1..] {
-        let before = sample(&agent.metrics(), "map_trace_attach_delay_seconds_count", &[]);
+        let before = sample(
+            &agent.metrics(),
+            "map_trace_attach_delay_seconds_count",
+            &[],
+        );
         let w = start_waiting(&fixture_variant(v, s), &["int", "100000"]);
         // Started after the agent: announced by the exec tracepoint. The bound is generous;
         // the measured delay is printed.
@@ -89,7 +97,10 @@ fn agent_counts_every_go_process_by_site_and_drops_exited_ones() {
         assert_eq!(got("table_grow"), grow, "{v}{s} table grows\n{m}");
         if is_swiss(v) {
             let splits = got("table_split");
-            assert!((125..=130).contains(&splits), "{v}{s}: {splits} splits\n{m}");
+            assert!(
+                (125..=130).contains(&splits),
+                "{v}{s}: {splits} splits\n{m}"
+            );
             let resizes = sample(
                 &m,
                 "map_trace_map_grow_duration_seconds_count",
@@ -99,7 +110,11 @@ fn agent_counts_every_go_process_by_site_and_drops_exited_ones() {
             assert!(resizes >= 1 + 6 + splits, "{v}{s}: {resizes} timed resizes");
         }
         assert!(
-            sample(&m, "map_trace_map_grow_bytes_total", &labels(if is_swiss(v) { "table_split" } else { "double" })) > 0.0
+            sample(
+                &m,
+                "map_trace_map_grow_bytes_total",
+                &labels(if is_swiss(v) { "table_split" } else { "double" })
+            ) > 0.0
         );
     }
     assert_eq!(sample(&m, "map_trace_lost_events_total", &[]), 0.0);
@@ -115,7 +130,13 @@ fn agent_counts_every_go_process_by_site_and_drops_exited_ones() {
     });
     eprintln!("exited processes dropped after {took:?}");
     // Series of exited processes stay (counters do not go backwards).
-    assert!(sample(&agent.metrics(), "map_trace_map_grows_total", &[("site", site.as_str())]) > 0.0);
+    assert!(
+        sample(
+            &agent.metrics(),
+            "map_trace_map_grows_total",
+            &[("site", site.as_str())]
+        ) > 0.0
+    );
 
     let (f, took) = agent.stop();
     eprintln!("SIGTERM → exit: {took:?}");
@@ -125,7 +146,10 @@ fn agent_counts_every_go_process_by_site_and_drops_exited_ones() {
 #[test]
 fn agent_sigterm_detaches_and_leaves_targets_running() {
     require_root();
-    let v = versions().into_iter().find(|v| is_swiss(v)).expect("a Swiss version");
+    let v = versions()
+        .into_iter()
+        .find(|v| is_swiss(v))
+        .expect("a Swiss version");
     let mut w = start_waiting(&fixture(&v), &["int", "100000"]);
     let agent = Agent::start(&[]);
     agent.wait_until(Duration::from_secs(10), "attach", |m| {
@@ -155,7 +179,11 @@ fn agent_filters_and_refuses_a_busy_port() {
     std::thread::sleep(Duration::from_millis(300));
     let m = agent.metrics();
     assert_eq!(
-        sample(&m, "map_trace_map_grows_total", &[("executable", "growth-stripped")]),
+        sample(
+            &m,
+            "map_trace_map_grows_total",
+            &[("executable", "growth-stripped")]
+        ),
         0.0,
         "{m}"
     );
@@ -164,7 +192,11 @@ fn agent_filters_and_refuses_a_busy_port() {
     // A second agent on the same port: one line, exit 2.
     let f = wait(
         std::process::Command::new(bin())
-            .args(["agent", "--metrics-addr", &format!("127.0.0.1:{}", agent.port)])
+            .args([
+                "agent",
+                "--metrics-addr",
+                &format!("127.0.0.1:{}", agent.port),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -33,6 +33,8 @@ enum Cmd {
     },
     /// Build the Go test programs with every Go toolchain of the test matrix.
     Fixtures,
+    /// Install the test-only checkers into the cache: Prometheus + promtool, kubernetes-validate.
+    TestTools,
     /// Set up, build, and trace the demo Go workload (needs root; uses sudo if available).
     Demo,
     /// Measure overhead side by side with untraced runs and bare kernel probes (root).
@@ -61,6 +63,9 @@ fn main() {
         Cmd::Setup => build::setup().map(|_| ()),
         Cmd::Build { release } => build::build(release).map(|_| ()),
         Cmd::Fixtures => go::fixtures().map(|_| ()),
+        Cmd::TestTools => tools::prometheus()
+            .and_then(|p| Ok((p, tools::kubernetes_validate()?)))
+            .map(|(p, k)| eprintln!("xtask: {} and {}", p.display(), k.display())),
         Cmd::Demo => test::demo(),
         Cmd::Test => test::test(),
         Cmd::Bench { only } => bench::bench(only.as_deref()),

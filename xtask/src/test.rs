@@ -65,6 +65,11 @@ pub fn test() -> Result<()> {
         .iter()
         .map(|v| go::ensure(v).map(|p| p.display().to_string()))
         .collect::<Result<_>>()?;
+    // Independent checkers for the agent's outputs and manifests: Debian's Prometheus server and
+    // promtool, and kubernetes-validate with its offline schemas (both in the xtask cache).
+    let prometheus = crate::tools::prometheus()?;
+    let kv = crate::tools::kubernetes_validate()?;
+    let python = crate::tools::python()?;
     run(clean_cmd("cargo")
         .args([
             "test",
@@ -77,7 +82,10 @@ pub fn test() -> Result<()> {
         .env("MAP_TRACE_BIN", &bin)
         .env("MAP_TRACE_FIXTURES", &fixtures)
         .env("MAP_TRACE_GO_VERSIONS", go::TEST_VERSIONS.join(","))
-        .env("MAP_TRACE_REAL_PROGRAMS", real_programs.join(",")))?;
+        .env("MAP_TRACE_REAL_PROGRAMS", real_programs.join(","))
+        .env("MAP_TRACE_PROMETHEUS_DIR", &prometheus)
+        .env("MAP_TRACE_PYTHON", python)
+        .env("MAP_TRACE_KV_PYTHONPATH", &kv))?;
     // The real binary inside QEMU guests: arm64 and amd64, kernels 5.10 to 6.12.
     crate::vm::vm_test()?;
     // Bounded fuzzing of the parsers and the decoder (the corpus lives in fuzz/corpus).

@@ -10,8 +10,46 @@ use tokio::{
 
 use super::metrics::Metrics;
 
-/// OpenMetrics 1.0 text, which Prometheus negotiates and parses.
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// OpenMetrics 1.0 text, which Prometheus asks for in its Accept header.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format, for every other client (curl, promtool, older scrapers).
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The crate's OpenMetrics exposition in the Prometheus 0.0.4 text format: a counter family
+/// `x` with samples `x_total` becomes family `x_total`, and `# UNIT` and `# EOF` lines go
+/// (sample lines are the same in both formats).
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        match meta {
+            Some((kind, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = if counters.contains(name) {
+                    format!("{name}_total")
+                } else {
+                    name.to_string()
+                };
+                out.push_str(&format!("{kind}{name} {tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
 
 /// Serves until the listener fails.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
@@ -46,8 +84,18 @@ async fn handle(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
         buf.extend_from_slice(&chunk[..n]);
     }
     let head = String::from_utf8_lossy(&buf);
+    let openmetrics = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("accept:") && l.contains("application/openmetrics-text")
+    });
     let (status, ctype, body) = match request_target(&head) {
-        Some(("GET" | "HEAD", "/metrics")) => ("200 OK", CONTENT_TYPE, metrics.encode()),
+        Some(("GET" | "HEAD", "/metrics")) if openmetrics => {
+            ("200 OK", OPENMETRICS, metrics.encode())
+        }
+        Some(("GET" | "HEAD", "/metrics")) => (
+            "200 OK",
+            PROMETHEUS_TEXT,
+            to_prometheus_text(&metrics.encode()),
+        ),
         Some(("GET" | "HEAD", "/healthz")) => ("200 OK", "text/plain", "ok\n".to_string()),
         Some(("GET" | "HEAD", "/")) => (
             "200 OK",
@@ -88,5 +136,14 @@ mod tests {
             Some(("GET", "/metrics"))
         );
         assert_eq!(request_target(""), None);
+    }
+
+    #[test]
+    fn test_prometheus_text_renames_counter_families() {
+        let om = "# HELP a_x Xs.\n# TYPE a_x counter\na_x_total{k=\"v\"} 3\n# HELP a_b Bytes.\n# TYPE a_b counter\n# UNIT a_b bytes\na_b_total 1\n# HELP g G.\n# TYPE g gauge\ng 2\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP a_x_total Xs.\n# TYPE a_x_total counter\na_x_total{k=\"v\"} 3\n# HELP a_b_total Bytes.\n# TYPE a_b_total counter\na_b_total 1\n# HELP g G.\n# TYPE g gauge\ng 2\n"
+        );
     }
 }

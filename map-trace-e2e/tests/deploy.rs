@@ -1,0 +1,89 @@
+//! deploy/: the DaemonSet validates against the Kubernetes schemas offline, the alert rules
+//! pass promtool, and the PrometheusRule carries exactly the rules file.
+
+use std::process::Command;
+
+use map_trace_e2e::temp;
+
+fn deploy(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+}
+
+fn promtool() -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var_os("MAP_TRACE_PROMETHEUS_DIR")
+            .expect("MAP_TRACE_PROMETHEUS_DIR is not set: run with `cargo xtask test`"),
+    )
+    .join("promtool")
+}
+
+/// The PrometheusRule's `spec:` block, de-indented.
+fn prometheusrule_spec() -> String {
+    let text = std::fs::read_to_string(deploy("prometheusrule.yaml")).unwrap();
+    let (_, spec) = text.split_once("\nspec:\n").expect("a spec block");
+    spec.lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn prometheusrule_carries_the_rules_file() {
+    let rules = std::fs::read_to_string(deploy("prometheus/map-trace.rules.yml")).unwrap();
+    assert_eq!(prometheusrule_spec().trim_end(), rules.trim_end());
+}
+
+#[test]
+fn promtool_accepts_the_rules() {
+    let extracted = temp("prometheusrule-spec.yml");
+    std::fs::write(&extracted, prometheusrule_spec()).unwrap();
+    for file in [deploy("prometheus/map-trace.rules.yml"), extracted] {
+        let out = Command::new(promtool())
+            .args(["check", "rules"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check rules {}: {}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn daemonset_validates_against_kubernetes_schemas() {
+    let python = std::env::var("MAP_TRACE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let path = std::env::var_os("MAP_TRACE_KV_PYTHONPATH")
+        .expect("MAP_TRACE_KV_PYTHONPATH is not set: run with `cargo xtask test`");
+    let out = Command::new(python)
+        .args(["-m", "kubernetes_validate", "--strict"])
+        .arg(deploy("daemonset.yaml"))
+        .env("PYTHONPATH", path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    for kind in [
+        "namespace/map-trace",
+        "serviceaccount/map-trace",
+        "daemonset/map-trace",
+    ] {
+        assert!(
+            text.contains(&format!("passed for resource {kind}")),
+            "{text}"
+        );
+    }
+    // The privileges the README documents are the ones the manifest asks for.
+    let manifest = std::fs::read_to_string(deploy("daemonset.yaml")).unwrap();
+    assert!(manifest.contains(r#"add: ["BPF", "PERFMON", "SYS_PTRACE"]"#));
+    assert!(manifest.contains("hostPID: true"));
+}
