@@ -366,9 +366,14 @@ pub struct Waiting {
 
 /// Starts `exe -wait -hold args` and waits until it is ready.
 pub fn start_waiting(exe: &std::path::Path, args: &[&str]) -> Waiting {
-    let mut child = Command::new(exe)
-        .args(["-wait", "-hold"])
-        .args(args)
+    let mut cmd = Command::new(exe);
+    cmd.args(["-wait", "-hold"]).args(args);
+    start_waiting_cmd(cmd)
+}
+
+/// Starts a prepared command that ends up running a fixture with `-wait -hold`.
+pub fn start_waiting_cmd(mut cmd: Command) -> Waiting {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -382,6 +387,26 @@ pub fn start_waiting(exe: &std::path::Path, args: &[&str]) -> Waiting {
         stdin,
         stderr,
     }
+}
+
+/// A copy of the fixture of `version` whose build information claims Go `fake` (same
+/// length), to exercise version checks.
+pub fn fixture_with_version(version: &str, fake: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(format!("go{version}").len(), fake.len());
+    let mut data = std::fs::read(fixture(version)).unwrap();
+    let magic = b"\xff Go buildinf:";
+    let at = data.windows(magic.len()).position(|w| w == magic).unwrap();
+    let needle = format!("go{version}");
+    let rel = data[at..]
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+        .unwrap();
+    data[at + rel..at + rel + fake.len()].copy_from_slice(fake.as_bytes());
+    let p = temp(&format!("fake-{fake}"));
+    std::fs::write(&p, data).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
 }
 
 impl Waiting {

@@ -210,3 +210,135 @@ fn agent_filters_and_refuses_a_busy_port() {
     b.exit();
     agent.stop();
 }
+
+/// A "container" built from kernel pieces: the fixture runs from a tmpfs mounted in its own
+/// mount namespace (invisible to the agent's), inside a cgroup shaped like a Kubernetes pod's
+/// (systemd driver, containerd). The agent must reach the file through /proc/PID/exe and label
+/// the series with the pod UID and container id.
+#[test]
+fn agent_traces_a_process_in_another_mount_namespace_and_labels_its_pod() {
+    require_root();
+    let v = classic_versions().into_iter().last().unwrap();
+    let expected = expected_sequential(100_000, load_factor_num(&v)).len() as f64;
+    let uid = "0c4d5e6f-1a2b-4c3d-8e9f-0a1b2c3d4e5f";
+    let cid = "3f4e8a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7";
+    // cgroup v2: the unified hierarchy of a hybrid host, or the root of a pure v2 host.
+    let root = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "/sys/fs/cgroup".to_string()
+    } else {
+        "/sys/fs/cgroup/unified".to_string()
+    };
+    let levels = [
+        "kubepods.slice".to_string(),
+        "kubepods-besteffort.slice".to_string(),
+        format!("kubepods-besteffort-pod{}.slice", uid.replace('-', "_")),
+        format!("cri-containerd-{cid}.scope"),
+    ];
+    let cg = format!("{root}/{}", levels.join("/"));
+    std::fs::create_dir_all(&cg).unwrap();
+
+    let agent = Agent::start(&[]);
+    let script = format!(
+        "mount --make-rprivate / && mkdir -p /mnt/map-trace-ctr && \
+         mount -t tmpfs none /mnt/map-trace-ctr && cp {} /mnt/map-trace-ctr/app && \
+         echo $$ > {cg}/cgroup.procs && exec /mnt/map-trace-ctr/app -wait -hold int 100000",
+        fixture(&v).display()
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--fork", "sh", "-c", &script]);
+    let mut w = start_waiting_cmd(cmd);
+    assert!(
+        !std::path::Path::new("/mnt/map-trace-ctr/app").exists(),
+        "the executable must be invisible outside its mount namespace"
+    );
+    agent.wait_until(Duration::from_secs(10), "the namespaced process", |m| {
+        sample(m, "map_trace_attached_processes", &[]) == 1.0
+    });
+    w.work();
+    std::thread::sleep(Duration::from_millis(500));
+    let m = agent.metrics();
+    let site = format!("main.fillInt (main.go:{})", fill_int_line());
+    let got = sample(
+        &m,
+        "map_trace_map_grows_total",
+        &[
+            ("executable", "app"),
+            ("pod_uid", uid),
+            ("container_id", cid),
+            ("site", &site),
+            ("kind", "double"),
+        ],
+    );
+    w.exit();
+    let (f, _) = agent.stop();
+    // The cgroup can go once its process has exited.
+    let mut dir = std::path::PathBuf::from(&cg);
+    for _ in 0..levels.len() {
+        let _ = std::fs::remove_dir(&dir);
+        dir.pop();
+    }
+    assert_eq!(got, expected, "{m}");
+    assert!(f.status.success());
+}
+
+/// `--events` writes the CLI's JSON records; an unsupported Go version is logged once and
+/// counted, however many processes run it.
+#[test]
+fn agent_event_log_and_unsupported_versions() {
+    require_root();
+    // A classic release with a three-part version (go1.X.Y) to rewrite.
+    let v = classic_versions()
+        .into_iter()
+        .rfind(|v| v.len() == "1.23.9".len() && !v.contains('-'))
+        .unwrap();
+    let log = temp("agent-events.jsonl");
+    let _ = std::fs::remove_file(&log);
+    let agent = Agent::start(&["--events", log.to_str().unwrap()]);
+    let mut w = start_waiting(&fixture(&v), &["int", "100000"]);
+    agent.wait_until(Duration::from_secs(10), "attach", |m| {
+        sample(m, "map_trace_attached_processes", &[]) == 1.0
+    });
+    w.work();
+    let old = fixture_with_version(&v, &format!("go1.17.{}", &v[5..]));
+    for _ in 0..3 {
+        let mut o = start_waiting(&old, &["int", "10"]);
+        o.work();
+        o.exit();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let m = agent.metrics();
+    assert_eq!(
+        sample(
+            &m,
+            "map_trace_skipped_executables_total",
+            &[("reason", "unsupported")]
+        ),
+        1.0,
+        "{m}"
+    );
+    let pid = u64::from(w.id());
+    w.exit();
+    let (f, _) = agent.stop();
+    assert!(f.status.success());
+    assert_eq!(
+        f.stderr.matches("unsupported Go version").count(),
+        1,
+        "logged once: {}",
+        f.stderr
+    );
+    let events = json_lines(&std::fs::read_to_string(&log).unwrap());
+    // The fixture's map: the one with the most grows in its process.
+    let mut per_map = std::collections::BTreeMap::<String, usize>::new();
+    for e in events
+        .iter()
+        .filter(|e| e["event"] == "map_grow" && e["pid"] == pid)
+    {
+        *per_map.entry(e["map"].to_string()).or_default() += 1;
+    }
+    let expected = expected_sequential(100_000, load_factor_num(&v)).len();
+    assert_eq!(
+        per_map.values().max().copied(),
+        Some(expected),
+        "{per_map:?}"
+    );
+}

@@ -29,20 +29,10 @@ fn check(args: &[&str], code: i32, needle: &str) {
 
 /// A copy of a fixture with its recorded Go version replaced (same length).
 fn with_version(version: &str, fake: &str) -> String {
-    assert_eq!(format!("go{version}").len(), fake.len());
-    let mut data = std::fs::read(fixture(version)).unwrap();
-    let magic = b"\xff Go buildinf:";
-    let at = data.windows(magic.len()).position(|w| w == magic).unwrap();
-    let needle = format!("go{version}");
-    let rel = data[at..]
-        .windows(needle.len())
-        .position(|w| w == needle.as_bytes())
-        .unwrap();
-    data[at + rel..at + rel + fake.len()].copy_from_slice(fake.as_bytes());
-    let p = temp(&format!("fake-{fake}"));
-    std::fs::write(&p, data).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p.to_str().unwrap().to_string()
+    fixture_with_version(version, fake)
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]

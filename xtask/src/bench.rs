@@ -15,7 +15,8 @@ use std::{
     io::Write,
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
@@ -397,6 +398,10 @@ pub fn bench(only: Option<&str>) -> Result<()> {
         print!("{out}");
         results.push(serde_json::json!({ "bench": "pipeline", "output": out.trim() }));
     }
+    if want("agent") {
+        let r = agent_bench(&bin, &fixtures)?;
+        results.push(r);
+    }
     let dir = crate::cache::target_dir().join("bench");
     fs::create_dir_all(&dir)?;
     fs::write(
@@ -424,4 +429,125 @@ fn which_bpftrace() -> Result<PathBuf> {
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
     Ok(PathBuf::from("/usr/bin/bpftrace"))
+}
+
+/// (VmRSS KiB, VmHWM KiB, CPU seconds) of a process.
+fn usage(pid: u32) -> Result<(u64, u64, f64)> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .context("stat")?
+        .1
+        .split(' ')
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok((kib("VmRSS:"), kib("VmHWM:"), ticks / 100.0))
+}
+
+/// GET /metrics from the agent.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let mut s = String::new();
+    c.read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Section 6: the agent's own cost (RSS, CPU) idle and while fixtures of both map
+/// implementations run under it.
+fn agent_bench(bin: &Path, fixtures: &Path) -> Result<Value> {
+    use std::io::{BufRead, BufReader};
+    println!("\n## 6. Agent: its own memory and CPU, idle and while tracing fixtures");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut agent = Command::new(bin)
+        .args(["agent", "--metrics-addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let pid = agent.id();
+    let start = Instant::now();
+    while scrape(port).is_none() {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "agent did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let idle_secs = 10.0;
+    let (rss_idle, _, cpu0) = usage(pid)?;
+    std::thread::sleep(Duration::from_secs_f64(idle_secs));
+    let (_, _, cpu1) = usage(pid)?;
+    let runs = 2 * ROUNDS;
+    let t0 = Instant::now();
+    for i in 0..runs {
+        let v = if i % 2 == 0 { "1.23.9" } else { "1.26.6" };
+        let mut child = Command::new(fixture(fixtures, v))
+            .args(["-wait", "int", "1000000"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut err = BufReader::new(child.stderr.take().context("stderr")?);
+        let mut line = String::new();
+        err.read_line(&mut line)?;
+        // Released once the agent has attached to it.
+        let t = Instant::now();
+        while scrape(port).is_none_or(|m| metric_sum(&m, "map_trace_attached_processes") < 1.0) {
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(10),
+                "agent did not attach"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        writeln!(child.stdin.take().context("stdin")?, "go")?;
+        std::io::copy(&mut err, &mut std::io::sink())?;
+        child.wait()?;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(300));
+    let (rss_busy, hwm, cpu2) = usage(pid)?;
+    let m = scrape(port).unwrap_or_default();
+    let events = metric_sum(&m, "map_trace_map_grows_total");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    agent.wait()?;
+    let idle_pct = 100.0 * (cpu1 - cpu0) / idle_secs;
+    let busy_cpu = cpu2 - cpu1;
+    println!(
+        "idle: RSS {:.1} MiB, CPU {idle_pct:.2}% over {idle_secs} s",
+        rss_idle as f64 / 1024.0
+    );
+    println!(
+        "tracing {runs} fixture processes (Go 1.23.9 and 1.26.6, 1M inserts each) for {wall:.1} s: \
+         {events} events; agent CPU {busy_cpu:.2} s ({:.1}% of one core), {:.0} µs per event \
+         (including attach, symbolization, metrics); RSS {:.1} MiB, peak {:.1} MiB",
+        100.0 * busy_cpu / wall,
+        1e6 * busy_cpu / events.max(1.0),
+        rss_busy as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    Ok(serde_json::json!({
+        "bench": "agent",
+        "idle_rss_kib": rss_idle, "idle_cpu_percent": idle_pct,
+        "runs": runs, "wall_s": wall, "events": events, "busy_cpu_s": busy_cpu,
+        "busy_rss_kib": rss_busy, "peak_rss_kib": hwm,
+    }))
 }

@@ -83,14 +83,28 @@ pub fn process(pid: u32) -> Option<ProcessInfo> {
 /// cri-containerd-<id>.scope` (systemd driver), `/kubepods/burstable/pod<uid>/<id>` (cgroupfs
 /// driver), `/system.slice/docker-<id>.scope` and `/docker/<id>`.
 pub fn parse_cgroup(text: &str) -> Container {
-    // cgroup v2 is the "0::" line; otherwise take the first hierarchy.
-    let path = text
+    // (hierarchy id, path) per line. cgroup v2 is the "0::" line. On hybrid hosts it is
+    // often "/" while the v1 hierarchies hold the real path: then take the first v1 path that
+    // names a container or pod, else the first that is not the root.
+    let lines: Vec<(&str, &str)> = text
         .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .or_else(|| text.lines().next().and_then(|l| l.splitn(3, ':').nth(2)))
-        .unwrap_or("")
-        .trim()
-        .to_string();
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let id = f.next()?;
+            f.next()?;
+            Some((id, f.next()?.trim()))
+        })
+        .collect();
+    let named =
+        |p: &str| p.contains("pod") || p.split('/').any(|part| container_id(part).is_some());
+    let path = lines
+        .iter()
+        .find(|(id, p)| *id == "0" && *p != "/")
+        .or_else(|| lines.iter().find(|(_, p)| named(p)))
+        .or_else(|| lines.iter().find(|(_, p)| *p != "/"))
+        .or_else(|| lines.first())
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_default();
     let mut c = Container {
         cgroup: path.clone(),
         ..Container::default()
@@ -107,15 +121,20 @@ pub fn parse_cgroup(text: &str) -> Container {
                 c.pod_uid = uid;
             }
         }
-        // The container id: a 64-hex run, possibly wrapped as `<runtime>-<id>.scope`.
-        let core = part.strip_suffix(".scope").unwrap_or(part);
-        let core = core.rsplit('-').next().unwrap_or(core);
-        let core = core.rsplit(':').next().unwrap_or(core);
-        if core.len() == 64 && core.bytes().all(|b| b.is_ascii_hexdigit()) {
-            c.container_id = core.to_string();
+        if let Some(id) = container_id(part) {
+            c.container_id = id.to_string();
         }
     }
     c
+}
+
+/// The container id in one cgroup path component: a 64-hex run, possibly wrapped as
+/// `<runtime>-<id>.scope` or `<runtime>:<id>`.
+fn container_id(part: &str) -> Option<&str> {
+    let core = part.strip_suffix(".scope").unwrap_or(part);
+    let core = core.rsplit('-').next().unwrap_or(core);
+    let core = core.rsplit(':').next().unwrap_or(core);
+    (core.len() == 64 && core.bytes().all(|b| b.is_ascii_hexdigit())).then_some(core)
 }
 
 /// The executable's file name, as used in metric labels ("server", not "/app/bin/server").
@@ -209,6 +228,20 @@ mod tests {
         let c = parse_cgroup(&format!("12:pids:/docker/{ID}\n11:cpu:/docker/{ID}\n"));
         assert_eq!(c.container_id, ID);
         assert_eq!(c.cgroup, format!("/docker/{ID}"));
+    }
+
+    #[test]
+    fn test_cgroup_hybrid_host_prefers_the_v1_path_naming_the_container() {
+        let text = format!(
+            "12:memory:/kubepods/burstable/pod0c4d5e6f-1a2b-4c3d-8e9f-0a1b2c3d4e5f/{ID}\n11:pids:/\n0::/\n"
+        );
+        let c = parse_cgroup(&text);
+        assert_eq!(c.container_id, ID);
+        assert_eq!(c.pod_uid, "0c4d5e6f-1a2b-4c3d-8e9f-0a1b2c3d4e5f");
+        // This VM's own shape: v2 at the root, one odd v1 path.
+        let c = parse_cgroup("4:memory:/process_api/1c77\n0::/\n");
+        assert_eq!(c.cgroup, "/process_api/1c77");
+        assert_eq!(parse_cgroup("1:cpu:/\n0::/\n").cgroup, "/");
     }
 
     #[test]
