@@ -300,13 +300,23 @@ fn agent_event_log_and_unsupported_versions() {
     });
     w.work();
     let old = fixture_with_version(&v, &format!("go1.17.{}", &v[5..]));
-    for _ in 0..3 {
+    for i in 0..3 {
         let mut o = start_waiting(&old, &["int", "10"]);
+        if i == 0 {
+            // It must still be running when the agent looks at it.
+            agent.wait_until(Duration::from_secs(10), "the unsupported version", |m| {
+                sample(m, "map_trace_skipped_executables_total", &[]) == 1.0
+            });
+        }
         o.work();
         o.exit();
     }
     std::thread::sleep(Duration::from_millis(500));
     let m = agent.metrics();
+    let pid = u64::from(w.id());
+    w.exit();
+    let (f, _) = agent.stop();
+    assert!(f.status.success());
     assert_eq!(
         sample(
             &m,
@@ -314,12 +324,9 @@ fn agent_event_log_and_unsupported_versions() {
             &[("reason", "unsupported")]
         ),
         1.0,
-        "{m}"
+        "{m}\nagent stderr: {}",
+        f.stderr
     );
-    let pid = u64::from(w.id());
-    w.exit();
-    let (f, _) = agent.stop();
-    assert!(f.status.success());
     assert_eq!(
         f.stderr.matches("unsupported Go version").count(),
         1,

@@ -2,6 +2,7 @@
 //! milliseconds instead of at the next /proc scan.
 
 use aya_ebpf::{
+    bindings::BPF_RB_FORCE_WAKEUP,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::tracepoint,
     programs::TracePointContext,
@@ -14,7 +15,9 @@ use map_trace_common::{
 use crate::maps;
 
 /// `sched/sched_process_exec`: the calling process now runs a new image. Only the tgid is sent;
-/// userspace reads the rest from /proc. Wakes the reader at once (execs are rare).
+/// userspace reads the rest from /proc, which it must do before a short-lived process is gone:
+/// so this record always wakes the reader (probe records queue silently and would otherwise
+/// leave the ring non-empty, which makes the kernel's adaptive wakeup skip this one too).
 #[tracepoint]
 pub fn sched_exec(_ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -27,7 +30,10 @@ pub fn sched_exec(_ctx: TracePointContext) -> u32 {
         // SAFETY: helper without preconditions.
         ts_ns: unsafe { bpf_ktime_get_ns() },
     };
-    if maps::EVENTS.output::<EventHeader>(&ev, 0).is_err() {
+    if maps::EVENTS
+        .output::<EventHeader>(&ev, BPF_RB_FORCE_WAKEUP as u64)
+        .is_err()
+    {
         maps::count(Counter::LostExec);
     }
     0
