@@ -106,6 +106,23 @@ pub fn count(counter: Counter) {
     }
 }
 
+/// One per-CPU slot where Swiss events are assembled: a `SwissEvent` (176 bytes) and its copies
+/// on the BPF stack would exceed the 512-byte limit across calls. A program runs to completion
+/// on its CPU, so the slot is never shared.
+#[map(name = "SCRATCH")]
+pub static SCRATCH: PerCpuArray<SwissEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's scratch event, zeroed.
+#[inline(always)]
+pub fn scratch() -> Option<&'static mut SwissEvent> {
+    let p = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: a valid per-CPU map value pointer; no other program uses this CPU's slot while
+    // this one runs (BPF programs are not preempted on their CPU).
+    let ev = unsafe { &mut *p };
+    *ev = SwissEvent::default();
+    Some(ev)
+}
+
 /// Key of a call in progress: `[g pointer, tgid]`. `g` alone would collide between two
 /// processes of one non-PIE executable, whose heaps can sit at the same addresses.
 pub type PendingKey = [u64; 2];

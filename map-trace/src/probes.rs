@@ -65,7 +65,13 @@ pub fn ring_buffer_bytes(kib: u32) -> u32 {
 
 fn kernel_error(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
     let text = format!("{:#}", anyhow::Error::new(err));
-    if text.contains("No such process") {
+    if text.contains("Verifier output") {
+        // EACCES from BPF_PROG_LOAD here is a rejected program, not a missing privilege.
+        Fail::unsupported(format!(
+            "{what}: the kernel's BPF verifier rejected it: {text}"
+        ))
+        .into()
+    } else if text.contains("No such process") {
         Fail::bad_target(format!("{what}: the process exited")).into()
     } else if text.contains("Operation not permitted") || text.contains("Permission denied") {
         Fail::privileges(format!(

@@ -4,12 +4,12 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use map_trace_common::{
     config::Counter,
-    event::{EventHeader, EventKind, MapGrowEvent},
+    event::{EventHeader, EventKind, MapGrowEvent, Stack},
 };
 
 use crate::{
     go_abi, maps,
-    probes::{read, stack},
+    probes::{fill_stack, read},
 };
 
 /// `func hashGrow(t *maptype, h *hmap)`, attached at the first instruction after the prologue's
@@ -56,7 +56,7 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
         maps::count(Counter::Lost);
         return;
     };
-    entry.write(MapGrowEvent {
+    let ev = entry.write(MapGrowEvent {
         header: EventHeader {
             kind: EventKind::MapGrow as u32,
             tid: hit.tid,
@@ -77,7 +77,8 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
         noverflow,
         read_error: err,
         _pad: 0,
-        stack: stack(ctx),
+        stack: Stack::default(),
     });
+    fill_stack(ctx, &mut ev.stack);
     entry.submit(maps::submit_flags());
 }

@@ -12,12 +12,13 @@ use crate::go_abi;
 /// The caller chain at a body probe (before the probed function pushed its frame): the return
 /// address, then Go's frame-pointer chain, `[fp]` = next fp and `[fp+8]` = return address on
 /// both amd64 and arm64. Stops at a zero or unreadable frame; one 16-byte read per frame.
+/// Written in place (`s` may be map memory): a returned `Stack` would cost BPF stack space.
 #[inline(always)]
-pub fn stack(ctx: &ProbeContext) -> Stack {
-    let mut s = Stack::default();
+pub fn fill_stack(ctx: &ProbeContext, s: &mut Stack) {
+    s.depth = 0;
     let (ret, mut fp) = go_abi::return_and_fp(ctx);
     if ret == 0 {
-        return s;
+        return;
     }
     s.pcs[0] = ret;
     s.depth = 1;
@@ -36,7 +37,6 @@ pub fn stack(ctx: &ProbeContext) -> Stack {
         s.depth = i as u32 + 1;
         fp = frame[0];
     }
-    s
 }
 
 /// Reads a `T` from target memory; on failure sets `*err` and returns the default.

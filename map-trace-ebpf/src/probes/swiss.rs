@@ -12,7 +12,7 @@ use map_trace_common::{
 use crate::{
     go_abi,
     maps::{self, Hit, PendingKey},
-    probes::{read, stack},
+    probes::{fill_stack, read},
 };
 
 /// Capacity above which `rehash` splits instead of growing (`maxTableCapacity`).
@@ -48,22 +48,20 @@ fn map_fields(ev: &mut SwissEvent, l: &MapLayout, m: u64, typ: u64) {
     ev.read_error |= err;
 }
 
-/// The event for a `(*Map)` method `(m *Map, typ *abi.SwissMapType)` at its body probe.
-fn map_method_event(ctx: &ProbeContext, kind: EventKind, hit: &Hit) -> (u64, SwissEvent) {
+/// Fills `ev` for a `(*Map)` method `(m *Map, typ *abi.SwissMapType)` at its body probe;
+/// returns the goroutine's `g`.
+fn map_method_event(ctx: &ProbeContext, ev: &mut SwissEvent, kind: EventKind, hit: &Hit) -> u64 {
     let l = &hit.layout;
     let m = go_abi::arg(ctx, 0);
     let typ = go_abi::arg(ctx, 1);
     let g = go_abi::g(ctx);
     let mut err = 0u8;
     let goid: u64 = read(g + l.g_goid as u64, &mut err);
-    let mut ev = SwissEvent {
-        header: header(kind, hit, goid),
-        read_error: err,
-        stack: stack(ctx),
-        ..SwissEvent::default()
-    };
-    map_fields(&mut ev, l, m, typ);
-    (g, ev)
+    ev.header = header(kind, hit, goid);
+    ev.read_error = err;
+    fill_stack(ctx, &mut ev.stack);
+    map_fields(ev, l, m, typ);
+    g
 }
 
 /// `func (m *Map) growToTable(typ *abi.SwissMapType)`: a small map's single group becomes a
@@ -73,9 +71,10 @@ fn map_method_event(ctx: &ProbeContext, kind: EventKind, hit: &Hit) -> (u64, Swi
 pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsGrowToTable);
-    let (g, mut ev) = map_method_event(&ctx, EventKind::MapSmallToTable, &hit);
+    let Some(ev) = maps::scratch() else { return 0 };
+    let g = map_method_event(&ctx, ev, EventKind::MapSmallToTable, &hit);
     ev.capacity_before = 8;
-    let _ = maps::PENDING_TO_TABLE.insert(pending_key(g, &hit), ev, 0);
+    let _ = maps::PENDING_TO_TABLE.insert(&pending_key(g, &hit), &*ev, 0);
     0
 }
 
@@ -87,10 +86,11 @@ pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
 pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsGrowToSmall);
-    let (_, mut ev) = map_method_event(&ctx, EventKind::MapSmallAlloc, &hit);
+    let Some(ev) = maps::scratch() else { return 0 };
+    map_method_event(&ctx, ev, EventKind::MapSmallAlloc, &hit);
     ev.capacity_after = 8;
     if maps::EVENTS
-        .output::<SwissEvent>(&ev, maps::submit_flags())
+        .output::<SwissEvent>(ev, maps::submit_flags())
         .is_err()
     {
         maps::count(Counter::Lost);
@@ -105,13 +105,16 @@ pub fn swiss_grow_to_table_ret(ctx: ProbeContext) -> u32 {
     let l = hit.layout;
     maps::count(Counter::HitsSwissRet);
     let key = pending_key(go_abi::g(&ctx), &hit);
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(pending) = (unsafe { maps::PENDING_TO_TABLE.get(&key) }).copied() else {
-        maps::count(Counter::UnmatchedRet);
-        return 0;
-    };
+    let Some(ev) = maps::scratch() else { return 0 };
+    // SAFETY: the value is copied (map memory to map memory) before the entry is removed.
+    match unsafe { maps::PENDING_TO_TABLE.get(&key) } {
+        Some(p) => *ev = *p,
+        None => {
+            maps::count(Counter::UnmatchedRet);
+            return 0;
+        }
+    }
     let _ = maps::PENDING_TO_TABLE.remove(&key);
-    let mut ev = pending;
     let mut err = 0u8;
     let dir: u64 = read(ev.map + l.swiss_map_dir_ptr as u64, &mut err);
     let table: u64 = read(dir, &mut err);
@@ -144,18 +147,16 @@ pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
     } else {
         (EventKind::MapTableSplit, capacity)
     };
-    let mut ev = SwissEvent {
-        header: header(kind, &hit, goid),
-        capacity_before: capacity,
-        capacity_after,
-        table_used: read(t + l.swiss_table_used as u64, &mut err),
-        local_depth: read(t + l.swiss_table_local_depth as u64, &mut err),
-        read_error: err,
-        stack: stack(&ctx),
-        ..SwissEvent::default()
-    };
-    map_fields(&mut ev, &l, m, typ);
-    let _ = maps::PENDING_REHASH.insert(pending_key(g, &hit), ev, 0);
+    let Some(ev) = maps::scratch() else { return 0 };
+    ev.header = header(kind, &hit, goid);
+    ev.capacity_before = capacity;
+    ev.capacity_after = capacity_after;
+    ev.table_used = read(t + l.swiss_table_used as u64, &mut err);
+    ev.local_depth = read(t + l.swiss_table_local_depth as u64, &mut err);
+    ev.read_error = err;
+    fill_stack(&ctx, &mut ev.stack);
+    map_fields(ev, &l, m, typ);
+    let _ = maps::PENDING_REHASH.insert(&pending_key(g, &hit), &*ev, 0);
     0
 }
 
@@ -166,13 +167,16 @@ pub fn swiss_rehash_ret(ctx: ProbeContext) -> u32 {
     let l = hit.layout;
     maps::count(Counter::HitsSwissRet);
     let key = pending_key(go_abi::g(&ctx), &hit);
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(pending) = (unsafe { maps::PENDING_REHASH.get(&key) }).copied() else {
-        maps::count(Counter::UnmatchedRet);
-        return 0;
-    };
+    let Some(ev) = maps::scratch() else { return 0 };
+    // SAFETY: the value is copied (map memory to map memory) before the entry is removed.
+    match unsafe { maps::PENDING_REHASH.get(&key) } {
+        Some(p) => *ev = *p,
+        None => {
+            maps::count(Counter::UnmatchedRet);
+            return 0;
+        }
+    }
     let _ = maps::PENDING_REHASH.remove(&key);
-    let mut ev = pending;
     let mut err = 0u8;
     ev.dir_len_after = read(ev.map + l.swiss_map_dir_len as u64, &mut err);
     ev.read_error |= err;
@@ -180,12 +184,12 @@ pub fn swiss_rehash_ret(ctx: ProbeContext) -> u32 {
     0
 }
 
-fn finish(mut ev: SwissEvent) {
+fn finish(ev: &mut SwissEvent) {
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     ev.duration_ns = now.saturating_sub(ev.header.ts_ns);
     if maps::EVENTS
-        .output::<SwissEvent>(&ev, maps::submit_flags())
+        .output::<SwissEvent>(ev, maps::submit_flags())
         .is_err()
     {
         maps::count(Counter::Lost);
