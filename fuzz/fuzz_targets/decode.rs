@@ -12,8 +12,8 @@ fuzz_target!(|data: &[u8]| {
     let mut timeline = Timeline::new();
     let mut json = JsonSink::new(std::io::sink());
     let mut text = TextSink::new(std::io::sink());
-    // Several records per input: 128-byte slots.
-    for chunk in data.chunks(128) {
+    // Several records per input: slots of the largest record's size.
+    for chunk in data.chunks(size_of::<map_trace_common::event::SwissEvent>()) {
         match decode(chunk) {
             Ok(Event::MapGrow(ev)) => {
                 for lfn in [12, 13] {
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
                     let _ = text.swiss(&s);
                 }
             }
-            Err(_) => {}
+            Ok(Event::Exec(_)) | Err(_) => {}
         }
     }
     let _ = timeline.into_summary();

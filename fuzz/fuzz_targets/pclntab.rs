@@ -1,4 +1,4 @@
-//! `.gopclntab` parsing and lookups with crafted counts and offsets.
+//! `.gopclntab` parsing, name lookups and pc → source lookups with crafted counts and offsets.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,6 +9,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(t) = Pclntab::parse(data, base) {
             let _ = t.function("runtime.hashGrow");
             let _ = t.function("");
+            // Return-address symbolization: function, pcfile and pcln tables, file names.
+            for pc in [0x401000u64, 0x401001, 0x401100, 0x4fffff, u64::MAX] {
+                let _ = t.source_pos(pc);
+            }
         }
     }
 });

@@ -366,6 +366,68 @@ mod tests {
         );
     }
 
+    /// One function `main.f` at textStart+0 of 0x20 bytes in `/src/main.go`: line 10 for its
+    /// first 0x10 bytes, 12 after; laid out as the Go 1.20+ linker does.
+    fn with_lines() -> Vec<u8> {
+        let mut d = vec![0u8; 72];
+        d[..4].copy_from_slice(&0xffff_fff1u32.to_le_bytes());
+        d[6] = 1; // minLC (amd64)
+        d[7] = 8;
+        let (funcname, cutab, filetab, pctab, pcln) = (72u64, 80u64, 84u64, 100u64, 112u64);
+        for (i, w) in [1, 1, 0x401000, funcname, cutab, filetab, pctab, pcln]
+            .iter()
+            .enumerate()
+        {
+            d[8 + 8 * i..16 + 8 * i].copy_from_slice(&(*w as u64).to_le_bytes());
+        }
+        d.extend_from_slice(b"main.f\0\0"); // 72..80
+        d.extend_from_slice(&0u32.to_le_bytes()); // cutab: file 0 → filetab offset 0
+        d.extend_from_slice(b"/src/main.go\0\0\0\0"); // 84..100
+                                                      // pctab: a pad byte (offset 0 means "no table"), pcfile at 1, pcln at 4.
+                                                      // Values are zigzag deltas from -1, pc deltas in minLC quanta, 0 ends a table.
+        d.extend_from_slice(&[0, 2, 0x20, 0, 22, 0x10, 4, 0x10, 0, 0, 0, 0]); // 100..112
+                                                                              // functab: {entry 0, funcoff 16}, end marker {0x20, 0}; then the _func.
+        for w in [0u32, 16, 0x20, 0] {
+            d.extend_from_slice(&w.to_le_bytes());
+        }
+        for w in [0u32, 0, 0, 0, 0, 1, 4, 0, 0, 10, 0] {
+            d.extend_from_slice(&w.to_le_bytes());
+        }
+        d
+    }
+
+    #[test]
+    fn test_source_pos_reads_file_and_line_tables() {
+        let d = with_lines();
+        let t = Pclntab::parse(&d, None).unwrap();
+        let at = |pc| t.source_pos(pc);
+        let pos = |line| {
+            Some(SourcePos {
+                function: "main.f".into(),
+                file: "/src/main.go".into(),
+                line,
+            })
+        };
+        assert_eq!(at(0x401000), pos(10));
+        assert_eq!(at(0x40100f), pos(10));
+        assert_eq!(at(0x401010), pos(12));
+        assert_eq!(at(0x40101f), pos(12));
+        assert_eq!(at(0x401020), None, "past the last function");
+        assert_eq!(at(0x400fff), None, "before the text");
+        // A _func cut short: the name is still known, file and line are not.
+        let mut cut = d.clone();
+        cut.truncate(d.len() - 20);
+        let t = Pclntab::parse(&cut, None).unwrap();
+        assert_eq!(
+            t.source_pos(0x401000),
+            Some(SourcePos {
+                function: "main.f".into(),
+                file: String::new(),
+                line: 0
+            })
+        );
+    }
+
     /// fuzz/artifacts/pclntab/crash-d2e40d6a…: textStart near u64::MAX overflowed the address.
     #[test]
     fn test_pclntab_text_base_overflow_is_no_match() {
