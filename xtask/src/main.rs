@@ -39,7 +39,7 @@ enum Cmd {
     Demo,
     /// Measure overhead side by side with untraced runs and bare kernel probes (root).
     Bench {
-        /// Run one section only: slowdown, per-hit, attach or pipeline.
+        /// Run one section only: slowdown, per-hit, attach, pipeline or agent.
         #[arg(long)]
         only: Option<String>,
     },
