@@ -38,7 +38,7 @@ pub struct Pclntab<'a> {
 }
 
 /// Where a program counter is: function, source file and line.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct SourcePos {
     /// Go's full function name, e.g. `main.fill` or `orders.(*Aggregator).Add`.
     pub function: String,
@@ -378,7 +378,7 @@ mod tests {
             .iter()
             .enumerate()
         {
-            d[8 + 8 * i..16 + 8 * i].copy_from_slice(&(*w as u64).to_le_bytes());
+            d[8 + 8 * i..16 + 8 * i].copy_from_slice(&w.to_le_bytes());
         }
         d.extend_from_slice(b"main.f\0\0"); // 72..80
         d.extend_from_slice(&0u32.to_le_bytes()); // cutab: file 0 → filetab offset 0
