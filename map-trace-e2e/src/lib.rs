@@ -154,7 +154,7 @@ pub fn wait(mut child: Child, limit: Duration) -> Finished {
 
 /// Runs map-trace with `args` to completion.
 pub fn map_trace(args: &[&str]) -> Finished {
-    let child = Command::new(bin())
+    let child = cli()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -162,6 +162,15 @@ pub fn map_trace(args: &[&str]) -> Finished {
         .spawn()
         .expect("spawn map-trace");
     wait(child, Duration::from_secs(120))
+}
+
+/// The map-trace CLI with `--runtime-maps`: the tests that compare counts with the kernel's
+/// own probes, or count every hit, need the runtime's own maps too. Tests of the default
+/// (runtime maps hidden) use `Command::new(bin())`.
+pub fn cli() -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--runtime-maps");
+    c
 }
 
 /// Parses JSON lines.

@@ -10,7 +10,7 @@ use map_trace_e2e::*;
 use serde_json::Value;
 
 fn attach(pid: u32, out: &std::path::Path) -> std::process::Child {
-    let mut c = Command::new(bin())
+    let mut c = cli()
         .args([
             "--pid",
             &pid.to_string(),
@@ -135,7 +135,7 @@ fn test_pid_exits_between_discovery_and_attach() {
         .unwrap();
     let pid = child.id();
     std::thread::sleep(Duration::from_millis(200));
-    let mt = Command::new(bin())
+    let mt = cli()
         .args(["--pid", &pid.to_string()])
         .env("MAP_TRACE_TEST_PAUSE_BEFORE_ATTACH_MS", "1500")
         .stdout(Stdio::piped())

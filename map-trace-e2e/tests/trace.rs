@@ -182,7 +182,7 @@ fn test_launch_mode_exit_status_and_text_output() {
 }
 
 fn spawn_map_trace(args: &[&str]) -> (std::process::Child, Lines) {
-    let mut c = Command::new(bin())
+    let mut c = cli()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -51,6 +51,11 @@ pub struct Args {
     #[arg(long)]
     pub small_maps: bool,
 
+    /// Also report maps the Go runtime grows for itself (no stack frame outside the runtime).
+    /// Hidden by default; the summary counts what was hidden.
+    #[arg(long)]
+    pub runtime_maps: bool,
+
     /// Program to launch and trace, with its arguments (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

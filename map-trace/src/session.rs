@@ -26,10 +26,14 @@ use crate::{
     output::{json::JsonSink, text::TextSink, EndInfo, Sink, StartInfo},
     plan::{self, Plan},
     probes::{self, Probes},
+    symbols::symbolize::{ProcessMap, Symbolizer},
     sys,
     target::{procfs, Target},
-    timeline::{interpret, interpret_swiss, Timeline},
+    timeline::{interpret, interpret_swiss, Origin, Timeline},
 };
+use map_trace_common::event::Stack;
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 /// Runs a session; returns the process exit code.
 pub fn run(args: Args) -> Result<u8> {
@@ -197,6 +201,7 @@ async fn stream(
         undecodable: 0,
         write_err: None,
         sink,
+        sites: Sites::new(&target.exe, args.runtime_maps),
     };
 
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
@@ -276,6 +281,7 @@ async fn stream(
         read_errors,
         reason,
         exit_status,
+        runtime_events_hidden: col.sites.hidden,
         maps: std::mem::take(&mut col.timeline).into_summary(),
     };
     col.sink.finish(&end)?;
@@ -294,6 +300,67 @@ struct Collector {
     undecodable: u64,
     write_err: Option<io::Error>,
     sink: Box<dyn Sink>,
+    sites: Sites,
+}
+
+/// Call sites for one traced process: its executable's symbolizer, where a PIE is loaded, and
+/// every distinct stack already symbolized.
+struct Sites {
+    symbolizer: Option<Symbolizer>,
+    /// Inode of the executable, to find its mappings in /proc/PID/maps.
+    ino: u64,
+    map: Option<ProcessMap>,
+    map_tried: bool,
+    origins: FxHashMap<Stack, Option<Arc<Origin>>>,
+    /// Report maps the runtime grows itself (`--runtime-maps`).
+    runtime_maps: bool,
+    /// Events of runtime maps not reported.
+    hidden: u64,
+}
+
+impl Sites {
+    fn new(exe: &std::path::Path, runtime_maps: bool) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            symbolizer: Symbolizer::open(exe),
+            ino: std::fs::metadata(exe).map(|m| m.ino()).unwrap_or(0),
+            map: None,
+            map_tried: false,
+            origins: FxHashMap::default(),
+            runtime_maps,
+            hidden: 0,
+        }
+    }
+
+    /// The symbolized stack of an event of process `pid`.
+    fn origin(&mut self, pid: u32, stack: &Stack) -> Option<Arc<Origin>> {
+        let sym = self.symbolizer.as_mut()?;
+        if let Some(o) = self.origins.get(stack) {
+            return o.clone();
+        }
+        if sym.needs_process_map() && !self.map_tried {
+            // Read once, at the first event: in launch mode the program has exec'd by then.
+            self.map_tried = true;
+            self.map = ProcessMap::read(pid, self.ino);
+        }
+        let depth = (stack.depth as usize).min(stack.pcs.len());
+        let o = sym.origin(&stack.pcs[..depth], self.map.as_ref());
+        let o = (!o.stack.is_empty()).then(|| Arc::new(o));
+        // Bounded: one entry per distinct stack.
+        if self.origins.len() < 100_000 {
+            self.origins.insert(*stack, o.clone());
+        }
+        o
+    }
+
+    /// Whether an event with this origin is shown.
+    fn shown(&mut self, origin: &Option<Arc<Origin>>) -> bool {
+        if !self.runtime_maps && origin.as_deref().is_some_and(Origin::is_runtime) {
+            self.hidden += 1;
+            return false;
+        }
+        true
+    }
 }
 
 impl Collector {
@@ -311,7 +378,11 @@ impl Collector {
                 if ev.header.pid != self.pid {
                     return;
                 }
-                let g = interpret(&ev, self.lfn, self.offset);
+                let mut g = interpret(&ev, self.lfn, self.offset);
+                g.origin = self.sites.origin(self.pid, &ev.stack);
+                if !self.sites.shown(&g.origin) {
+                    return;
+                }
                 self.timeline.push(&g);
                 if self.write_err.is_none() {
                     if let Err(e) = self.sink.grow(&g) {
@@ -323,10 +394,14 @@ impl Collector {
                 if ev.header.pid != self.pid {
                     return;
                 }
-                let Some(r) = interpret_swiss(&ev, self.offset) else {
+                let Some(mut r) = interpret_swiss(&ev, self.offset) else {
                     self.undecodable += 1;
                     return;
                 };
+                r.origin = self.sites.origin(self.pid, &ev.stack);
+                if !self.sites.shown(&r.origin) {
+                    return;
+                }
                 self.timeline.push_swiss(&r);
                 if self.write_err.is_none() {
                     if let Err(e) = self.sink.swiss(&r) {

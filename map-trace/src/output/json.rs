@@ -6,7 +6,19 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{hex, EndInfo, Sink, StartInfo};
-use crate::timeline::{Grow, SwissKind, SwissResize};
+use crate::{
+    symbols::pclntab::SourcePos,
+    timeline::{Grow, Origin, SwissKind, SwissResize},
+};
+
+/// `site` (the first frame outside the Go runtime, or null) and `stack` (innermost first;
+/// empty when not symbolized), borrowed from an event's origin.
+fn site_stack(o: &Option<std::sync::Arc<Origin>>) -> (Option<&SourcePos>, &[SourcePos]) {
+    match o.as_deref() {
+        Some(o) => (o.site(), &o.stack),
+        None => (None, &[]),
+    }
+}
 
 /// Schema version of the JSON records.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -72,13 +84,13 @@ struct GrowRecord<'a> {
     overflow_buckets: u64,
     bytes_allocated: u64,
     partial: bool,
-    #[serde(skip)]
-    _g: std::marker::PhantomData<&'a ()>,
+    site: Option<&'a SourcePos>,
+    stack: &'a [SourcePos],
 }
 
 /// A Swiss record; kind-specific fields are omitted when they do not apply.
 #[derive(Serialize)]
-struct SwissRecord {
+struct SwissRecord<'a> {
     event: &'static str,
     time_ns: u64,
     pid: u32,
@@ -103,9 +115,12 @@ struct SwissRecord {
     local_depth_before: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     table_entries: Option<u64>,
+    site: Option<&'a SourcePos>,
+    stack: &'a [SourcePos],
 }
 
 fn grow_struct(g: &Grow) -> GrowRecord<'_> {
+    let (site, stack) = site_stack(&g.origin);
     GrowRecord {
         event: "map_grow",
         time_ns: g.time_ns,
@@ -124,11 +139,13 @@ fn grow_struct(g: &Grow) -> GrowRecord<'_> {
         overflow_buckets: g.overflow_buckets,
         bytes_allocated: g.bytes_allocated,
         partial: g.partial,
-        _g: std::marker::PhantomData,
+        site,
+        stack,
     }
 }
 
-fn swiss_struct(r: &SwissResize) -> SwissRecord {
+fn swiss_struct(r: &SwissResize) -> SwissRecord<'_> {
+    let (site, stack) = site_stack(&r.origin);
     let (mut capacity_before, mut capacity_after, mut capacity) = (None, None, None);
     let (mut local_depth_before, mut table_entries) = (None, None);
     match r.kind {
@@ -164,6 +181,8 @@ fn swiss_struct(r: &SwissResize) -> SwissRecord {
         capacity,
         local_depth_before,
         table_entries,
+        site,
+        stack,
     }
 }
 
@@ -224,6 +243,7 @@ impl<W: Write> Sink for JsonSink<W> {
                     "goids_truncated": m.goroutines.truncated(),
                     "first_time_ns": m.first_time_ns,
                     "last_time_ns": m.last_time_ns,
+                    "site": site_stack(&m.origin).0,
                 });
                 let extra = match &m.swiss {
                     None => json!({
@@ -267,6 +287,7 @@ impl<W: Write> Sink for JsonSink<W> {
             "lost": e.lost,
             "undecodable": e.undecodable,
             "read_errors": e.read_errors,
+            "runtime_events_hidden": e.runtime_events_hidden,
             "probe_hits": hits,
             "maps": maps,
         }))?;

@@ -47,6 +47,8 @@ pub struct EndInfo {
     pub reason: &'static str,
     /// The launched child's exit code, or its signal as 128+N.
     pub exit_status: Option<i32>,
+    /// Events of maps the Go runtime grew itself, not reported (no `--runtime-maps`).
+    pub runtime_events_hidden: u64,
     /// Per-map summaries.
     pub maps: Vec<MapSummary>,
 }

@@ -45,6 +45,17 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
+/// ` at function (file.go:line)`, or nothing when the call site is unknown.
+pub fn at_site(o: &Option<std::sync::Arc<crate::timeline::Origin>>) -> String {
+    match o.as_deref().and_then(crate::timeline::Origin::site) {
+        Some(p) => {
+            let file = p.file.rsplit('/').next().unwrap_or(&p.file);
+            format!(" at {} ({file}:{})", p.function, p.line)
+        }
+        None => String::new(),
+    }
+}
+
 /// The live line for one grow.
 pub fn grow_line(g: &Grow) -> String {
     let kind = if g.same_size {
@@ -53,7 +64,7 @@ pub fn grow_line(g: &Grow) -> String {
         "doubling"
     };
     format!(
-        "{} g{:<5} map {} buckets {} -> {} {kind}, {} entries, key {} B, elem {} B, alloc {}{}",
+        "{} g{:<5} map {} buckets {} -> {} {kind}, {} entries, key {} B, elem {} B, alloc {}{}{}",
         clock(g.time_ns),
         g.goid,
         hex(g.map),
@@ -68,6 +79,7 @@ pub fn grow_line(g: &Grow) -> String {
         } else {
             ""
         },
+        at_site(&g.origin),
     )
 }
 
@@ -108,7 +120,7 @@ pub fn swiss_line(r: &SwissResize) -> String {
         }
     };
     format!(
-        "{} g{:<5} map {} {what}, {} entries, key {} B, elem {} B, took {}{}",
+        "{} g{:<5} map {} {what}, {} entries, key {} B, elem {} B, took {}{}{}",
         clock(r.time_ns),
         r.goid,
         hex(r.map),
@@ -121,6 +133,7 @@ pub fn swiss_line(r: &SwissResize) -> String {
         } else {
             ""
         },
+        at_site(&r.origin),
     )
 }
 
@@ -170,6 +183,13 @@ impl<W: Write> Sink for TextSink<W> {
                 None => String::new(),
             }
         )?;
+        if e.runtime_events_hidden > 0 {
+            writeln!(
+                o,
+                "# {} events of maps the Go runtime grew for itself not shown (--runtime-maps shows them)",
+                e.runtime_events_hidden
+            )?;
+        }
         if e.lost > 0 {
             writeln!(
                 o,
@@ -208,13 +228,13 @@ impl<W: Write> Sink for TextSink<W> {
             )?;
             writeln!(
                 o,
-                "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} GOROUTINES",
+                "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} GOROUTINES SITE",
                 "MAP", "GROWS", "SAME", "BUCKETS", "ENTRIES", "ALLOCATED", "K/E"
             )?;
             for m in classic {
                 writeln!(
                     o,
-                    "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} {}",
+                    "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} {}{}",
                     hex(m.map),
                     m.grows,
                     m.same_size_grows,
@@ -223,6 +243,7 @@ impl<W: Write> Sink for TextSink<W> {
                     bytes(m.bytes_allocated),
                     format!("{}/{}", m.key_size, m.elem_size),
                     goroutines(m),
+                    at_site(&m.origin),
                 )?;
             }
         }
@@ -230,14 +251,14 @@ impl<W: Write> Sink for TextSink<W> {
             writeln!(o, "# Swiss-table maps (TABLE = small map became a table; GROW = a table doubled; SPLIT = a full 1024-slot table split in two; DIR = tables in the directory)")?;
             writeln!(
                 o,
-                "{:<16} {:>5} {:>5} {:>5} {:>5} {:>9} {:>10} {:>10} {:>7} GOROUTINES",
+                "{:<16} {:>5} {:>5} {:>5} {:>5} {:>9} {:>10} {:>10} {:>7} GOROUTINES SITE",
                 "MAP", "TABLE", "GROW", "SPLIT", "DIR", "ENTRIES", "TIME", "LONGEST", "K/E"
             )?;
             for m in swiss {
                 let s = m.swiss.as_ref().expect("filtered");
                 writeln!(
                     o,
-                    "{:<16} {:>5} {:>5} {:>5} {:>5} {:>9} {:>10} {:>10} {:>7} {}",
+                    "{:<16} {:>5} {:>5} {:>5} {:>5} {:>9} {:>10} {:>10} {:>7} {}{}",
                     hex(m.map),
                     s.small_to_table,
                     s.table_grows,
@@ -248,6 +269,7 @@ impl<W: Write> Sink for TextSink<W> {
                     duration(s.max_duration_ns),
                     format!("{}/{}", m.key_size, m.elem_size),
                     goroutines(m),
+                    at_site(&m.origin),
                 )?;
             }
         }

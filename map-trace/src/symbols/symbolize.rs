@@ -150,6 +150,15 @@ impl Symbolizer {
         pos
     }
 
+    /// The stack symbolized as an [`Origin`](crate::timeline::Origin).
+    pub fn origin(&mut self, pcs: &[u64], map: Option<&ProcessMap>) -> crate::timeline::Origin {
+        let (frames, site) = self.stack(pcs, map);
+        crate::timeline::Origin {
+            stack: frames.iter().map(|f| (**f).clone()).collect(),
+            site,
+        }
+    }
+
     /// The stack's frames symbolized, innermost first, and the index of the call site (first
     /// frame outside the runtime).
     pub fn stack(

@@ -2,9 +2,40 @@
 //!
 //! Pure logic: no aya, no I/O, no clocks (the caller passes the monotonic → Unix offset).
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use map_trace_common::event::{EventKind, MapGrowEvent, SwissEvent};
+
+use crate::symbols::pclntab::SourcePos;
+
+/// Where a grow was called from: the symbolized stack, innermost first, and which frame is the
+/// call site (the first outside the Go runtime; `None` when every frame is the runtime's own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// Frames, innermost first.
+    pub stack: Vec<SourcePos>,
+    /// Index into `stack` of the call site.
+    pub site: Option<usize>,
+}
+
+impl Origin {
+    /// The call site, if a frame outside the runtime was found.
+    pub fn site(&self) -> Option<&SourcePos> {
+        self.site.and_then(|i| self.stack.get(i))
+    }
+
+    /// A map grown by the Go runtime itself (no frame outside it).
+    pub fn is_runtime(&self) -> bool {
+        self.site.is_none() && !self.stack.is_empty()
+    }
+}
+
+/// The call site of an optional origin, for comparisons.
+fn site_of(o: &Option<Arc<Origin>>) -> Option<&SourcePos> {
+    o.as_deref().and_then(Origin::site)
+}
 
 /// One classic-map grow, interpreted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +73,8 @@ pub struct Grow {
     pub bytes_allocated: u64,
     /// Some target memory could not be read; zero fields are unknown.
     pub partial: bool,
+    /// Where it was called from (filled in by the collector; `None` if not symbolized).
+    pub origin: Option<Arc<Origin>>,
 }
 
 /// `overLoadFactor(count, B)`: more than 8 entries and more than `LF * 2^B` (LF = num / 2).
@@ -85,6 +118,7 @@ pub fn interpret(ev: &MapGrowEvent, load_factor_num: u64, mono_to_unix_ns: i128)
         overflow_buckets: u64::from(ev.noverflow),
         bytes_allocated: allocated_buckets(b_after).saturating_mul(u64::from(ev.bucket_size)),
         partial: ev.read_error != 0,
+        origin: None,
     }
 }
 
@@ -152,6 +186,8 @@ pub struct SwissResize {
     pub directory_len_after: u64,
     /// Some target memory could not be read; zero fields are unknown.
     pub partial: bool,
+    /// Where it was called from (filled in by the collector; `None` if not symbolized).
+    pub origin: Option<Arc<Origin>>,
 }
 
 /// Interprets a Swiss record.
@@ -183,6 +219,7 @@ pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissRe
         directory_len_before: ev.dir_len_before,
         directory_len_after: ev.dir_len_after,
         partial: ev.read_error != 0,
+        origin: None,
     })
 }
 
@@ -251,6 +288,8 @@ pub struct MapSummary {
     pub last_time_ns: u64,
     /// Swiss maps: what the resizes were.
     pub swiss: Option<SwissSummary>,
+    /// Where its first grow was called from.
+    pub origin: Option<Arc<Origin>>,
 }
 
 /// Swiss-table counts for one map.
@@ -289,14 +328,17 @@ impl Timeline {
         Self::default()
     }
 
-    /// Adds a grow. A grow whose map is smaller than the last one recorded at that address is
-    /// a different map that reused the address (the old one was freed): it starts a new entry.
+    /// Adds a grow. A map is its address plus its call site: a grow whose map is smaller than
+    /// the last one recorded at that address, of another type, or grown from another site, is a
+    /// different map that reused the address (the old one was freed, or a map on a goroutine
+    /// stack moved): it starts a new entry.
     pub fn push(&mut self, g: &Grow) {
         self.grows += 1;
         let idx = match self.current.get(&g.map) {
             Some(&i)
                 if self.maps[i].buckets_last <= g.buckets_before
-                    && self.maps[i].maptype == g.maptype =>
+                    && self.maps[i].maptype == g.maptype
+                    && site_of(&self.maps[i].origin) == site_of(&g.origin) =>
             {
                 i
             }
@@ -316,6 +358,7 @@ impl Timeline {
                     first_time_ns: g.time_ns,
                     last_time_ns: g.time_ns,
                     swiss: None,
+                    origin: g.origin.clone(),
                 });
                 let i = self.maps.len() - 1;
                 self.current.insert(g.map, i);
@@ -340,6 +383,7 @@ impl Timeline {
         let idx = match self.current.get(&r.map) {
             Some(&i)
                 if self.maps[i].maptype == r.maptype
+                    && site_of(&self.maps[i].origin) == site_of(&r.origin)
                     && !(r.kind == SwissKind::SmallAlloc
                         || (r.kind == SwissKind::SmallToTable
                             && self.maps[i]
@@ -365,6 +409,7 @@ impl Timeline {
                     first_time_ns: r.time_ns,
                     last_time_ns: r.time_ns,
                     swiss: Some(SwissSummary::default()),
+                    origin: r.origin.clone(),
                 });
                 let i = self.maps.len() - 1;
                 self.current.insert(r.map, i);

@@ -1,0 +1,115 @@
+//! Call sites: every reported grow names the first frame outside the Go runtime, from the
+//! frame-pointer stack and `.gopclntab` (stripped and PIE binaries too); maps the runtime grows
+//! for itself are hidden by default and counted.
+
+use std::process::Command;
+
+use map_trace_e2e::*;
+use serde_json::Value;
+
+/// Default-mode (no `--runtime-maps`) JSON trace of `fixture int 100000`.
+fn trace_default(exe: &std::path::Path) -> Vec<Value> {
+    let out = temp("sites.json");
+    let f = wait(
+        Command::new(bin())
+            .args(["--format", "json", "-o", out.to_str().unwrap(), "--"])
+            .arg(exe)
+            .args(["int", "100000"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        std::time::Duration::from_secs(120),
+    );
+    assert!(f.status.success(), "{}", f.stderr);
+    json_lines(&std::fs::read_to_string(&out).unwrap())
+}
+
+#[test]
+fn every_event_names_its_call_site_in_every_version_and_variant() {
+    require_root();
+    let line = u64::from(fill_int_line());
+    for v in versions() {
+        for suffix in ["", "-stripped", "-pie-stripped"] {
+            let events = trace_default(&fixture_variant(&v, suffix));
+            let grows: Vec<&Value> = events
+                .iter()
+                .filter(|e| e["event"].as_str().is_some_and(|k| k.starts_with("map_")))
+                .collect();
+            let expected = if is_swiss(&v) {
+                1 + 6 // plus the splits, checked as a range below
+            } else {
+                expected_sequential(100_000, load_factor_num(&v)).len()
+            };
+            assert!(
+                grows.len() >= expected,
+                "go{v}{suffix}: {} events",
+                grows.len()
+            );
+            for e in &grows {
+                let site = &e["site"];
+                assert_eq!(site["function"], "main.fillInt", "go{v}{suffix}: {e}");
+                assert!(
+                    site["file"]
+                        .as_str()
+                        .is_some_and(|f| f.ends_with("main.go")),
+                    "go{v}{suffix}: {e}"
+                );
+                assert_eq!(site["line"], line, "go{v}{suffix}: {e}");
+                // The stack starts inside the runtime (mapassign*) and reaches the site.
+                let stack = e["stack"].as_array().unwrap();
+                assert!(
+                    stack[0]["function"].as_str().is_some_and(
+                        |f| f.starts_with("runtime.") || f.starts_with("internal/runtime/")
+                    ),
+                    "go{v}{suffix}: {e}"
+                );
+                assert!(stack.iter().any(|f| f == site), "go{v}{suffix}: {e}");
+            }
+            let summary = events.last().unwrap();
+            assert_eq!(summary["event"], "summary");
+            // Only the fixture's map is shown; its summary carries the site too.
+            let maps = summary["maps"].as_array().unwrap();
+            assert_eq!(maps.len(), 1, "go{v}{suffix}: {summary}");
+            assert_eq!(maps[0]["site"]["function"], "main.fillInt");
+            if is_swiss(&v) {
+                let splits = maps[0]["table_splits"].as_u64().unwrap();
+                assert!((125..=130).contains(&splits), "go{v}{suffix}: {splits}");
+            } else {
+                assert_eq!(maps[0]["grows"], expected as u64);
+            }
+        }
+    }
+}
+
+#[test]
+fn runtime_maps_are_hidden_by_default_and_counted() {
+    require_root();
+    // The go command grows many maps, some inside the runtime itself.
+    let v = versions().into_iter().last().unwrap();
+    let hidden = trace_default(&fixture(&v));
+    let summary = hidden.last().unwrap();
+    let n_hidden = summary["runtime_events_hidden"].as_u64().unwrap();
+    let (all, f) = trace_json(&fixture(&v), &[], &["int", "100000"]); // cli(): --runtime-maps
+    assert!(f.status.success());
+    let all_summary = all.last().unwrap();
+    assert_eq!(all_summary["runtime_events_hidden"], 0);
+    // Every event hidden in one run is a runtime map's: the fixture's own are all shown.
+    let shown = summary["events"].as_u64().unwrap();
+    assert!(all_summary["events"].as_u64().unwrap() >= shown);
+    for e in all
+        .iter()
+        .filter(|e| e["event"].as_str().is_some_and(|k| k.starts_with("map_")))
+    {
+        if e["site"].is_null() {
+            assert!(
+                e["stack"].as_array().unwrap().iter().all(|f| {
+                    let name = f["function"].as_str().unwrap();
+                    name.starts_with("runtime.") || name.starts_with("internal/")
+                }),
+                "{e}"
+            );
+        }
+    }
+    eprintln!("go{v}: {n_hidden} runtime-map events hidden by default");
+}
