@@ -203,6 +203,9 @@ async fn stream(
         sink,
         sites: Sites::new(&target.exe, args.runtime_maps),
     };
+    // A PIE's load address, for call sites: read now, while the target surely runs (a launched
+    // program may be done before its first events are read).
+    col.sites.prime(pid, Duration::from_secs(1));
 
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
@@ -330,6 +333,27 @@ impl Sites {
             runtime_maps,
             hidden: 0,
         }
+    }
+
+    /// Reads where process `pid` mapped a PIE, waiting up to `limit` for it to appear (a
+    /// launched program has just been released to exec).
+    fn prime(&mut self, pid: u32, limit: Duration) {
+        if !self
+            .symbolizer
+            .as_ref()
+            .is_some_and(Symbolizer::needs_process_map)
+        {
+            return;
+        }
+        let start = std::time::Instant::now();
+        loop {
+            self.map = ProcessMap::read(pid, self.ino);
+            if self.map.is_some() || start.elapsed() >= limit || !procfs::alive(pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.map_tried = true;
     }
 
     /// The symbolized stack of an event of process `pid`.

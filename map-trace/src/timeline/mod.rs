@@ -508,6 +508,64 @@ mod tests {
         out
     }
 
+    fn pos(function: &str, line: u32) -> SourcePos {
+        SourcePos {
+            function: function.into(),
+            file: "x.go".into(),
+            line,
+        }
+    }
+
+    #[test]
+    fn test_origin_site_and_runtime() {
+        let user = Origin {
+            stack: vec![pos("runtime.mapassign_fast64", 1), pos("main.fill", 9)],
+            site: Some(1),
+        };
+        assert_eq!(user.site(), Some(&pos("main.fill", 9)));
+        assert!(!user.is_runtime());
+        let runtime = Origin {
+            stack: vec![pos("runtime.mapassign", 1), pos("runtime.main", 2)],
+            site: None,
+        };
+        assert!(runtime.is_runtime());
+        // An unreadable stack is not evidence of a runtime map.
+        assert!(!Origin {
+            stack: vec![],
+            site: None
+        }
+        .is_runtime());
+    }
+
+    #[test]
+    fn test_same_address_from_another_site_is_another_map() {
+        // A map on a goroutine stack moved, and another took its address: the sites differ.
+        let at = |line| {
+            Some(Arc::new(Origin {
+                stack: vec![pos("runtime.mapassign_fast64", 1), pos("main.f", line)],
+                site: Some(1),
+            }))
+        };
+        let mut t = Timeline::new();
+        let mut g = interpret(&raw(0xc000, 13, 1, 1), 13, 0);
+        g.origin = at(10);
+        t.push(&g);
+        let mut g = interpret(&raw(0xc000, 26, 2, 2), 13, 0);
+        g.origin = at(10);
+        t.push(&g);
+        let mut g = interpret(&raw(0xc000, 52, 3, 3), 13, 0);
+        g.origin = at(20);
+        t.push(&g);
+        let maps = t.into_summary();
+        assert_eq!(maps.len(), 2);
+        assert_eq!(maps[0].grows, 2);
+        assert_eq!(maps[1].grows, 1);
+        assert_eq!(
+            maps[1].origin.as_deref().and_then(Origin::site),
+            Some(&pos("main.f", 20))
+        );
+    }
+
     #[test]
     fn test_sequential_100k_grows_match_runtime_go122() {
         let evs = sequential_inserts(100_000, 13);
