@@ -71,6 +71,11 @@ pub fn monotonic_to_unix_offset() -> i128 {
     real - mono
 }
 
+/// CLOCK_MONOTONIC now in nanoseconds (the clock of `bpf_ktime_get_ns`).
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC).max(0) as u64
+}
+
 /// Unix time now in nanoseconds.
 pub fn unix_now_ns() -> u64 {
     clock_ns(libc::CLOCK_REALTIME).max(0) as u64

@@ -46,6 +46,19 @@ pub struct Container {
     pub pod_uid: String,
 }
 
+/// The identity of an open file.
+pub fn identity(file: &std::fs::File) -> Option<ExeIdentity> {
+    file.metadata().ok().map(|m| identity_of(&m))
+}
+
+fn identity_of(meta: &std::fs::Metadata) -> ExeIdentity {
+    ExeIdentity {
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    }
+}
+
 /// Every process id in `/proc`.
 pub fn all_pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -60,12 +73,7 @@ pub fn all_pids() -> Vec<u32> {
 pub fn process(pid: u32) -> Option<ProcessInfo> {
     let exe_path = PathBuf::from(format!("/proc/{pid}/exe"));
     let display = std::fs::read_link(&exe_path).ok()?;
-    let meta = std::fs::metadata(&exe_path).ok()?;
-    let identity = ExeIdentity {
-        ino: meta.ino(),
-        size: meta.size(),
-        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-    };
+    let identity = identity_of(&std::fs::metadata(&exe_path).ok()?);
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     Some(ProcessInfo {
         pid,

@@ -51,9 +51,17 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
     out
 }
 
+/// Connections served at once; more wait in the kernel's accept queue. Bounds the fds and
+/// memory a flood of clients can take from the agent.
+const MAX_CONNECTIONS: usize = 16;
+
 /// Serves until the listener fails.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let Ok((conn, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
@@ -61,6 +69,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
         let m = metrics.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(10), handle(conn, &m)).await;
+            drop(permit);
         });
     }
 }
@@ -103,15 +112,16 @@ async fn handle(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
             "map-trace agent: metrics at /metrics, readiness at /healthz\n".to_string(),
         ),
         Some(("GET" | "HEAD", _)) => ("404 Not Found", "text/plain", "not found\n".to_string()),
-        _ => (
+        Some(_) => (
             "405 Method Not Allowed",
             "text/plain",
             "method not allowed\n".to_string(),
         ),
+        None => ("400 Bad Request", "text/plain", "bad request\n".to_string()),
     };
     let head_only = head.starts_with("HEAD ");
     let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nAllow: GET, HEAD\r\nConnection: close\r\n\r\n",
         body.len()
     );
     conn.write_all(resp.as_bytes()).await?;

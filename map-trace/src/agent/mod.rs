@@ -44,6 +44,9 @@ use crate::{
 use discover::{Container, ExeIdentity, Filters, ProcessInfo};
 use metrics::{ExeLabels, Metrics, ProbeLabels, ReasonLabels, SiteLabels};
 
+/// Site-cache key of an exited PIE process the agent never knew (no load address).
+const ORPHAN: u64 = u64::MAX;
+
 /// Linux release that gives BPF programs their attach cookie (`bpf_get_attach_cookie`).
 const MIN_KERNEL: (u32, u32) = (5, 15);
 
@@ -90,6 +93,9 @@ struct Agent {
     exes: FxHashMap<u32, Exe>,
     procs: FxHashMap<u32, Proc>,
     skipped: FxHashMap<ExeIdentity, Skip>,
+    /// Processes the filters exclude whose file carries probes for others: their events are
+    /// dropped without looking at /proc again. Forgotten on exec and when they exit.
+    excluded: FxHashSet<u32>,
     offset: i128,
     next_id: u32,
     self_pid: u32,
@@ -153,6 +159,7 @@ pub fn run(args: AgentArgs) -> Result<u8> {
             exes: FxHashMap::default(),
             procs: FxHashMap::default(),
             skipped: FxHashMap::default(),
+            excluded: FxHashSet::default(),
             offset: sys::monotonic_to_unix_offset(),
             next_id: 1,
             self_pid: std::process::id(),
@@ -257,6 +264,8 @@ impl Agent {
             if self.exes.get(&id).is_some_and(|e| !e.links.is_empty()) {
                 if self.filters.allows(&info) {
                     self.add_proc(id, &info);
+                } else {
+                    self.excluded.insert(pid);
                 }
                 return;
             }
@@ -264,13 +273,28 @@ impl Agent {
         if self.skipped.contains_key(&info.identity) || !self.filters.allows(&info) {
             return;
         }
-        let plan = match plan::inspect(&info.exe_path, plan::Options::default()) {
+        // Open the file once and use that fd for everything: inspecting, attaching (the path
+        // stays valid if the process exits meanwhile, and names the inode it runs, even in
+        // another mount namespace) and symbolizing. If the process exec'd or its pid was reused
+        // since `discover::process`, the fd is another file than `info` describes: leave it
+        // (its exec is announced in turn).
+        let file = match File::open(&info.exe_path) {
+            Ok(f) => f,
+            Err(_) => {
+                self.count_skip("vanished");
+                return;
+            }
+        };
+        if discover::identity(&file).as_ref() != Some(&info.identity) {
+            return;
+        }
+        let fd_path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let plan = match plan::inspect(&fd_path, plan::Options::default()) {
             Ok(p) => p,
             Err(e) => {
                 let fail = classify(&e);
                 let not_go = fail.code == EXIT_BAD_TARGET
                     && (fail.message.contains("not a Go binary")
-                        || fail.message.contains("no such file")
                         || fail.message.contains("cannot be traced on this"));
                 if not_go {
                     self.skipped.insert(info.identity, Skip::NotGo);
@@ -290,11 +314,13 @@ impl Agent {
             }
         };
         if self.attached() >= self.args.max_executables {
+            // Not remembered as skipped: once a slot frees up, the next process running this
+            // file is tried again.
             eprintln!(
                 "map-trace agent: not tracing {} (pid {pid}): --max-executables {} reached",
                 info.exe_display, self.args.max_executables
             );
-            self.skip(&info, "limit");
+            self.count_skip("limit");
             return;
         }
         let id = *self.ids.entry(info.identity).or_insert_with(|| {
@@ -303,16 +329,6 @@ impl Agent {
             id
         });
         let started = Instant::now();
-        // Attach through an fd we hold: the path stays valid if this process exits meanwhile,
-        // and it names the same inode the process runs (even in another mount namespace).
-        let file = match File::open(&info.exe_path) {
-            Ok(f) => f,
-            Err(_) => {
-                self.count_skip("vanished");
-                return;
-            }
-        };
-        let fd_path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
         let mut links = vec![];
         let mut result = self
             .probes
@@ -352,7 +368,7 @@ impl Agent {
             return;
         }
         if let Some(ts) = exec_ts_ns {
-            let now = (sys::unix_now_ns() as i128 - self.offset).max(0) as u64;
+            let now = sys::monotonic_ns();
             self.metrics
                 .attach_delay
                 .observe(now.saturating_sub(ts) as f64 / 1e9);
@@ -482,6 +498,7 @@ impl Agent {
             self.procs.remove(&pid);
             self.forget_pid(exe, pid);
         }
+        self.excluded.retain(|pid| procfs::alive(*pid));
         self.metrics.processes.set(self.procs.len() as i64);
     }
 
@@ -521,6 +538,7 @@ impl Agent {
             Ok(Event::Exec(h)) => {
                 // The announcement precedes the process's own events in the ring, so its
                 // container and load address are known before its first grow is counted.
+                self.excluded.remove(&h.pid);
                 if let Some(p) = self.procs.remove(&h.pid) {
                     self.forget_pid(p.exe, h.pid);
                 }
@@ -559,14 +577,18 @@ impl Agent {
                 };
                 // New slots: one table of capacity_after (two for a split), each slot a key,
                 // an element and a control byte.
-                let tables = if r.kind == SwissKind::TableSplit {
+                let tables: u64 = if r.kind == SwissKind::TableSplit {
                     2
                 } else {
                     1
                 };
-                let bytes = tables
-                    * r.capacity_after
-                    * (r.key_size.saturating_add(r.elem_size).saturating_add(1));
+                let bytes = if r.partial {
+                    0
+                } else {
+                    tables
+                        .saturating_mul(r.capacity_after)
+                        .saturating_mul(r.key_size.saturating_add(r.elem_size).saturating_add(1))
+                };
                 self.metrics.grows.get_or_create(&labels).inc();
                 self.metrics.grow_bytes.get_or_create(&labels).inc_by(bytes);
                 self.metrics
@@ -588,12 +610,16 @@ impl Agent {
     /// Labels for an event from process `pid` of executable `exe_id`; `None` for a process the
     /// filters exclude (its file carries probes for another, allowed, process).
     fn labels(&mut self, exe_id: u32, pid: u32, stack: &Stack, kind: &str) -> Option<SiteLabels> {
+        if self.excluded.contains(&pid) {
+            return None;
+        }
         if !self.procs.contains_key(&pid) {
             // Its exec announcement was lost or predates the agent: look now.
             // Gone already: it is counted below without container labels (and, for a PIE,
             // without a site) rather than not at all.
             if let Some(info) = discover::process(pid) {
                 if self.ids.get(&info.identity) != Some(&exe_id) || !self.filters.allows(&info) {
+                    self.excluded.insert(pid);
                     return None;
                 }
                 self.add_proc(exe_id, &info);
@@ -603,7 +629,16 @@ impl Agent {
             exe: exe_id,
             container: Arc::default(),
             map: None,
-            map_key: u64::from(pid),
+            map_key: if self
+                .exes
+                .get(&exe_id)
+                .and_then(|e| e.symbolizer.as_ref())
+                .is_some_and(Symbolizer::needs_process_map)
+            {
+                ORPHAN
+            } else {
+                0
+            },
         };
         let proc = self.procs.get(&pid).unwrap_or(&orphan);
         let exe = self.exes.get_mut(&exe_id)?;
@@ -633,7 +668,8 @@ impl Agent {
                 } else {
                     "other".into()
                 };
-                if exe.site_cache.len() < 10_000 {
+                // An exited PIE process's stacks could not be symbolized: nothing to cache.
+                if exe.site_cache.len() < 10_000 && proc.map_key != ORPHAN {
                     exe.site_cache.insert((proc.map_key, *stack), label.clone());
                 }
                 label
