@@ -56,6 +56,8 @@ fn every_event_names_its_call_site_in_every_version_and_variant() {
                 assert_eq!(mine.len(), expected, "go{v}{suffix}");
             }
             for e in &mine {
+                // The map's Go type, from its type descriptor.
+                assert_eq!(e["type"], "map[int]int", "go{v}{suffix}: {e}");
                 let site = &e["site"];
                 assert!(
                     site["file"]
@@ -78,13 +80,24 @@ fn every_event_names_its_call_site_in_every_version_and_variant() {
             let summary = events.last().unwrap();
             assert_eq!(summary["event"], "summary");
             let maps = summary["maps"].as_array().unwrap();
-            assert_eq!(
-                maps.iter()
-                    .filter(|m| m["site"]["function"] == "main.fillInt")
-                    .count(),
-                1,
-                "go{v}{suffix}: {summary}"
-            );
+            let fill: Vec<&Value> = maps
+                .iter()
+                .filter(|m| m["site"]["function"] == "main.fillInt")
+                .collect();
+            assert_eq!(fill.len(), 1, "go{v}{suffix}: {summary}");
+            // The hint that builds its final storage at once.
+            let m = fill[0];
+            assert_eq!(m["type"], "map[int]int");
+            let hint = m["presize_hint"].as_u64().unwrap();
+            if is_swiss(&v) {
+                let dir = m["directory_len_last"].as_u64().unwrap();
+                assert_eq!(hint, dir * 896, "go{v}{suffix}");
+                assert!(hint >= 100_000, "go{v}{suffix}: hint {hint}");
+            } else {
+                let buckets = m["buckets_last"].as_u64().unwrap();
+                assert_eq!(hint, load_factor_num(&v) * buckets / 2, "go{v}{suffix}");
+                assert!(hint >= 100_000, "go{v}{suffix}: hint {hint}");
+            }
         }
     }
 }

@@ -201,7 +201,7 @@ async fn stream(
         undecodable: 0,
         write_err: None,
         sink,
-        sites: Sites::new(&target.exe, args.runtime_maps),
+        sites: Sites::new(&target.exe, plan.go_version.minor, args.runtime_maps),
     };
     // A PIE's load address, for call sites: read now, while the target surely runs (a launched
     // program may be done before its first events are read).
@@ -285,6 +285,7 @@ async fn stream(
         reason,
         exit_status,
         runtime_events_hidden: col.sites.hidden,
+        load_factor_num: plan.layout.load_factor_num,
         maps: std::mem::take(&mut col.timeline).into_summary(),
     };
     col.sink.finish(&end)?;
@@ -322,10 +323,10 @@ struct Sites {
 }
 
 impl Sites {
-    fn new(exe: &std::path::Path, runtime_maps: bool) -> Self {
+    fn new(exe: &std::path::Path, go_minor: u32, runtime_maps: bool) -> Self {
         use std::os::unix::fs::MetadataExt;
         Self {
-            symbolizer: Symbolizer::open(exe),
+            symbolizer: Symbolizer::open(exe, go_minor),
             ino: std::fs::metadata(exe).map(|m| m.ino()).unwrap_or(0),
             map: None,
             map_tried: false,
@@ -377,6 +378,11 @@ impl Sites {
         o
     }
 
+    /// The Go type name of a map type descriptor at `addr`.
+    fn type_name(&mut self, addr: u64) -> Option<Arc<str>> {
+        self.symbolizer.as_mut()?.type_name(addr, self.map.as_ref())
+    }
+
     /// Whether an event with this origin is shown.
     fn shown(&mut self, origin: &Option<Arc<Origin>>) -> bool {
         if !self.runtime_maps && origin.as_deref().is_some_and(Origin::is_runtime) {
@@ -404,6 +410,7 @@ impl Collector {
                 }
                 let mut g = interpret(&ev, self.lfn, self.offset);
                 g.origin = self.sites.origin(self.pid, &ev.stack);
+                g.type_name = self.sites.type_name(ev.maptype);
                 if !self.sites.shown(&g.origin) {
                     return;
                 }
@@ -423,6 +430,7 @@ impl Collector {
                     return;
                 };
                 r.origin = self.sites.origin(self.pid, &ev.stack);
+                r.type_name = self.sites.type_name(ev.maptype);
                 if !self.sites.shown(&r.origin) {
                     return;
                 }

@@ -386,7 +386,7 @@ impl Agent {
             go_version: plan.go_version.raw.clone(),
             load_factor_num: plan.layout.load_factor_num,
             links,
-            symbolizer: Symbolizer::open(&fd_path),
+            symbolizer: Symbolizer::open(&fd_path, plan.go_version.minor),
             _file: Some(file),
             pids: FxHashSet::default(),
             sites: FxHashSet::default(),

@@ -84,6 +84,8 @@ struct GrowRecord<'a> {
     overflow_buckets: u64,
     bytes_allocated: u64,
     partial: bool,
+    #[serde(rename = "type")]
+    type_name: Option<&'a str>,
     site: Option<&'a SourcePos>,
     stack: &'a [SourcePos],
 }
@@ -115,6 +117,8 @@ struct SwissRecord<'a> {
     local_depth_before: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     table_entries: Option<u64>,
+    #[serde(rename = "type")]
+    type_name: Option<&'a str>,
     site: Option<&'a SourcePos>,
     stack: &'a [SourcePos],
 }
@@ -139,6 +143,7 @@ fn grow_struct(g: &Grow) -> GrowRecord<'_> {
         overflow_buckets: g.overflow_buckets,
         bytes_allocated: g.bytes_allocated,
         partial: g.partial,
+        type_name: g.type_name.as_deref(),
         site,
         stack,
     }
@@ -181,6 +186,7 @@ fn swiss_struct(r: &SwissResize) -> SwissRecord<'_> {
         capacity,
         local_depth_before,
         table_entries,
+        type_name: r.type_name.as_deref(),
         site,
         stack,
     }
@@ -244,6 +250,8 @@ impl<W: Write> Sink for JsonSink<W> {
                     "first_time_ns": m.first_time_ns,
                     "last_time_ns": m.last_time_ns,
                     "site": site_stack(&m.origin).0,
+                    "type": m.type_name.as_deref(),
+                    "presize_hint": m.presize_hint(e.load_factor_num),
                 });
                 let extra = match &m.swiss {
                     None => json!({

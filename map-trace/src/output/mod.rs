@@ -49,6 +49,8 @@ pub struct EndInfo {
     pub exit_status: Option<i32>,
     /// Events of maps the Go runtime grew itself, not reported (no `--runtime-maps`).
     pub runtime_events_hidden: u64,
+    /// Twice the hash-bucket load factor of the target's Go version (for presize hints).
+    pub load_factor_num: u64,
     /// Per-map summaries.
     pub maps: Vec<MapSummary>,
 }

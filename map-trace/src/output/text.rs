@@ -56,6 +56,17 @@ pub fn at_site(o: &Option<std::sync::Arc<crate::timeline::Origin>>) -> String {
     }
 }
 
+/// `; presize: make(map[int]int, 106496)` for a summary row, or nothing without grows.
+pub fn presize(m: &crate::timeline::MapSummary, load_factor_num: u64) -> String {
+    match m.presize_hint(load_factor_num) {
+        Some(h) => format!(
+            "; presize: make({}, {h})",
+            m.type_name.as_deref().unwrap_or("map[…]…")
+        ),
+        None => String::new(),
+    }
+}
+
 /// The live line for one grow.
 pub fn grow_line(g: &Grow) -> String {
     let kind = if g.same_size {
@@ -234,7 +245,7 @@ impl<W: Write> Sink for TextSink<W> {
             for m in classic {
                 writeln!(
                     o,
-                    "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} {}{}",
+                    "{:<16} {:>5} {:>4} {:>17} {:>9} {:>10} {:>7} {}{}{}",
                     hex(m.map),
                     m.grows,
                     m.same_size_grows,
@@ -244,6 +255,7 @@ impl<W: Write> Sink for TextSink<W> {
                     format!("{}/{}", m.key_size, m.elem_size),
                     goroutines(m),
                     at_site(&m.origin),
+                    presize(m, e.load_factor_num),
                 )?;
             }
         }
@@ -258,7 +270,7 @@ impl<W: Write> Sink for TextSink<W> {
                 let s = m.swiss.as_ref().expect("filtered");
                 writeln!(
                     o,
-                    "{:<16} {:>5} {:>5} {:>5} {:>5} {:>9} {:>10} {:>10} {:>7} {}{}",
+                    "{:<16} {:>5} {:>5} {:>5} {:>5} {:>9} {:>10} {:>10} {:>7} {}{}{}",
                     hex(m.map),
                     s.small_to_table,
                     s.table_grows,
@@ -270,6 +282,7 @@ impl<W: Write> Sink for TextSink<W> {
                     format!("{}/{}", m.key_size, m.elem_size),
                     goroutines(m),
                     at_site(&m.origin),
+                    presize(m, e.load_factor_num),
                 )?;
             }
         }

@@ -184,6 +184,39 @@ impl<'data> Elf<'data> {
         Some((data, text_base))
     }
 
+    /// Go's module data (`runtime.firstmoduledata`): the `.go.module` section (Go 1.26+), else
+    /// the symbol, else (stripped) the word in `.noptrdata` that points at the pclntab (its
+    /// first field, `pcHeader`), or in a PIE the RELATIVE relocation whose addend does.
+    pub fn go_moduledata(&self) -> Option<u64> {
+        if let Some((v, _)) = self.section_any(&[".go.module", ".data.rel.ro.go.module"]) {
+            return Some(v);
+        }
+        if let Some(f) = self.function_symbol("runtime.firstmoduledata") {
+            return Some(f);
+        }
+        let (pcln, _) = self.section_any(&[".gopclntab", ".data.rel.ro.gopclntab"])?;
+        if let Some(relocs) = self.file.dynamic_relocations() {
+            for (off, r) in relocs {
+                if !r.has_implicit_addend() && u64::try_from(r.addend()).ok() == Some(pcln) {
+                    return Some(off);
+                }
+            }
+        }
+        let (start, data) = self.section(".noptrdata")?;
+        data.chunks_exact(8)
+            .position(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")) == pcln)
+            .map(|i| start + 8 * i as u64)
+    }
+
+    /// Address of a symbol of any kind in `.symtab`.
+    fn function_symbol(&self, name: &str) -> Option<u64> {
+        self.file
+            .symbols()
+            .find(|s| s.name_bytes().ok() == Some(name.as_bytes()))
+            .map(|s| s.address())
+            .filter(|&a| a != 0)
+    }
+
     /// The PT_LOAD segments as `(p_vaddr, p_offset, p_filesz)`.
     pub fn loads(&self) -> Vec<(u64, u64, u64)> {
         let endian = self.file.endian();

@@ -10,3 +10,4 @@ pub mod pclntab;
 pub mod prologue;
 pub mod ret;
 pub mod symbolize;
+pub mod typename;

@@ -80,16 +80,19 @@ pub struct Symbolizer {
     loads: Vec<(u64, u64, u64)>,
     pie: bool,
     cache: FxHashMap<u64, Option<Arc<SourcePos>>>,
+    types_base: Option<u64>,
+    type_names: FxHashMap<u64, Option<Arc<str>>>,
 }
 
 impl Symbolizer {
-    /// Opens `path` (e.g. `/proc/PID/exe`); `None` if it has no readable `.gopclntab`.
-    pub fn open(path: &Path) -> Option<Self> {
+    /// Opens `path` (e.g. `/proc/PID/exe`) of a binary built with Go 1.`go_minor`; `None` if it
+    /// has no readable `.gopclntab`.
+    pub fn open(path: &Path, go_minor: u32) -> Option<Self> {
         let file = std::fs::File::open(path).ok()?;
         // SAFETY: private read-only mapping of an executable; see plan.rs on the (small) risk of
         // a file truncated in place while mapped.
         let data = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-        let (table, text_base, loads, pie) = {
+        let (table, text_base, loads, pie, types_base) = {
             let elf = Elf::parse(&data).ok()?;
             let (tab, text_base) = elf.go_pclntab()?;
             let start = tab.as_ptr() as usize - data.as_ptr() as usize;
@@ -98,6 +101,7 @@ impl Symbolizer {
                 text_base,
                 elf.loads(),
                 elf.is_pie(),
+                super::typename::types_base(&elf, go_minor),
             )
         };
         let s = Self {
@@ -107,6 +111,8 @@ impl Symbolizer {
             loads,
             pie,
             cache: FxHashMap::default(),
+            types_base,
+            type_names: FxHashMap::default(),
         };
         s.pclntab()?;
         Some(s)
@@ -131,6 +137,24 @@ impl Symbolizer {
             .iter()
             .find(|(_, o, sz)| off >= *o && off - o < *sz)
             .map(|(v, o, _)| v + (off - o))
+    }
+
+    /// The Go name of the type whose descriptor is at process address `addr`
+    /// (e.g. `map[string]int`).
+    pub fn type_name(&mut self, addr: u64, map: Option<&ProcessMap>) -> Option<Arc<str>> {
+        if let Some(hit) = self.type_names.get(&addr) {
+            return hit.clone();
+        }
+        let base = self.types_base?;
+        let vaddr = self.vaddr(addr, map)?;
+        let name = Elf::parse(&self.data)
+            .ok()
+            .and_then(|elf| super::typename::type_name(&elf, base, vaddr))
+            .map(Arc::<str>::from);
+        if self.type_names.len() < 100_000 {
+            self.type_names.insert(addr, name.clone());
+        }
+        name
     }
 
     /// Source position of the call that return address `pc` returns from.

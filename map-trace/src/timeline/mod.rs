@@ -75,6 +75,8 @@ pub struct Grow {
     pub partial: bool,
     /// Where it was called from (filled in by the collector; `None` if not symbolized).
     pub origin: Option<Arc<Origin>>,
+    /// The map's Go type, e.g. `map[string]int` (filled in by the collector).
+    pub type_name: Option<Arc<str>>,
 }
 
 /// `overLoadFactor(count, B)`: more than 8 entries and more than `LF * 2^B` (LF = num / 2).
@@ -119,6 +121,7 @@ pub fn interpret(ev: &MapGrowEvent, load_factor_num: u64, mono_to_unix_ns: i128)
         bytes_allocated: allocated_buckets(b_after).saturating_mul(u64::from(ev.bucket_size)),
         partial: ev.read_error != 0,
         origin: None,
+        type_name: None,
     }
 }
 
@@ -188,6 +191,8 @@ pub struct SwissResize {
     pub partial: bool,
     /// Where it was called from (filled in by the collector; `None` if not symbolized).
     pub origin: Option<Arc<Origin>>,
+    /// The map's Go type (filled in by the collector).
+    pub type_name: Option<Arc<str>>,
 }
 
 /// Interprets a Swiss record.
@@ -220,6 +225,7 @@ pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissRe
         directory_len_after: ev.dir_len_after,
         partial: ev.read_error != 0,
         origin: None,
+        type_name: None,
     })
 }
 
@@ -290,7 +296,34 @@ pub struct MapSummary {
     pub swiss: Option<SwissSummary>,
     /// Where its first grow was called from.
     pub origin: Option<Arc<Origin>>,
+    /// The map's Go type.
+    pub type_name: Option<Arc<str>>,
 }
+
+impl MapSummary {
+    /// The `make(map[K]V, hint)` that builds the map's final storage at once, so that none of
+    /// the grows seen would have happened (hash-bucket maps; `load_factor_num` is twice the
+    /// version's load factor), or, for Swiss maps, that sizes the directory and tables as they
+    /// ended (uneven hashing can still split a few tables). `None` without grows.
+    pub fn presize_hint(&self, load_factor_num: u64) -> Option<u64> {
+        match &self.swiss {
+            None => (self.grows > self.same_size_grows)
+                .then(|| load_factor_num.saturating_mul(self.buckets_last) / 2),
+            Some(s) => {
+                if s.table_splits > 0 || s.directory_len_last > 1 {
+                    Some(s.directory_len_last.saturating_mul(MAX_TABLE_LOAD))
+                } else if s.capacity_last > 0 {
+                    Some(s.capacity_last * 7 / 8)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Entries a full-size Swiss table (1024 slots) holds before it splits (7/8 load).
+const MAX_TABLE_LOAD: u64 = 896;
 
 /// Swiss-table counts for one map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -311,6 +344,8 @@ pub struct SwissSummary {
     pub total_duration_ns: u64,
     /// Longest single resize.
     pub max_duration_ns: u64,
+    /// Slots of the table after the last grow (maps that never split).
+    pub capacity_last: u64,
 }
 
 /// Per-map aggregation of grows, in arrival order.
@@ -359,6 +394,7 @@ impl Timeline {
                     last_time_ns: g.time_ns,
                     swiss: None,
                     origin: g.origin.clone(),
+                    type_name: g.type_name.clone(),
                 });
                 let i = self.maps.len() - 1;
                 self.current.insert(g.map, i);
@@ -410,6 +446,7 @@ impl Timeline {
                     last_time_ns: r.time_ns,
                     swiss: Some(SwissSummary::default()),
                     origin: r.origin.clone(),
+                    type_name: r.type_name.clone(),
                 });
                 let i = self.maps.len() - 1;
                 self.current.insert(r.map, i);
@@ -423,9 +460,15 @@ impl Timeline {
         m.last_time_ns = r.time_ns;
         let s = m.swiss.get_or_insert_with(SwissSummary::default);
         match r.kind {
-            SwissKind::SmallToTable => s.small_to_table += 1,
+            SwissKind::SmallToTable => {
+                s.small_to_table += 1;
+                s.capacity_last = s.capacity_last.max(r.capacity_after);
+            }
             SwissKind::SmallAlloc => s.small_allocs += 1,
-            SwissKind::TableGrow => s.table_grows += 1,
+            SwissKind::TableGrow => {
+                s.table_grows += 1;
+                s.capacity_last = s.capacity_last.max(r.capacity_after);
+            }
             SwissKind::TableSplit => {
                 s.table_splits += 1;
                 if r.directory_len_after > r.directory_len_before {
@@ -514,6 +557,19 @@ mod tests {
             file: "x.go".into(),
             line,
         }
+    }
+
+    #[test]
+    fn test_presize_hint() {
+        let mut t = Timeline::new();
+        for (b, count) in [(1u8, 13u64), (2, 26), (3, 52)] {
+            t.push(&interpret(&raw(0xc000, count, b, u64::from(b)), 13, 0));
+        }
+        let m = &t.into_summary()[0];
+        assert_eq!(m.buckets_last, 16);
+        // 6.5 entries per bucket × 16 buckets: make(…, 104) starts with B = 4.
+        assert_eq!(m.presize_hint(13), Some(104));
+        assert_eq!(m.presize_hint(12), Some(96));
     }
 
     #[test]
