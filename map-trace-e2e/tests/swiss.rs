@@ -131,7 +131,7 @@ fn test_swiss_goroutines_and_key_sizes() {
         let maps = fixture_maps(&stderr);
         assert_eq!(maps.len(), 4);
         for (map, goid) in &maps {
-            let mine: Vec<_> = events.iter().filter(|e| e["map"] == map.as_str()).collect();
+            let mine: Vec<_> = events.iter().filter(|e| of_fixture_map(e, map)).collect();
             assert!(mine.len() > 7, "go{v} {map}");
             assert!(
                 mine.iter().all(|e| e["goid"] == *goid),
