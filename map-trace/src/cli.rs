@@ -37,6 +37,11 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Also write a Perfetto/Chrome trace (trace-event JSON: a track per goroutine, resize
+    /// slices, map-size counters) to FILE; open it in ui.perfetto.dev.
+    #[arg(long, value_name = "FILE")]
+    pub trace_out: Option<PathBuf>,
+
     /// Stop tracing after this long: `30s`, `2m`, `1h`, `500ms` or plain seconds.
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,

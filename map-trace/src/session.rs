@@ -60,10 +60,19 @@ pub fn run(args: Args) -> Result<u8> {
         )),
         None => Box::new(BufWriter::new(io::stdout())),
     };
-    let sink: Box<dyn Sink> = match args.format {
+    let mut sink: Box<dyn Sink> = match args.format {
         Format::Text => Box::new(TextSink::new(out)),
         Format::Json => Box::new(JsonSink::new(out)),
     };
+    if let Some(path) = &args.trace_out {
+        let file = BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        sink = Box::new(crate::output::Tee(vec![
+            sink,
+            Box::new(crate::output::perfetto::PerfettoSink::new(file)),
+        ]));
+    }
 
     let mut probes = Probes::load(
         probes::ring_buffer_bytes(args.ring_buffer_size),

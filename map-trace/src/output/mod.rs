@@ -1,6 +1,7 @@
 //! Outputs: each format is a [`Sink`] fed the same start info, grows and summary.
 
 pub mod json;
+pub mod perfetto;
 pub mod text;
 
 use std::io;
@@ -73,4 +74,25 @@ pub trait Sink {
 /// `0x…` as Go prints pointers.
 pub fn hex(v: u64) -> String {
     format!("{v:#x}")
+}
+
+/// Several sinks fed the same stream.
+pub struct Tee(pub Vec<Box<dyn Sink>>);
+
+impl Sink for Tee {
+    fn start(&mut self, s: &StartInfo) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.start(s))
+    }
+    fn grow(&mut self, g: &Grow) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.grow(g))
+    }
+    fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.swiss(r))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.flush())
+    }
+    fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.finish(e))
+    }
 }

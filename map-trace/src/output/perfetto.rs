@@ -1,0 +1,268 @@
+//! `--trace-out FILE`: Chrome/Perfetto trace-event JSON (the JSON Object Format of the
+//! Trace Event Format), which ui.perfetto.dev and chrome://tracing open.
+//!
+//! - one track per goroutine (`tid` = goroutine id, named by `thread_name` metadata), under
+//!   the traced process (`pid`, named by `process_name`);
+//! - a Swiss resize is a complete slice (`ph: "X"`) as long as the resize took; a hash-bucket
+//!   grow, which is incremental and not timed, an instant (`ph: "i"`, thread scope);
+//! - a counter track (`ph: "C"`) per map with its entries at each event.
+//!
+//! Events are written as they arrive (`ts` in µs from the first event); the file is closed
+//! with `]}` when tracing ends.
+
+use std::io::{self, Write};
+
+use rustc_hash::FxHashSet;
+use serde_json::{json, Value};
+
+use super::{hex, EndInfo, Sink, StartInfo};
+use crate::timeline::{Grow, Origin, SwissResize};
+
+/// Most maps given their own counter track; events of further maps still get slices.
+pub const MAX_COUNTER_TRACKS: usize = 1000;
+
+/// Streams trace events to `out`.
+pub struct PerfettoSink<W: Write> {
+    out: W,
+    pid: u32,
+    first_ns: Option<u64>,
+    wrote_any: bool,
+    goroutines: FxHashSet<u64>,
+    counters: FxHashSet<u64>,
+}
+
+impl<W: Write> PerfettoSink<W> {
+    /// A sink writing to `out`.
+    pub fn new(out: W) -> Self {
+        Self {
+            out,
+            pid: 0,
+            first_ns: None,
+            wrote_any: false,
+            goroutines: FxHashSet::default(),
+            counters: FxHashSet::default(),
+        }
+    }
+
+    fn event(&mut self, v: &Value) -> io::Result<()> {
+        if self.wrote_any {
+            self.out.write_all(b",\n")?;
+        }
+        self.wrote_any = true;
+        serde_json::to_writer(&mut self.out, v)?;
+        Ok(())
+    }
+
+    /// µs since the first event (the trace's time origin).
+    fn ts(&mut self, time_ns: u64) -> f64 {
+        let first = *self.first_ns.get_or_insert(time_ns);
+        time_ns.saturating_sub(first) as f64 / 1000.0
+    }
+
+    fn goroutine(&mut self, goid: u64) -> io::Result<()> {
+        if self.goroutines.insert(goid) {
+            let pid = self.pid;
+            self.event(&json!({
+                "ph": "M", "name": "thread_name", "pid": pid, "tid": goid,
+                "args": { "name": format!("goroutine {goid}") },
+            }))?;
+        }
+        Ok(())
+    }
+
+    fn counter(&mut self, map: u64, ts: f64, entries: u64) -> io::Result<()> {
+        if self.counters.len() >= MAX_COUNTER_TRACKS && !self.counters.contains(&map) {
+            return Ok(());
+        }
+        self.counters.insert(map);
+        let pid = self.pid;
+        self.event(&json!({
+            "ph": "C", "name": format!("map {} entries", hex(map)), "pid": pid, "ts": ts,
+            "args": { "entries": entries },
+        }))
+    }
+}
+
+fn where_(origin: &Option<std::sync::Arc<Origin>>) -> String {
+    match origin.as_deref().and_then(Origin::site) {
+        Some(p) => format!("{} ({}:{})", p.function, p.file, p.line),
+        None => String::new(),
+    }
+}
+
+impl<W: Write> Sink for PerfettoSink<W> {
+    fn start(&mut self, s: &StartInfo) -> io::Result<()> {
+        self.pid = s.pid;
+        self.out
+            .write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
+        let pid = self.pid;
+        self.event(&json!({
+            "ph": "M", "name": "process_name", "pid": pid,
+            "args": { "name": format!("{} ({}, {} maps)", s.exe, s.go_version, s.map_impl) },
+        }))
+    }
+
+    fn grow(&mut self, g: &Grow) -> io::Result<()> {
+        let ts = self.ts(g.time_ns);
+        self.goroutine(g.goid)?;
+        let pid = self.pid;
+        let kind = if g.same_size {
+            "same-size grow"
+        } else {
+            "grow"
+        };
+        self.event(&json!({
+            "ph": "i", "s": "t", "name": format!("map {kind} {} -> {} buckets", g.buckets_before, g.buckets_after),
+            "cat": "map", "pid": pid, "tid": g.goid, "ts": ts,
+            "args": {
+                "map": hex(g.map), "type": g.type_name.as_deref(), "entries": g.entries,
+                "bytes_allocated": g.bytes_allocated, "site": where_(&g.origin),
+            },
+        }))?;
+        self.counter(g.map, ts, g.entries)
+    }
+
+    fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
+        let ts = self.ts(r.time_ns);
+        self.goroutine(r.goid)?;
+        let pid = self.pid;
+        self.event(&json!({
+            "ph": "X", "name": r.kind.event_name(), "cat": "map", "pid": pid, "tid": r.goid,
+            "ts": ts, "dur": r.duration_ns as f64 / 1000.0,
+            "args": {
+                "map": hex(r.map), "type": r.type_name.as_deref(), "entries": r.entries,
+                "capacity_before": r.capacity_before, "capacity_after": r.capacity_after,
+                "site": where_(&r.origin),
+            },
+        }))?;
+        self.counter(r.map, ts, r.entries)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn finish(&mut self, _e: &EndInfo) -> io::Result<()> {
+        self.out.write_all(b"\n]}\n")?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::{interpret, interpret_swiss};
+    use map_trace_common::event::{EventHeader, EventKind, MapGrowEvent, SwissEvent};
+
+    #[test]
+    fn test_trace_is_valid_trace_event_json() {
+        let mut buf = vec![];
+        {
+            let mut s = PerfettoSink::new(&mut buf);
+            s.start(&StartInfo {
+                time_ns: 0,
+                pid: 7,
+                exe: "/app".into(),
+                go_version: "go1.26.6".into(),
+                map_impl: "swiss",
+                arch: "amd64",
+                probes: vec![],
+                launched: true,
+            })
+            .unwrap();
+            let header = |kind: EventKind, goid, ts| EventHeader {
+                kind: kind as u32,
+                pid: 7,
+                tid: 7,
+                exe: 0,
+                goid,
+                ts_ns: ts,
+            };
+            let g = interpret(
+                &MapGrowEvent {
+                    header: header(EventKind::MapGrow, 1, 1_000),
+                    map: 0xc000,
+                    count: 13,
+                    b: 1,
+                    bucket_size: 144,
+                    ..Default::default()
+                },
+                13,
+                0,
+            );
+            s.grow(&g).unwrap();
+            let r = interpret_swiss(
+                &SwissEvent {
+                    header: header(EventKind::MapTableSplit, 17, 5_000),
+                    map: 0xd000,
+                    duration_ns: 70_000,
+                    capacity_before: 1024,
+                    capacity_after: 1024,
+                    ..Default::default()
+                },
+                0,
+            )
+            .unwrap();
+            s.swiss(&r).unwrap();
+            s.finish(&EndInfo {
+                time_ns: 0,
+                events: 2,
+                lost: 0,
+                undecodable: 0,
+                probe_hits: vec![],
+                read_errors: 0,
+                reason: "target_exited",
+                exit_status: None,
+                runtime_events_hidden: 0,
+                load_factor_num: 13,
+                maps: vec![],
+            })
+            .unwrap();
+        }
+        let v: Value = serde_json::from_slice(&buf).unwrap();
+        let evs = v["traceEvents"].as_array().unwrap();
+        // process name, goroutine 1 name, instant, counter, goroutine 17 name, slice, counter
+        assert_eq!(evs.len(), 7);
+        for e in evs {
+            check_event(e);
+        }
+        let slice = evs.iter().find(|e| e["ph"] == "X").unwrap();
+        assert_eq!(slice["tid"], 17);
+        assert_eq!(slice["ts"], 4.0);
+        assert_eq!(slice["dur"], 70.0);
+    }
+
+    /// The trace-event format's rules for the phases this sink writes.
+    pub fn check_event(e: &Value) {
+        let ph = e["ph"].as_str().expect("ph");
+        assert!(e["pid"].is_u64(), "{e}");
+        assert!(e["name"].is_string(), "{e}");
+        match ph {
+            "M" => assert!(e["args"]["name"].is_string(), "{e}"),
+            "X" => {
+                assert!(
+                    e["tid"].is_u64() && e["ts"].as_f64().is_some_and(|t| t >= 0.0),
+                    "{e}"
+                );
+                assert!(e["dur"].as_f64().is_some_and(|d| d >= 0.0), "{e}");
+            }
+            "i" => {
+                assert!(
+                    e["tid"].is_u64() && e["ts"].as_f64().is_some_and(|t| t >= 0.0),
+                    "{e}"
+                );
+                assert!(["g", "p", "t"].contains(&e["s"].as_str().unwrap()), "{e}");
+            }
+            "C" => {
+                assert!(e["ts"].as_f64().is_some_and(|t| t >= 0.0), "{e}");
+                assert!(
+                    e["args"]
+                        .as_object()
+                        .is_some_and(|a| a.values().all(Value::is_number)),
+                    "{e}"
+                );
+            }
+            other => panic!("unexpected phase {other}"),
+        }
+    }
+}
