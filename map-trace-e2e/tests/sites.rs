@@ -88,6 +88,18 @@ fn every_event_names_its_call_site_in_every_version_and_variant() {
             // The hint that builds its final storage at once.
             let m = fill[0];
             assert_eq!(m["type"], "map[int]int");
+            // The per-site aggregate: one map, all its events, the same hint.
+            let agg: Vec<&Value> = summary["sites"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["site"]["function"] == "main.fillInt")
+                .collect();
+            assert_eq!(agg.len(), 1, "go{v}{suffix}: {summary}");
+            assert_eq!(agg[0]["maps"], 1);
+            assert_eq!(agg[0]["events"], mine.len() as u64, "go{v}{suffix}");
+            assert_eq!(agg[0]["presize_hint"], m["presize_hint"]);
+            assert_eq!(agg[0]["type"], "map[int]int");
             let hint = m["presize_hint"].as_u64().unwrap();
             if is_swiss(&v) {
                 let dir = m["directory_len_last"].as_u64().unwrap();

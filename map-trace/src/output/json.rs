@@ -286,6 +286,22 @@ impl<W: Write> Sink for JsonSink<W> {
             .iter()
             .map(|(k, v)| (k.clone(), json!(v)))
             .collect();
+        let sites: Vec<Value> = crate::timeline::by_site(&e.maps, e.load_factor_num)
+            .iter()
+            .map(|t| {
+                json!({
+                    "site": t.site,
+                    "type": t.type_name.as_deref(),
+                    "maps": t.maps,
+                    "events": t.events,
+                    "bytes_allocated": t.bytes_allocated,
+                    "total_duration_ns": t.total_duration_ns,
+                    "presize_hint": t.presize_hint,
+                    "first_time_ns": t.first_time_ns,
+                    "last_time_ns": t.last_time_ns,
+                })
+            })
+            .collect();
         self.line(&json!({
             "event": "summary",
             "time_ns": e.time_ns,
@@ -298,6 +314,7 @@ impl<W: Write> Sink for JsonSink<W> {
             "runtime_events_hidden": e.runtime_events_hidden,
             "probe_hits": hits,
             "maps": maps,
+            "sites": sites,
         }))?;
         self.out.flush()
     }

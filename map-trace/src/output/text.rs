@@ -212,6 +212,42 @@ impl<W: Write> Sink for TextSink<W> {
             writeln!(o, "# no map grew while traced")?;
             return o.flush();
         }
+        // Where to act: call sites ranked by events, with the presize that covers their maps.
+        let sites = crate::timeline::by_site(&e.maps, e.load_factor_num);
+        writeln!(o, "# by call site (most events first)")?;
+        writeln!(
+            o,
+            "{:>6} {:>5} {:>10} {:>10}  SITE",
+            "EVENTS", "MAPS", "ALLOCATED", "TIME"
+        )?;
+        for t in &sites {
+            let site = match &t.site {
+                Some(p) => {
+                    let file = p.file.rsplit('/').next().unwrap_or(&p.file);
+                    format!("{} ({file}:{})", p.function, p.line)
+                }
+                None => "(stack not symbolized)".to_string(),
+            };
+            let hint = match t.presize_hint {
+                Some(h) => format!(
+                    "; presize: make({}, {h})",
+                    t.type_name.as_deref().unwrap_or("map[…]…")
+                ),
+                None => String::new(),
+            };
+            writeln!(
+                o,
+                "{:>6} {:>5} {:>10} {:>10}  {site}{hint}",
+                t.events,
+                t.maps,
+                bytes(t.bytes_allocated),
+                if t.total_duration_ns == 0 {
+                    "-".to_string()
+                } else {
+                    duration(t.total_duration_ns)
+                },
+            )?;
+        }
         let classic: Vec<_> = e.maps.iter().filter(|m| m.swiss.is_none()).collect();
         let swiss: Vec<_> = e.maps.iter().filter(|m| m.swiss.is_some()).collect();
         let goroutines = |m: &crate::timeline::MapSummary| {

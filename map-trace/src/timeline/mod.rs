@@ -507,6 +507,69 @@ impl Timeline {
     }
 }
 
+/// Everything grown from one call site (and map type): the per-site aggregate of the maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteSummary {
+    /// The call site; `None` collects the maps whose stack was not symbolized.
+    pub site: Option<SourcePos>,
+    /// The maps' Go type.
+    pub type_name: Option<Arc<str>>,
+    /// Distinct maps.
+    pub maps: u64,
+    /// Grows and resizes of all of them.
+    pub events: u64,
+    /// Bytes allocated for new storage (hash-bucket maps).
+    pub bytes_allocated: u64,
+    /// Time in Swiss resizes.
+    pub total_duration_ns: u64,
+    /// The largest presize hint among the maps: `make(…, hint)` there covers every one.
+    pub presize_hint: Option<u64>,
+    /// First and last event (Unix ns).
+    pub first_time_ns: u64,
+    /// Last event.
+    pub last_time_ns: u64,
+}
+
+/// Groups per-map summaries by call site and type, most events first.
+pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
+    let mut out: Vec<SiteSummary> = vec![];
+    let mut index: FxHashMap<(Option<SourcePos>, Option<Arc<str>>), usize> = FxHashMap::default();
+    for m in maps {
+        let site = m.origin.as_deref().and_then(Origin::site).cloned();
+        let key = (site.clone(), m.type_name.clone());
+        let i = *index.entry(key).or_insert_with(|| {
+            out.push(SiteSummary {
+                site,
+                type_name: m.type_name.clone(),
+                maps: 0,
+                events: 0,
+                bytes_allocated: 0,
+                total_duration_ns: 0,
+                presize_hint: None,
+                first_time_ns: m.first_time_ns,
+                last_time_ns: m.last_time_ns,
+            });
+            out.len() - 1
+        });
+        let s = &mut out[i];
+        s.maps += 1;
+        s.events += m.grows;
+        s.bytes_allocated = s.bytes_allocated.saturating_add(m.bytes_allocated);
+        if let Some(sw) = &m.swiss {
+            s.total_duration_ns = s.total_duration_ns.saturating_add(sw.total_duration_ns);
+        }
+        s.presize_hint = s.presize_hint.max(m.presize_hint(load_factor_num));
+        s.first_time_ns = s.first_time_ns.min(m.first_time_ns);
+        s.last_time_ns = s.last_time_ns.max(m.last_time_ns);
+    }
+    out.sort_by(|a, b| {
+        b.events
+            .cmp(&a.events)
+            .then(a.first_time_ns.cmp(&b.first_time_ns))
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,6 +633,40 @@ mod tests {
         // 6.5 entries per bucket × 16 buckets: make(…, 104) starts with B = 4.
         assert_eq!(m.presize_hint(13), Some(104));
         assert_eq!(m.presize_hint(12), Some(96));
+    }
+
+    #[test]
+    fn test_by_site_aggregates_maps_of_one_site() {
+        let origin = |line| {
+            Some(Arc::new(Origin {
+                stack: vec![pos("runtime.mapassign_fast64", 1), pos("main.f", line)],
+                site: Some(1),
+            }))
+        };
+        let mut t = Timeline::new();
+        // Two maps from line 10 (one grows twice, one once), one from line 20.
+        for (map, count, b, line) in [
+            (0xa0, 13, 1, 10),
+            (0xa0, 26, 2, 10),
+            (0xb0, 13, 1, 10),
+            (0xc0, 13, 1, 20),
+        ] {
+            let mut g = interpret(&raw(map, count, b, map), 13, 0);
+            g.origin = origin(line);
+            g.type_name = Some("map[int]int".into());
+            t.push(&g);
+        }
+        let sites = by_site(&t.into_summary(), 13);
+        assert_eq!(sites.len(), 2);
+        assert_eq!(sites[0].site, Some(pos("main.f", 10)));
+        assert_eq!((sites[0].maps, sites[0].events), (2, 3));
+        assert_eq!(
+            sites[0].presize_hint,
+            Some(52),
+            "6.5 × 8 buckets, the larger map"
+        );
+        assert_eq!((sites[1].maps, sites[1].events), (1, 1));
+        assert_eq!(sites[1].type_name.as_deref(), Some("map[int]int"));
     }
 
     #[test]
