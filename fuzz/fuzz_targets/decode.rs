@@ -30,6 +30,11 @@ fuzz_target!(|data: &[u8]| {
                     let _ = text.swiss(&s);
                 }
             }
+            Ok(Event::Slice(ev)) => {
+                let s = map_trace::timeline::interpret_slice(&ev, -1);
+                let _ = json.slice(&s);
+                let _ = text.slice(&s);
+            }
             Ok(Event::Exec(_)) | Err(_) => {}
         }
     }

@@ -38,13 +38,16 @@ pub struct MapLayout {
     pub swiss_table_capacity: u32,
     /// Offset of `localDepth` (u8) in `maps.table`.
     pub swiss_table_local_depth: u32,
+    /// `runtime.growslice`'s signature: 0 = Go 1.20+ `(oldPtr, newLen, oldCap, num, et)`,
+    /// 1 = Go 1.18/1.19 `(et, old slice, cap)`.
+    pub growslice_abi: u32,
 }
 
 #[cfg(feature = "user")]
 // SAFETY: MapLayout is repr(C), made of u32 only, with no implicit padding.
 unsafe impl aya::Pod for MapLayout {}
 
-const _: () = assert!(core::mem::size_of::<MapLayout>() == 60);
+const _: () = assert!(core::mem::size_of::<MapLayout>() == 64);
 
 /// Indexes into the per-CPU `COUNTERS` array.
 #[repr(u32)]
@@ -70,6 +73,10 @@ pub enum Counter {
     HitsGrowToSmall = 8,
     /// `execve` notifications the agent's ring buffer had no room for.
     LostExec = 9,
+    /// Hits of the opt-in `growslice` body probe (`--slices`).
+    HitsGrowslice = 10,
+    /// Hits of the `growslice` return probes.
+    HitsGrowsliceRet = 11,
 }
 
 /// `LAYOUTS` keys at or above this are attach cookies (executable ids), below it tgids.

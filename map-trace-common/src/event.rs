@@ -42,6 +42,8 @@ pub enum EventKind {
     /// A bare [`EventHeader`]: process `pid` called `execve` (agent mode only;
     /// `sched/sched_process_exec` tracepoint). `goid` and `exe` are zero.
     Exec = 6,
+    /// A [`SliceEvent`]: `runtime.growslice` gave a slice a new backing array (`--slices`).
+    SliceGrow = 7,
 }
 
 /// A record kind this build does not know.
@@ -58,6 +60,7 @@ impl TryFrom<u32> for EventKind {
             4 => Ok(EventKind::MapTableSplit),
             5 => Ok(EventKind::MapSmallAlloc),
             6 => Ok(EventKind::Exec),
+            7 => Ok(EventKind::SliceGrow),
             other => Err(UnknownKind(other)),
         }
     }
@@ -159,6 +162,35 @@ pub struct SwissEvent {
 
 const _: () = assert!(core::mem::size_of::<SwissEvent>() == 176);
 
+/// `runtime.growslice` (opt-in `--slices`): timed from its body to its return, where the new
+/// capacity is read from the returned slice.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SliceEvent {
+    /// Common header, `kind == EventKind::SliceGrow`; `ts_ns` is when the call started.
+    pub header: EventHeader,
+    /// Element type descriptor address (`*_type`).
+    pub elem_type: u64,
+    /// Capacity before.
+    pub old_cap: u64,
+    /// Length asked for (Go 1.20+: `newLen`; 1.18/1.19: the `cap` argument).
+    pub new_len: u64,
+    /// Capacity of the returned slice.
+    pub new_cap: u64,
+    /// Element size in bytes.
+    pub elem_size: u64,
+    /// Nanoseconds from the body probe to the return probe.
+    pub duration_ns: u64,
+    /// Bit 0: a read of target memory failed.
+    pub read_error: u8,
+    /// Explicit padding; always zero.
+    pub _pad: [u8; 7],
+    /// Where `append` was called from.
+    pub stack: Stack,
+}
+
+const _: () = assert!(core::mem::size_of::<SliceEvent>() == 160);
+
 /// Views a plain-data record as its bytes, e.g. to build ring-buffer records in tests.
 pub fn as_bytes<T: WireRecord>(v: &T) -> &[u8] {
     // SAFETY: WireRecord is only implemented for repr(C) types without implicit padding, so every
@@ -181,3 +213,5 @@ unsafe impl WireRecord for MapGrowEvent {}
 unsafe impl WireRecord for SwissEvent {}
 // SAFETY: as above.
 unsafe impl WireRecord for Stack {}
+// SAFETY: as above.
+unsafe impl WireRecord for SliceEvent {}

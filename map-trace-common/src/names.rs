@@ -19,5 +19,9 @@ pub const PROG_SWISS_REHASH: &str = "swiss_rehash";
 pub const PROG_SWISS_REHASH_RET: &str = "swiss_rehash_ret";
 /// Opt-in body uprobe on `(*Map).growToSmall` (`--small-maps`).
 pub const PROG_SWISS_GROW_TO_SMALL: &str = "swiss_grow_to_small";
+/// Opt-in body uprobe on `runtime.growslice` (`--slices`).
+pub const PROG_SLICE_GROW: &str = "slice_grow";
+/// Uprobe on each RET of `runtime.growslice`.
+pub const PROG_SLICE_GROW_RET: &str = "slice_grow_ret";
 /// Tracepoint program on `sched/sched_process_exec` (agent mode: new processes).
 pub const PROG_SCHED_EXEC: &str = "sched_exec";

@@ -37,6 +37,15 @@ pub fn arg(ctx: &ProbeContext, n: usize) -> u64 {
     }
 }
 
+/// Like [`arg`], but the load is volatile, so it stays at its constant context offset even
+/// when the caller then picks among several arguments by a runtime value.
+#[inline(always)]
+pub fn arg_fixed(ctx: &ProbeContext, n: usize) -> u64 {
+    let v = arg(ctx, n);
+    // SAFETY: reads a local copy; volatile only pins the preceding context load in place.
+    unsafe { core::ptr::read_volatile(&v) }
+}
+
 /// The current goroutine's `g` pointer.
 #[inline(always)]
 pub fn g(ctx: &ProbeContext) -> u64 {

@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use map_trace_common::{
     config::{Counter, MapLayout, COUNTER_SLOTS},
-    event::SwissEvent,
+    event::{SliceEvent, SwissEvent},
 };
 
 /// Event records to userspace. Userspace resizes it at load time (`--ring-buffer-size`).
@@ -122,6 +122,25 @@ pub fn scratch() -> Option<&'static mut SwissEvent> {
     *ev = SwissEvent::default();
     Some(ev)
 }
+
+/// Per-CPU slot where slice events are assembled (as `SCRATCH` for Swiss events).
+#[map(name = "SLICE_SCRATCH")]
+pub static SLICE_SCRATCH: PerCpuArray<SliceEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's scratch slice event, zeroed.
+#[inline(always)]
+pub fn slice_scratch() -> Option<&'static mut SliceEvent> {
+    let p = SLICE_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: as in `scratch`.
+    let ev = unsafe { &mut *p };
+    *ev = SliceEvent::default();
+    Some(ev)
+}
+
+/// `growslice` calls in progress.
+#[map(name = "PENDING_SLICE")]
+pub static PENDING_SLICE: LruHashMap<PendingKey, SliceEvent> =
+    LruHashMap::with_max_entries(16384, 0);
 
 /// Key of a call in progress: `[g pointer, tgid]`. `g` alone would collide between two
 /// processes of one non-PIE executable, whose heaps can sit at the same addresses.

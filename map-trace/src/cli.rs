@@ -56,6 +56,17 @@ pub struct Args {
     #[arg(long)]
     pub small_maps: bool,
 
+    /// Also trace slice growth (`runtime.growslice`, the runtime half of `append`). Every call
+    /// traps twice (entry and return: ~2 µs on bare metal, ~12 µs on the reference VM), so an
+    /// append-heavy program slows down noticeably; see the README's overhead table.
+    #[arg(long)]
+    pub slices: bool,
+
+    /// With --slices: report only growths whose new backing array is at least BYTES. Only trims
+    /// the output: every growslice call still traps.
+    #[arg(long, value_name = "BYTES", default_value_t = 0, requires = "slices")]
+    pub min_bytes: u64,
+
     /// Also report maps the Go runtime grows for itself (no stack frame outside the runtime).
     /// Hidden by default; the summary counts what was hidden.
     #[arg(long)]

@@ -54,6 +54,8 @@ pub struct Plan {
 pub struct Options {
     /// `--small-maps`: probe `growToSmall` (Swiss).
     pub small_maps: bool,
+    /// `--slices`: probe `growslice` (body and RETs).
+    pub slices: bool,
 }
 
 /// Reads and inspects an executable.
@@ -105,6 +107,7 @@ const GROW_TO_TABLE: &str = "internal/runtime/maps.(*Map).growToTable";
 const REHASH: &str = "internal/runtime/maps.(*table).rehash";
 const TABLE_GROW: &str = "internal/runtime/maps.(*table).grow";
 const TABLE_SPLIT: &str = "internal/runtime/maps.(*table).split";
+const GROWSLICE: &str = "runtime.growslice";
 
 /// Inspects an executable's bytes.
 pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
@@ -154,14 +157,15 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             PclntabError::NoTextBase => Fail::bad_target(format!("malformed Go binary: {e}")),
         })?)
     };
-    let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table] = symbols
-        .functions(&[
+    let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table, growslice] =
+        symbols.functions(&[
             HASH_GROW,
             REHASH,
             TABLE_GROW,
             TABLE_SPLIT,
             GROW_TO_SMALL,
             GROW_TO_TABLE,
+            GROWSLICE,
         ])[..]
     else {
         unreachable!("one result per name")
@@ -229,6 +233,23 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
                     f,
                 )?);
             }
+        }
+    }
+    if opts.slices {
+        match growslice {
+            Some(f) => {
+                probes.push(body_site(&elf, arch, names::PROG_SLICE_GROW, GROWSLICE, f)?);
+                probes.extend(ret_sites(
+                    &elf,
+                    arch,
+                    names::PROG_SLICE_GROW_RET,
+                    GROWSLICE,
+                    f,
+                )?);
+            }
+            None => warnings.push(format!(
+                "{GROWSLICE} is not in this binary: --slices reports nothing"
+            )),
         }
     }
     Ok(Plan {

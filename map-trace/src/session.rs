@@ -29,7 +29,7 @@ use crate::{
     symbols::symbolize::{ProcessMap, Symbolizer},
     sys,
     target::{procfs, Target},
-    timeline::{interpret, interpret_swiss, Origin, Timeline},
+    timeline::{interpret, interpret_slice, interpret_swiss, Origin, Timeline},
 };
 use map_trace_common::event::Stack;
 use rustc_hash::FxHashMap;
@@ -50,6 +50,7 @@ pub fn run(args: Args) -> Result<u8> {
         &target.exe,
         plan::Options {
             small_maps: args.small_maps,
+            slices: args.slices,
         },
     )?;
     preflight()?;
@@ -211,6 +212,9 @@ async fn stream(
         write_err: None,
         sink,
         sites: Sites::new(&target.exe, plan.go_version.minor, args.runtime_maps),
+        min_bytes: args.min_bytes,
+        slices_shown: 0,
+        slices_below: 0,
     };
     // A PIE's load address, for call sites: read now, while the target surely runs (a launched
     // program may be done before its first events are read).
@@ -271,7 +275,7 @@ async fn stream(
     }
 
     let lost = probes.counter(Counter::Lost);
-    let probe_hits = probe_hits(&probes, plan.layout.map_impl);
+    let probe_hits = probe_hits(&probes, plan.layout.map_impl, args.slices);
     let read_errors = probes.counter(Counter::ReadErrors);
     drop(probes); // detach before writing the summary
     let (reason, exit_status) = match stop {
@@ -295,6 +299,7 @@ async fn stream(
         exit_status,
         runtime_events_hidden: col.sites.hidden,
         load_factor_num: plan.layout.load_factor_num,
+        slices: args.slices.then_some((col.slices_shown, col.slices_below)),
         maps: std::mem::take(&mut col.timeline).into_summary(),
     };
     col.sink.finish(&end)?;
@@ -314,6 +319,11 @@ struct Collector {
     write_err: Option<io::Error>,
     sink: Box<dyn Sink>,
     sites: Sites,
+    /// `--min-bytes`.
+    min_bytes: u64,
+    /// Slice growths reported / below `--min-bytes`.
+    slices_shown: u64,
+    slices_below: u64,
 }
 
 /// Call sites for one traced process: its executable's symbolizer, where a PIE is loaded, and
@@ -450,6 +460,24 @@ impl Collector {
                     }
                 }
             }
+            Ok(Event::Slice(ev)) => {
+                if ev.header.pid != self.pid {
+                    return;
+                }
+                let mut s = interpret_slice(&ev, self.offset);
+                if s.bytes < self.min_bytes {
+                    self.slices_below += 1;
+                    return;
+                }
+                self.slices_shown += 1;
+                s.origin = self.sites.origin(self.pid, &ev.stack);
+                s.elem_type_name = self.sites.type_name(ev.elem_type);
+                if self.write_err.is_none() {
+                    if let Err(e) = self.sink.slice(&s) {
+                        self.write_err = Some(e);
+                    }
+                }
+            }
             // Only the agent attaches the exec tracepoint.
             Ok(Event::Exec(_)) => {}
             Err(_) => self.undecodable += 1,
@@ -458,7 +486,22 @@ impl Collector {
 }
 
 /// Hits per probe family, as shown in summaries.
-fn probe_hits(probes: &Probes, map_impl: MapImpl) -> Vec<(String, u64)> {
+fn probe_hits(probes: &Probes, map_impl: MapImpl, slices: bool) -> Vec<(String, u64)> {
+    let mut hits = map_probe_hits(probes, map_impl);
+    if slices {
+        hits.push((
+            "runtime.growslice".into(),
+            probes.counter(Counter::HitsGrowslice),
+        ));
+        hits.push((
+            "runtime.growslice return probes".into(),
+            probes.counter(Counter::HitsGrowsliceRet),
+        ));
+    }
+    hits
+}
+
+fn map_probe_hits(probes: &Probes, map_impl: MapImpl) -> Vec<(String, u64)> {
     match map_impl {
         MapImpl::Classic => vec![(
             "runtime.hashGrow".into(),

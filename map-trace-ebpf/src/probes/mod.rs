@@ -2,6 +2,7 @@
 
 pub mod exec;
 pub mod hmap;
+pub mod slices;
 pub mod swiss;
 
 use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};

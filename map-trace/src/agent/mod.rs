@@ -603,7 +603,8 @@ impl Agent {
                     let _ = sink.swiss(&r);
                 }
             }
-            Err(_) => {}
+            // The agent does not attach the slice probes.
+            Ok(Event::Slice(_)) | Err(_) => {}
         }
     }
 

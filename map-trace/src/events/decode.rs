@@ -2,7 +2,7 @@
 //! here (unaligned reads of plain-data structs whose size was checked first).
 
 use map_trace_common::event::{
-    EventHeader, EventKind, MapGrowEvent, SwissEvent, UnknownKind, WireRecord,
+    EventHeader, EventKind, MapGrowEvent, SliceEvent, SwissEvent, UnknownKind, WireRecord,
 };
 
 /// A decoded record.
@@ -14,6 +14,8 @@ pub enum Event {
     Swiss(SwissEvent),
     /// A process called `execve` (agent mode).
     Exec(EventHeader),
+    /// `runtime.growslice` returned (`--slices`).
+    Slice(SliceEvent),
 }
 
 /// Why a record could not be decoded.
@@ -60,6 +62,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         | EventKind::MapTableSplit
         | EventKind::MapSmallAlloc => Ok(Event::Swiss(read(bytes, "a Swiss-table record")?)),
         EventKind::Exec => Ok(Event::Exec(header)),
+        EventKind::SliceGrow => Ok(Event::Slice(read(bytes, "a slice_grow record")?)),
     }
 }
 

@@ -108,6 +108,8 @@ pub fn layout(
         maptype_key: 48,
         maptype_elem: 56,
         type_size: 0,
+        // growslice(et, old slice, cap) until 1.19; (oldPtr, newLen, oldCap, num, et) from 1.20.
+        growslice_abi: u32::from(version.minor < 20),
         ..MapLayout::default()
     };
     let classic = has_hash_grow && version.minor <= 25;

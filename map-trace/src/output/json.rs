@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::{hex, EndInfo, Sink, StartInfo};
 use crate::{
     symbols::pclntab::SourcePos,
-    timeline::{Grow, Origin, SwissKind, SwissResize},
+    timeline::{Grow, Origin, SliceGrow, SwissKind, SwissResize},
 };
 
 /// `site` (the first frame outside the Go runtime, or null) and `stack` (innermost first;
@@ -86,6 +86,25 @@ struct GrowRecord<'a> {
     partial: bool,
     #[serde(rename = "type")]
     type_name: Option<&'a str>,
+    site: Option<&'a SourcePos>,
+    stack: &'a [SourcePos],
+}
+
+/// The `slice_grow` record.
+#[derive(Serialize)]
+struct SliceRecord<'a> {
+    event: &'static str,
+    time_ns: u64,
+    pid: u32,
+    tid: u32,
+    goid: u64,
+    cap_before: u64,
+    cap_after: u64,
+    elem_size: u64,
+    elem_type: Option<&'a str>,
+    bytes: u64,
+    duration_ns: u64,
+    partial: bool,
     site: Option<&'a SourcePos>,
     stack: &'a [SourcePos],
 }
@@ -230,6 +249,26 @@ impl<W: Write> Sink for JsonSink<W> {
         self.line(&swiss_struct(r))
     }
 
+    fn slice(&mut self, s: &SliceGrow) -> io::Result<()> {
+        let (site, stack) = site_stack(&s.origin);
+        self.line(&SliceRecord {
+            event: "slice_grow",
+            time_ns: s.time_ns,
+            pid: s.pid,
+            tid: s.tid,
+            goid: s.goid,
+            cap_before: s.cap_before,
+            cap_after: s.cap_after,
+            elem_size: s.elem_size,
+            elem_type: s.elem_type_name.as_deref(),
+            bytes: s.bytes,
+            duration_ns: s.duration_ns,
+            partial: s.partial,
+            site,
+            stack,
+        })
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -312,6 +351,8 @@ impl<W: Write> Sink for JsonSink<W> {
             "undecodable": e.undecodable,
             "read_errors": e.read_errors,
             "runtime_events_hidden": e.runtime_events_hidden,
+            "slice_grows": e.slices.map(|s| s.0),
+            "slice_grows_below_min_bytes": e.slices.map(|s| s.1),
             "probe_hits": hits,
             "maps": maps,
             "sites": sites,

@@ -6,7 +6,7 @@ pub mod text;
 
 use std::io;
 
-use crate::timeline::{Grow, MapSummary, SwissResize};
+use crate::timeline::{Grow, MapSummary, SliceGrow, SwissResize};
 
 /// What is known when tracing starts.
 #[derive(Clone, Debug)]
@@ -52,6 +52,8 @@ pub struct EndInfo {
     pub runtime_events_hidden: u64,
     /// Twice the hash-bucket load factor of the target's Go version (for presize hints).
     pub load_factor_num: u64,
+    /// `--slices`: growths reported, and growths below `--min-bytes` not reported.
+    pub slices: Option<(u64, u64)>,
     /// Per-map summaries.
     pub maps: Vec<MapSummary>,
 }
@@ -64,6 +66,8 @@ pub trait Sink {
     fn grow(&mut self, g: &Grow) -> io::Result<()>;
     /// One Swiss-table resize, as it arrives (when it finished).
     fn swiss(&mut self, r: &SwissResize) -> io::Result<()>;
+    /// One slice growth (`--slices`), as it arrives (when it finished).
+    fn slice(&mut self, s: &SliceGrow) -> io::Result<()>;
     /// Pushes buffered output out (called after each batch of events, so output stays live
     /// without a write per event).
     fn flush(&mut self) -> io::Result<()>;
@@ -88,6 +92,9 @@ impl Sink for Tee {
     }
     fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.swiss(r))
+    }
+    fn slice(&mut self, s: &SliceGrow) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.slice(s))
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.flush())

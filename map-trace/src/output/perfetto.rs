@@ -16,7 +16,7 @@ use rustc_hash::FxHashSet;
 use serde_json::{json, Value};
 
 use super::{hex, EndInfo, Sink, StartInfo};
-use crate::timeline::{Grow, Origin, SwissResize};
+use crate::timeline::{Grow, Origin, SliceGrow, SwissResize};
 
 /// Most maps given their own counter track; events of further maps still get slices.
 pub const MAX_COUNTER_TRACKS: usize = 1000;
@@ -138,6 +138,20 @@ impl<W: Write> Sink for PerfettoSink<W> {
         self.counter(r.map, ts, r.entries)
     }
 
+    fn slice(&mut self, s: &SliceGrow) -> io::Result<()> {
+        let ts = self.ts(s.time_ns);
+        self.goroutine(s.goid)?;
+        let pid = self.pid;
+        self.event(&json!({
+            "ph": "X", "name": "slice_grow", "cat": "slice", "pid": pid, "tid": s.goid,
+            "ts": ts, "dur": s.duration_ns as f64 / 1000.0,
+            "args": {
+                "cap_before": s.cap_before, "cap_after": s.cap_after, "bytes": s.bytes,
+                "elem_type": s.elem_type_name.as_deref(), "site": where_(&s.origin),
+            },
+        }))
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -215,6 +229,7 @@ mod tests {
                 exit_status: None,
                 runtime_events_hidden: 0,
                 load_factor_num: 13,
+                slices: None,
                 maps: vec![],
             })
             .unwrap();

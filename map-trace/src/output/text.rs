@@ -166,6 +166,22 @@ impl<W: Write> Sink for TextSink<W> {
         writeln!(self.out, "{}", swiss_line(r))
     }
 
+    fn slice(&mut self, s: &crate::timeline::SliceGrow) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "{} g{:<5} slice grow cap {} -> {} ({} × {} B = {}), took {}{}",
+            clock(s.time_ns),
+            s.goid,
+            s.cap_before,
+            s.cap_after,
+            s.elem_type_name.as_deref().unwrap_or("elements"),
+            s.elem_size,
+            bytes(s.bytes),
+            duration(s.duration_ns),
+            at_site(&s.origin),
+        )
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -194,6 +210,12 @@ impl<W: Write> Sink for TextSink<W> {
                 None => String::new(),
             }
         )?;
+        if let Some((shown, below)) = e.slices {
+            writeln!(
+                o,
+                "# slices: {shown} growths reported, {below} below --min-bytes not shown"
+            )?;
+        }
         if e.runtime_events_hidden > 0 {
             writeln!(
                 o,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use map_trace_common::event::{EventKind, MapGrowEvent, SwissEvent};
+use map_trace_common::event::{EventKind, MapGrowEvent, SliceEvent, SwissEvent};
 
 use crate::symbols::pclntab::SourcePos;
 
@@ -125,6 +125,57 @@ pub fn interpret(ev: &MapGrowEvent, load_factor_num: u64, mono_to_unix_ns: i128)
     }
 }
 
+/// One slice growth (`--slices`), interpreted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceGrow {
+    /// Unix epoch nanoseconds when `growslice` was entered.
+    pub time_ns: u64,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Goroutine id.
+    pub goid: u64,
+    /// Capacity before.
+    pub cap_before: u64,
+    /// Capacity after.
+    pub cap_after: u64,
+    /// Element size in bytes.
+    pub elem_size: u64,
+    /// Bytes of the new backing array (`cap_after × elem_size`).
+    pub bytes: u64,
+    /// Time spent in `growslice` (allocation and copy).
+    pub duration_ns: u64,
+    /// Element type descriptor address.
+    pub elem_type: u64,
+    /// Some target memory could not be read.
+    pub partial: bool,
+    /// Where it was called from (filled in by the collector).
+    pub origin: Option<Arc<Origin>>,
+    /// The element's Go type (filled in by the collector).
+    pub elem_type_name: Option<Arc<str>>,
+}
+
+/// Interprets a slice record.
+pub fn interpret_slice(ev: &SliceEvent, mono_to_unix_ns: i128) -> SliceGrow {
+    let time_ns = (i128::from(ev.header.ts_ns) + mono_to_unix_ns).clamp(0, u64::MAX as i128) as u64;
+    SliceGrow {
+        time_ns,
+        pid: ev.header.pid,
+        tid: ev.header.tid,
+        goid: ev.header.goid,
+        cap_before: ev.old_cap,
+        cap_after: ev.new_cap,
+        elem_size: ev.elem_size,
+        bytes: ev.new_cap.saturating_mul(ev.elem_size),
+        duration_ns: ev.duration_ns,
+        elem_type: ev.elem_type,
+        partial: ev.read_error != 0,
+        origin: None,
+        elem_type_name: None,
+    }
+}
+
 /// What a Swiss-table resize did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwissKind {
@@ -202,7 +253,7 @@ pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissRe
         EventKind::MapTableGrow => SwissKind::TableGrow,
         EventKind::MapTableSplit => SwissKind::TableSplit,
         EventKind::MapSmallAlloc => SwissKind::SmallAlloc,
-        EventKind::MapGrow | EventKind::Exec => return None,
+        EventKind::MapGrow | EventKind::Exec | EventKind::SliceGrow => return None,
     };
     let time_ns = (i128::from(ev.header.ts_ns) + mono_to_unix_ns).clamp(0, u64::MAX as i128) as u64;
     Some(SwissResize {
