@@ -46,8 +46,10 @@ pub struct Args {
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
-    /// Size of the BPF ring buffer in KiB (rounded up to a power of two pages).
-    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    /// Size of the BPF ring buffer in KiB (rounded up to a power of two pages). The default
+    /// holds ~27,000 map events: bursts of resizes from thousands of goroutines fit while the
+    /// reader symbolizes call sites.
+    #[arg(long, value_name = "KIB", default_value_t = 4096)]
     pub ring_buffer_size: u32,
 
     /// Also report every new Swiss map's first allocation (`growToSmall`). Costs one probe hit
