@@ -173,6 +173,21 @@ pub fn cli() -> Command {
     c
 }
 
+/// Starts the CLI (with `--runtime-maps`) with `args` and waits until its probes are live;
+/// returns the child and its stderr lines.
+pub fn spawn_attached(args: &[&str]) -> (Child, Lines) {
+    let mut c = cli()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::new(c.stderr.take().unwrap());
+    lines.wait_for("map-trace: attached", Duration::from_secs(60));
+    (c, lines)
+}
+
 /// Parses JSON lines.
 pub fn json_lines(text: &str) -> Vec<Value> {
     text.lines()

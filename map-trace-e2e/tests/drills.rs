@@ -10,22 +10,14 @@ use map_trace_e2e::*;
 use serde_json::Value;
 
 fn attach(pid: u32, out: &std::path::Path) -> std::process::Child {
-    let mut c = cli()
-        .args([
-            "--pid",
-            &pid.to_string(),
-            "--format",
-            "json",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::new(c.stderr.take().unwrap());
-    lines.wait_for("map-trace: attached", Duration::from_secs(60));
+    let (c, lines) = spawn_attached(&[
+        "--pid",
+        &pid.to_string(),
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     std::thread::spawn(move || drop(lines.rest()));
     c
 }

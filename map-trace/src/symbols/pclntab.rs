@@ -48,6 +48,14 @@ pub struct SourcePos {
     pub line: u32,
 }
 
+impl std::fmt::Display for SourcePos {
+    /// `function (file.go:line)`, with the file's base name: how sites are shown to people.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = self.file.rsplit('/').next().unwrap_or(&self.file);
+        write!(f, "{} ({file}:{})", self.function, self.line)
+    }
+}
+
 /// Reads a pcvalue table's unsigned LEB128 varint.
 fn uvarint(d: &[u8], pos: &mut usize) -> Option<u32> {
     let mut v: u32 = 0;
