@@ -44,6 +44,11 @@ pub enum EventKind {
     Exec = 6,
     /// A [`SliceEvent`]: `runtime.growslice` gave a slice a new backing array (`--slices`).
     SliceGrow = 7,
+    /// A [`MapEvacuatedEvent`]: a classic map's growth finished (`advanceEvacuationMark` freed
+    /// the old buckets).
+    MapEvacuated = 8,
+    /// A [`EvacuateStepEvent`]: one `evacuate` call moved one old bucket (`--evacuation`).
+    MapEvacuateStep = 9,
 }
 
 /// A record kind this build does not know.
@@ -61,6 +66,8 @@ impl TryFrom<u32> for EventKind {
             5 => Ok(EventKind::MapSmallAlloc),
             6 => Ok(EventKind::Exec),
             7 => Ok(EventKind::SliceGrow),
+            8 => Ok(EventKind::MapEvacuated),
+            9 => Ok(EventKind::MapEvacuateStep),
             other => Err(UnknownKind(other)),
         }
     }
@@ -191,6 +198,49 @@ pub struct SliceEvent {
 
 const _: () = assert!(core::mem::size_of::<SliceEvent>() == 160);
 
+/// A classic map's incremental growth finished: the probe sits on the one block of
+/// `runtime.advanceEvacuationMark` that runs when the last old bucket has been evacuated
+/// (`h.oldbuckets = nil; …; h.flags &^= sameSizeGrow`), found per binary by decoding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapEvacuatedEvent {
+    /// Common header, `kind == EventKind::MapEvacuated`; `goid` moved the last bucket.
+    pub header: EventHeader,
+    /// Address of the `runtime.hmap`.
+    pub map: u64,
+    /// `hmap.count` when the growth finished.
+    pub count: u64,
+    /// `hmap.B` (log2 of the new bucket count).
+    pub b: u8,
+    /// Bit 0: a read of target memory failed and some fields are zero.
+    pub read_error: u8,
+    /// Explicit padding; always zero.
+    pub _pad: [u8; 6],
+}
+
+const _: () = assert!(core::mem::size_of::<MapEvacuatedEvent>() == 56);
+
+/// One `runtime.evacuate*(t, h, oldbucket)` call (opt-in `--evacuation`), timed from its body
+/// to its return. The header's `ts_ns` is when it started.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvacuateStepEvent {
+    /// Common header, `kind == EventKind::MapEvacuateStep`.
+    pub header: EventHeader,
+    /// Address of the `runtime.hmap`.
+    pub map: u64,
+    /// The old bucket moved (plus its overflow chain).
+    pub old_bucket: u64,
+    /// Nanoseconds from the body probe to the return probe.
+    pub duration_ns: u64,
+    /// Bit 0: a read of target memory failed.
+    pub read_error: u8,
+    /// Explicit padding; always zero.
+    pub _pad: [u8; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<EvacuateStepEvent>() == 64);
+
 /// Views a plain-data record as its bytes, e.g. to build ring-buffer records in tests.
 pub fn as_bytes<T: WireRecord>(v: &T) -> &[u8] {
     // SAFETY: WireRecord is only implemented for repr(C) types without implicit padding, so every
@@ -215,3 +265,7 @@ unsafe impl WireRecord for SwissEvent {}
 unsafe impl WireRecord for Stack {}
 // SAFETY: as above.
 unsafe impl WireRecord for SliceEvent {}
+// SAFETY: as above.
+unsafe impl WireRecord for MapEvacuatedEvent {}
+// SAFETY: as above.
+unsafe impl WireRecord for EvacuateStepEvent {}

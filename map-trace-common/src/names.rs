@@ -25,3 +25,9 @@ pub const PROG_SLICE_GROW: &str = "slice_grow";
 pub const PROG_SLICE_GROW_RET: &str = "slice_grow_ret";
 /// Tracepoint program on `sched/sched_process_exec` (agent mode: new processes).
 pub const PROG_SCHED_EXEC: &str = "sched_exec";
+/// Uprobe on the block of `runtime.advanceEvacuationMark` that finishes a classic growth.
+pub const PROG_HMAP_EVACUATED: &str = "hmap_evacuated";
+/// Opt-in body uprobe on `runtime.evacuate*` (`--evacuation`).
+pub const PROG_HMAP_EVACUATE: &str = "hmap_evacuate";
+/// Uprobe on each RET of `runtime.evacuate*`.
+pub const PROG_HMAP_EVACUATE_RET: &str = "hmap_evacuate_ret";

@@ -29,7 +29,10 @@ use crate::{
     symbols::symbolize::{ProcessMap, Symbolizer},
     sys,
     target::{procfs, Target},
-    timeline::{interpret, interpret_slice, interpret_swiss, Origin, Timeline},
+    timeline::{
+        interpret, interpret_evacuate_step, interpret_evacuated, interpret_slice, interpret_swiss,
+        Origin, Timeline,
+    },
 };
 use map_trace_common::event::Stack;
 use rustc_hash::FxHashMap;
@@ -212,6 +215,7 @@ async fn stream(
         write_err: None,
         sink,
         sites: Sites::new(&target.exe, plan.go_version.minor, args.runtime_maps),
+        hidden_maps: Default::default(),
         min_bytes: args.min_bytes,
         slices_shown: 0,
         slices_below: 0,
@@ -319,6 +323,9 @@ struct Collector {
     write_err: Option<io::Error>,
     sink: Box<dyn Sink>,
     sites: Sites,
+    /// Maps whose grows were hidden (runtime maps without `--runtime-maps`): their growth ends
+    /// are hidden too.
+    hidden_maps: rustc_hash::FxHashSet<u64>,
     /// `--min-bytes`.
     min_bytes: u64,
     /// Slice growths reported / below `--min-bytes`.
@@ -421,6 +428,16 @@ impl Collector {
         }
     }
 
+    /// Feeds one output call to the sink unless an earlier write failed (the error is kept and
+    /// ends the session).
+    fn emit(&mut self, f: impl FnOnce(&mut dyn Sink) -> io::Result<()>) {
+        if self.write_err.is_none() {
+            if let Err(e) = f(self.sink.as_mut()) {
+                self.write_err = Some(e);
+            }
+        }
+    }
+
     fn record(&mut self, bytes: &[u8]) {
         match decode(bytes) {
             Ok(Event::MapGrow(ev)) => {
@@ -431,14 +448,39 @@ impl Collector {
                 g.origin = self.sites.origin(self.pid, &ev.stack);
                 g.type_name = self.sites.type_name(ev.maptype);
                 if !self.sites.shown(&g.origin) {
+                    // Bounded: a long session forgets old runtime maps rather than grow.
+                    if self.hidden_maps.len() >= 1 << 16 {
+                        self.hidden_maps.clear();
+                    }
+                    self.hidden_maps.insert(g.map);
                     return;
                 }
-                self.timeline.push(&g);
-                if self.write_err.is_none() {
-                    if let Err(e) = self.sink.grow(&g) {
-                        self.write_err = Some(e);
-                    }
+                if let Some(end) = self.timeline.push(&g) {
+                    self.emit(|s| s.evacuated(&end));
                 }
+                self.emit(|s| s.grow(&g));
+            }
+            Ok(Event::Evacuated(ev)) => {
+                if ev.header.pid != self.pid {
+                    return;
+                }
+                let mut e = interpret_evacuated(&ev, self.offset);
+                // A map whose grow was not seen: it began before tracing (shown), or it is a
+                // runtime map whose grow was hidden (hidden too).
+                if !self.timeline.push_evacuated(&mut e) && self.hidden_maps.contains(&e.map) {
+                    return;
+                }
+                self.emit(|s| s.evacuated(&e));
+            }
+            Ok(Event::EvacuateStep(ev)) => {
+                if ev.header.pid != self.pid {
+                    return;
+                }
+                let st = interpret_evacuate_step(&ev, self.offset);
+                if !self.timeline.push_evacuate_step(&st) && self.hidden_maps.contains(&st.map) {
+                    return;
+                }
+                self.emit(|s| s.evacuate_step(&st));
             }
             Ok(Event::Swiss(ev)) => {
                 if ev.header.pid != self.pid {

@@ -604,7 +604,7 @@ impl Agent {
                 }
             }
             // The agent does not attach the slice probes.
-            Ok(Event::Slice(_)) | Err(_) => {}
+            Ok(Event::Slice(_) | Event::Evacuated(_) | Event::EvacuateStep(_)) | Err(_) => {}
         }
     }
 

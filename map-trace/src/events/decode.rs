@@ -2,7 +2,8 @@
 //! here (unaligned reads of plain-data structs whose size was checked first).
 
 use map_trace_common::event::{
-    EventHeader, EventKind, MapGrowEvent, SliceEvent, SwissEvent, UnknownKind, WireRecord,
+    EvacuateStepEvent, EventHeader, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent,
+    SwissEvent, UnknownKind, WireRecord,
 };
 
 /// A decoded record.
@@ -16,6 +17,10 @@ pub enum Event {
     Exec(EventHeader),
     /// `runtime.growslice` returned (`--slices`).
     Slice(SliceEvent),
+    /// A classic map's growth finished.
+    Evacuated(MapEvacuatedEvent),
+    /// One `evacuate*` call returned (`--evacuation`).
+    EvacuateStep(EvacuateStepEvent),
 }
 
 /// Why a record could not be decoded.
@@ -63,6 +68,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         | EventKind::MapSmallAlloc => Ok(Event::Swiss(read(bytes, "a Swiss-table record")?)),
         EventKind::Exec => Ok(Event::Exec(header)),
         EventKind::SliceGrow => Ok(Event::Slice(read(bytes, "a slice_grow record")?)),
+        EventKind::MapEvacuated => Ok(Event::Evacuated(read(bytes, "a map_evacuated record")?)),
+        EventKind::MapEvacuateStep => Ok(Event::EvacuateStep(read(
+            bytes,
+            "a map_evacuate_step record",
+        )?)),
     }
 }
 

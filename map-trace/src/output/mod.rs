@@ -6,7 +6,7 @@ pub mod text;
 
 use std::io;
 
-use crate::timeline::{Grow, MapSummary, SliceGrow, SwissResize};
+use crate::timeline::{EvacuateStep, Evacuated, Grow, MapSummary, SliceGrow, SwissResize};
 
 /// What is known when tracing starts.
 #[derive(Clone, Debug)]
@@ -68,6 +68,14 @@ pub trait Sink {
     fn swiss(&mut self, r: &SwissResize) -> io::Result<()>;
     /// One slice growth (`--slices`), as it arrives (when it finished).
     fn slice(&mut self, s: &SliceGrow) -> io::Result<()>;
+    /// A classic map's growth finished, as it arrives.
+    fn evacuated(&mut self, _e: &Evacuated) -> io::Result<()> {
+        Ok(())
+    }
+    /// One `evacuate` call (`--evacuation`), as it arrives.
+    fn evacuate_step(&mut self, _s: &EvacuateStep) -> io::Result<()> {
+        Ok(())
+    }
     /// Pushes buffered output out (called after each batch of events, so output stays live
     /// without a write per event).
     fn flush(&mut self) -> io::Result<()>;
@@ -95,6 +103,12 @@ impl Sink for Tee {
     }
     fn slice(&mut self, s: &SliceGrow) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.slice(s))
+    }
+    fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.evacuated(e))
+    }
+    fn evacuate_step(&mut self, s: &EvacuateStep) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.evacuate_step(s))
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.flush())

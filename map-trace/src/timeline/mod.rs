@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use map_trace_common::event::{EventKind, MapGrowEvent, SliceEvent, SwissEvent};
+use map_trace_common::event::{
+    EvacuateStepEvent, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent, SwissEvent,
+};
 
 use crate::symbols::pclntab::SourcePos;
 
@@ -102,7 +104,7 @@ pub fn interpret(ev: &MapGrowEvent, load_factor_num: u64, mono_to_unix_ns: i128)
     let b_before = u32::from(ev.b);
     let b_after = if same_size { b_before } else { b_before + 1 };
     let pow = |b: u32| 1u64.checked_shl(b).unwrap_or(0);
-    let time_ns = (i128::from(ev.header.ts_ns) + mono_to_unix_ns).clamp(0, u64::MAX as i128) as u64;
+    let time_ns = to_unix_ns(ev.header.ts_ns, mono_to_unix_ns);
     Grow {
         time_ns,
         pid: ev.header.pid,
@@ -122,6 +124,107 @@ pub fn interpret(ev: &MapGrowEvent, load_factor_num: u64, mono_to_unix_ns: i128)
         partial: ev.read_error != 0,
         origin: None,
         type_name: None,
+    }
+}
+
+/// Monotonic kernel ns → Unix ns, clamped to the u64 range.
+pub fn to_unix_ns(ts_ns: u64, mono_to_unix_ns: i128) -> u64 {
+    (i128::from(ts_ns) + mono_to_unix_ns).clamp(0, u64::MAX as i128) as u64
+}
+
+/// How the end of a classic growth was learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvacuationEnd {
+    /// The `map_evacuated` probe saw the old buckets freed: the time is exact.
+    Probe,
+    /// A later grow of the same map proves the growth had finished (the runtime only grows a map
+    /// that is not growing); the time is an upper bound. Used when the binary offers no
+    /// finishing block to probe.
+    NextGrow,
+}
+
+/// A classic map's growth finished: every old bucket was moved and the old array released.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evacuated {
+    /// Unix ns when it finished (an upper bound for [`EvacuationEnd::NextGrow`]).
+    pub time_ns: u64,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Goroutine that moved the last bucket (0 when inferred).
+    pub goid: u64,
+    /// `*hmap` address.
+    pub map: u64,
+    /// Buckets now (2^B).
+    pub buckets: u64,
+    /// `len(m)` when it finished.
+    pub entries: u64,
+    /// Nanoseconds since the grow began; `None` when that grow was not seen (it began before
+    /// tracing, or its map was hidden).
+    pub duration_ns: Option<u64>,
+    /// How the end was learned.
+    pub end: EvacuationEnd,
+    /// Some target memory could not be read; zero fields are unknown.
+    pub partial: bool,
+    /// Where the map's grow was called from (from the grow; `None` if not seen).
+    pub origin: Option<Arc<Origin>>,
+    /// The map's Go type (from the grow).
+    pub type_name: Option<Arc<str>>,
+}
+
+/// Interprets a raw `map_evacuated` record (duration, origin and type are filled in by
+/// [`Timeline::push_evacuated`]).
+pub fn interpret_evacuated(ev: &MapEvacuatedEvent, mono_to_unix_ns: i128) -> Evacuated {
+    Evacuated {
+        time_ns: to_unix_ns(ev.header.ts_ns, mono_to_unix_ns),
+        pid: ev.header.pid,
+        tid: ev.header.tid,
+        goid: ev.header.goid,
+        map: ev.map,
+        buckets: 1u64.checked_shl(u32::from(ev.b)).unwrap_or(0),
+        entries: ev.count,
+        duration_ns: None,
+        end: EvacuationEnd::Probe,
+        partial: ev.read_error != 0,
+        origin: None,
+        type_name: None,
+    }
+}
+
+/// One `evacuate` call (`--evacuation`): which goroutine moved which old bucket, and how long
+/// it took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvacuateStep {
+    /// Unix ns when the call started.
+    pub time_ns: u64,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Goroutine id.
+    pub goid: u64,
+    /// `*hmap` address.
+    pub map: u64,
+    /// Old bucket index moved.
+    pub old_bucket: u64,
+    /// Nanoseconds from the body to the return.
+    pub duration_ns: u64,
+    /// Some target memory could not be read.
+    pub partial: bool,
+}
+
+/// Interprets a raw `map_evacuate_step` record.
+pub fn interpret_evacuate_step(ev: &EvacuateStepEvent, mono_to_unix_ns: i128) -> EvacuateStep {
+    EvacuateStep {
+        time_ns: to_unix_ns(ev.header.ts_ns, mono_to_unix_ns),
+        pid: ev.header.pid,
+        tid: ev.header.tid,
+        goid: ev.header.goid,
+        map: ev.map,
+        old_bucket: ev.old_bucket,
+        duration_ns: ev.duration_ns,
+        partial: ev.read_error != 0,
     }
 }
 
@@ -158,7 +261,7 @@ pub struct SliceGrow {
 
 /// Interprets a slice record.
 pub fn interpret_slice(ev: &SliceEvent, mono_to_unix_ns: i128) -> SliceGrow {
-    let time_ns = (i128::from(ev.header.ts_ns) + mono_to_unix_ns).clamp(0, u64::MAX as i128) as u64;
+    let time_ns = to_unix_ns(ev.header.ts_ns, mono_to_unix_ns);
     SliceGrow {
         time_ns,
         pid: ev.header.pid,
@@ -253,9 +356,13 @@ pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissRe
         EventKind::MapTableGrow => SwissKind::TableGrow,
         EventKind::MapTableSplit => SwissKind::TableSplit,
         EventKind::MapSmallAlloc => SwissKind::SmallAlloc,
-        EventKind::MapGrow | EventKind::Exec | EventKind::SliceGrow => return None,
+        EventKind::MapGrow
+        | EventKind::Exec
+        | EventKind::SliceGrow
+        | EventKind::MapEvacuated
+        | EventKind::MapEvacuateStep => return None,
     };
-    let time_ns = (i128::from(ev.header.ts_ns) + mono_to_unix_ns).clamp(0, u64::MAX as i128) as u64;
+    let time_ns = to_unix_ns(ev.header.ts_ns, mono_to_unix_ns);
     Some(SwissResize {
         kind,
         time_ns,
@@ -345,6 +452,19 @@ pub struct MapSummary {
     pub last_time_ns: u64,
     /// Swiss maps: what the resizes were.
     pub swiss: Option<SwissSummary>,
+    /// Classic: growths seen finishing (old buckets freed).
+    pub evacuations: u64,
+    /// Classic: sum of growth spans (grow began → old buckets freed) over those seen whole.
+    pub evacuation_total_ns: u64,
+    /// Classic: the longest such span.
+    pub evacuation_max_ns: u64,
+    /// Classic: when the growth still in progress began (Unix ns); `None` when the map is not
+    /// growing. Still set at the end of tracing: the last growth had not finished.
+    pub growing_since_ns: Option<u64>,
+    /// `--evacuation`: `evacuate` calls seen for this map.
+    pub evacuate_steps: u64,
+    /// `--evacuation`: time spent in them.
+    pub evacuate_steps_ns: u64,
     /// Where its first grow was called from.
     pub origin: Option<Arc<Origin>>,
     /// The map's Go type.
@@ -406,6 +526,8 @@ pub struct Timeline {
     /// Index of the current summary for a map address.
     current: FxHashMap<u64, usize>,
     grows: u64,
+    /// No finishing probe: infer a growth's end from the map's next grow.
+    infer_ends: bool,
 }
 
 impl Timeline {
@@ -414,11 +536,24 @@ impl Timeline {
         Self::default()
     }
 
+    /// A timeline for a binary whose finishing block could not be probed: a growth's end is
+    /// inferred from the same map's next grow ([`EvacuationEnd::NextGrow`]).
+    pub fn inferring_ends() -> Self {
+        Self {
+            infer_ends: true,
+            ..Self::default()
+        }
+    }
+
     /// Adds a grow. A map is its address plus its call site: a grow whose map is smaller than
     /// the last one recorded at that address, of another type, or grown from another site, is a
     /// different map that reused the address (the old one was freed, or a map on a goroutine
     /// stack moved): it starts a new entry.
-    pub fn push(&mut self, g: &Grow) {
+    ///
+    /// Returns the inferred end of the map's previous growth when ends are inferred. With the
+    /// finishing probe, a previous growth that is still open here ended unseen (`clear(m)`
+    /// finishes a growth too, or its record was lost) and is simply closed.
+    pub fn push(&mut self, g: &Grow) -> Option<Evacuated> {
         self.grows += 1;
         let idx = match self.current.get(&g.map) {
             Some(&i)
@@ -444,6 +579,12 @@ impl Timeline {
                     first_time_ns: g.time_ns,
                     last_time_ns: g.time_ns,
                     swiss: None,
+                    evacuations: 0,
+                    evacuation_total_ns: 0,
+                    evacuation_max_ns: 0,
+                    growing_since_ns: None,
+                    evacuate_steps: 0,
+                    evacuate_steps_ns: 0,
                     origin: g.origin.clone(),
                     type_name: g.type_name.clone(),
                 });
@@ -453,6 +594,30 @@ impl Timeline {
             }
         };
         let m = &mut self.maps[idx];
+        let inferred = match m.growing_since_ns.take() {
+            Some(since) if self.infer_ends => {
+                let span = g.time_ns.saturating_sub(since);
+                m.evacuations += 1;
+                m.evacuation_total_ns = m.evacuation_total_ns.saturating_add(span);
+                m.evacuation_max_ns = m.evacuation_max_ns.max(span);
+                Some(Evacuated {
+                    time_ns: g.time_ns,
+                    pid: g.pid,
+                    tid: g.tid,
+                    goid: 0,
+                    map: g.map,
+                    buckets: m.buckets_last,
+                    entries: g.entries,
+                    duration_ns: Some(span),
+                    end: EvacuationEnd::NextGrow,
+                    partial: g.partial,
+                    origin: m.origin.clone(),
+                    type_name: m.type_name.clone(),
+                })
+            }
+            _ => None,
+        };
+        m.growing_since_ns = Some(g.time_ns);
         m.grows += 1;
         m.same_size_grows += u64::from(g.same_size);
         m.buckets_last = g.buckets_after;
@@ -460,6 +625,42 @@ impl Timeline {
         m.bytes_allocated = m.bytes_allocated.saturating_add(g.bytes_allocated);
         m.goroutines.insert(g.goid);
         m.last_time_ns = g.time_ns;
+        inferred
+    }
+
+    /// Adds a finished growth: closes the map's open growth, filling in `e`'s duration, call
+    /// site and type. Returns false when no grow of this map was seen (it began before tracing,
+    /// or the map was hidden); `e` is then left as it came.
+    pub fn push_evacuated(&mut self, e: &mut Evacuated) -> bool {
+        let Some(&idx) = self.current.get(&e.map) else {
+            return false;
+        };
+        let m = &mut self.maps[idx];
+        if m.swiss.is_some() {
+            return false;
+        }
+        e.origin = m.origin.clone();
+        e.type_name = m.type_name.clone();
+        m.evacuations += 1;
+        if let Some(since) = m.growing_since_ns.take() {
+            let span = e.time_ns.saturating_sub(since);
+            e.duration_ns = Some(span);
+            m.evacuation_total_ns = m.evacuation_total_ns.saturating_add(span);
+            m.evacuation_max_ns = m.evacuation_max_ns.max(span);
+        }
+        true
+    }
+
+    /// Adds an `evacuate` call (`--evacuation`) to its map's totals; false for a map whose grow
+    /// was not seen.
+    pub fn push_evacuate_step(&mut self, s: &EvacuateStep) -> bool {
+        let Some(&idx) = self.current.get(&s.map) else {
+            return false;
+        };
+        let m = &mut self.maps[idx];
+        m.evacuate_steps += 1;
+        m.evacuate_steps_ns = m.evacuate_steps_ns.saturating_add(s.duration_ns);
+        true
     }
 
     /// Adds a Swiss resize. A map becomes a table only once in its life, so a small→table
@@ -496,6 +697,12 @@ impl Timeline {
                     first_time_ns: r.time_ns,
                     last_time_ns: r.time_ns,
                     swiss: Some(SwissSummary::default()),
+                    evacuations: 0,
+                    evacuation_total_ns: 0,
+                    evacuation_max_ns: 0,
+                    growing_since_ns: None,
+                    evacuate_steps: 0,
+                    evacuate_steps_ns: 0,
                     origin: r.origin.clone(),
                     type_name: r.type_name.clone(),
                 });
