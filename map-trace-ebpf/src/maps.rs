@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use map_trace_common::{
     config::{Counter, MapLayout, COUNTER_SLOTS},
-    event::{SliceEvent, SwissEvent},
+    event::{EvacuateStepEvent, SliceEvent, SwissEvent},
 };
 
 /// Event records to userspace. Userspace resizes it at load time (`--ring-buffer-size`).
@@ -154,4 +154,9 @@ pub static PENDING_TO_TABLE: LruHashMap<PendingKey, SwissEvent> =
 /// Swiss `rehash` calls in progress.
 #[map(name = "PENDING_REHASH")]
 pub static PENDING_REHASH: LruHashMap<PendingKey, SwissEvent> =
+    LruHashMap::with_max_entries(16384, 0);
+
+/// `evacuate*` calls in progress (`--evacuation`).
+#[map(name = "PENDING_EVACUATE")]
+pub static PENDING_EVACUATE: LruHashMap<PendingKey, EvacuateStepEvent> =
     LruHashMap::with_max_entries(16384, 0);

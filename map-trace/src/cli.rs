@@ -69,6 +69,13 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 0, requires = "slices")]
     pub min_bytes: u64,
 
+    /// Also report every step of classic-map growth: each `runtime.evacuate` call (which
+    /// goroutine moved which old bucket, and how long it took) as `map_evacuate_step`. Every call
+    /// traps twice; a map growing to N entries makes about N/3 such calls in total (~360,000 for
+    /// 1M inserts). Classic maps only (Go ≤ 1.23, or 1.24/1.25 built with noswissmap).
+    #[arg(long)]
+    pub evacuation: bool,
+
     /// Also report maps the Go runtime grows for itself (no stack frame outside the runtime).
     /// Hidden by default; the summary counts what was hidden.
     #[arg(long)]

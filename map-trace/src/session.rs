@@ -53,6 +53,8 @@ pub fn run(args: Args) -> Result<u8> {
         &target.exe,
         plan::Options {
             small_maps: args.small_maps,
+            growth_ends: true,
+            evacuation: args.evacuation,
             slices: args.slices,
         },
     )?;
@@ -210,7 +212,11 @@ async fn stream(
         pid,
         lfn: plan.layout.load_factor_num,
         offset,
-        timeline: Timeline::new(),
+        timeline: if plan.infer_growth_ends {
+            Timeline::inferring_ends()
+        } else {
+            Timeline::new()
+        },
         undecodable: 0,
         write_err: None,
         sink,
@@ -279,7 +285,7 @@ async fn stream(
     }
 
     let lost = probes.counter(Counter::Lost);
-    let probe_hits = probe_hits(&probes, plan.layout.map_impl, args.slices);
+    let probe_hits = probe_hits(&probes, &plan, &args);
     let read_errors = probes.counter(Counter::ReadErrors);
     drop(probes); // detach before writing the summary
     let (reason, exit_status) = match stop {
@@ -528,8 +534,30 @@ impl Collector {
 }
 
 /// Hits per probe family, as shown in summaries.
-fn probe_hits(probes: &Probes, map_impl: MapImpl, slices: bool) -> Vec<(String, u64)> {
+fn probe_hits(probes: &Probes, plan: &Plan, args: &Args) -> Vec<(String, u64)> {
+    let map_impl = plan.layout.map_impl;
+    let slices = args.slices;
     let mut hits = map_probe_hits(probes, map_impl);
+    if plan
+        .probes
+        .iter()
+        .any(|p| p.function == "runtime.advanceEvacuationMark")
+    {
+        hits.push((
+            "runtime.advanceEvacuationMark (growth finished)".into(),
+            probes.counter(Counter::HitsEvacuated),
+        ));
+    }
+    if args.evacuation && map_impl == MapImpl::Classic {
+        hits.push((
+            "runtime.evacuate*".into(),
+            probes.counter(Counter::HitsEvacuate),
+        ));
+        hits.push((
+            "runtime.evacuate* return probes".into(),
+            probes.counter(Counter::HitsEvacuateRet),
+        ));
+    }
     if slices {
         hits.push((
             "runtime.growslice".into(),
