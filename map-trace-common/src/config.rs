@@ -84,6 +84,9 @@ pub enum Counter {
     HitsEvacuate = 13,
     /// Hits of the `evacuate*` return probes.
     HitsEvacuateRet = 14,
+    /// Hits of the start-up calibration probe on map-trace's own code (the cost of one hit on
+    /// this host).
+    Calibration = 15,
 }
 
 /// `LAYOUTS` keys at or above this are attach cookies (executable ids), below it tgids.

@@ -64,3 +64,6 @@ pub const EVAC_REGS: usize = 27;
 pub const PROG_HMAP_EVACUATE: &str = "hmap_evacuate";
 /// Uprobe on each RET of `runtime.evacuate*`.
 pub const PROG_HMAP_EVACUATE_RET: &str = "hmap_evacuate_ret";
+/// Uprobe on a function of map-trace itself, hit in a loop at start-up to measure what one probe
+/// hit costs on this host.
+pub const PROG_CALIBRATE: &str = "calibrate";

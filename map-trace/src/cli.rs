@@ -76,6 +76,13 @@ pub struct Args {
     #[arg(long)]
     pub evacuation: bool,
 
+    /// Detach an opt-in probe family (--slices, --evacuation, --small-maps) when its estimated
+    /// cost exceeds PERCENT of the target's CPU time over a window of about a second. The cost
+    /// of one probe hit is measured at start-up. The default map probes are never detached.
+    /// Every output says what was detached and when.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub max_overhead: Option<f64>,
+
     /// Also report maps the Go runtime grows for itself (no stack frame outside the runtime).
     /// Hidden by default; the summary counts what was hidden.
     #[arg(long)]
@@ -166,6 +173,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("invalid duration {s:?}: must be positive"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A percentage above 0.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be above 0"))
+    }
 }
 
 #[cfg(test)]

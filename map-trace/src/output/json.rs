@@ -336,6 +336,19 @@ impl<W: Write> Sink for JsonSink<W> {
         })
     }
 
+    fn detached(&mut self, d: &crate::overhead::Detached) -> io::Result<()> {
+        self.line(&json!({
+            "event": "probes_detached",
+            "time_ns": d.time_ns,
+            "family": d.family.name(),
+            "flag": d.family.flag(),
+            "share_percent": d.share_percent,
+            "budget_percent": d.budget_percent,
+            "hits": d.hits,
+        }))?;
+        self.out.flush()
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -427,11 +440,39 @@ impl<W: Write> Sink for JsonSink<W> {
             "slice_grows": e.slices.map(|s| s.0),
             "slice_grows_below_min_bytes": e.slices.map(|s| s.1),
             "probe_hits": hits,
+            "overhead": overhead_json(&e.overhead),
             "maps": maps,
             "sites": sites,
         }))?;
         self.out.flush()
     }
+}
+
+/// The summary's `overhead` object.
+fn overhead_json(o: &crate::overhead::Overhead) -> Value {
+    let families: Vec<Value> = o
+        .families
+        .iter()
+        .map(|f| {
+            json!({
+                "family": f.family.name(),
+                "flag": f.family.flag(),
+                "hits": f.hits,
+                "estimated_ns": f.estimated_ns,
+                "detached_at_ns": f.detached.map(|d| d.0),
+                "detached_share_percent": f.detached.map(|d| d.1),
+            })
+        })
+        .collect();
+    json!({
+        "hit_cost_ns": o.hit_cost.ns.round() as u64,
+        "ret_hit_cost_ns": o.hit_cost.ret_ns.round() as u64,
+        "hit_cost_measured": o.hit_cost.calibrated,
+        "estimated_ns": o.estimated_ns,
+        "target_cpu_ns": o.target_cpu_ns,
+        "budget_percent": o.budget_percent,
+        "families": families,
+    })
 }
 
 #[cfg(test)]

@@ -231,6 +231,7 @@ mod tests {
                 load_factor_num: 13,
                 slices: None,
                 maps: vec![],
+                overhead: Default::default(),
             })
             .unwrap();
         }

@@ -179,6 +179,17 @@ impl<W: Write> Sink for TextSink<W> {
         )
     }
 
+    fn detached(&mut self, d: &crate::overhead::Detached) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "{} detached {}: ~{:.0}% of the target's CPU > budget {}%",
+            clock(d.time_ns),
+            d.family.flag().unwrap_or(d.family.name()),
+            d.share_percent,
+            d.budget_percent
+        )
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -207,6 +218,9 @@ impl<W: Write> Sink for TextSink<W> {
                 None => String::new(),
             }
         )?;
+        for line in super::overhead_lines(&e.overhead) {
+            writeln!(o, "{line}")?;
+        }
         if let Some((shown, below)) = e.slices {
             writeln!(
                 o,
