@@ -447,6 +447,22 @@ impl ReportSink {
                 .join(", ")
         };
         row("Probe hits", &hits);
+        let o = &e.overhead;
+        row(
+            "Estimated probe overhead",
+            &format!(
+                "~{}{}",
+                duration(o.estimated_ns),
+                match o.target_cpu_ns.filter(|c| *c > 0) {
+                    Some(cpu) => format!(
+                        " ({:.2}% of the {} of CPU the target used while traced)",
+                        o.estimated_ns as f64 * 100.0 / cpu as f64,
+                        duration(cpu)
+                    ),
+                    None => String::new(),
+                }
+            ),
+        );
         if let Some((shown, below)) = e.slices {
             row(
                 "Slice growths",
@@ -464,6 +480,18 @@ impl ReportSink {
                  incomplete; try --ring-buffer-size.",
                 e.lost
             ));
+        }
+        let start_ns = self.start.as_ref().map_or(e.time_ns, |s| s.time_ns);
+        for f in &e.overhead.families {
+            if let Some((t, share)) = f.detached {
+                notes.push(format!(
+                    "--max-overhead detached the {} probes at {} ({share:.0}% of the target's \
+                     CPU > {}%): their events after that are missing.",
+                    f.family.flag().unwrap_or(f.family.name()),
+                    offset(t, start_ns),
+                    e.overhead.budget_percent.unwrap_or(0.0)
+                ));
+            }
         }
         let c = &self.cuts;
         if c.points_dropped > 0 {
@@ -1494,6 +1522,7 @@ mod tests {
             load_factor_num: 13,
             slices: None,
             maps,
+            overhead: crate::overhead::Overhead::default(),
         }
     }
 
@@ -1784,6 +1813,13 @@ mod tests {
         }
         let mut end = end_info(vec![], 0);
         end.slices = Some((4, 0));
+        end.overhead.budget_percent = Some(5.0);
+        end.overhead.families = vec![crate::overhead::FamilyCost {
+            family: crate::overhead::Family::Slices,
+            hits: 4,
+            estimated_ns: 1000,
+            detached: Some((T0 + 1_000_000, 12.0)),
+        }];
         sink.finish(&end).unwrap();
         let h = std::fs::read_to_string(&path).unwrap();
         check_nesting(&h);
@@ -1793,6 +1829,7 @@ mod tests {
         assert!(h.contains("<code>&lt;-chan int</code>"));
         assert!(h.contains("main.appendInts (main.go:80)"));
         assert!(h.contains("No map grew while traced."));
+        assert!(h.contains("detached the --slices probes at +1.0 ms (12% of the target"));
     }
 
     #[test]
