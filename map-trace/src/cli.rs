@@ -42,6 +42,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub trace_out: Option<PathBuf>,
 
+    /// Also write a self-contained HTML report (call sites, a chart per map, slices) to FILE
+    /// when tracing ends; it opens in any browser without network access.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     /// Stop tracing after this long: `30s`, `2m`, `1h`, `500ms` or plain seconds.
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,

@@ -80,6 +80,11 @@ pub fn run(args: Args) -> Result<u8> {
             Box::new(crate::output::perfetto::PerfettoSink::new(file)),
         ]));
     }
+    if let Some(path) = &args.report {
+        let report = crate::output::report::ReportSink::create(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        sink = Box::new(crate::output::Tee(vec![sink, Box::new(report)]));
+    }
 
     let mut probes = Probes::load(
         probes::ring_buffer_bytes(args.ring_buffer_size),

@@ -2,6 +2,7 @@
 
 pub mod json;
 pub mod perfetto;
+pub mod report;
 pub mod text;
 
 use std::io;
