@@ -566,7 +566,9 @@ fn modes_bench(bin: &Path, fixtures: &Path) -> Result<Vec<Value>> {
         "go", "workload", "mode", "hits", "target ms", "ratio", "added ms", "est. ms"
     );
     let mut out = vec![];
-    let cases: [(&str, &[&str], &[&[&str]]); 2] = [
+    // (Go version, fixture arguments, map-trace flags of each mode)
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a [&'a str]]);
+    let cases: [Case; 2] = [
         (
             "1.23.9",
             &["int", "1000000"],
