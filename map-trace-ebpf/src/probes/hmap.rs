@@ -195,15 +195,10 @@ pub fn hmap_evacuate_ret(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsEvacuateRet);
     let key: PendingKey = [go_abi::g(&ctx), u64::from(hit.tgid)];
-    // SAFETY: the value is copied out before the entry is removed.
-    let mut ev = match unsafe { maps::PENDING_EVACUATE.get(&key) } {
-        Some(p) => *p,
-        None => {
-            maps::count(Counter::UnmatchedRet);
-            return 0;
-        }
-    };
-    let _ = maps::PENDING_EVACUATE.remove(&key);
+    let mut ev = EvacuateStepEvent::default();
+    if !maps::take_pending(&maps::PENDING_EVACUATE, &key, &mut ev) {
+        return 0;
+    }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     ev.duration_ns = now.saturating_sub(ev.header.ts_ns);
