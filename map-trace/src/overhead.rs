@@ -101,11 +101,13 @@ impl Family {
 /// What one probe hit costs on this host.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HitCost {
-    /// Nanoseconds per hit of a probe on a function's body (its first instruction is the frame
-    /// setup, as at Go's body probes).
-    pub ns: f64,
-    /// Nanoseconds per hit of a probe on a RET instruction.
-    pub ret_ns: f64,
+    /// Nanoseconds per hit of a probe on a function's body: its first instruction is the frame
+    /// setup (`PUSH RBP` on amd64, which the kernel emulates; `STP` on arm64), as at Go's body
+    /// probes.
+    pub body_ns: f64,
+    /// Nanoseconds per hit of a probe on an instruction the kernel single-steps out of line: a
+    /// RET, or the store the growth-end probe sits on.
+    pub stepped_ns: f64,
     /// Measured at start-up; `false` when calibration failed and [`HitCost::FALLBACK`] is used.
     pub calibrated: bool,
 }
@@ -114,18 +116,19 @@ impl HitCost {
     /// Used when calibration fails: a bare-metal-class figure, so estimates err low. Outputs say
     /// the figure was not measured.
     pub const FALLBACK: HitCost = HitCost {
-        ns: 1500.0,
-        ret_ns: 1500.0,
+        body_ns: 1500.0,
+        stepped_ns: 1500.0,
         calibrated: false,
     };
 
     /// Estimated nanoseconds for `hits` hits of `counter`'s probes.
     pub fn estimate(&self, counter: Counter, hits: u64) -> f64 {
         let per = match counter {
-            Counter::HitsSwissRet | Counter::HitsGrowsliceRet | Counter::HitsEvacuateRet => {
-                self.ret_ns
-            }
-            _ => self.ns,
+            Counter::HitsSwissRet
+            | Counter::HitsGrowsliceRet
+            | Counter::HitsEvacuateRet
+            | Counter::HitsEvacuated => self.stepped_ns,
+            _ => self.body_ns,
         };
         hits as f64 * per
     }
@@ -199,11 +202,11 @@ pub fn calibrate(probes: &mut Probes) -> Result<HitCost> {
         }
         Ok(((t - bare) / f64::from(CALLS)).max(0.0))
     };
-    let ns = probed(0)?;
-    let ret_ns = probed(CALIBRATION_RET_OFFSET)?;
+    let body_ns = probed(0)?;
+    let stepped_ns = probed(CALIBRATION_RET_OFFSET)?;
     Ok(HitCost {
-        ns,
-        ret_ns,
+        body_ns,
+        stepped_ns,
         calibrated: true,
     })
 }
@@ -390,8 +393,8 @@ mod tests {
     #[test]
     fn test_hit_cost_estimates_ret_probes_at_their_own_cost() {
         let c = HitCost {
-            ns: 10_000.0,
-            ret_ns: 4_000.0,
+            body_ns: 10_000.0,
+            stepped_ns: 4_000.0,
             calibrated: true,
         };
         let est = Family::Slices.estimate_ns(&c, |k| match k {

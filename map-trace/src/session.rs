@@ -96,7 +96,7 @@ pub fn run(args: Args) -> Result<u8> {
             eprintln!(
                 "map-trace: warning: could not measure what a probe hit costs here ({e:#}); \
                  overhead estimates assume {:.1} µs",
-                HitCost::FALLBACK.ns / 1000.0
+                HitCost::FALLBACK.body_ns / 1000.0
             );
             HitCost::FALLBACK
         }
@@ -244,7 +244,7 @@ async fn stream(
     let mut detached: Vec<(Family, u64, f64)> = vec![];
     let cpu_at_start = procfs::cpu_time_ns(pid);
     let mut cpu_last = cpu_at_start;
-    let mut budget_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut budget_tick = tokio::time::interval(Duration::from_millis(250));
     let mut reader = Reader::new(probes.take_ring_buffer()?)?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;

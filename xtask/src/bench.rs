@@ -641,8 +641,8 @@ fn modes_bench(bin: &Path, fixtures: &Path) -> Result<Vec<Value>> {
             out.push(serde_json::json!({
                 "bench": "modes", "go": v, "workload": args.join(" "), "mode": mode,
                 "hits": hits, "untraced_ms": p / 1e6, "traced_ms": t / 1e6, "ratio": t / p,
-                "estimated_ms": est / 1e6, "hit_cost_ns": s["overhead"]["hit_cost_ns"],
-                "ret_hit_cost_ns": s["overhead"]["ret_hit_cost_ns"],
+                "estimated_ms": est / 1e6, "body_hit_cost_ns": s["overhead"]["body_hit_cost_ns"],
+                "stepped_hit_cost_ns": s["overhead"]["stepped_hit_cost_ns"],
             }));
         }
     }

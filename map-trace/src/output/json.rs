@@ -465,8 +465,8 @@ fn overhead_json(o: &crate::overhead::Overhead) -> Value {
         })
         .collect();
     json!({
-        "hit_cost_ns": o.hit_cost.ns.round() as u64,
-        "ret_hit_cost_ns": o.hit_cost.ret_ns.round() as u64,
+        "body_hit_cost_ns": o.hit_cost.body_ns.round() as u64,
+        "stepped_hit_cost_ns": o.hit_cost.stepped_ns.round() as u64,
         "hit_cost_measured": o.hit_cost.calibrated,
         "estimated_ns": o.estimated_ns,
         "target_cpu_ns": o.target_cpu_ns,

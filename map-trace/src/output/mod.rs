@@ -133,9 +133,9 @@ impl Sink for Tee {
 pub fn overhead_lines(o: &Overhead) -> Vec<String> {
     let ms = |ns: u64| format!("{:.1} ms", ns as f64 / 1e6);
     let mut out = vec![format!(
-        "# overhead: a probe hit costs {:.1} µs, {:.1} on a RET ({}); added ~{}",
-        o.hit_cost.ns / 1000.0,
-        o.hit_cost.ret_ns / 1000.0,
+        "# overhead: a probe hit costs {:.1} µs, {:.1} single-stepped ({}); added ~{}",
+        o.hit_cost.body_ns / 1000.0,
+        o.hit_cost.stepped_ns / 1000.0,
         if o.hit_cost.calibrated {
             "measured"
         } else {
