@@ -889,6 +889,9 @@ pub struct SiteSummary {
     pub bytes_allocated: u64,
     /// Time in Swiss resizes.
     pub total_duration_ns: u64,
+    /// Hash-bucket maps: time their maps spent growing (grow → old buckets freed), summed over
+    /// the growths seen whole. Wall time during which writes paid for evacuation, not CPU time.
+    pub growth_span_ns: u64,
     /// The largest presize hint among the maps: `make(…, hint)` there covers every one.
     pub presize_hint: Option<u64>,
     /// First and last event (Unix ns).
@@ -912,6 +915,7 @@ pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
                 events: 0,
                 bytes_allocated: 0,
                 total_duration_ns: 0,
+                growth_span_ns: 0,
                 presize_hint: None,
                 first_time_ns: m.first_time_ns,
                 last_time_ns: m.last_time_ns,
@@ -925,6 +929,7 @@ pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
         if let Some(sw) = &m.swiss {
             s.total_duration_ns = s.total_duration_ns.saturating_add(sw.total_duration_ns);
         }
+        s.growth_span_ns = s.growth_span_ns.saturating_add(m.evacuation_total_ns);
         s.presize_hint = s.presize_hint.max(m.presize_hint(load_factor_num));
         s.first_time_ns = s.first_time_ns.min(m.first_time_ns);
         s.last_time_ns = s.last_time_ns.max(m.last_time_ns);
