@@ -540,7 +540,9 @@ fn sites_table(h: &mut String, e: &EndInfo) {
         "<p>Where to act: the call sites whose maps grew, most events first, with the \
          <code>make</code> that builds their final storage at once.</p>\n\
          <table class=\"sites\">\n<thead><tr><th>Events</th><th>Maps</th><th>Allocated</th>\
-         <th>Resize time</th><th>Site</th><th>Presize</th></tr></thead>\n<tbody>\n",
+         <th title=\"Swiss maps: time in resizes. Hash-bucket maps: time spent growing, from each grow \
+         to its old buckets freed (writes paid for the move meanwhile).\">Resize / growing</th>\
+         <th>Site</th><th>Presize</th></tr></thead>\n<tbody>\n",
     );
     for t in sites.iter().take(MAX_SITE_ROWS) {
         let hint = match t.presize_hint {
@@ -556,10 +558,10 @@ fn sites_table(h: &mut String, e: &EndInfo) {
             t.events,
             t.maps,
             bytes(t.bytes_allocated),
-            if t.total_duration_ns == 0 {
-                "-".to_string()
-            } else {
-                duration(t.total_duration_ns)
+            match (t.total_duration_ns, t.growth_span_ns) {
+                (0, 0) => "-".to_string(),
+                (0, g) => format!("growing {}", duration(g)),
+                (r, _) => duration(r),
             },
             site_cell(t.site.as_ref()),
         );
