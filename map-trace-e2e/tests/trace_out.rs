@@ -84,11 +84,18 @@ fn trace_out_is_valid_and_matches_the_events() {
                         .contains(&e["event"].as_str().unwrap())
             })
             .count();
+        let instants = |scope: &str| {
+            tevs.iter()
+                .filter(|e| e["ph"] == "i" && e["s"] == scope)
+                .count()
+        };
         assert_eq!(
-            of("i"),
+            instants("t"),
             grows + unstarted_ends,
             "go{v}: one instant per hash-bucket grow"
         );
+        // Global instants: lost events (none here) and detached probe families (none).
+        assert_eq!(instants("g"), usize::from(summary["lost"] != 0), "go{v}");
         assert_eq!(
             of("X"),
             resizes + steps,

@@ -10,7 +10,8 @@
 //!   possibly several goroutines; one still in progress when tracing stopped ends there with
 //!   `in_progress: true`; an end whose start was not seen is an instant;
 //! - `--evacuation` steps are complete slices on the goroutine that moved the bucket;
-//! - a probe family detached by `--max-overhead` is a global instant (`s: "g"`);
+//! - a probe family detached by `--max-overhead`, and events lost (ring buffer full), are
+//!   global instants (`s: "g"`);
 //! - a counter track (`ph: "C"`) per map with its entries (and buckets, for hash-bucket maps)
 //!   at each grow or resize.
 //!
@@ -242,6 +243,16 @@ impl<W: Write> Sink for PerfettoSink<W> {
     }
 
     fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
+        // Losses are said in every output: here as a global instant at the end.
+        if e.lost > 0 {
+            let ts = self.ts(e.time_ns);
+            let pid = self.pid;
+            self.event(&json!({
+                "ph": "i", "s": "g", "name": format!("{} events lost (ring buffer full)", e.lost),
+                "cat": "map_trace", "pid": pid, "tid": 0, "ts": ts,
+                "args": { "lost": e.lost },
+            }))?;
+        }
         // Growths still running when tracing stopped end at the stop.
         for m in &e.maps {
             if let (None, Some(since)) = (&m.swiss, m.growing_since_ns) {
