@@ -97,7 +97,8 @@ pub fn duration_style(ns: u64) -> Style {
 
 /// `function (file.go:line)` in at most `max` columns: whole if it fits; else with the
 /// function's package path cut from the left (`…/pkg.F`), then whole parts of the name
-/// (`…(*T).M`, `…M`), then characters (`…g.M`), and last the location's start. `None` when not even 6 columns are left.
+/// (`…(*T).M`, `…M`), then characters (`…g.M`), and last the location's start. `None` when
+/// fewer than 10 columns are left.
 pub fn site_text(p: &SourcePos, max: usize) -> Option<String> {
     let func = sanitize(&p.function);
     let file = p.file.rsplit('/').next().unwrap_or(&p.file);
@@ -134,7 +135,7 @@ pub fn site_text(p: &SourcePos, max: usize) -> Option<String> {
             .unwrap_or_else(|| fit_left(tail, avail));
         return Some(format!("{name} {loc}"));
     }
-    (max >= 6).then(|| fit_left(&loc, max))
+    (max >= 10).then(|| fit_left(&loc, max))
 }
 
 /// Byte offsets of the dots in `f` outside parentheses and brackets (where a Go function name
@@ -208,7 +209,7 @@ pub fn grow(g: &Grow) -> Line {
     with_site(l, site_of(&g.origin))
 }
 
-/// A Swiss-table resize: `table 8→16`, `grow 512→1024`, `split 1024 [dir 64→128]`, `new 8`,
+/// A Swiss-table resize: `table 8→16`, `grow 512→1024`, `split [dir 64→128]`, `new 8`,
 /// then `len N` and the time it took.
 pub fn swiss(r: &SwissResize) -> Line {
     let mut l = head(r.time_ns, Some(r.goid));
@@ -226,8 +227,8 @@ pub fn swiss(r: &SwissResize) -> Line {
             &format!("{}→{}", r.capacity_before, r.capacity_after),
         ),
         SwissKind::TableSplit => {
-            l.plain(" split ")
-                .push(Style::Bold, &r.capacity_before.to_string());
+            // Only full tables (1024 slots) split: the size says nothing.
+            l.plain(" split");
             if r.directory_len_after > r.directory_len_before {
                 l.plain(" dir ").push(
                     Style::Bold,
@@ -328,7 +329,8 @@ impl Moves {
     }
 }
 
-/// A classic growth finished: `done 4096 len 13312 in 12.3ms`, `in ≤12.3ms (by next grow)`
+/// A classic growth finished: `done 4096 in 12.3ms` (buckets now, time since its grow),
+/// `in ≤12.3ms (by next grow)`
 /// when inferred, `(grew before trace)` when its start was not seen; then the bucket moves when
 /// `--evacuation` counted them: `, 2048 moves 1.1ms by 3g`.
 pub fn evacuated(e: &Evacuated, moves: Option<&MoveTally>) -> Line {
@@ -336,13 +338,13 @@ pub fn evacuated(e: &Evacuated, moves: Option<&MoveTally>) -> Line {
     let mut l = head(e.time_ns, goid);
     l.plain(&hex(e.map))
         .plain(" done ")
-        .push(Style::Bold, &e.buckets.to_string())
-        .plain(&format!(" len {}", e.entries));
+        .push(Style::Bold, &e.buckets.to_string());
     match (e.duration_ns, e.end) {
         (Some(d), EvacuationEnd::Probe) => l.plain(&format!(" in {}", duration_short(d))),
-        (Some(d), EvacuationEnd::NextGrow) => l
-            .plain(" in ")
-            .push(Style::Note, &format!("≤{} (by next grow)", duration_short(d))),
+        (Some(d), EvacuationEnd::NextGrow) => l.plain(" in ").push(
+            Style::Note,
+            &format!("≤{} (by next grow)", duration_short(d)),
+        ),
         (None, _) => l.plain(" (grew before trace)"),
     };
     if let Some(m) = moves.filter(|m| m.steps > 0) {
@@ -406,7 +408,7 @@ mod tests {
         assert_eq!(site_text(&p, 25).unwrap(), "…Put (store.go:123)");
         assert_eq!(site_text(&p, 18).unwrap(), "…ut (store.go:123)");
         assert_eq!(site_text(&p, 10).unwrap(), "…e.go:123)");
-        assert_eq!(site_text(&p, 5), None);
+        assert_eq!(site_text(&p, 9), None);
         // Slashes inside type arguments are not the package path.
         let g = pos("main.F[go.shape.struct { a/b }]", "main.go", 9);
         assert_eq!(site_text(&g, 24).unwrap(), "…ct { a/b }] (main.go:9)");

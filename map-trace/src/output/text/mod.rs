@@ -135,7 +135,10 @@ fn start_lines(s: &StartInfo) -> Vec<Line> {
     let head = format!("# tracing pid {} ", s.pid);
     let room = WIDTH.saturating_sub(style::width(&head) + style::width(&tail));
     let mut first = Line::new();
-    first.plain(&head).plain(&fit_left(&s.exe, room)).plain(&tail);
+    first
+        .plain(&head)
+        .plain(&fit_left(&s.exe, room))
+        .plain(&tail);
     first.truncate(WIDTH);
     let mut legend = Line::new();
     legend.push(
@@ -223,3 +226,6 @@ mod tests {
         assert_eq!(duration(12_300_000), "12.3 ms");
     }
 }
+
+#[cfg(test)]
+mod sink_tests;

@@ -16,7 +16,9 @@
 use rustc_hash::FxHashMap;
 
 use super::{
-    live::{bytes_short, bytes_style, clock_ms, duration_short, duration_style, site_of, with_site},
+    live::{
+        bytes_short, bytes_style, clock_ms, duration_short, duration_style, site_of, with_site,
+    },
     style::{fit_right, Line, Style, WIDTH},
     table::wrap,
 };
@@ -300,7 +302,9 @@ pub fn axis(span_ns: u64, width: usize) -> Line {
     }
     let end: Vec<char> = duration_short(span_ns).chars().collect();
     chars[width - 1] = '|';
-    let from = (width - 1).saturating_sub(end.len()).max(3 * quarter + quarter / 2);
+    let from = (width - 1)
+        .saturating_sub(end.len())
+        .max(3 * quarter + quarter / 2);
     for (i, ch) in end.into_iter().enumerate() {
         if from + i < width - 1 {
             chars[from + i] = ch;
@@ -338,13 +342,7 @@ pub fn map_header(m: &MapSummary, still_growing: bool) -> Line {
                 l.plain(&format!(" grew {}", duration_short(m.evacuation_total_ns)));
             }
             if still_growing {
-                l.push(Style::Warn, " growing");
-            }
-            if m.evacuate_steps > 0 {
-                l.plain(" moves ").push(
-                    duration_style(m.evacuate_steps_ns),
-                    &duration_short(m.evacuate_steps_ns),
-                );
+                l.push(Style::Warn, " still growing");
             }
         }
         Some(s) => {
@@ -477,7 +475,11 @@ mod tests {
         assert_eq!(column(899, 100, 900, 80), 79);
         assert_eq!(column(900, 100, 900, 80), 79);
         assert_eq!(column(u64::MAX, 100, 900, 80), 79);
-        assert_eq!(column(5, 100, 100, 80), 0, "an empty span does not divide by zero");
+        assert_eq!(
+            column(5, 100, 100, 80),
+            0,
+            "an empty span does not divide by zero"
+        );
     }
 
     #[test]

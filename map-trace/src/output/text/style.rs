@@ -257,16 +257,14 @@ mod tests {
     #[test]
     fn test_line_truncate_and_sanitize() {
         let mut l = Line::new();
-        l.push(Style::Dim, "0123456789").push(Style::Bold, "abcdef\x1b[31m");
+        l.push(Style::Dim, "0123456789")
+            .push(Style::Bold, "abcdef\x1b[31m");
         assert_eq!(l.width(), 21);
         assert!(!l.render(false).contains('\x1b'), "control chars replaced");
         l.truncate(12);
         assert_eq!(l.render(false), "0123456789a…");
         assert_eq!(l.width(), 12);
-        assert_eq!(
-            l.render(true),
-            "\x1b[2m0123456789\x1b[0m\x1b[1ma…\x1b[0m"
-        );
+        assert_eq!(l.render(true), "\x1b[2m0123456789\x1b[0m\x1b[1ma…\x1b[0m");
     }
 
     #[test]

@@ -90,15 +90,11 @@ pub fn totals(e: &EndInfo) -> Vec<Line> {
                     "{} events of the Go runtime's own maps not shown",
                     e.runtime_events_hidden
                 ),
-                "--runtime-maps shows them".into(),
+                "(--runtime-maps shows them)".into(),
             ],
-            " (",
+            " ",
             Style::Plain,
         ));
-        if let Some(l) = out.last_mut() {
-            l.plain(")");
-            l.truncate(WIDTH);
-        }
     }
     if e.lost > 0 {
         out.extend(wrap(
@@ -255,7 +251,9 @@ mod tests {
 
     #[test]
     fn test_wrap_breaks_at_items() {
-        let items: Vec<String> = (0..12).map(|i| format!("maps.(*Map).probe{i} 1234")).collect();
+        let items: Vec<String> = (0..12)
+            .map(|i| format!("maps.(*Map).probe{i} 1234"))
+            .collect();
         let lines = wrap("# probe hits: ", &items, ", ", Style::Plain);
         assert!(lines.len() > 1);
         let text: Vec<String> = lines.iter().map(|l| l.render(false)).collect();
