@@ -1,9 +1,6 @@
 //! End-to-end: real Go programs (several Go versions), real uprobes, the real map-trace binary.
 
-use std::{
-    process::Command,
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use map_trace_e2e::*;
 use serde_json::Value;

@@ -116,8 +116,9 @@ pub fn site_text(p: &SourcePos, max: usize) -> Option<String> {
             return Some(cand);
         }
     }
+    // A name cut below 6 columns (`…t`) says nothing: then only the location.
     let avail = max.saturating_sub(width(&loc) + 1);
-    if avail >= 2 {
+    if avail >= 6 {
         let tail = match slashes.last() {
             Some(&i) => &func[i + 1..],
             None => &func[..],
@@ -406,7 +407,8 @@ mod tests {
         );
         assert_eq!(site_text(&p, 30).unwrap(), "…(*Store).Put (store.go:123)");
         assert_eq!(site_text(&p, 25).unwrap(), "…Put (store.go:123)");
-        assert_eq!(site_text(&p, 18).unwrap(), "…ut (store.go:123)");
+        assert_eq!(site_text(&p, 21).unwrap(), "…Put (store.go:123)");
+        assert_eq!(site_text(&p, 20).unwrap(), "(store.go:123)");
         assert_eq!(site_text(&p, 10).unwrap(), "…e.go:123)");
         assert_eq!(site_text(&p, 9), None);
         // Slashes inside type arguments are not the package path.

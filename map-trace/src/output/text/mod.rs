@@ -30,8 +30,9 @@ pub struct TextSink<W: Write> {
     moves: live::Moves,
     /// Per-map events for the timeline strips.
     book: strip::Book,
-    /// A growth end was reported: growths still open at the end are really still growing.
-    ends_seen: bool,
+    /// The finishing probe reported a growth end: growths still open at the end are really
+    /// still growing (ends inferred from the next grow say nothing of the last growth).
+    probe_ends_seen: bool,
 }
 
 impl<W: Write> TextSink<W> {
@@ -43,7 +44,7 @@ impl<W: Write> TextSink<W> {
             start_ns: None,
             moves: live::Moves::default(),
             book: strip::Book::default(),
-            ends_seen: false,
+            probe_ends_seen: false,
         }
     }
 
@@ -176,7 +177,7 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
-        self.ends_seen = true;
+        self.probe_ends_seen |= e.end == EvacuationEnd::Probe;
         if e.duration_ns.is_some() {
             self.book
                 .ended(e.map, e.time_ns, e.end == EvacuationEnd::NextGrow);
@@ -204,7 +205,7 @@ impl<W: Write> Sink for TextSink<W> {
                 .or_else(|| e.maps.iter().map(|m| m.first_time_ns).min())
                 .unwrap_or(e.time_ns);
             writeln!(self.out)?;
-            let section = strip::section(&self.book, e, start, self.ends_seen);
+            let section = strip::section(&self.book, e, start, self.probe_ends_seen);
             self.lines(&section)?;
         }
         self.out.flush()

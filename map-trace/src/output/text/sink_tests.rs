@@ -412,7 +412,7 @@ fn test_text_live_lines_content() {
         "22:13:20.001 g- 0xc000000030 done 4 in ≤333µs (by next grow) …llInt (main.go:65)"
     );
     assert!(text.contains(" g9 0xfffffffffffffffe done 18446744073709551615 (grew before trace)\n"));
-    assert!(text.contains(" 0xc000000030 grow 8→16 len 104 2.2KiB partial …lInt (main.go:65)\n"));
+    assert!(text.contains(" 0xc000000030 grow 8→16 len 104 2.2KiB partial (main.go:65)\n"));
     // A long site keeps its location, and loses its package path first.
     assert!(text.contains(" …(*Store).Put (store.go:1234)\n"), "{text}");
     assert!(text.contains(" main.処理する (処理.go:7)\n"), "{text}");
@@ -466,7 +466,7 @@ fn test_text_summary_sites_hints_and_strips() {
     );
     assert_eq!(
         tl[2],
-        "0xc000000030 map[int]int 15 grows 1→32768 9.0MiB grew 4.2ms still growing"
+        "0xc000000030 map[int]int 15 grows 1→32768 9.0MiB grew ≤4.2ms still growing"
     );
     // Grows 1 ms apart from 0 ms, 5.625 ms a column: 6 in the first column, 6 in the
     // second, 3 in the third; the last growth is open: `=` to the end, `>` last.

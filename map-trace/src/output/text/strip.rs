@@ -8,8 +8,8 @@
 //! ```
 //!
 //! The sink buffers each map's events as they arrive ([`Book`]), bounded twice: at most
-//! [`MAX_MAPS`] maps (when full, the one with the fewest events makes room, and the summary
-//! says so), and at most [`MAX_POINTS`] points per map (when full, events closer together
+//! [`MAX_MAPS`] maps (when full, the one with the fewest events, the latest of those, makes
+//! room, and the summary says so), and at most [`MAX_POINTS`] points per map (when full, events closer together
 //! than 1/[`MERGE_DIV`] of the trace so far are merged: at most a fifth of a column of the final
 //! strip, so the strip does not change).
 
@@ -69,8 +69,8 @@ impl Point {
 struct Track {
     points: Vec<Point>,
     events: u64,
-    /// Sequence number of the last event, to evict the stalest of the smallest.
-    touched: u64,
+    /// Unix ns of its first event.
+    first_t: u64,
 }
 
 /// The events of the maps being traced, by map address (maps that reuse an address share a
@@ -79,7 +79,6 @@ struct Track {
 pub struct Book {
     tracks: FxHashMap<u64, Track>,
     start_ns: u64,
-    seq: u64,
     /// Maps whose events were dropped to make room.
     pub dropped_maps: u64,
     /// Some points were merged.
@@ -94,12 +93,13 @@ impl Book {
 
     /// Records an event of `map` at `t` (with its end, when known already).
     pub fn event(&mut self, map: u64, t: u64, end: Option<u64>) {
-        self.seq += 1;
         if !self.tracks.contains_key(&map) && self.tracks.len() >= MAX_MAPS {
+            // The last in the summary's order (most events, then first seen): the same maps
+            // are kept as are shown.
             let victim = self
                 .tracks
                 .iter()
-                .min_by_key(|(_, k)| (k.events, k.touched))
+                .min_by_key(|(_, k)| (k.events, std::cmp::Reverse(k.first_t)))
                 .map(|(&a, _)| a);
             if let Some(a) = victim {
                 self.tracks.remove(&a);
@@ -110,10 +110,9 @@ impl Book {
         let k = self.tracks.entry(map).or_insert_with(|| Track {
             points: vec![],
             events: 0,
-            touched: 0,
+            first_t: t,
         });
         k.events += 1;
-        k.touched = self.seq;
         if k.points.len() >= MAX_POINTS {
             let threshold = t.saturating_sub(start) / MERGE_DIV;
             k.points = merge(&k.points, threshold);
@@ -316,7 +315,8 @@ pub fn axis(span_ns: u64, width: usize) -> Line {
 }
 
 /// The header line of one map: address, type, how it grew, what it cost, the call site.
-pub fn map_header(m: &MapSummary, still_growing: bool) -> Line {
+/// `upper_bound`: some growth ends were inferred, so the growth time is at most that.
+pub fn map_header(m: &MapSummary, still_growing: bool, upper_bound: bool) -> Line {
     let mut l = Line::new();
     l.plain(&hex(m.map)).plain(" ");
     if let Some(t) = m.type_name.as_deref() {
@@ -339,7 +339,11 @@ pub fn map_header(m: &MapSummary, still_growing: bool) -> Line {
                 &bytes_short(m.bytes_allocated),
             );
             if m.evacuations > 0 && m.evacuation_total_ns > 0 {
-                l.plain(&format!(" grew {}", duration_short(m.evacuation_total_ns)));
+                l.plain(&format!(
+                    " grew {}{}",
+                    if upper_bound { "≤" } else { "" },
+                    duration_short(m.evacuation_total_ns)
+                ));
             }
             if still_growing {
                 l.push(Style::Warn, " still growing");
@@ -366,8 +370,8 @@ pub fn map_header(m: &MapSummary, still_growing: bool) -> Line {
 }
 
 /// The timeline section: the [`TOP_MAPS`] maps with the most events, each a header and a strip,
-/// then the axis. `ends_known`: growth ends were reported during the trace, so a growth still
-/// open at the end is still growing (without the finishing probe nothing is known of ends).
+/// then the axis. `ends_known`: the finishing probe reported growth ends, so a growth still open
+/// at the end is still growing (without it nothing is known of the last growth's end).
 pub fn section(book: &Book, e: &EndInfo, start_ns: u64, ends_known: bool) -> Vec<Line> {
     let mut out = vec![];
     if e.maps.is_empty() {
@@ -387,8 +391,10 @@ pub fn section(book: &Book, e: &EndInfo, start_ns: u64, ends_known: bool) -> Vec
         let since = m
             .growing_since_ns
             .filter(|_| ends_known && m.swiss.is_none());
-        let header = map_header(m, since.is_some());
-        let strip = match book.points_of(m, &e.maps) {
+        let points = book.points_of(m, &e.maps);
+        let inferred = points.iter().flatten().any(|p| p.inferred);
+        let header = map_header(m, since.is_some(), inferred);
+        let strip = match points {
             Some(points) => {
                 let cells = cells(&points, start_ns, end_ns, WIDTH, since);
                 for c in &cells {
@@ -552,15 +558,23 @@ mod tests {
     #[test]
     fn test_book_bounds_maps_evicting_fewest_events() {
         let mut b = Book::default();
-        for _ in 0..5 {
-            b.event(1, 10, None);
+        for a in 1..(MAX_MAPS as u64 + 10) {
+            for i in 0..3 {
+                b.event(a, a * 10 + i, None);
+            }
         }
-        for a in 2..(MAX_MAPS as u64 + 10) {
-            b.event(a, 20, None);
-        }
+        b.event(7, 1, None);
         assert_eq!(b.tracks.len(), MAX_MAPS);
-        assert!(b.tracks.contains_key(&1), "the busiest map stays");
+        // Ties on events keep the first seen, as the summary ranks them.
+        assert!((1..MAX_MAPS as u64).all(|a| b.tracks.contains_key(&a)));
+        assert!(b.tracks.contains_key(&(MAX_MAPS as u64 + 9)), "the newest is in");
         assert_eq!(b.dropped_maps, 9);
+        // A busier newcomer stays; the latest of the least busy goes.
+        for _ in 0..5 {
+            b.event(9999, 5_000, None);
+        }
+        assert!(b.tracks.contains_key(&9999));
+        assert!(!b.tracks.contains_key(&(MAX_MAPS as u64 + 9)));
     }
 
     #[test]
