@@ -180,10 +180,18 @@ fn test_launch_mode_exit_status_and_text_output() {
     // characters, so characters are columns).
     assert!(!f.stdout.contains('\x1b'), "{}", f.stdout);
     for l in f.stdout.lines() {
-        assert!(l.chars().count() <= 80, "{} columns: {l}", l.chars().count());
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns: {l}",
+            l.chars().count()
+        );
     }
     assert!(f.stdout.contains("\n# by call site (most events first)\n"));
-    assert!(f.stdout.contains("presize: make(map[int]int, 1664)"), "{}", f.stdout);
+    assert!(
+        f.stdout.contains("presize: make(map[int]int, 1664)"),
+        "{}",
+        f.stdout
+    );
     assert!(f.stdout.contains("\n# timeline: top "), "{}", f.stdout);
 }
 

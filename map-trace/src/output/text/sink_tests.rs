@@ -189,7 +189,7 @@ fn classic(color: bool) -> String {
     let mut tr = Trace::new(color, "classic");
     let sites = sites();
     let types = types();
-    let mut map = 0xc000_0000_00u64;
+    let mut map = 0xc0_0000_0000_u64;
     for (si, site) in sites.iter().enumerate() {
         for (ti, ty) in types.iter().enumerate() {
             map += 0x30;
@@ -340,6 +340,93 @@ fn test_text_every_line_fits_80_columns() {
             );
         }
     }
+}
+
+#[test]
+fn test_text_live_lines_fit_for_any_numbers() {
+    let numbers = [0, 1, 999, 1_000_001, 1 << 40, u64::MAX];
+    let mut checked = 0;
+    for site in &sites() {
+        for ty in &types() {
+            for &n in &numbers {
+                let mut g = grow(n, n, 3, n, n, site, ty);
+                g.bytes_allocated = n;
+                g.buckets_before = n;
+                g.buckets_after = n;
+                g.same_size = n % 2 == 1;
+                let mut e = evac(n, n, n, EvacuationEnd::NextGrow);
+                e.duration_ns = Some(n);
+                e.origin = g.origin.clone();
+                let mut moves = super::live::Moves::default();
+                moves.step(&EvacuateStep {
+                    time_ns: n,
+                    pid: 1,
+                    tid: 1,
+                    goid: n,
+                    map: n,
+                    old_bucket: n,
+                    duration_ns: n,
+                    partial: true,
+                });
+                let s = SliceGrow {
+                    time_ns: n,
+                    pid: 1,
+                    tid: 1,
+                    goid: n,
+                    cap_before: n,
+                    cap_after: n,
+                    elem_size: n,
+                    bytes: n,
+                    duration_ns: n,
+                    elem_type: n,
+                    partial: n == 0,
+                    origin: g.origin.clone(),
+                    elem_type_name: Some(ty.as_str().into()),
+                };
+                let mut lines = vec![
+                    super::live::grow(&g),
+                    super::live::evacuated(&e, moves.take(n).as_ref()),
+                    super::live::slice(&s),
+                ];
+                for kind in [
+                    SwissKind::SmallAlloc,
+                    SwissKind::SmallToTable,
+                    SwissKind::TableGrow,
+                    SwissKind::TableSplit,
+                ] {
+                    lines.push(super::live::swiss(&SwissResize {
+                        kind,
+                        time_ns: n,
+                        pid: 1,
+                        tid: 1,
+                        goid: n,
+                        map: n,
+                        maptype: n,
+                        entries: n,
+                        key_size: n,
+                        elem_size: n,
+                        duration_ns: n,
+                        table_entries: n,
+                        capacity_before: n,
+                        capacity_after: n,
+                        local_depth_before: n,
+                        directory_len_before: 0,
+                        directory_len_after: n,
+                        partial: true,
+                        origin: g.origin.clone(),
+                        type_name: None,
+                    }));
+                }
+                for l in &lines {
+                    let plain = l.render(false);
+                    assert!(l.width() <= WIDTH && width(&plain) <= WIDTH, "{plain}");
+                    assert_eq!(strip_sgr(&l.render(true)), plain);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 4 * 3 * 6 * 7);
 }
 
 #[test]

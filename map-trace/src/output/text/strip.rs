@@ -328,8 +328,11 @@ pub fn map_header(m: &MapSummary, still_growing: bool, upper_bound: bool) -> Lin
                 "{} grow{} ",
                 m.grows,
                 if m.grows == 1 { "" } else { "s" }
-            ))
-            .push(
+            ));
+            if m.same_size_grows > 0 {
+                l.plain(&format!("({} same-size) ", m.same_size_grows));
+            }
+            l.push(
                 Style::Bold,
                 &format!("{}→{}", m.buckets_first, m.buckets_last),
             )
@@ -567,7 +570,10 @@ mod tests {
         assert_eq!(b.tracks.len(), MAX_MAPS);
         // Ties on events keep the first seen, as the summary ranks them.
         assert!((1..MAX_MAPS as u64).all(|a| b.tracks.contains_key(&a)));
-        assert!(b.tracks.contains_key(&(MAX_MAPS as u64 + 9)), "the newest is in");
+        assert!(
+            b.tracks.contains_key(&(MAX_MAPS as u64 + 9)),
+            "the newest is in"
+        );
         assert_eq!(b.dropped_maps, 9);
         // A busier newcomer stays; the latest of the least busy goes.
         for _ in 0..5 {

@@ -187,10 +187,19 @@ impl Line {
                 used += w;
                 out.push((style, s));
             } else {
-                out.push((style, fit_right(&s, max - used)));
-                if !out.last().is_some_and(|(_, s)| s.ends_with('…')) {
-                    out.push((Style::Plain, "…".to_string()));
+                // Something follows in any case: this segment's first columns, then `…`.
+                let budget = max - used - 1;
+                let mut cut = String::new();
+                let mut w = 0;
+                for c in s.chars() {
+                    w += char_width(c);
+                    if w > budget {
+                        break;
+                    }
+                    cut.push(c);
                 }
+                cut.push('…');
+                out.push((style, cut));
                 break;
             }
         }
