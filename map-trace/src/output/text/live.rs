@@ -1,7 +1,7 @@
 //! The live lines: one per event, as it arrives, each within [`WIDTH`] columns.
 //!
 //! Layout: `TIME gGOROUTINE MAP EVENT SIZES len ENTRIES COST SITE`, e.g.
-//! `16:56:55.539 g6 0xc000070510 grow 2048→4096 len 13312 612KiB main.fillInt (main.go:65)`.
+//! `17:08:56.853 g9 0xc00047c000 grow 2048→4096 len 13312 612KiB …func1 (main.go:43)`.
 //! The time is UTC to the millisecond (the JSON output has nanoseconds); sizes are the new size
 //! and what it was (buckets for hash-bucket maps, slots for Swiss tables, capacity for slices);
 //! the cost is the bytes allocated (hash-bucket maps, slices) or the time the resize took

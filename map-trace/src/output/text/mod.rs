@@ -1,7 +1,7 @@
 //! `--format text` (default): a line per event as it happens, then a summary: totals, the
 //! call sites ranked with their presize hints, and a timeline strip of the busiest maps.
 //!
-//! Every line fits in 80 columns ([`style::WIDTH`]); the call site, last on a live line, is
+//! Every line fits in 80 columns ([`WIDTH`]); the call site, last on a live line, is
 //! shortened with `…` to fit (its `(file.go:line)` kept). Colour (ANSI SGR) is added only when
 //! asked ([`TextSink::color`], `--color`); without it the bytes are the same wherever the
 //! output goes.
@@ -156,7 +156,6 @@ fn start_lines(s: &StartInfo) -> Vec<Line> {
 impl<W: Write> Sink for TextSink<W> {
     fn start(&mut self, s: &StartInfo) -> io::Result<()> {
         self.start_ns = Some(s.time_ns);
-        self.book.set_start(s.time_ns);
         self.lines(&start_lines(s))?;
         self.out.flush()
     }

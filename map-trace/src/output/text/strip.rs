@@ -1,17 +1,17 @@
 //! Per-map timelines for the summary: when along the trace each map grew, and how long its
-//! growths lasted, as one [`WIDTH`]-column strip per map under a shared time axis.
+//! growths lasted, as one [`WIDTH`]-column strip per map under a shared time axis:
 //!
 //! ```text
-//! 0xc000070510 map[int]int 14 grows 1→16384 4.8MiB grew 9.1ms main.fillInt (main.go:65)
-//! |||||||2|=|===|======|==============|=============================.................
-//! |0                  |83.2ms             |166ms              |250ms          333ms|
+//! 0xc000078f08 map[string]int64 14 grows 1→16384 6.9MiB main.main (main.go:30)
+//! ..*2|.|.........................................................................
+//! |0                  |73.7ms             |147ms              |221ms        295ms|
 //! ```
 //!
 //! The sink buffers each map's events as they arrive ([`Book`]), bounded twice: at most
-//! [`MAX_MAPS`] maps (when full, the one with the fewest events, the latest of those, makes
-//! room, and the summary says so), and at most [`MAX_POINTS`] points per map (when full, events closer together
-//! than 1/[`MERGE_DIV`] of the trace so far are merged: at most a fifth of a column of the final
-//! strip, so the strip does not change).
+//! [`MAX_MAPS`] maps (when full, the one ranked last as the summary ranks them, fewest events
+//! then latest, makes room, and the summary says so), and at most [`MAX_POINTS`] points per map
+//! (when full, events closer together than 1/[`MERGE_DIV`] of the map's span so far are merged:
+//! at most a fifth of a column of the final strip, which spans at least as much).
 
 use rustc_hash::FxHashMap;
 
@@ -78,7 +78,8 @@ struct Track {
 #[derive(Debug, Default)]
 pub struct Book {
     tracks: FxHashMap<u64, Track>,
-    start_ns: u64,
+    /// The map whose track was added last.
+    newest: Option<u64>,
     /// Maps whose events were dropped to make room.
     pub dropped_maps: u64,
     /// Some points were merged.
@@ -86,27 +87,30 @@ pub struct Book {
 }
 
 impl Book {
-    /// Sets when tracing started.
-    pub fn set_start(&mut self, start_ns: u64) {
-        self.start_ns = start_ns;
-    }
-
     /// Records an event of `map` at `t` (with its end, when known already).
     pub fn event(&mut self, map: u64, t: u64, end: Option<u64>) {
         if !self.tracks.contains_key(&map) && self.tracks.len() >= MAX_MAPS {
             // The last in the summary's order (most events, then first seen): the same maps
             // are kept as are shown.
+            // A flood of maps that grow once (`--small-maps`) replaces the newest of them, found
+            // without a scan: one event and the latest first event rank last.
             let victim = self
-                .tracks
-                .iter()
-                .min_by_key(|(_, k)| (k.events, std::cmp::Reverse(k.first_t)))
-                .map(|(&a, _)| a);
+                .newest
+                .filter(|a| self.tracks.get(a).is_some_and(|k| k.events == 1))
+                .or_else(|| {
+                    self.tracks
+                        .iter()
+                        .min_by_key(|(_, k)| (k.events, std::cmp::Reverse(k.first_t)))
+                        .map(|(&a, _)| a)
+                });
             if let Some(a) = victim {
                 self.tracks.remove(&a);
                 self.dropped_maps += 1;
             }
         }
-        let start = self.start_ns;
+        if !self.tracks.contains_key(&map) {
+            self.newest = Some(map);
+        }
         let k = self.tracks.entry(map).or_insert_with(|| Track {
             points: vec![],
             events: 0,
@@ -114,7 +118,9 @@ impl Book {
         });
         k.events += 1;
         if k.points.len() >= MAX_POINTS {
-            let threshold = t.saturating_sub(start) / MERGE_DIV;
+            // Groups this narrow stay within a fifth of a column of the final strip, and there
+            // are at most MERGE_DIV + 1 of them.
+            let threshold = t.saturating_sub(k.points[0].t) / MERGE_DIV;
             k.points = merge(&k.points, threshold);
             self.merged = true;
         }
@@ -581,6 +587,14 @@ mod tests {
         }
         assert!(b.tracks.contains_key(&9999));
         assert!(!b.tracks.contains_key(&(MAX_MAPS as u64 + 9)));
+        // A flood of one-event maps takes one slot (the last ranked map's) in turns.
+        for a in 20_000..30_000u64 {
+            b.event(a, 6_000 + a, None);
+        }
+        assert_eq!(b.tracks.len(), MAX_MAPS);
+        assert!(b.tracks.contains_key(&29_999) && b.tracks.contains_key(&9999));
+        assert!((1..MAX_MAPS as u64 - 1).all(|a| b.tracks.contains_key(&a)));
+        assert_eq!(b.dropped_maps, 9 + 1 + 10_000);
     }
 
     #[test]
