@@ -41,20 +41,13 @@ pub struct MapLayout {
     /// `runtime.growslice`'s signature: 0 = Go 1.20+ `(oldPtr, newLen, oldCap, num, et)`,
     /// 1 = Go 1.18/1.19 `(et, old slice, cap)`.
     pub growslice_abi: u32,
-    /// Register holding the `*hmap` at the `map_evacuated` probe (decoded per binary), as an
-    /// index into the architecture's list in the eBPF side's `go_abi::reg`; `u32::MAX` when
-    /// that probe is not attached.
-    pub evac_reg: u32,
-    /// Offset of `oldbuckets` in `runtime.hmap` (unused by the probes today; kept so the
-    /// struct stays a multiple of 8 bytes).
-    pub hmap_oldbuckets: u32,
 }
 
 #[cfg(feature = "user")]
 // SAFETY: MapLayout is repr(C), made of u32 only, with no implicit padding.
 unsafe impl aya::Pod for MapLayout {}
 
-const _: () = assert!(core::mem::size_of::<MapLayout>() == 72);
+const _: () = assert!(core::mem::size_of::<MapLayout>() == 64);
 
 /// Indexes into the per-CPU `COUNTERS` array.
 #[repr(u32)]
@@ -91,6 +84,9 @@ pub enum Counter {
     HitsEvacuate = 13,
     /// Hits of the `evacuate*` return probes.
     HitsEvacuateRet = 14,
+    /// Hits of the start-up calibration probe on map-trace's own code (the cost of one hit on
+    /// this host).
+    Calibration = 15,
 }
 
 /// `LAYOUTS` keys at or above this are attach cookies (executable ids), below it tgids.

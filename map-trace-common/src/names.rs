@@ -25,9 +25,45 @@ pub const PROG_SLICE_GROW: &str = "slice_grow";
 pub const PROG_SLICE_GROW_RET: &str = "slice_grow_ret";
 /// Tracepoint program on `sched/sched_process_exec` (agent mode: new processes).
 pub const PROG_SCHED_EXEC: &str = "sched_exec";
-/// Uprobe on the block of `runtime.advanceEvacuationMark` that finishes a classic growth.
-pub const PROG_HMAP_EVACUATED: &str = "hmap_evacuated";
+/// Uprobes on the block of `runtime.advanceEvacuationMark` that finishes a classic growth, one
+/// program per register that can hold the `*hmap` there (decoded per binary): index `n` reads
+/// register `n` of the list in the eBPF side's `go_abi::reg`.
+pub const PROG_HMAP_EVACUATED: [&str; EVAC_REGS] = [
+    "hmap_evacuated_0",
+    "hmap_evacuated_1",
+    "hmap_evacuated_2",
+    "hmap_evacuated_3",
+    "hmap_evacuated_4",
+    "hmap_evacuated_5",
+    "hmap_evacuated_6",
+    "hmap_evacuated_7",
+    "hmap_evacuated_8",
+    "hmap_evacuated_9",
+    "hmap_evacuated_10",
+    "hmap_evacuated_11",
+    "hmap_evacuated_12",
+    "hmap_evacuated_13",
+    "hmap_evacuated_14",
+    "hmap_evacuated_15",
+    "hmap_evacuated_16",
+    "hmap_evacuated_17",
+    "hmap_evacuated_18",
+    "hmap_evacuated_19",
+    "hmap_evacuated_20",
+    "hmap_evacuated_21",
+    "hmap_evacuated_22",
+    "hmap_evacuated_23",
+    "hmap_evacuated_24",
+    "hmap_evacuated_25",
+    "hmap_evacuated_26",
+];
+/// Registers a `hmap_evacuated_N` program exists for: amd64 uses the first 13 (RAX, RBX, RCX,
+/// RDI, RSI, R8–R11, RDX, R12, R13, R15), arm64 all 27 (R0–R26).
+pub const EVAC_REGS: usize = 27;
 /// Opt-in body uprobe on `runtime.evacuate*` (`--evacuation`).
 pub const PROG_HMAP_EVACUATE: &str = "hmap_evacuate";
 /// Uprobe on each RET of `runtime.evacuate*`.
 pub const PROG_HMAP_EVACUATE_RET: &str = "hmap_evacuate_ret";
+/// Uprobe on a function of map-trace itself, hit in a loop at start-up to measure what one probe
+/// hit costs on this host.
+pub const PROG_CALIBRATE: &str = "calibrate";

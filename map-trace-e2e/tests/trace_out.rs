@@ -20,7 +20,15 @@ fn check(e: &Value) {
             e["tid"].is_u64() && ts_ok() && e["dur"].as_f64().is_some_and(|d| d >= 0.0),
             "{e}"
         ),
-        "i" => assert!(e["tid"].is_u64() && ts_ok() && e["s"] == "t", "{e}"),
+        "i" => assert!(
+            e["tid"].is_u64() && ts_ok() && (e["s"] == "t" || e["s"] == "g"),
+            "{e}"
+        ),
+        // Async slices: an id and a category pair each begin with its end.
+        "b" | "e" => assert!(
+            e["tid"].is_u64() && ts_ok() && e["id"].is_string() && e["cat"].is_string(),
+            "{e}"
+        ),
         "C" => assert!(
             ts_ok()
                 && e["args"]
@@ -41,11 +49,11 @@ fn trace_out_is_valid_and_matches_the_events() {
     ];
     for v in versions {
         let out = temp(&format!("perfetto-{v}.json"));
-        let (events, f) = trace_json(
-            &fixture(&v),
-            &["--trace-out", out.to_str().unwrap()],
-            &["goroutines", "20000", "3"],
-        );
+        let mut flags = vec!["--trace-out", out.to_str().unwrap()];
+        if !is_swiss(&v) {
+            flags.push("--evacuation");
+        }
+        let (events, f) = trace_json(&fixture(&v), &flags, &["goroutines", "20000", "3"]);
         assert!(f.status.success(), "{}", f.stderr);
         let trace: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap())
             .expect("the trace file is one JSON object");
@@ -53,16 +61,51 @@ fn trace_out_is_valid_and_matches_the_events() {
         let tevs = trace["traceEvents"].as_array().unwrap();
         tevs.iter().for_each(check);
         let of = |ph: &str| tevs.iter().filter(|e| e["ph"] == ph).count();
-        let grows = events.iter().filter(|e| e["event"] == "map_grow").count();
+        let count = |kind: &str| events.iter().filter(|e| e["event"] == kind).count();
+        let grows = count("map_grow");
+        let steps = count("map_evacuate_step");
+        let ends = count("map_evacuated");
+        let unstarted_ends = events
+            .iter()
+            .filter(|e| e["event"] == "map_evacuated" && e["duration_ns"].is_null())
+            .count();
+        let summary = events.last().unwrap();
+        let growing = summary["maps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["growing_at_end"] == true)
+            .count();
         let resizes = events
             .iter()
             .filter(|e| {
                 e["event"].as_str().is_some_and(|k| k.starts_with("map_"))
-                    && e["event"] != "map_grow"
+                    && !["map_grow", "map_evacuated", "map_evacuate_step"]
+                        .contains(&e["event"].as_str().unwrap())
             })
             .count();
-        assert_eq!(of("i"), grows, "go{v}: one instant per hash-bucket grow");
-        assert_eq!(of("X"), resizes, "go{v}: one slice per Swiss resize");
+        assert_eq!(
+            of("i"),
+            grows + unstarted_ends,
+            "go{v}: one instant per hash-bucket grow"
+        );
+        assert_eq!(
+            of("X"),
+            resizes + steps,
+            "go{v}: one slice per Swiss resize or evacuate step"
+        );
+        assert_eq!(
+            of("b"),
+            ends - unstarted_ends + growing,
+            "go{v}: one async slice per growth"
+        );
+        assert_eq!(of("b"), of("e"), "go{v}");
+        if !is_swiss(&v) {
+            assert!(
+                ends > 0 && steps > ends,
+                "go{v}: {ends} ends, {steps} steps"
+            );
+        }
         assert_eq!(
             of("C"),
             grows + resizes,

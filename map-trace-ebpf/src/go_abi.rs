@@ -37,6 +37,36 @@ pub fn arg(ctx: &ProbeContext, n: usize) -> u64 {
     }
 }
 
+/// General register `N` of the list below, for a probe in the middle of a function where the
+/// compiler chose the register (decoded per binary by userspace). `N` is a constant, so each
+/// program loads one fixed context field.
+/// amd64: RAX, RBX, RCX, RDI, RSI, R8, R9, R10, R11 (the argument registers, so `reg::<n>` is
+/// `arg(n)` for n < 9), then RDX, R12, R13, R15. arm64: R0–R26.
+#[inline(always)]
+pub fn reg<const N: usize>(ctx: &ProbeContext) -> u64 {
+    // SAFETY: as in `arg`.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        match N {
+            0..=8 => arg(ctx, N),
+            9 => regs.rdx,
+            10 => regs.r12,
+            11 => regs.r13,
+            12 => regs.r15,
+            _ => 0,
+        }
+    }
+    #[cfg(bpf_target_arch = "aarch64")]
+    {
+        if N <= 26 {
+            regs.regs[N]
+        } else {
+            0
+        }
+    }
+}
+
 /// Like [`arg`], but the load is volatile, so it stays at its constant context offset even
 /// when the caller then picks among several arguments by a runtime value.
 #[inline(always)]

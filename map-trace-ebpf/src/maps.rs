@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use map_trace_common::{
     config::{Counter, MapLayout, COUNTER_SLOTS},
-    event::{SliceEvent, SwissEvent},
+    event::{EvacuateStepEvent, SliceEvent, SwissEvent},
 };
 
 /// Event records to userspace. Userspace resizes it at load time (`--ring-buffer-size`).
@@ -142,6 +142,27 @@ pub fn slice_scratch() -> Option<&'static mut SliceEvent> {
 pub static PENDING_SLICE: LruHashMap<PendingKey, SliceEvent> =
     LruHashMap::with_max_entries(16384, 0);
 
+/// A return probe takes its call's state: copies it into `dst` (map memory or the stack) and
+/// removes the entry. Counts and returns false for a return without an entry (the probes were
+/// attached while the call was running).
+#[inline(always)]
+pub fn take_pending<T: Copy>(
+    map: &LruHashMap<PendingKey, T>,
+    key: &PendingKey,
+    dst: &mut T,
+) -> bool {
+    // SAFETY: the value is copied out before the entry is removed.
+    match unsafe { map.get(key) } {
+        Some(p) => *dst = *p,
+        None => {
+            count(Counter::UnmatchedRet);
+            return false;
+        }
+    }
+    let _ = map.remove(key);
+    true
+}
+
 /// Key of a call in progress: `[g pointer, tgid]`. `g` alone would collide between two
 /// processes of one non-PIE executable, whose heaps can sit at the same addresses.
 pub type PendingKey = [u64; 2];
@@ -154,4 +175,9 @@ pub static PENDING_TO_TABLE: LruHashMap<PendingKey, SwissEvent> =
 /// Swiss `rehash` calls in progress.
 #[map(name = "PENDING_REHASH")]
 pub static PENDING_REHASH: LruHashMap<PendingKey, SwissEvent> =
+    LruHashMap::with_max_entries(16384, 0);
+
+/// `evacuate*` calls in progress (`--evacuation`).
+#[map(name = "PENDING_EVACUATE")]
+pub static PENDING_EVACUATE: LruHashMap<PendingKey, EvacuateStepEvent> =
     LruHashMap::with_max_entries(16384, 0);

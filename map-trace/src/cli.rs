@@ -57,6 +57,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub trace_out: Option<PathBuf>,
 
+    /// Also write a self-contained HTML report (call sites, a chart per map, slices) to FILE
+    /// when tracing ends; it opens in any browser without network access.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     /// Stop tracing after this long: `30s`, `2m`, `1h`, `500ms` or plain seconds.
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -83,6 +88,20 @@ pub struct Args {
     /// the output: every growslice call still traps.
     #[arg(long, value_name = "BYTES", default_value_t = 0, requires = "slices")]
     pub min_bytes: u64,
+
+    /// Also report every step of classic-map growth: each `runtime.evacuate` call (which
+    /// goroutine moved which old bucket, and how long it took) as `map_evacuate_step`. Every call
+    /// traps twice; a map growing to N entries makes about N/3 such calls in total (~360,000 for
+    /// 1M inserts). Classic maps only (Go ≤ 1.23, or 1.24/1.25 built with noswissmap).
+    #[arg(long)]
+    pub evacuation: bool,
+
+    /// Detach an opt-in probe family (--slices, --evacuation, --small-maps) when its estimated
+    /// cost exceeds PERCENT of the target's CPU time over a window of about a second. The cost
+    /// of one probe hit is measured at start-up. The default map probes are never detached.
+    /// Every output says what was detached and when.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub max_overhead: Option<f64>,
 
     /// Also report maps the Go runtime grows for itself (no stack frame outside the runtime).
     /// Hidden by default; the summary counts what was hidden.
@@ -174,6 +193,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("invalid duration {s:?}: must be positive"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A percentage above 0.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be above 0"))
+    }
 }
 
 #[cfg(test)]

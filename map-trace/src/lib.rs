@@ -12,6 +12,7 @@ pub mod golayout;
 pub mod kernel;
 pub mod launch;
 pub mod output;
+pub mod overhead;
 pub mod plan;
 pub mod probes;
 pub mod session;

@@ -13,6 +13,7 @@ use crate::{
     symbols::{
         buildinfo::{self, BuildInfoError, GoVersion},
         elf::{Arch, Elf, ElfError, Function},
+        finish,
         pclntab::{Pclntab, PclntabError},
         prologue, ret,
     },
@@ -47,6 +48,9 @@ pub struct Plan {
     pub probes: Vec<ProbeSite>,
     /// Things a person should know (a probe point missing from this build, …).
     pub warnings: Vec<String>,
+    /// Classic maps: no finishing block was probed, so growth ends are inferred from each map's
+    /// next grow (or the probe was not asked for).
+    pub infer_growth_ends: bool,
 }
 
 /// Probe families beyond the default.
@@ -56,6 +60,11 @@ pub struct Options {
     pub small_maps: bool,
     /// `--slices`: probe `growslice` (body and RETs).
     pub slices: bool,
+    /// Classic maps: probe the block of `advanceEvacuationMark` that finishes a growth (one hit
+    /// per growth; the CLI's default).
+    pub growth_ends: bool,
+    /// `--evacuation`: probe every `evacuate*` call (body and RETs).
+    pub evacuation: bool,
 }
 
 /// Reads and inspects an executable.
@@ -108,6 +117,13 @@ const REHASH: &str = "internal/runtime/maps.(*table).rehash";
 const TABLE_GROW: &str = "internal/runtime/maps.(*table).grow";
 const TABLE_SPLIT: &str = "internal/runtime/maps.(*table).split";
 const GROWSLICE: &str = "runtime.growslice";
+const ADVANCE_EVACUATION_MARK: &str = "runtime.advanceEvacuationMark";
+const EVACUATE: [&str; 4] = [
+    "runtime.evacuate",
+    "runtime.evacuate_fast32",
+    "runtime.evacuate_fast64",
+    "runtime.evacuate_faststr",
+];
 
 /// Inspects an executable's bytes.
 pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
@@ -157,7 +173,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             PclntabError::NoTextBase => Fail::bad_target(format!("malformed Go binary: {e}")),
         })?)
     };
-    let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table, growslice] =
+    let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table, growslice, advance_mark, ev0, ev32, ev64, evstr] =
         symbols.functions(&[
             HASH_GROW,
             REHASH,
@@ -166,6 +182,11 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             GROW_TO_SMALL,
             GROW_TO_TABLE,
             GROWSLICE,
+            ADVANCE_EVACUATION_MARK,
+            EVACUATE[0],
+            EVACUATE[1],
+            EVACUATE[2],
+            EVACUATE[3],
         ])[..]
     else {
         unreachable!("one result per name")
@@ -179,6 +200,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
 
     let mut probes = vec![];
     let mut warnings = vec![];
+    let mut infer_growth_ends = false;
     match layout.map_impl {
         MapImpl::Classic => {
             let f = hash_grow.expect("classic layout implies hashGrow");
@@ -189,6 +211,37 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
                 HASH_GROW,
                 f,
             )?);
+            if opts.growth_ends {
+                match advance_mark.map(|f| finish_site(&elf, arch, &layout, f)) {
+                    Some(Ok(site)) => probes.push(site),
+                    Some(Err(why)) => {
+                        infer_growth_ends = true;
+                        warnings.push(format!(
+                            "{ADVANCE_EVACUATION_MARK}: {why}: growth ends are inferred from each map's next grow"
+                        ));
+                    }
+                    None => {
+                        infer_growth_ends = true;
+                        warnings.push(format!(
+                            "{ADVANCE_EVACUATION_MARK} is not in this binary (inlined?): growth ends are inferred from each map's next grow"
+                        ));
+                    }
+                }
+            }
+            if opts.evacuation {
+                for (name, f) in EVACUATE.iter().zip([ev0, ev32, ev64, evstr]) {
+                    // A variant the program never uses can be left out by the linker.
+                    let Some(f) = f else { continue };
+                    probes.push(body_site(&elf, arch, names::PROG_HMAP_EVACUATE, name, f)?);
+                    probes.extend(ret_sites(
+                        &elf,
+                        arch,
+                        names::PROG_HMAP_EVACUATE_RET,
+                        name,
+                        f,
+                    )?);
+                }
+            }
         }
         MapImpl::Swiss => {
             if opts.small_maps {
@@ -258,8 +311,39 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         layout,
         probes,
         warnings,
+        infer_growth_ends,
     })
 }
+
+/// The finishing block of `advanceEvacuationMark` (see `symbols::finish`), with the program
+/// that reads `h` from the register the compiler chose there.
+fn finish_site(
+    elf: &Elf<'_>,
+    arch: Arch,
+    layout: &Layout,
+    f: Function,
+) -> Result<ProbeSite, String> {
+    if f.size == 0 || f.size > 1 << 16 {
+        return Err(format!("implausible function size {}", f.size));
+    }
+    let code = elf.bytes_at(f.addr, f.size).map_err(|e| e.to_string())?;
+    let found = finish::finish_site(
+        arch,
+        code,
+        f.addr,
+        layout.offsets.hmap_flags,
+        HMAP_OLDBUCKETS,
+    )
+    .map_err(|e| e.to_string())?;
+    let program = names::PROG_HMAP_EVACUATED
+        .get(found.reg)
+        .ok_or_else(|| format!("no program for register {}", found.reg))?;
+    site(elf, program, ADVANCE_EVACUATION_MARK, f.addr, found.offset).map_err(|e| format!("{e:#}"))
+}
+
+/// `hmap.oldbuckets`: count (int), flags, B, noverflow, hash0 (16 bytes), then buckets at 16 and
+/// oldbuckets at 24 on 64-bit targets, in every classic release (1.18–1.25).
+const HMAP_OLDBUCKETS: u32 = 24;
 
 fn malformed(function: &str, e: impl std::fmt::Display) -> Fail {
     Fail::bad_target(format!("malformed Go binary: {function}: {e}"))

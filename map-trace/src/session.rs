@@ -24,6 +24,7 @@ use crate::{
     golayout::MapImpl,
     launch,
     output::{json::JsonSink, text::TextSink, EndInfo, Sink, StartInfo},
+    overhead::{self, Detached, Family, FamilyCost, HitCost, Overhead},
     plan::{self, Plan},
     probes::{self, Probes},
     symbols::symbolize::{ProcessMap, Symbolizer},
@@ -53,6 +54,8 @@ pub fn run(args: Args) -> Result<u8> {
         &target.exe,
         plan::Options {
             small_maps: args.small_maps,
+            growth_ends: true,
+            evacuation: args.evacuation,
             slices: args.slices,
         },
     )?;
@@ -80,13 +83,29 @@ pub fn run(args: Args) -> Result<u8> {
             Box::new(crate::output::perfetto::PerfettoSink::new(file)),
         ]));
     }
+    if let Some(path) = &args.report {
+        let report = crate::output::report::ReportSink::create(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        sink = Box::new(crate::output::Tee(vec![sink, Box::new(report)]));
+    }
 
     let mut probes = Probes::load(
         probes::ring_buffer_bytes(args.ring_buffer_size),
         probes::Keying::Process,
     )?;
+    let hit_cost = match overhead::calibrate(&mut probes) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "map-trace: warning: could not measure what a probe hit costs here ({e:#}); \
+                 overhead estimates assume {:.1} µs",
+                HitCost::FALLBACK.body_ns / 1000.0
+            );
+            HitCost::FALLBACK
+        }
+    };
 
-    let (pid, child) = match launch_cmd {
+    let (pid, child, links) = match launch_cmd {
         None => {
             let pid = target.pid.expect("pid mode");
             // Failure-drill hook (tests only): widen the window between discovery and attach
@@ -97,17 +116,20 @@ pub fn run(args: Args) -> Result<u8> {
             {
                 std::thread::sleep(Duration::from_millis(ms));
             }
-            attach_all(&mut probes, &plan, &target, pid)?;
-            (pid, None)
+            let links = attach_all(&mut probes, &plan, &target, pid)?;
+            (pid, None, links)
         }
         Some(argv0) => {
             let held = launch::spawn_held(&target.exe, &argv0, &args.command[1..])?;
             let pid = held.pid;
-            if let Err(e) = attach_all(&mut probes, &plan, &target, pid) {
-                held.abort();
-                return Err(e);
-            }
-            (pid, Some(held))
+            let links = match attach_all(&mut probes, &plan, &target, pid) {
+                Ok(l) => l,
+                Err(e) => {
+                    held.abort();
+                    return Err(e);
+                }
+            };
+            (pid, Some(held), links)
         }
     };
 
@@ -115,7 +137,19 @@ pub fn run(args: Args) -> Result<u8> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    rt.block_on(stream(args, plan, target, probes, pid, child, sink))
+    rt.block_on(stream(
+        args,
+        plan,
+        target,
+        Attached {
+            probes,
+            links,
+            hit_cost,
+        },
+        pid,
+        child,
+        sink,
+    ))
 }
 
 /// Privileges and kernel features every mode needs, as one-line errors.
@@ -138,15 +172,47 @@ pub fn preflight() -> Result<()> {
     }
 }
 
-fn attach_all(probes: &mut Probes, plan: &Plan, target: &Target, pid: u32) -> Result<()> {
+/// One attached probe, kept so that its family can be detached.
+struct Link {
+    family: Family,
+    program: &'static str,
+    id: aya::programs::uprobe::UProbeLinkId,
+}
+
+fn attach_all(probes: &mut Probes, plan: &Plan, target: &Target, pid: u32) -> Result<Vec<Link>> {
     probes.set_layout(probes::Scope::Process(pid), plan.layout.offsets)?;
+    let mut links = vec![];
     for site in &plan.probes {
         if target.pid.is_some() && !procfs::alive(pid) {
             return Err(Fail::bad_target(format!("no such process: pid {pid} (it exited)")).into());
         }
-        probes.attach(site, &target.exe, probes::Scope::Process(pid))?;
+        let id = probes.attach(site, &target.exe, probes::Scope::Process(pid))?;
+        links.push(Link {
+            family: Family::of(site.program),
+            program: site.program,
+            id,
+        });
     }
-    Ok(())
+    Ok(links)
+}
+
+/// Probe families attached, in report order.
+fn families(links: &[Link]) -> Vec<Family> {
+    let mut f: Vec<Family> = links.iter().map(|l| l.family).collect();
+    f.sort();
+    f.dedup();
+    f
+}
+
+/// Cumulative hits and estimated nanoseconds per family.
+fn family_hits(probes: &Probes, families: &[Family], cost: &HitCost) -> Vec<(Family, u64, u64)> {
+    families
+        .iter()
+        .map(|&f| {
+            let hits = f.counters().iter().map(|&c| probes.counter(c)).sum();
+            (f, hits, f.estimate_ns(cost, |c| probes.counter(c)))
+        })
+        .collect()
 }
 
 enum Stop {
@@ -155,15 +221,33 @@ enum Stop {
     Duration,
 }
 
+/// The loaded object, what is attached, and what a hit costs.
+struct Attached {
+    probes: Probes,
+    links: Vec<Link>,
+    hit_cost: HitCost,
+}
+
 async fn stream(
     args: Args,
     plan: Plan,
     target: Target,
-    mut probes: Probes,
+    attached: Attached,
     pid: u32,
     held: Option<launch::Held>,
     mut sink: Box<dyn Sink>,
 ) -> Result<u8> {
+    let Attached {
+        mut probes,
+        mut links,
+        hit_cost,
+    } = attached;
+    let families = families(&links);
+    let mut budget = args.max_overhead.map(overhead::Budget::new);
+    let mut detached: Vec<(Family, u64, f64)> = vec![];
+    let cpu_at_start = procfs::cpu_time_ns(pid);
+    let mut cpu_last = cpu_at_start;
+    let mut budget_tick = tokio::time::interval(Duration::from_millis(250));
     let mut reader = Reader::new(probes.take_ring_buffer()?)?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -213,7 +297,11 @@ async fn stream(
         pid,
         lfn: plan.layout.load_factor_num,
         offset,
-        timeline: Timeline::new(),
+        timeline: if plan.infer_growth_ends {
+            Timeline::inferring_ends()
+        } else {
+            Timeline::new()
+        },
         undecodable: 0,
         write_err: None,
         sink,
@@ -254,6 +342,45 @@ async fn stream(
         tokio::select! {
             r = reader.readable(|b| col.record(b)) => { r?; col.flush(); }
             _ = drain_tick.tick() => { reader.drain(|b| col.record(b)); col.flush(); }
+            _ = budget_tick.tick() => {
+                cpu_last = procfs::cpu_time_ns(pid).or(cpu_last);
+                if let (Some(b), Some(cpu)) = (budget.as_mut(), cpu_last) {
+                    let hits = family_hits(&probes, &families, &hit_cost);
+                    let spent: Vec<(Family, u64)> = hits.iter().map(|h| (h.0, h.2)).collect();
+                    let verdict = b.check(&spent, cpu);
+                    for (family, share) in verdict.detach {
+                        if detached.iter().any(|d| d.0 == family) {
+                            continue;
+                        }
+                        let (gone, kept): (Vec<Link>, Vec<Link>) =
+                            links.drain(..).partition(|l| l.family == family);
+                        links = kept;
+                        for l in gone {
+                            probes.detach(l.program, l.id);
+                        }
+                        let d = Detached {
+                            time_ns: sys::unix_now_ns(),
+                            family,
+                            share_percent: share,
+                            budget_percent: b.percent(),
+                            hits: hits.iter().find(|h| h.0 == family).map_or(0, |h| h.1),
+                        };
+                        eprintln!(
+                            "map-trace: detached {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {}%)",
+                            family.flag().unwrap_or(family.name()),
+                            b.percent()
+                        );
+                        detached.push((family, d.time_ns, share));
+                        col.emit(|s| s.detached(&d));
+                    }
+                    if let Some(share) = verdict.default_over {
+                        eprintln!(
+                            "map-trace: warning: the default map probes take an estimated {share:.1}% of the target's CPU time, over the {}% budget; they stay attached (--max-overhead only detaches opt-in probes)",
+                            b.percent()
+                        );
+                    }
+                }
+            }
             _ = exited => break Stop::TargetExited(None),
             _ = sleep => break Stop::Duration,
             _ = sigint.recv() => if !launched { break Stop::Signal },
@@ -268,6 +395,10 @@ async fn stream(
 
     // Launch mode: a duration or signal stop detaches but leaves the child running; we wait
     // for it only when it exited.
+    // An exited child is a zombie until it is waited for: its CPU time is still readable.
+    if let Some(cpu) = procfs::cpu_time_ns(pid) {
+        cpu_last = Some(cpu);
+    }
     let mut stop = stop;
     if let (Some(c), Stop::TargetExited(_)) = (child.as_mut(), &stop) {
         let status = c.wait().context("waiting for the child")?;
@@ -282,7 +413,26 @@ async fn stream(
     }
 
     let lost = probes.counter(Counter::Lost);
-    let probe_hits = probe_hits(&probes, plan.layout.map_impl, args.slices);
+    if let Some(cpu) = procfs::cpu_time_ns(pid) {
+        cpu_last = Some(cpu);
+    }
+    let family_costs: Vec<FamilyCost> = family_hits(&probes, &families, &hit_cost)
+        .into_iter()
+        .map(|(family, hits, estimated_ns)| FamilyCost {
+            family,
+            hits,
+            estimated_ns,
+            detached: detached.iter().find(|d| d.0 == family).map(|d| (d.1, d.2)),
+        })
+        .collect();
+    let overhead = Overhead {
+        hit_cost,
+        estimated_ns: family_costs.iter().map(|f| f.estimated_ns).sum(),
+        families: family_costs,
+        target_cpu_ns: cpu_at_start.zip(cpu_last).map(|(a, b)| b.saturating_sub(a)),
+        budget_percent: args.max_overhead,
+    };
+    let probe_hits = probe_hits(&probes, &plan, &args);
     let read_errors = probes.counter(Counter::ReadErrors);
     drop(probes); // detach before writing the summary
     let (reason, exit_status) = match stop {
@@ -308,6 +458,7 @@ async fn stream(
         load_factor_num: plan.layout.load_factor_num,
         slices: args.slices.then_some((col.slices_shown, col.slices_below)),
         maps: std::mem::take(&mut col.timeline).into_summary(),
+        overhead,
     };
     col.sink.finish(&end)?;
     Ok(match exit_status {
@@ -531,8 +682,30 @@ impl Collector {
 }
 
 /// Hits per probe family, as shown in summaries.
-fn probe_hits(probes: &Probes, map_impl: MapImpl, slices: bool) -> Vec<(String, u64)> {
+fn probe_hits(probes: &Probes, plan: &Plan, args: &Args) -> Vec<(String, u64)> {
+    let map_impl = plan.layout.map_impl;
+    let slices = args.slices;
     let mut hits = map_probe_hits(probes, map_impl);
+    if plan
+        .probes
+        .iter()
+        .any(|p| p.function == "runtime.advanceEvacuationMark")
+    {
+        hits.push((
+            "runtime.advanceEvacuationMark (growth finished)".into(),
+            probes.counter(Counter::HitsEvacuated),
+        ));
+    }
+    if args.evacuation && map_impl == MapImpl::Classic {
+        hits.push((
+            "runtime.evacuate*".into(),
+            probes.counter(Counter::HitsEvacuate),
+        ));
+        hits.push((
+            "runtime.evacuate* return probes".into(),
+            probes.counter(Counter::HitsEvacuateRet),
+        ));
+    }
     if slices {
         hits.push((
             "runtime.growslice".into(),

@@ -402,6 +402,9 @@ pub fn bench(only: Option<&str>) -> Result<()> {
         let r = agent_bench(&bin, &fixtures)?;
         results.push(r);
     }
+    if want("modes") {
+        results.extend(modes_bench(&bin, &fixtures)?);
+    }
     let dir = crate::cache::target_dir().join("bench");
     fs::create_dir_all(&dir)?;
     fs::write(
@@ -550,4 +553,98 @@ fn agent_bench(bin: &Path, fixtures: &Path) -> Result<Value> {
         "runs": runs, "wall_s": wall, "events": events, "busy_cpu_s": busy_cpu,
         "busy_rss_kib": rss_busy, "peak_rss_kib": hwm,
     }))
+}
+
+/// Section 7: what each probe mode costs the target, and how close map-trace's own estimate
+/// (its summary's `overhead.estimated_ns`, from the calibrated per-hit cost) comes to the
+/// measured added time. Medians of interleaved runs.
+fn modes_bench(bin: &Path, fixtures: &Path) -> Result<Vec<Value>> {
+    println!();
+    println!("## 7. Cost per mode (median of 3 interleaved runs; est. = map-trace's own estimate)");
+    println!(
+        "{:<8} {:<18} {:<34} {:>9} {:>11} {:>9} {:>10} {:>10}",
+        "go", "workload", "mode", "hits", "target ms", "ratio", "added ms", "est. ms"
+    );
+    let mut out = vec![];
+    // (Go version, fixture arguments, map-trace flags of each mode)
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a [&'a str]]);
+    let cases: [Case; 2] = [
+        (
+            "1.23.9",
+            &["int", "1000000"],
+            &[
+                &[],
+                &["--evacuation"],
+                &["--evacuation", "--max-overhead", "5"],
+            ],
+        ),
+        (
+            "1.23.9",
+            &["slices", "100000", "9"],
+            &[&[], &["--slices"], &["--slices", "--max-overhead", "5"]],
+        ),
+    ];
+    for (v, args, modes) in cases {
+        let fx = fixture(fixtures, v);
+        let mut plain = vec![];
+        let mut traced: Vec<Vec<u64>> = vec![vec![]; modes.len()];
+        let mut summaries: Vec<Value> = vec![Value::Null; modes.len()];
+        for _ in 0..3 {
+            plain.push(run_once(Command::new(&fx).args(args))?);
+            for (i, flags) in modes.iter().enumerate() {
+                let json = std::env::temp_dir().join("map-trace-bench-modes.json");
+                traced[i].push(run_once(
+                    Command::new(bin)
+                        .args(*flags)
+                        .args(["--format", "json", "-o"])
+                        .arg(&json)
+                        .arg("--")
+                        .arg(&fx)
+                        .args(args),
+                )?);
+                let text = fs::read_to_string(&json)?;
+                summaries[i] = serde_json::from_str(text.lines().last().context("no summary")?)?;
+            }
+        }
+        let p = median(plain);
+        println!(
+            "{v:<8} {:<18} {:<34} {:>9} {:>11.1} {:>9} {:>10} {:>10}",
+            args.join(" "),
+            "untraced",
+            "-",
+            p / 1e6,
+            "1.00",
+            "-",
+            "-"
+        );
+        for (i, flags) in modes.iter().enumerate() {
+            let t = median(traced[i].clone());
+            let s = &summaries[i];
+            let hits: u64 = s["probe_hits"]
+                .as_object()
+                .map(|o| o.values().filter_map(Value::as_u64).sum())
+                .unwrap_or(0);
+            let est = s["overhead"]["estimated_ns"].as_u64().unwrap_or(0) as f64;
+            let mode = if flags.is_empty() {
+                "default".to_string()
+            } else {
+                flags.join(" ")
+            };
+            println!(
+                "{v:<8} {:<18} {mode:<34} {hits:>9} {:>11.1} {:>9.2} {:>10.1} {:>10.1}",
+                args.join(" "),
+                t / 1e6,
+                t / p,
+                (t - p) / 1e6,
+                est / 1e6
+            );
+            out.push(serde_json::json!({
+                "bench": "modes", "go": v, "workload": args.join(" "), "mode": mode,
+                "hits": hits, "untraced_ms": p / 1e6, "traced_ms": t / 1e6, "ratio": t / p,
+                "estimated_ms": est / 1e6, "body_hit_cost_ns": s["overhead"]["body_hit_cost_ns"],
+                "stepped_hit_cost_ns": s["overhead"]["stepped_hit_cost_ns"],
+            }));
+        }
+    }
+    Ok(out)
 }

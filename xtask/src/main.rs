@@ -33,7 +33,8 @@ enum Cmd {
     },
     /// Build the Go test programs with every Go toolchain of the test matrix.
     Fixtures,
-    /// Install the test-only checkers into the cache: Prometheus + promtool, kubernetes-validate.
+    /// Install the test-only checkers into the cache: Prometheus + promtool, kubernetes-validate,
+    /// headless Chromium.
     TestTools,
     /// Set up, build, and trace the demo Go workload (needs root; uses sudo if available).
     Demo,
@@ -64,8 +65,15 @@ fn main() {
         Cmd::Build { release } => build::build(release).map(|_| ()),
         Cmd::Fixtures => go::fixtures().map(|_| ()),
         Cmd::TestTools => tools::prometheus()
-            .and_then(|p| Ok((p, tools::kubernetes_validate()?)))
-            .map(|(p, k)| eprintln!("xtask: {} and {}", p.display(), k.display())),
+            .and_then(|p| Ok((p, tools::kubernetes_validate()?, tools::chromium()?)))
+            .map(|(p, k, c)| {
+                eprintln!(
+                    "xtask: {}, {} and {}",
+                    p.display(),
+                    k.display(),
+                    c.display()
+                )
+            }),
         Cmd::Demo => test::demo(),
         Cmd::Test => test::test(),
         Cmd::Bench { only } => bench::bench(only.as_deref()),

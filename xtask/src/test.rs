@@ -70,6 +70,8 @@ pub fn test() -> Result<()> {
     let prometheus = crate::tools::prometheus()?;
     let kv = crate::tools::kubernetes_validate()?;
     let python = crate::tools::python()?;
+    // Renders `--report` pages (DOM, console errors, a screenshot).
+    let chromium = crate::tools::chromium()?;
     run(clean_cmd("cargo")
         .args([
             "test",
@@ -85,7 +87,8 @@ pub fn test() -> Result<()> {
         .env("MAP_TRACE_REAL_PROGRAMS", real_programs.join(","))
         .env("MAP_TRACE_PROMETHEUS_DIR", &prometheus)
         .env("MAP_TRACE_PYTHON", python)
-        .env("MAP_TRACE_KV_PYTHONPATH", &kv))?;
+        .env("MAP_TRACE_KV_PYTHONPATH", &kv)
+        .env("MAP_TRACE_CHROMIUM", &chromium))?;
     // The real binary inside QEMU guests: arm64 and amd64, kernels 5.10 to 6.12.
     crate::vm::vm_test()?;
     // Bounded fuzzing of the parsers and the decoder (the corpus lives in fuzz/corpus).

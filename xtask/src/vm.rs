@@ -294,8 +294,12 @@ sequence() {
   got=$(echo $(eval "$2")); want=$(echo $3)
   if [ "$got" = "$want" ]; then echo "VMTEST: $1 sequence ok: $got"; else echo "VMTEST: $1 sequence MISMATCH: got [$got] want [$want]"; fail=1; fi
 }
-check classic-go /test/map-trace /test/growth-classic 14 || fail=1
-sequence classic-go "grep -o '\"buckets_after\":[0-9]*' /tmp/mine | cut -d: -f2 | tr '\n' ' '" \
+# Classic: 14 map_grow and 14 map_evacuated (every growth finished; the probe on the block
+# that ends advanceEvacuationMark, decoded for this architecture).
+check classic-go /test/map-trace /test/growth-classic 28 || fail=1
+sequence classic-go "grep map_grow /tmp/mine | grep -o '\"buckets_after\":[0-9]*' | cut -d: -f2 | tr '\n' ' '" \
+  "2 4 8 16 32 64 128 256 512 1024 2048 4096 8192 16384 "
+sequence classic-go-ends "grep map_evacuated /tmp/mine | grep -o '\"buckets\":[0-9]*' | cut -d: -f2 | tr '\n' ' '" \
   "2 4 8 16 32 64 128 256 512 1024 2048 4096 8192 16384 "
 # Swiss: 1 small->table, 6 grows 16->...->1024, then 125-130 splits (how many depends on the
 # per-run hash seed; 127 in nearly every run).
@@ -304,7 +308,7 @@ sequence swiss-go "echo \$(grep -c map_small_to_table /tmp/mine) \$(grep -c map_
   "1 6 32 64 128 256 512 1024 "
 if [ -x /test/wrong-abi ]; then
   # Negative control: the x86-64 register layout on arm64 must not pass the same check.
-  if check negative-control /test/wrong-abi /test/growth-classic 14; then
+  if check negative-control /test/wrong-abi /test/growth-classic 28; then
     echo "VMTEST: negative control NOT detected"; fail=1
   else
     echo "VMTEST: negative control detected (wrong register mapping fails the check)"

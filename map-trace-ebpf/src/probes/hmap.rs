@@ -4,11 +4,12 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use map_trace_common::{
     config::Counter,
-    event::{EventHeader, EventKind, MapGrowEvent, Stack},
+    event::{EvacuateStepEvent, EventHeader, EventKind, MapEvacuatedEvent, MapGrowEvent, Stack},
 };
 
 use crate::{
-    go_abi, maps,
+    go_abi,
+    maps::{self, PendingKey},
     probes::{fill_stack, read},
 };
 
@@ -81,4 +82,131 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
     });
     fill_stack(ctx, &mut ev.stack);
     entry.submit(maps::submit_flags());
+}
+
+/// The block of `advanceEvacuationMark(h *hmap, t *maptype, newbit uintptr)` that runs once per
+/// growth, when the last old bucket has been moved:
+/// `if h.nevacuate == newbit { h.oldbuckets = nil; …; h.flags &^= sameSizeGrow }`.
+/// Userspace attaches the program on the store to `h.flags` there, choosing the program whose
+/// register holds `h` at that instruction (decoded per binary).
+/// <https://github.com/golang/go/blob/go1.23.9/src/runtime/map.go#L1369>
+#[inline(always)]
+fn hmap_evacuated<const R: usize>(ctx: &ProbeContext) {
+    let Some(hit) = maps::hit(ctx) else { return };
+    let layout = hit.layout;
+    maps::count(Counter::HitsEvacuated);
+    let h = go_abi::reg::<R>(ctx);
+    let g = go_abi::g(ctx);
+    let mut err = 0u8;
+    let goid: u64 = read(g + layout.g_goid as u64, &mut err);
+    let head: [u8; 16] = read(h + layout.hmap_count as u64, &mut err);
+    let count = u64::from_le_bytes([
+        head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+    ]);
+    let b = head[(layout.hmap_b.wrapping_sub(layout.hmap_count) & 15) as usize];
+    if err != 0 {
+        maps::count(Counter::ReadErrors);
+    }
+    let ev = MapEvacuatedEvent {
+        header: EventHeader {
+            kind: EventKind::MapEvacuated as u32,
+            tid: hit.tid,
+            pid: hit.tgid,
+            exe: hit.exe,
+            goid,
+            // SAFETY: helper without preconditions.
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+        },
+        map: h,
+        count,
+        b,
+        read_error: err,
+        _pad: [0; 6],
+    };
+    if maps::EVENTS
+        .output::<MapEvacuatedEvent>(&ev, maps::submit_flags())
+        .is_err()
+    {
+        maps::count(Counter::Lost);
+    }
+}
+
+macro_rules! evacuated_programs {
+    ($($name:ident = $r:literal),* $(,)?) => {$(
+        #[doc = concat!("[`hmap_evacuated`] with `h` in register ", stringify!($r), " of `go_abi::reg`.")]
+        #[uprobe]
+        pub fn $name(ctx: ProbeContext) -> u32 {
+            hmap_evacuated::<$r>(&ctx);
+            0
+        }
+    )*};
+}
+
+evacuated_programs!(
+    hmap_evacuated_0 = 0, hmap_evacuated_1 = 1, hmap_evacuated_2 = 2, hmap_evacuated_3 = 3,
+    hmap_evacuated_4 = 4, hmap_evacuated_5 = 5, hmap_evacuated_6 = 6, hmap_evacuated_7 = 7,
+    hmap_evacuated_8 = 8, hmap_evacuated_9 = 9, hmap_evacuated_10 = 10, hmap_evacuated_11 = 11,
+    hmap_evacuated_12 = 12,
+);
+
+#[cfg(bpf_target_arch = "aarch64")]
+evacuated_programs!(
+    hmap_evacuated_13 = 13, hmap_evacuated_14 = 14, hmap_evacuated_15 = 15,
+    hmap_evacuated_16 = 16, hmap_evacuated_17 = 17, hmap_evacuated_18 = 18,
+    hmap_evacuated_19 = 19, hmap_evacuated_20 = 20, hmap_evacuated_21 = 21,
+    hmap_evacuated_22 = 22, hmap_evacuated_23 = 23, hmap_evacuated_24 = 24,
+    hmap_evacuated_25 = 25, hmap_evacuated_26 = 26,
+);
+
+/// `evacuate*(t *maptype, h *hmap, oldbucket uintptr)` entered (opt-in `--evacuation`, body
+/// probe): moves one old bucket and its overflow chain. Keyed by goroutine for the return probe.
+/// <https://github.com/golang/go/blob/go1.23.9/src/runtime/map.go#L1251>
+#[uprobe]
+pub fn hmap_evacuate(ctx: ProbeContext) -> u32 {
+    let Some(hit) = maps::hit(&ctx) else { return 0 };
+    maps::count(Counter::HitsEvacuate);
+    let g = go_abi::g(&ctx);
+    let mut err = 0u8;
+    let goid: u64 = read(g + hit.layout.g_goid as u64, &mut err);
+    let ev = EvacuateStepEvent {
+        header: EventHeader {
+            kind: EventKind::MapEvacuateStep as u32,
+            tid: hit.tid,
+            pid: hit.tgid,
+            exe: hit.exe,
+            goid,
+            // SAFETY: helper without preconditions.
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+        },
+        map: go_abi::arg(&ctx, 1),
+        old_bucket: go_abi::arg(&ctx, 2),
+        duration_ns: 0,
+        read_error: err,
+        _pad: [0; 7],
+    };
+    let key: PendingKey = [g, u64::from(hit.tgid)];
+    let _ = maps::PENDING_EVACUATE.insert(&key, &ev, 0);
+    0
+}
+
+/// RET of `evacuate*`: times the call started by [`hmap_evacuate`].
+#[uprobe]
+pub fn hmap_evacuate_ret(ctx: ProbeContext) -> u32 {
+    let Some(hit) = maps::hit(&ctx) else { return 0 };
+    maps::count(Counter::HitsEvacuateRet);
+    let key: PendingKey = [go_abi::g(&ctx), u64::from(hit.tgid)];
+    let mut ev = EvacuateStepEvent::default();
+    if !maps::take_pending(&maps::PENDING_EVACUATE, &key, &mut ev) {
+        return 0;
+    }
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    ev.duration_ns = now.saturating_sub(ev.header.ts_ns);
+    if maps::EVENTS
+        .output::<EvacuateStepEvent>(&ev, maps::submit_flags())
+        .is_err()
+    {
+        maps::count(Counter::Lost);
+    }
+    0
 }

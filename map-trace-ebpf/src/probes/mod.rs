@@ -1,5 +1,6 @@
 //! Probe families. Each program is attached by userspace at a file offset it computed.
 
+pub mod calibrate;
 pub mod exec;
 pub mod hmap;
 pub mod slices;

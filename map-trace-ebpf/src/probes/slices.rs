@@ -68,15 +68,9 @@ pub fn slice_grow_ret(ctx: ProbeContext) -> u32 {
     maps::count(Counter::HitsGrowsliceRet);
     let key: PendingKey = [go_abi::g(&ctx), u64::from(hit.tgid)];
     let Some(ev) = maps::slice_scratch() else { return 0 };
-    // SAFETY: the value is copied (map memory to map memory) before the entry is removed.
-    match unsafe { maps::PENDING_SLICE.get(&key) } {
-        Some(p) => *ev = *p,
-        None => {
-            maps::count(Counter::UnmatchedRet);
-            return 0;
-        }
+    if !maps::take_pending(&maps::PENDING_SLICE, &key, ev) {
+        return 0;
     }
-    let _ = maps::PENDING_SLICE.remove(&key);
     ev.new_cap = go_abi::arg(&ctx, 2);
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };

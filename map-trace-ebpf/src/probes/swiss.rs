@@ -106,15 +106,9 @@ pub fn swiss_grow_to_table_ret(ctx: ProbeContext) -> u32 {
     maps::count(Counter::HitsSwissRet);
     let key = pending_key(go_abi::g(&ctx), &hit);
     let Some(ev) = maps::scratch() else { return 0 };
-    // SAFETY: the value is copied (map memory to map memory) before the entry is removed.
-    match unsafe { maps::PENDING_TO_TABLE.get(&key) } {
-        Some(p) => *ev = *p,
-        None => {
-            maps::count(Counter::UnmatchedRet);
-            return 0;
-        }
+    if !maps::take_pending(&maps::PENDING_TO_TABLE, &key, ev) {
+        return 0;
     }
-    let _ = maps::PENDING_TO_TABLE.remove(&key);
     let mut err = 0u8;
     let dir: u64 = read(ev.map + l.swiss_map_dir_ptr as u64, &mut err);
     let table: u64 = read(dir, &mut err);
@@ -168,15 +162,9 @@ pub fn swiss_rehash_ret(ctx: ProbeContext) -> u32 {
     maps::count(Counter::HitsSwissRet);
     let key = pending_key(go_abi::g(&ctx), &hit);
     let Some(ev) = maps::scratch() else { return 0 };
-    // SAFETY: the value is copied (map memory to map memory) before the entry is removed.
-    match unsafe { maps::PENDING_REHASH.get(&key) } {
-        Some(p) => *ev = *p,
-        None => {
-            maps::count(Counter::UnmatchedRet);
-            return 0;
-        }
+    if !maps::take_pending(&maps::PENDING_REHASH, &key, ev) {
+        return 0;
     }
-    let _ = maps::PENDING_REHASH.remove(&key);
     let mut err = 0u8;
     ev.dir_len_after = read(ev.map + l.swiss_map_dir_len as u64, &mut err);
     ev.read_error |= err;

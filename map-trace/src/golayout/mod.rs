@@ -110,8 +110,6 @@ pub fn layout(
         type_size: 0,
         // growslice(et, old slice, cap) until 1.19; (oldPtr, newLen, oldCap, num, et) from 1.20.
         growslice_abi: u32::from(version.minor < 20),
-        // Set by the plan when it finds the block that finishes a growth.
-        evac_reg: u32::MAX,
         ..MapLayout::default()
     };
     let classic = has_hash_grow && version.minor <= 25;
@@ -122,7 +120,6 @@ pub fn layout(
         offsets.hmap_flags = 8;
         offsets.hmap_b = 9;
         offsets.hmap_noverflow = 10;
-        offsets.hmap_oldbuckets = 24;
         offsets.maptype_bucket_size = 82;
         // map.go: loadFactorNum = (bucketCnt*13/16)*2 == 12 in 1.21 only (integer division);
         // 2*bucketCnt*13/16 == 13 before and after.

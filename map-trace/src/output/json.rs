@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use super::{hex, EndInfo, Sink, StartInfo};
 use crate::{
     symbols::pclntab::SourcePos,
-    timeline::{Grow, Origin, SliceGrow, SwissKind, SwissResize},
+    timeline::{
+        EvacuateStep, Evacuated, EvacuationEnd, Grow, Origin, SliceGrow, SwissKind, SwissResize,
+    },
 };
 
 /// `site` (the first frame outside the Go runtime, or null) and `stack` (innermost first;
@@ -88,6 +90,39 @@ struct GrowRecord<'a> {
     type_name: Option<&'a str>,
     site: Option<&'a SourcePos>,
     stack: &'a [SourcePos],
+}
+
+/// The `map_evacuated` record: a classic map's growth finished.
+#[derive(Serialize)]
+struct EvacuatedRecord<'a> {
+    event: &'static str,
+    time_ns: u64,
+    pid: u32,
+    tid: u32,
+    goid: u64,
+    map: Hex,
+    buckets: u64,
+    entries: u64,
+    duration_ns: Option<u64>,
+    inferred: bool,
+    partial: bool,
+    #[serde(rename = "type")]
+    type_name: Option<&'a str>,
+    site: Option<&'a SourcePos>,
+}
+
+/// The `map_evacuate_step` record (`--evacuation`).
+#[derive(Serialize)]
+struct EvacuateStepRecord {
+    event: &'static str,
+    time_ns: u64,
+    pid: u32,
+    tid: u32,
+    goid: u64,
+    map: Hex,
+    old_bucket: u64,
+    duration_ns: u64,
+    partial: bool,
 }
 
 /// The `slice_grow` record.
@@ -269,6 +304,51 @@ impl<W: Write> Sink for JsonSink<W> {
         })
     }
 
+    fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
+        self.line(&EvacuatedRecord {
+            event: "map_evacuated",
+            time_ns: e.time_ns,
+            pid: e.pid,
+            tid: e.tid,
+            goid: e.goid,
+            map: Hex(e.map),
+            buckets: e.buckets,
+            entries: e.entries,
+            duration_ns: e.duration_ns,
+            inferred: e.end == EvacuationEnd::NextGrow,
+            partial: e.partial,
+            type_name: e.type_name.as_deref(),
+            site: site_stack(&e.origin).0,
+        })
+    }
+
+    fn evacuate_step(&mut self, st: &EvacuateStep) -> io::Result<()> {
+        self.line(&EvacuateStepRecord {
+            event: "map_evacuate_step",
+            time_ns: st.time_ns,
+            pid: st.pid,
+            tid: st.tid,
+            goid: st.goid,
+            map: Hex(st.map),
+            old_bucket: st.old_bucket,
+            duration_ns: st.duration_ns,
+            partial: st.partial,
+        })
+    }
+
+    fn detached(&mut self, d: &crate::overhead::Detached) -> io::Result<()> {
+        self.line(&json!({
+            "event": "probes_detached",
+            "time_ns": d.time_ns,
+            "family": d.family.name(),
+            "flag": d.family.flag(),
+            "share_percent": d.share_percent,
+            "budget_percent": d.budget_percent,
+            "hits": d.hits,
+        }))?;
+        self.out.flush()
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -300,6 +380,12 @@ impl<W: Write> Sink for JsonSink<W> {
                         "buckets_first": m.buckets_first,
                         "buckets_last": m.buckets_last,
                         "bytes_allocated": m.bytes_allocated,
+                        "evacuations": m.evacuations,
+                        "evacuation_total_ns": m.evacuation_total_ns,
+                        "evacuation_max_ns": m.evacuation_max_ns,
+                        "growing_at_end": m.growing_since_ns.is_some(),
+                        "evacuate_steps": m.evacuate_steps,
+                        "evacuate_steps_ns": m.evacuate_steps_ns,
                     }),
                     Some(s) => json!({
                         "impl": "swiss",
@@ -354,11 +440,39 @@ impl<W: Write> Sink for JsonSink<W> {
             "slice_grows": e.slices.map(|s| s.0),
             "slice_grows_below_min_bytes": e.slices.map(|s| s.1),
             "probe_hits": hits,
+            "overhead": overhead_json(&e.overhead),
             "maps": maps,
             "sites": sites,
         }))?;
         self.out.flush()
     }
+}
+
+/// The summary's `overhead` object.
+fn overhead_json(o: &crate::overhead::Overhead) -> Value {
+    let families: Vec<Value> = o
+        .families
+        .iter()
+        .map(|f| {
+            json!({
+                "family": f.family.name(),
+                "flag": f.family.flag(),
+                "hits": f.hits,
+                "estimated_ns": f.estimated_ns,
+                "detached_at_ns": f.detached.map(|d| d.0),
+                "detached_share_percent": f.detached.map(|d| d.1),
+            })
+        })
+        .collect();
+    json!({
+        "body_hit_cost_ns": o.hit_cost.body_ns.round() as u64,
+        "stepped_hit_cost_ns": o.hit_cost.stepped_ns.round() as u64,
+        "hit_cost_measured": o.hit_cost.calibrated,
+        "estimated_ns": o.estimated_ns,
+        "target_cpu_ns": o.target_cpu_ns,
+        "budget_percent": o.budget_percent,
+        "families": families,
+    })
 }
 
 #[cfg(test)]

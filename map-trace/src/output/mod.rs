@@ -2,10 +2,12 @@
 
 pub mod json;
 pub mod perfetto;
+pub mod report;
 pub mod text;
 
 use std::io;
 
+use crate::overhead::{Detached, Overhead};
 use crate::timeline::{EvacuateStep, Evacuated, Grow, MapSummary, SliceGrow, SwissResize};
 
 /// What is known when tracing starts.
@@ -56,6 +58,8 @@ pub struct EndInfo {
     pub slices: Option<(u64, u64)>,
     /// Per-map summaries.
     pub maps: Vec<MapSummary>,
+    /// Cost of a probe hit, hits and estimated time per probe family, what was detached.
+    pub overhead: Overhead,
 }
 
 /// An output format.
@@ -74,6 +78,10 @@ pub trait Sink {
     }
     /// One `evacuate` call (`--evacuation`), as it arrives.
     fn evacuate_step(&mut self, _s: &EvacuateStep) -> io::Result<()> {
+        Ok(())
+    }
+    /// `--max-overhead` detached a probe family.
+    fn detached(&mut self, _d: &Detached) -> io::Result<()> {
         Ok(())
     }
     /// Pushes buffered output out (called after each batch of events, so output stays live
@@ -110,10 +118,53 @@ impl Sink for Tee {
     fn evacuate_step(&mut self, s: &EvacuateStep) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.evacuate_step(s))
     }
+    fn detached(&mut self, d: &Detached) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.detached(d))
+    }
     fn flush(&mut self) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.flush())
     }
     fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.finish(e))
     }
+}
+
+/// The overhead part of a text summary, as `# `-prefixed lines of at most 80 columns.
+pub fn overhead_lines(o: &Overhead) -> Vec<String> {
+    let ms = |ns: u64| format!("{:.1} ms", ns as f64 / 1e6);
+    let mut out = vec![format!(
+        "# overhead: a probe hit costs {:.1} µs, {:.1} single-stepped ({}); added ~{}",
+        o.hit_cost.body_ns / 1000.0,
+        o.hit_cost.stepped_ns / 1000.0,
+        if o.hit_cost.calibrated {
+            "measured"
+        } else {
+            "not measured"
+        },
+        ms(o.estimated_ns)
+    )];
+    if let Some(cpu) = o.target_cpu_ns.filter(|c| *c > 0) {
+        out.push(format!(
+            "#   = {:.2}% of the {:.2} s of CPU the target used while traced",
+            o.estimated_ns as f64 * 100.0 / cpu as f64,
+            cpu as f64 / 1e9
+        ));
+    }
+    for f in &o.families {
+        let mut line = format!(
+            "#   {:<12} {:>10} hits  ~{}",
+            f.family.flag().unwrap_or(f.family.name()),
+            f.hits,
+            ms(f.estimated_ns)
+        );
+        if let Some((t, share)) = f.detached {
+            line.push_str(&format!(
+                "  detached at {} ({share:.0}% > {}%)",
+                text::clock(t),
+                o.budget_percent.unwrap_or(0.0)
+            ));
+        }
+        out.push(line);
+    }
+    out
 }

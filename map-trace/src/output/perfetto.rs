@@ -5,7 +5,14 @@
 //!   the traced process (`pid`, named by `process_name`);
 //! - a Swiss resize is a complete slice (`ph: "X"`) as long as the resize took; a hash-bucket
 //!   grow, which is incremental and not timed, an instant (`ph: "i"`, thread scope);
-//! - a counter track (`ph: "C"`) per map with its entries at each event.
+//! - a classic map's growth, from `hashGrow` to the end of its incremental evacuation, is an
+//!   async slice (`ph: "b"`/`"e"`, `id` = the map's address), since it spans many writes by
+//!   possibly several goroutines; one still in progress when tracing stopped ends there with
+//!   `in_progress: true`; an end whose start was not seen is an instant;
+//! - `--evacuation` steps are complete slices on the goroutine that moved the bucket;
+//! - a probe family detached by `--max-overhead` is a global instant (`s: "g"`);
+//! - a counter track (`ph: "C"`) per map with its entries (and buckets, for hash-bucket maps)
+//!   at each grow or resize.
 //!
 //! Events are written as they arrive (`ts` in µs from the first event); the file is closed
 //! with `]}` when tracing ends.
@@ -16,7 +23,7 @@ use rustc_hash::FxHashSet;
 use serde_json::{json, Value};
 
 use super::{hex, EndInfo, Sink, StartInfo};
-use crate::timeline::{Grow, Origin, SliceGrow, SwissResize};
+use crate::timeline::{EvacuateStep, Evacuated, Grow, Origin, SliceGrow, SwissResize};
 
 /// Most maps given their own counter track; events of further maps still get slices.
 pub const MAX_COUNTER_TRACKS: usize = 1000;
@@ -70,15 +77,40 @@ impl<W: Write> PerfettoSink<W> {
         Ok(())
     }
 
-    fn counter(&mut self, map: u64, ts: f64, entries: u64) -> io::Result<()> {
+    fn counter(&mut self, map: u64, ts: f64, args: Value) -> io::Result<()> {
         if self.counters.len() >= MAX_COUNTER_TRACKS && !self.counters.contains(&map) {
             return Ok(());
         }
         self.counters.insert(map);
         let pid = self.pid;
         self.event(&json!({
-            "ph": "C", "name": format!("map {} entries", hex(map)), "pid": pid, "ts": ts,
-            "args": { "entries": entries },
+            "ph": "C", "name": format!("map {} size", hex(map)), "pid": pid, "ts": ts,
+            "args": args,
+        }))
+    }
+
+    /// A growth as an async slice from `from_ns` to `to_ns`.
+    #[allow(clippy::too_many_arguments)]
+    fn growth_span(
+        &mut self,
+        map: u64,
+        goid: u64,
+        from_ns: u64,
+        to_ns: u64,
+        name: String,
+        args: Value,
+    ) -> io::Result<()> {
+        self.goroutine(goid)?;
+        let (b, e) = (self.ts(from_ns), self.ts(to_ns));
+        let pid = self.pid;
+        let id = hex(map);
+        self.event(&json!({
+            "ph": "b", "cat": "map_growth", "name": name, "id": id, "pid": pid, "tid": goid,
+            "ts": b, "args": args,
+        }))?;
+        self.event(&json!({
+            "ph": "e", "cat": "map_growth", "name": name, "id": id, "pid": pid, "tid": goid,
+            "ts": e,
         }))
     }
 }
@@ -119,7 +151,11 @@ impl<W: Write> Sink for PerfettoSink<W> {
                 "bytes_allocated": g.bytes_allocated, "site": where_(&g.origin),
             },
         }))?;
-        self.counter(g.map, ts, g.entries)
+        self.counter(
+            g.map,
+            ts,
+            json!({ "entries": g.entries, "buckets": g.buckets_after }),
+        )
     }
 
     fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
@@ -135,7 +171,7 @@ impl<W: Write> Sink for PerfettoSink<W> {
                 "site": where_(&r.origin),
             },
         }))?;
-        self.counter(r.map, ts, r.entries)
+        self.counter(r.map, ts, json!({ "entries": r.entries }))
     }
 
     fn slice(&mut self, s: &SliceGrow) -> io::Result<()> {
@@ -152,11 +188,72 @@ impl<W: Write> Sink for PerfettoSink<W> {
         }))
     }
 
+    fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
+        let args = json!({
+            "map": hex(e.map), "type": e.type_name.as_deref(), "buckets": e.buckets,
+            "entries": e.entries, "site": where_(&e.origin),
+            "inferred_end": e.end == crate::timeline::EvacuationEnd::NextGrow,
+        });
+        let name = format!("map growth to {} buckets", e.buckets);
+        match e.duration_ns {
+            Some(d) => self.growth_span(
+                e.map,
+                e.goid,
+                e.time_ns.saturating_sub(d),
+                e.time_ns,
+                name,
+                args,
+            ),
+            None => {
+                let ts = self.ts(e.time_ns);
+                self.goroutine(e.goid)?;
+                let pid = self.pid;
+                self.event(&json!({
+                    "ph": "i", "s": "t", "name": format!("{name} finished (began before tracing)"),
+                    "cat": "map", "pid": pid, "tid": e.goid, "ts": ts, "args": args,
+                }))
+            }
+        }
+    }
+
+    fn evacuate_step(&mut self, st: &EvacuateStep) -> io::Result<()> {
+        let ts = self.ts(st.time_ns);
+        self.goroutine(st.goid)?;
+        let pid = self.pid;
+        self.event(&json!({
+            "ph": "X", "name": "evacuate", "cat": "map_evacuate", "pid": pid, "tid": st.goid,
+            "ts": ts, "dur": st.duration_ns as f64 / 1000.0,
+            "args": { "map": hex(st.map), "old_bucket": st.old_bucket },
+        }))
+    }
+
+    fn detached(&mut self, d: &crate::overhead::Detached) -> io::Result<()> {
+        let ts = self.ts(d.time_ns);
+        let pid = self.pid;
+        self.event(&json!({
+            "ph": "i", "s": "g", "name": format!("detached {}", d.family.flag().unwrap_or(d.family.name())),
+            "cat": "map_trace", "pid": pid, "tid": 0, "ts": ts,
+            "args": { "share_percent": d.share_percent, "budget_percent": d.budget_percent },
+        }))
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
-    fn finish(&mut self, _e: &EndInfo) -> io::Result<()> {
+    fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
+        // Growths still running when tracing stopped end at the stop.
+        for m in &e.maps {
+            if let (None, Some(since)) = (&m.swiss, m.growing_since_ns) {
+                let args = json!({
+                    "map": hex(m.map), "type": m.type_name.as_deref(), "buckets": m.buckets_last,
+                    "site": where_(&m.origin), "in_progress": true,
+                });
+                let goid = m.goroutines.ids().first().copied().unwrap_or(0);
+                let name = format!("map growth to {} buckets", m.buckets_last);
+                self.growth_span(m.map, goid, since, e.time_ns.max(since), name, args)?;
+            }
+        }
         self.out.write_all(b"\n]}\n")?;
         self.out.flush()
     }
@@ -231,6 +328,7 @@ mod tests {
                 load_factor_num: 13,
                 slices: None,
                 maps: vec![],
+                overhead: Default::default(),
             })
             .unwrap();
         }

@@ -6,6 +6,7 @@
 
 pub mod buildinfo;
 pub mod elf;
+pub mod finish;
 pub mod pclntab;
 pub mod prologue;
 pub mod ret;

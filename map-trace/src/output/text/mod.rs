@@ -190,6 +190,21 @@ impl<W: Write> Sink for TextSink<W> {
         Ok(())
     }
 
+    fn detached(&mut self, d: &crate::overhead::Detached) -> io::Result<()> {
+        let mut l = Line::new();
+        l.push(Style::Dim, &clock_ms(d.time_ns))
+            .plain(" ")
+            .push(Style::Alert, "detached")
+            .plain(&format!(
+                " {}: ~{:.0}% of the target's CPU > budget {}%",
+                d.family.flag().unwrap_or(d.family.name()),
+                d.share_percent,
+                d.budget_percent
+            ));
+        l.truncate(WIDTH);
+        self.line(&l)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::{style::width, TextSink, WIDTH};
 use crate::{
     output::{EndInfo, Sink, StartInfo},
+    overhead::{Detached, Family, FamilyCost, HitCost, Overhead},
     symbols::pclntab::SourcePos,
     timeline::{
         EvacuateStep, Evacuated, EvacuationEnd, Grow, Origin, SliceGrow, SwissKind, SwissResize,
@@ -108,6 +109,15 @@ impl Trace {
     }
 
     fn finish(mut self, end_ns: u64, lost: u64) -> String {
+        self.sink
+            .detached(&Detached {
+                time_ns: end_ns,
+                family: Family::Evacuation,
+                share_percent: 1e300,
+                budget_percent: 5.0,
+                hits: u64::MAX,
+            })
+            .unwrap();
         let maps = self.timeline.into_summary();
         self.sink
             .finish(&EndInfo {
@@ -128,6 +138,26 @@ impl Trace {
                 load_factor_num: 13,
                 slices: Some((u64::MAX, u64::MAX)),
                 maps,
+                overhead: Overhead {
+                    hit_cost: HitCost {
+                        body_ns: 1e12,
+                        stepped_ns: 1e12,
+                        calibrated: true,
+                    },
+                    families: [Family::Maps, Family::GrowthEnds, Family::Evacuation]
+                        .into_iter()
+                        .map(|family| FamilyCost {
+                            family,
+                            hits: u64::MAX,
+                            estimated_ns: u64::MAX,
+                            detached: (family == Family::Evacuation)
+                                .then_some((u64::MAX, 123_456.7)),
+                        })
+                        .collect(),
+                    estimated_ns: u64::MAX,
+                    target_cpu_ns: Some(1),
+                    budget_percent: Some(99_999.5),
+                },
             })
             .unwrap();
         String::from_utf8(self.sink.out).unwrap()

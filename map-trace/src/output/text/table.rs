@@ -71,6 +71,9 @@ pub fn totals(e: &EndInfo) -> Vec<Line> {
             .collect()
     };
     out.extend(wrap("# probe hits: ", &hits, ", ", Style::Plain));
+    for text in crate::output::overhead_lines(&e.overhead) {
+        out.extend(overhead_line(&text));
+    }
     if let Some((shown, below)) = e.slices {
         out.extend(wrap(
             "# slices: ",
@@ -110,6 +113,37 @@ pub fn totals(e: &EndInfo) -> Vec<Line> {
     if e.maps.is_empty() {
         let mut l = Line::new();
         l.plain("# no map grew while traced");
+        out.push(l);
+    }
+    out
+}
+
+/// One line of the overhead summary: a family `--max-overhead` detached is yellow, and its
+/// `detached at …` goes on a line of its own when the whole is wider than [`WIDTH`].
+fn overhead_line(text: &str) -> Vec<Line> {
+    let style = if text.contains(" detached at ") {
+        Style::Warn
+    } else {
+        Style::Plain
+    };
+    let parts: Vec<&str> = if width(text) > WIDTH {
+        match text.split_once("  detached at ") {
+            Some((a, b)) => vec![a, b],
+            None => vec![text],
+        }
+    } else {
+        vec![text]
+    };
+    let mut out = vec![];
+    for (i, part) in parts.iter().enumerate() {
+        let mut l = Line::new();
+        if i > 0 {
+            l.plain("#     ")
+                .push(style, &format!("detached at {part}"));
+        } else {
+            l.push(style, part);
+        }
+        l.truncate(WIDTH);
         out.push(l);
     }
     out

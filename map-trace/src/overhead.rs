@@ -1,0 +1,466 @@
+//! What the probes cost the traced program, and the `--max-overhead` budget.
+//!
+//! A probe hit is a trap into the kernel on the traced thread: ~0.3–1 µs on bare metal, ~14 µs on
+//! some VMs. map-trace measures it at start-up by probing one of its own functions
+//! ([`calibrate`]), multiplies it by the hits each probe family took, and compares that with the
+//! CPU time the target used over the same window. Opt-in families whose share exceeds the budget
+//! are detached; the default families (a few hits per map growth) never are.
+
+use std::{hint::black_box, time::Instant};
+
+use anyhow::{bail, Context, Result};
+use map_trace_common::{config::Counter, names};
+
+use crate::{
+    plan::ProbeSite,
+    probes::{Probes, Scope},
+};
+
+/// A group of probes that is attached, costed and detached together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// The default map probes: `hashGrow`, or the Swiss `growToTable`/`rehash` and their RETs.
+    Maps,
+    /// The default probe on the block that ends a classic growth.
+    GrowthEnds,
+    /// `--evacuation`: every `evacuate*` call, body and RETs.
+    Evacuation,
+    /// `--slices`: every `growslice` call, body and RETs.
+    Slices,
+    /// `--small-maps`: every Swiss map's first group.
+    SmallMaps,
+}
+
+impl Family {
+    /// Every family, in report order.
+    pub const ALL: [Family; 5] = [
+        Family::Maps,
+        Family::GrowthEnds,
+        Family::Evacuation,
+        Family::Slices,
+        Family::SmallMaps,
+    ];
+
+    /// The family an eBPF program belongs to.
+    pub fn of(program: &str) -> Family {
+        match program {
+            names::PROG_HMAP_EVACUATE | names::PROG_HMAP_EVACUATE_RET => Family::Evacuation,
+            names::PROG_SLICE_GROW | names::PROG_SLICE_GROW_RET => Family::Slices,
+            names::PROG_SWISS_GROW_TO_SMALL => Family::SmallMaps,
+            p if names::PROG_HMAP_EVACUATED.contains(&p) => Family::GrowthEnds,
+            _ => Family::Maps,
+        }
+    }
+
+    /// Name in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Maps => "maps",
+            Family::GrowthEnds => "growth_ends",
+            Family::Evacuation => "evacuation",
+            Family::Slices => "slices",
+            Family::SmallMaps => "small_maps",
+        }
+    }
+
+    /// The flag that enables an opt-in family; `None` for the default ones.
+    pub fn flag(self) -> Option<&'static str> {
+        match self {
+            Family::Evacuation => Some("--evacuation"),
+            Family::Slices => Some("--slices"),
+            Family::SmallMaps => Some("--small-maps"),
+            Family::Maps | Family::GrowthEnds => None,
+        }
+    }
+
+    /// Estimated nanoseconds its probes added, from their counters' hits (`hits_of`).
+    pub fn estimate_ns(self, cost: &HitCost, hits_of: impl Fn(Counter) -> u64) -> u64 {
+        self.counters()
+            .iter()
+            .map(|&c| cost.estimate(c, hits_of(c)))
+            .sum::<f64>() as u64
+    }
+
+    /// The hit counters of its programs.
+    pub fn counters(self) -> &'static [Counter] {
+        match self {
+            Family::Maps => &[
+                Counter::HitsHashGrow,
+                Counter::HitsGrowToTable,
+                Counter::HitsRehash,
+                Counter::HitsSwissRet,
+            ],
+            Family::GrowthEnds => &[Counter::HitsEvacuated],
+            Family::Evacuation => &[Counter::HitsEvacuate, Counter::HitsEvacuateRet],
+            Family::Slices => &[Counter::HitsGrowslice, Counter::HitsGrowsliceRet],
+            Family::SmallMaps => &[Counter::HitsGrowToSmall],
+        }
+    }
+}
+
+/// What one probe hit costs on this host.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HitCost {
+    /// Nanoseconds per hit of a probe on a function's body: its first instruction is the frame
+    /// setup (`PUSH RBP` on amd64, which the kernel emulates; `STP` on arm64), as at Go's body
+    /// probes.
+    pub body_ns: f64,
+    /// Nanoseconds per hit of a probe on an instruction the kernel single-steps out of line: a
+    /// RET, or the store the growth-end probe sits on.
+    pub stepped_ns: f64,
+    /// Measured at start-up; `false` when calibration failed and [`HitCost::FALLBACK`] is used.
+    pub calibrated: bool,
+}
+
+impl HitCost {
+    /// Used when calibration fails: a bare-metal-class figure, so estimates err low. Outputs say
+    /// the figure was not measured.
+    pub const FALLBACK: HitCost = HitCost {
+        body_ns: 1500.0,
+        stepped_ns: 1500.0,
+        calibrated: false,
+    };
+
+    /// Estimated nanoseconds for `hits` hits of `counter`'s probes.
+    pub fn estimate(&self, counter: Counter, hits: u64) -> f64 {
+        let per = match counter {
+            Counter::HitsSwissRet
+            | Counter::HitsGrowsliceRet
+            | Counter::HitsEvacuateRet
+            | Counter::HitsEvacuated => self.stepped_ns,
+            _ => self.body_ns,
+        };
+        hits as f64 * per
+    }
+}
+
+// The function probed at start-up: a frame setup and a RET, the instructions map-trace probes
+// in Go code (a body probe lands on the frame setup after the stack check; exit probes on
+// RETs). Written in assembly so the probed instructions are known.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+extern "C" fn calibration_point() {
+    core::arch::naked_asm!("push rbp", "mov rbp, rsp", "pop rbp", "ret")
+}
+#[cfg(target_arch = "x86_64")]
+const CALIBRATION_RET_OFFSET: u64 = 5;
+
+#[cfg(target_arch = "aarch64")]
+#[unsafe(naked)]
+extern "C" fn calibration_point() {
+    core::arch::naked_asm!(
+        "stp x29, x30, [sp, #-16]!",
+        "mov x29, sp",
+        "ldp x29, x30, [sp], #16",
+        "ret"
+    )
+}
+#[cfg(target_arch = "aarch64")]
+const CALIBRATION_RET_OFFSET: u64 = 12;
+
+/// Calls per timed round, and rounds.
+const CALLS: u32 = 400;
+const ROUNDS: u32 = 3;
+
+/// Measures the cost of a probe hit: times [`CALLS`] calls of the calibration function bare,
+/// with a uprobe on its first instruction, and with one on its RET (program
+/// [`names::PROG_CALIBRATE`]), best of [`ROUNDS`] each. Takes ~50 ms where a hit costs 14 µs.
+pub fn calibrate(probes: &mut Probes) -> Result<HitCost> {
+    let f: extern "C" fn() = calibration_point;
+    let addr = f as *const () as u64;
+    let (exe, file_offset) = own_file_offset(addr)?;
+    let time = |rounds: u32| {
+        (0..rounds)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..CALLS {
+                    black_box(f)();
+                }
+                t.elapsed().as_nanos() as f64
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let bare = time(ROUNDS);
+    let mut probed = |offset: u64| -> Result<f64> {
+        let site = ProbeSite {
+            program: names::PROG_CALIBRATE,
+            function: "calibration_point",
+            vaddr: addr + offset,
+            offset_in_function: offset,
+            file_offset: file_offset + offset,
+        };
+        let before = probes.counter(Counter::Calibration);
+        let link = probes.attach(&site, &exe, Scope::Process(std::process::id()))?;
+        let t = time(ROUNDS);
+        probes.detach(names::PROG_CALIBRATE, link);
+        let hits = probes.counter(Counter::Calibration) - before;
+        if hits != u64::from(CALLS * ROUNDS) {
+            bail!(
+                "calibration probe hit {hits} times, expected {}",
+                CALLS * ROUNDS
+            );
+        }
+        Ok(((t - bare) / f64::from(CALLS)).max(0.0))
+    };
+    let body_ns = probed(0)?;
+    let stepped_ns = probed(CALIBRATION_RET_OFFSET)?;
+    Ok(HitCost {
+        body_ns,
+        stepped_ns,
+        calibrated: true,
+    })
+}
+
+/// The file and file offset of `addr` in this process's executable mappings.
+fn own_file_offset(addr: u64) -> Result<(std::path::PathBuf, u64)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms), Some(off), _, _, Some(path)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi), Ok(off)) = (
+            u64::from_str_radix(lo, 16),
+            u64::from_str_radix(hi, 16),
+            u64::from_str_radix(off, 16),
+        ) else {
+            continue;
+        };
+        if (lo..hi).contains(&addr) && perms.contains('x') && path.starts_with('/') {
+            return Ok((path.into(), addr - lo + off));
+        }
+    }
+    bail!("map-trace's own code is not in a file mapping")
+}
+
+/// Per-family cost so far, for outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FamilyCost {
+    /// The family.
+    pub family: Family,
+    /// Probe hits (every process the probes saw).
+    pub hits: u64,
+    /// `hits × cost`.
+    pub estimated_ns: u64,
+    /// When `--max-overhead` detached it (Unix ns), and the share of the target's CPU time it
+    /// took in the window that decided it (percent).
+    pub detached: Option<(u64, f64)>,
+}
+
+/// Everything the outputs say about overhead.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Overhead {
+    /// Cost of one hit.
+    pub hit_cost: HitCost,
+    /// Families attached at start, with their hits.
+    pub families: Vec<FamilyCost>,
+    /// Sum of the estimates.
+    pub estimated_ns: u64,
+    /// CPU time the target used while traced (from /proc; `None` when it exited first).
+    pub target_cpu_ns: Option<u64>,
+    /// `--max-overhead`, percent.
+    pub budget_percent: Option<f64>,
+}
+
+impl Default for Overhead {
+    fn default() -> Self {
+        Self {
+            hit_cost: HitCost::FALLBACK,
+            families: vec![],
+            estimated_ns: 0,
+            target_cpu_ns: None,
+            budget_percent: None,
+        }
+    }
+}
+
+/// A family `--max-overhead` detached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Detached {
+    /// Unix ns.
+    pub time_ns: u64,
+    /// Which family.
+    pub family: Family,
+    /// Its estimated share of the target's CPU time in the deciding window, percent.
+    pub share_percent: f64,
+    /// The budget, percent.
+    pub budget_percent: f64,
+    /// Its hits until then.
+    pub hits: u64,
+}
+
+/// Less target CPU time than this in a window decides nothing (a mostly idle target: the window
+/// is extended until it has used this much).
+pub const MIN_WINDOW_CPU_NS: u64 = 20_000_000;
+
+/// The `--max-overhead` decision, fed cumulative figures once per window (pure logic).
+#[derive(Debug)]
+pub struct Budget {
+    percent: f64,
+    base_hits: Vec<(Family, u64)>,
+    base_cpu_ns: Option<u64>,
+    warned_default: bool,
+}
+
+/// What one budget check decided.
+#[derive(Debug, Default, PartialEq)]
+pub struct Verdict {
+    /// Opt-in families over budget, with their share (percent).
+    pub detach: Vec<(Family, f64)>,
+    /// The default families alone are over budget (reported once; they stay attached).
+    pub default_over: Option<f64>,
+}
+
+impl Budget {
+    /// A budget of `percent` of the target's CPU time.
+    pub fn new(percent: f64) -> Self {
+        Self {
+            percent,
+            base_hits: vec![],
+            base_cpu_ns: None,
+            warned_default: false,
+        }
+    }
+
+    /// The budget, percent.
+    pub fn percent(&self) -> f64 {
+        self.percent
+    }
+
+    /// Checks the window since the last decision: `hits` are cumulative estimated nanoseconds
+    /// per attached family (see [`Family::estimate_ns`]), `cpu_ns` the target's cumulative CPU
+    /// time.
+    pub fn check(&mut self, hits: &[(Family, u64)], cpu_ns: u64) -> Verdict {
+        let Some(base_cpu) = self.base_cpu_ns else {
+            self.base_cpu_ns = Some(cpu_ns);
+            self.base_hits = hits.to_vec();
+            return Verdict::default();
+        };
+        let window = cpu_ns.saturating_sub(base_cpu);
+        if window < MIN_WINDOW_CPU_NS {
+            return Verdict::default();
+        }
+        let mut v = Verdict::default();
+        let mut default_share = 0.0;
+        for &(family, n) in hits {
+            let base = self
+                .base_hits
+                .iter()
+                .find(|(f, _)| *f == family)
+                .map_or(0, |(_, b)| *b);
+            let share = n.saturating_sub(base) as f64 / window as f64 * 100.0;
+            match family.flag() {
+                Some(_) if share > self.percent => v.detach.push((family, share)),
+                Some(_) => {}
+                None => default_share += share,
+            }
+        }
+        if default_share > self.percent && !self.warned_default {
+            self.warned_default = true;
+            v.default_over = Some(default_share);
+        }
+        self.base_cpu_ns = Some(cpu_ns);
+        self.base_hits = hits.to_vec();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_family_of_programs() {
+        assert_eq!(Family::of(names::PROG_SLICE_GROW_RET), Family::Slices);
+        assert_eq!(
+            Family::of(names::PROG_HMAP_EVACUATED[3]),
+            Family::GrowthEnds
+        );
+        assert_eq!(Family::of(names::PROG_HMAP_EVACUATE), Family::Evacuation);
+        assert_eq!(Family::of(names::PROG_HMAP_HASH_GROW), Family::Maps);
+        assert_eq!(
+            Family::of(names::PROG_SWISS_GROW_TO_SMALL),
+            Family::SmallMaps
+        );
+        assert!(Family::Maps.flag().is_none() && Family::GrowthEnds.flag().is_none());
+    }
+
+    #[test]
+    fn test_hit_cost_estimates_ret_probes_at_their_own_cost() {
+        let c = HitCost {
+            body_ns: 10_000.0,
+            stepped_ns: 4_000.0,
+            calibrated: true,
+        };
+        let est = Family::Slices.estimate_ns(&c, |k| match k {
+            Counter::HitsGrowslice => 100,
+            Counter::HitsGrowsliceRet => 100,
+            _ => 7,
+        });
+        assert_eq!(est, 1_400_000);
+    }
+
+    #[test]
+    fn test_budget_detaches_only_opt_in_families_over_budget() {
+        // Inputs are estimated ns per family. Budget 5 %.
+        let mut b = Budget::new(5.0);
+        let v = b.check(&[(Family::Maps, 10), (Family::Slices, 0)], 1_000_000_000);
+        assert_eq!(
+            v,
+            Verdict::default(),
+            "the first call only sets the baseline"
+        );
+        // 1 s of target CPU: slices 980 ms (98 %), maps 0.3 ms.
+        let v = b.check(
+            &[(Family::Maps, 300_010), (Family::Slices, 980_000_000)],
+            2_000_000_000,
+        );
+        assert_eq!(v.detach.len(), 1);
+        assert_eq!(v.detach[0].0, Family::Slices);
+        assert!((v.detach[0].1 - 98.0).abs() < 1e-9);
+        assert_eq!(v.default_over, None);
+        // Under budget: 42 ms in 1 s = 4.2 %.
+        let v = b.check(
+            &[(Family::Maps, 300_010), (Family::Slices, 1_022_000_000)],
+            3_000_000_000,
+        );
+        assert!(v.detach.is_empty());
+    }
+
+    #[test]
+    fn test_budget_waits_for_enough_target_cpu_and_warns_once_for_defaults() {
+        let mut b = Budget::new(1.0);
+        b.check(&[(Family::Maps, 0)], 0);
+        // 5 ms of CPU is too little to judge; the window grows.
+        assert_eq!(
+            b.check(&[(Family::Maps, 10_000_000)], 5_000_000),
+            Verdict::default()
+        );
+        // 25 ms of CPU, 10 ms in probes = 40 %: the defaults stay, reported once.
+        let v = b.check(&[(Family::Maps, 10_000_000)], 25_000_000);
+        assert!(v.detach.is_empty());
+        assert!((v.default_over.unwrap() - 40.0).abs() < 1e-9);
+        let v = b.check(&[(Family::Maps, 20_000_000)], 50_000_000);
+        assert_eq!(v.default_over, None);
+    }
+
+    #[test]
+    fn test_own_file_offset_finds_this_code() {
+        let f: extern "C" fn() = calibration_point;
+        let addr = f as *const () as u64;
+        let (path, off) = own_file_offset(addr).unwrap();
+        // The bytes at that file offset are the function's code.
+        let file = std::fs::read(&path).unwrap();
+        // SAFETY: reads this process's own code at a function's address.
+        let mem = unsafe { std::slice::from_raw_parts(addr as *const u8, 8) };
+        assert_eq!(&file[off as usize..off as usize + 8], mem);
+        // The RET offset is a RET.
+        let ret = crate::symbols::ret::ret_offsets(crate::symbols::elf::Arch::host(), mem, 0);
+        assert_eq!(ret.first(), Some(&CALIBRATION_RET_OFFSET));
+    }
+}
