@@ -596,6 +596,19 @@ fn test_text_summary_sites_hints_and_strips() {
 }
 
 #[test]
+fn test_text_overhead_lines_wrap() {
+    let text = classic(false);
+    // Wider than 80 columns: broken after the `;`, then the detach on its own line.
+    assert!(text.contains("\n# overhead: a probe hit costs 1000000000.0 µs, "));
+    assert!(
+        text.contains("\n#   added ~18446744073709.6 ms\n"),
+        "{text}"
+    );
+    assert!(text.contains("\n#     detached at 23:34:33.709551 (123457% > 99999.5%)\n"));
+    assert!(text.contains("\n22:13:20.450 detached --evacuation: ~"));
+}
+
+#[test]
 fn test_text_swiss_lines() {
     let text = swiss_trace(false);
     assert!(text.contains(

@@ -118,35 +118,33 @@ pub fn totals(e: &EndInfo) -> Vec<Line> {
     out
 }
 
-/// One line of the overhead summary: a family `--max-overhead` detached is yellow, and its
-/// `detached at …` goes on a line of its own when the whole is wider than [`WIDTH`].
+/// One line of the overhead summary, within [`WIDTH`]: a family `--max-overhead` detached is
+/// yellow, and its `detached at …` goes on a line of its own when the whole is wider; other
+/// wide lines break after a `;`.
 fn overhead_line(text: &str) -> Vec<Line> {
     let style = if text.contains(" detached at ") {
         Style::Warn
     } else {
         Style::Plain
     };
-    let parts: Vec<&str> = if width(text) > WIDTH {
-        match text.split_once("  detached at ") {
-            Some((a, b)) => vec![a, b],
-            None => vec![text],
-        }
-    } else {
-        vec![text]
-    };
-    let mut out = vec![];
-    for (i, part) in parts.iter().enumerate() {
+    if width(text) <= WIDTH {
         let mut l = Line::new();
-        if i > 0 {
-            l.plain("#     ")
-                .push(style, &format!("detached at {part}"));
-        } else {
-            l.push(style, part);
-        }
-        l.truncate(WIDTH);
-        out.push(l);
+        l.push(style, text);
+        return vec![l];
     }
-    out
+    if let Some((a, b)) = text.split_once("  detached at ") {
+        let mut first = Line::new();
+        first.push(style, a);
+        first.truncate(WIDTH);
+        let mut second = Line::new();
+        second
+            .plain("#     ")
+            .push(style, &format!("detached at {b}"));
+        second.truncate(WIDTH);
+        return vec![first, second];
+    }
+    let items: Vec<String> = text.split("; ").map(str::to_string).collect();
+    wrap("", &items, "; ", style)
 }
 
 /// `presize: make(T, N)` under its site: at the SITE column when it fits, else at column 2,
