@@ -445,9 +445,12 @@ async fn stream(
             "map-trace: warning: {lost} events lost (ring buffer full); try --ring-buffer-size"
         );
     }
+    let end_ns = sys::unix_now_ns();
+    let events = col.timeline.grows();
+    let (maps, history_cuts) = std::mem::take(&mut col.timeline).finish(end_ns);
     let end = EndInfo {
-        time_ns: sys::unix_now_ns(),
-        events: col.timeline.grows(),
+        time_ns: end_ns,
+        events,
         lost,
         undecodable: col.undecodable,
         probe_hits,
@@ -457,8 +460,9 @@ async fn stream(
         runtime_events_hidden: col.sites.hidden,
         load_factor_num: plan.layout.load_factor_num,
         slices: args.slices.then_some((col.slices_shown, col.slices_below)),
-        maps: std::mem::take(&mut col.timeline).into_summary(),
+        maps,
         overhead,
+        history_cuts,
     };
     col.sink.finish(&end)?;
     Ok(match exit_status {

@@ -43,8 +43,21 @@ pub fn demo() -> Result<()> {
         c.arg(&bin);
         c
     };
-    c.arg("--").arg(&demo);
-    run(&mut c)
+    let report = cache::target_dir().join("demo/report.html");
+    let trace = cache::target_dir().join("demo/trace.json");
+    c.arg("--report")
+        .arg(&report)
+        .arg("--trace-out")
+        .arg(&trace)
+        .arg("--")
+        .arg(&demo);
+    run(&mut c)?;
+    eprintln!(
+        "xtask: also written: {} (open in a browser) and {} (open in ui.perfetto.dev)",
+        report.display(),
+        trace.display()
+    );
+    Ok(())
 }
 
 /// Unit tests, then the privileged end-to-end tests.

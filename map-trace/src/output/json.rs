@@ -421,6 +421,7 @@ impl<W: Write> Sink for JsonSink<W> {
                     "events": t.events,
                     "bytes_allocated": t.bytes_allocated,
                     "total_duration_ns": t.total_duration_ns,
+                    "growth_span_ns": t.growth_span_ns,
                     "presize_hint": t.presize_hint,
                     "first_time_ns": t.first_time_ns,
                     "last_time_ns": t.last_time_ns,

@@ -60,6 +60,8 @@ pub struct EndInfo {
     pub maps: Vec<MapSummary>,
     /// Cost of a probe hit, hits and estimated time per probe family, what was detached.
     pub overhead: Overhead,
+    /// What the caps on the per-map histories (`MapSummary::history`) cut.
+    pub history_cuts: crate::timeline::history::Budget,
 }
 
 /// An output format.

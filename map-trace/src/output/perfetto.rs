@@ -329,6 +329,7 @@ mod tests {
                 slices: None,
                 maps: vec![],
                 overhead: Default::default(),
+                history_cuts: Default::default(),
             })
             .unwrap();
         }

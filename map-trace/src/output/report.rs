@@ -10,8 +10,8 @@
 //!   Swiss: each resize, which is synchronous);
 //! - the slice growths (`--slices`) by site.
 //!
-//! The sink buffers the points it draws, bounded per map ([`MAX_POINTS_PER_MAP`]) and in total
-//! ([`MAX_POINTS_TOTAL`], [`MAX_SERIES`]); the page says what was cut. The page needs no
+//! The charts draw each map's history as the timeline reconstructed it
+//! ([`crate::timeline::history`], bounded there); the page says what was cut. The page needs no
 //! network: inline CSS, inline SVG and a few lines of inline script (a filter), under a
 //! Content-Security-Policy that forbids loading anything. Every text is escaped ([`esc`]).
 //! It is written to `FILE.tmp` and renamed to `FILE` at the end.
@@ -35,19 +35,14 @@ use super::{
 use crate::{
     symbols::pclntab::SourcePos,
     timeline::{
-        by_site, Evacuated, EvacuationEnd, Grow, MapSummary, Origin, SliceGrow, SwissKind,
-        SwissResize,
+        by_site,
+        history::{History, Mark, SpanEnd, MAX_POINTS_PER_MAP, MAX_POINTS_TOTAL},
+        MapSummary, Origin, SliceGrow, SwissKind,
     },
 };
 
 /// Maps charted; the others are counted.
 pub const MAX_CHARTS: usize = 30;
-/// Points (events) and spans kept per map.
-pub const MAX_POINTS_PER_MAP: usize = 10_000;
-/// Points and spans kept in all (at most 64 bytes each: 32 MB).
-pub const MAX_POINTS_TOTAL: usize = 500_000;
-/// Maps followed; events of further maps are only counted (the summary still has them).
-pub const MAX_SERIES: usize = 100_000;
 /// Distinct slice (site, type) pairs kept; further growths are counted together.
 pub const MAX_SLICE_SITES: usize = 10_000;
 /// Rows of the call-site table.
@@ -72,111 +67,38 @@ pub fn esc(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// What one event did to its map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mark {
-    Doubling,
-    SameSize,
-    Swiss(SwissKind),
-}
-
-impl Mark {
-    fn class(self) -> &'static str {
-        match self {
-            Mark::Doubling => "ev grow",
-            Mark::SameSize => "ev same",
-            Mark::Swiss(SwissKind::SmallAlloc) => "ev small",
-            Mark::Swiss(SwissKind::SmallToTable) => "ev totable",
-            Mark::Swiss(SwissKind::TableGrow) => "ev grow",
-            Mark::Swiss(SwissKind::TableSplit) => "ev split",
-        }
+/// CSS class of an event's marker.
+fn mark_class(m: Mark) -> &'static str {
+    match m {
+        Mark::Doubling => "ev grow",
+        Mark::SameSize => "ev same",
+        Mark::Swiss(SwissKind::SmallAlloc) => "ev small",
+        Mark::Swiss(SwissKind::SmallToTable) => "ev totable",
+        Mark::Swiss(SwissKind::TableGrow) => "ev grow",
+        Mark::Swiss(SwissKind::TableSplit) => "ev split",
     }
 }
 
-/// One event, as drawn.
-#[derive(Clone, Debug)]
-struct Point {
-    time_ns: u64,
-    mark: Mark,
-    /// Storage before and after (buckets, or slots).
-    size_before: u64,
-    size_after: u64,
-    entries: u64,
-    goid: u64,
-    /// Swiss: directory length after; classic: bytes allocated.
-    extra: u64,
-    /// Swiss: how long the resize took.
-    duration_ns: u64,
-}
-
-/// How a growth span ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SpanEnd {
-    /// The old buckets were seen freed.
-    Probe,
-    /// Inferred from the map's next grow (an upper bound).
-    Inferred,
-    /// The map grew again and no end was seen (`clear(m)`, or a lost record).
-    Unseen,
-    /// Still growing when tracing ended.
-    InProgress,
-    /// The growth began before tracing (only its end was seen).
-    BeganBefore,
-    /// A Swiss resize (synchronous, timed).
-    Resize,
-}
-
-impl SpanEnd {
-    fn class(self) -> &'static str {
-        match self {
-            SpanEnd::Probe => "span done",
-            SpanEnd::Inferred => "span inferred",
-            SpanEnd::Unseen => "span unseen",
-            SpanEnd::InProgress => "span open",
-            SpanEnd::BeganBefore => "span before",
-            SpanEnd::Resize => "span resize",
-        }
-    }
-
-    fn what(self) -> &'static str {
-        match self {
-            SpanEnd::Probe => "growth: grow began → old buckets freed",
-            SpanEnd::Inferred => "growth: grow began → next grow (end inferred, an upper bound)",
-            SpanEnd::Unseen => "growth: grow began → next grow (its end was not seen)",
-            SpanEnd::InProgress => "growth still in progress when tracing ended",
-            SpanEnd::BeganBefore => "growth that began before tracing → old buckets freed",
-            SpanEnd::Resize => "resize (synchronous)",
-        }
+/// CSS class of a span.
+fn span_class(e: SpanEnd) -> &'static str {
+    match e {
+        SpanEnd::Probe => "span done",
+        SpanEnd::Inferred => "span inferred",
+        SpanEnd::Unseen => "span unseen",
+        SpanEnd::InProgress => "span open",
+        SpanEnd::Resize => "span resize",
     }
 }
 
-#[derive(Clone, Debug)]
-struct Span {
-    start_ns: u64,
-    end_ns: u64,
-    end: SpanEnd,
-}
-
-/// Everything kept for one map (an address and a call site, as the timeline tells maps apart).
-#[derive(Debug)]
-struct Series {
-    map: u64,
-    maptype: u64,
-    origin: Option<Arc<Origin>>,
-    swiss: bool,
-    first_ns: u64,
-    /// Buckets (classic) or slots (Swiss) after the last event.
-    size: u64,
-    /// Swiss: it became a table (a map does that once).
-    became_table: bool,
-    /// Classic: when the growth in progress began.
-    growing_since: Option<u64>,
-    /// Classic, ends inferred: when the last growth began, whose end no event told.
-    end_unknown_since: Option<u64>,
-    points: Vec<Point>,
-    spans: Vec<Span>,
-    /// Points and spans not kept (caps).
-    dropped: u64,
+/// What a span is, for its tooltip.
+fn span_what(e: SpanEnd) -> &'static str {
+    match e {
+        SpanEnd::Probe => "growth: grow began → old buckets freed",
+        SpanEnd::Inferred => "growth: grow began → next grow (end inferred, an upper bound)",
+        SpanEnd::Unseen => "growth: grow began → next grow (its end was not seen)",
+        SpanEnd::InProgress => "growth still in progress when tracing ended",
+        SpanEnd::Resize => "resize (synchronous)",
+    }
 }
 
 /// A slice growth's call site and element type.
@@ -191,17 +113,10 @@ struct SliceSite {
     duration_ns: u64,
 }
 
-/// What was cut to bound memory.
+/// What was cut to bound memory (the charts' own caps are the timeline's, in
+/// [`EndInfo::history_cuts`]).
 #[derive(Debug, Default)]
 struct Cuts {
-    /// Maps whose points hit [`MAX_POINTS_PER_MAP`].
-    maps_capped: u64,
-    /// Points and spans dropped (either cap).
-    points_dropped: u64,
-    /// The total cap was reached.
-    total_reached: bool,
-    /// Events of maps not followed ([`MAX_SERIES`]).
-    untracked_events: u64,
     /// Slice growths counted under "other sites" ([`MAX_SLICE_SITES`]).
     slices_merged: u64,
 }
@@ -212,14 +127,6 @@ pub struct ReportSink {
     tmp: PathBuf,
     file: Option<File>,
     start: Option<StartInfo>,
-    /// The probe on the block that finishes a classic growth is attached: a growth with no end
-    /// by the end of tracing was still in progress (else ends are inferred from next grows, and
-    /// the last growth's end is unknown).
-    ends_probed: bool,
-    series: Vec<Series>,
-    /// The current series of each map address.
-    current: FxHashMap<u64, usize>,
-    kept: usize,
     cuts: Cuts,
     slices: FxHashMap<SliceKey, SliceSite>,
     slice_other: SliceSite,
@@ -251,84 +158,11 @@ impl ReportSink {
             tmp,
             file: Some(file),
             start: None,
-            ends_probed: false,
-            series: vec![],
-            current: FxHashMap::default(),
-            kept: 0,
             cuts: Cuts::default(),
             slices: FxHashMap::default(),
             slice_other: SliceSite::default(),
             slice_total: SliceSite::default(),
         })
-    }
-
-    /// The series event `(map, maptype, origin)` belongs to, starting one if `same` says the
-    /// current one at that address is another map. `None` past [`MAX_SERIES`].
-    fn series_for(
-        &mut self,
-        map: u64,
-        maptype: u64,
-        origin: &Option<Arc<Origin>>,
-        time_ns: u64,
-        swiss: bool,
-        same: impl Fn(&Series) -> bool,
-    ) -> Option<usize> {
-        if let Some(&i) = self.current.get(&map) {
-            let s = &self.series[i];
-            if s.maptype == maptype && site_of(&s.origin) == site_of(origin) && same(s) {
-                return Some(i);
-            }
-        }
-        if self.series.len() >= MAX_SERIES {
-            self.current.remove(&map);
-            return None;
-        }
-        self.series.push(Series {
-            map,
-            maptype,
-            origin: origin.clone(),
-            swiss,
-            first_ns: time_ns,
-            size: 0,
-            became_table: false,
-            growing_since: None,
-            end_unknown_since: None,
-            points: vec![],
-            spans: vec![],
-            dropped: 0,
-        });
-        let i = self.series.len() - 1;
-        self.current.insert(map, i);
-        Some(i)
-    }
-
-    /// Whether series `i` may keep one more point or span (and counts it if not).
-    fn room(&mut self, i: usize) -> bool {
-        let s = &mut self.series[i];
-        let n = s.points.len().max(s.spans.len());
-        if n >= MAX_POINTS_PER_MAP || self.kept >= MAX_POINTS_TOTAL {
-            if s.dropped == 0 && n >= MAX_POINTS_PER_MAP {
-                self.cuts.maps_capped += 1;
-            }
-            s.dropped += 1;
-            self.cuts.points_dropped += 1;
-            self.cuts.total_reached |= self.kept >= MAX_POINTS_TOTAL;
-            return false;
-        }
-        self.kept += 1;
-        true
-    }
-
-    fn push_point(&mut self, i: usize, p: Point) {
-        if self.room(i) {
-            self.series[i].points.push(p);
-        }
-    }
-
-    fn push_span(&mut self, i: usize, s: Span) {
-        if self.room(i) {
-            self.series[i].spans.push(s);
-        }
     }
 
     /// The page.
@@ -493,8 +327,8 @@ impl ReportSink {
                 ));
             }
         }
-        let c = &self.cuts;
-        if c.points_dropped > 0 {
+        let c = &e.history_cuts;
+        if c.dropped > 0 {
             let mut why = vec![];
             if c.maps_capped > 0 {
                 why.push(format!(
@@ -503,24 +337,16 @@ impl ReportSink {
                 ));
             }
             if c.total_reached {
-                why.push(format!(
-                    "the report reached {MAX_POINTS_TOTAL} points in all"
-                ));
+                why.push(format!("{MAX_POINTS_TOTAL} points were kept in all"));
             }
             notes.push(format!(
                 "Cut: {} points and spans were not kept for the charts ({}); the table and \
                  counts include them.",
-                c.points_dropped,
+                c.dropped,
                 why.join("; ")
             ));
         }
-        if c.untracked_events > 0 {
-            notes.push(format!(
-                "Cut: more than {MAX_SERIES} maps; {} events of further maps are in the table \
-                 but not charted.",
-                c.untracked_events
-            ));
-        }
+        let c = &self.cuts;
         if c.slices_merged > 0 {
             notes.push(format!(
                 "Cut: more than {MAX_SLICE_SITES} slice sites; {} growths are counted under \
@@ -544,12 +370,6 @@ impl ReportSink {
             h.push_str("<p>No map grew while traced.</p>\n</section>\n");
             return;
         }
-        let by_key: FxHashMap<(u64, u64), usize> = self
-            .series
-            .iter()
-            .enumerate()
-            .map(|(i, s)| ((s.map, s.first_ns), i))
-            .collect();
         let start_ns = self.start.as_ref().map_or(e.time_ns, |s| s.time_ns);
         let shown = e.maps.len().min(MAX_CHARTS);
         let _ = writeln!(
@@ -565,10 +385,7 @@ impl ReportSink {
             }
         );
         for m in &e.maps[..shown] {
-            let s = by_key
-                .get(&(m.map, m.first_time_ns))
-                .map(|&i| &self.series[i]);
-            chart(h, m, s, start_ns);
+            chart(h, m, start_ns);
         }
         if e.maps.len() > shown {
             let more = &e.maps[shown..];
@@ -657,137 +474,15 @@ impl Drop for ReportSink {
 impl Sink for ReportSink {
     fn start(&mut self, info: &StartInfo) -> io::Result<()> {
         self.start = Some(info.clone());
-        self.ends_probed = info
-            .probes
-            .iter()
-            .any(|p| p.function == "runtime.advanceEvacuationMark");
         Ok(())
     }
 
-    fn grow(&mut self, g: &Grow) -> io::Result<()> {
-        // As the timeline: a map that is smaller than the last one at the address, of another
-        // type or from another site, is another map.
-        let Some(i) = self.series_for(g.map, g.maptype, &g.origin, g.time_ns, false, |s| {
-            s.size <= g.buckets_before
-        }) else {
-            self.cuts.untracked_events += 1;
-            return Ok(());
-        };
-        if let Some(since) = self.series[i].growing_since.take() {
-            self.push_span(
-                i,
-                Span {
-                    start_ns: since,
-                    end_ns: g.time_ns,
-                    end: SpanEnd::Unseen,
-                },
-            );
-        }
-        let s = &mut self.series[i];
-        s.size = g.buckets_after;
-        s.growing_since = Some(g.time_ns);
-        self.push_point(
-            i,
-            Point {
-                time_ns: g.time_ns,
-                mark: if g.same_size {
-                    Mark::SameSize
-                } else {
-                    Mark::Doubling
-                },
-                size_before: g.buckets_before,
-                size_after: g.buckets_after,
-                entries: g.entries,
-                goid: g.goid,
-                extra: g.bytes_allocated,
-                duration_ns: 0,
-            },
-        );
+    // Maps are drawn from the timeline's histories in the summary.
+    fn grow(&mut self, _g: &crate::timeline::Grow) -> io::Result<()> {
         Ok(())
     }
 
-    fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
-        let kind = r.kind;
-        let Some(i) = self.series_for(r.map, r.maptype, &r.origin, r.time_ns, true, |s| {
-            !(kind == SwissKind::SmallAlloc || (kind == SwissKind::SmallToTable && s.became_table))
-        }) else {
-            self.cuts.untracked_events += 1;
-            return Ok(());
-        };
-        let s = &mut self.series[i];
-        // Slots in all tables: a resize replaces one table (`capacity_before` slots; a small
-        // map's group has 8) by one (grow) or two (split) of `capacity_after`. A map first seen
-        // mid-life starts from the table being resized.
-        let before = s.size.max(match kind {
-            SwissKind::SmallAlloc => 0,
-            SwissKind::SmallToTable => 8,
-            _ => r.capacity_before,
-        });
-        let after = match kind {
-            SwissKind::SmallAlloc => before.max(8),
-            SwissKind::SmallToTable => before - 8 + r.capacity_after,
-            SwissKind::TableGrow => before - r.capacity_before + r.capacity_after,
-            SwissKind::TableSplit => {
-                before - r.capacity_before + r.capacity_after.saturating_mul(2)
-            }
-        };
-        s.size = after;
-        s.became_table |= kind == SwissKind::SmallToTable;
-        self.push_point(
-            i,
-            Point {
-                time_ns: r.time_ns,
-                mark: Mark::Swiss(kind),
-                size_before: before,
-                size_after: after,
-                entries: r.entries,
-                goid: r.goid,
-                extra: r.directory_len_after,
-                duration_ns: r.duration_ns,
-            },
-        );
-        self.push_span(
-            i,
-            Span {
-                start_ns: r.time_ns,
-                end_ns: r.time_ns.saturating_add(r.duration_ns),
-                end: SpanEnd::Resize,
-            },
-        );
-        Ok(())
-    }
-
-    fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
-        let Some(&i) = self.current.get(&e.map) else {
-            // No grow of this map was seen: it is in no summary, so in no chart.
-            return Ok(());
-        };
-        if self.series[i].swiss {
-            return Ok(());
-        }
-        let end = match e.end {
-            EvacuationEnd::Probe => SpanEnd::Probe,
-            EvacuationEnd::NextGrow => SpanEnd::Inferred,
-        };
-        let span = match (self.series[i].growing_since.take(), e.duration_ns) {
-            (Some(since), _) => Span {
-                start_ns: since,
-                end_ns: e.time_ns,
-                end,
-            },
-            (None, Some(d)) => Span {
-                start_ns: e.time_ns.saturating_sub(d),
-                end_ns: e.time_ns,
-                end,
-            },
-            // The growth began before this map's first grow seen: its start is unknown.
-            (None, None) => Span {
-                start_ns: self.series[i].first_ns,
-                end_ns: e.time_ns,
-                end: SpanEnd::BeganBefore,
-            },
-        };
-        self.push_span(i, span);
+    fn swiss(&mut self, _r: &crate::timeline::SwissResize) -> io::Result<()> {
         Ok(())
     }
 
@@ -819,20 +514,6 @@ impl Sink for ReportSink {
         let Some(file) = self.file.take() else {
             return Ok(());
         };
-        // Growths still in progress end with tracing.
-        for s in &mut self.series {
-            if let Some(since) = s.growing_since.take() {
-                if !self.ends_probed {
-                    s.end_unknown_since = Some(since);
-                } else if s.spans.len() < MAX_POINTS_PER_MAP {
-                    s.spans.push(Span {
-                        start_ns: since,
-                        end_ns: end.time_ns.max(since),
-                        end: SpanEnd::InProgress,
-                    });
-                }
-            }
-        }
         let page = self.render(end);
         let fail = |e: io::Error, what: &str, p: &Path| {
             let _ = std::fs::remove_file(&self.tmp);
@@ -859,7 +540,9 @@ fn sites_table(h: &mut String, e: &EndInfo) {
         "<p>Where to act: the call sites whose maps grew, most events first, with the \
          <code>make</code> that builds their final storage at once.</p>\n\
          <table class=\"sites\">\n<thead><tr><th>Events</th><th>Maps</th><th>Allocated</th>\
-         <th>Resize time</th><th>Site</th><th>Presize</th></tr></thead>\n<tbody>\n",
+         <th title=\"Swiss maps: time in resizes. Hash-bucket maps: time spent growing, from each grow \
+         to its old buckets freed (writes paid for the move meanwhile).\">Resize / growing</th>\
+         <th>Site</th><th>Presize</th></tr></thead>\n<tbody>\n",
     );
     for t in sites.iter().take(MAX_SITE_ROWS) {
         let hint = match t.presize_hint {
@@ -875,10 +558,10 @@ fn sites_table(h: &mut String, e: &EndInfo) {
             t.events,
             t.maps,
             bytes(t.bytes_allocated),
-            if t.total_duration_ns == 0 {
-                "-".to_string()
-            } else {
-                duration(t.total_duration_ns)
+            match (t.total_duration_ns, t.growth_span_ns) {
+                (0, 0) => "-".to_string(),
+                (0, g) => format!("growing {}", duration(g)),
+                (r, _) => duration(r),
             },
             site_cell(t.site.as_ref()),
         );
@@ -993,7 +676,8 @@ fn offset(time_ns: u64, start_ns: u64) -> String {
 }
 
 /// One map's chart: a `<figure>` with its label and an inline SVG.
-fn chart(h: &mut String, m: &MapSummary, s: Option<&Series>, start_ns: u64) {
+fn chart(h: &mut String, m: &MapSummary, start_ns: u64) {
+    let s = &m.history;
     let type_name = m.type_name.as_deref().unwrap_or("map (type unknown)");
     let site = match site_of(&m.origin) {
         Some(p) => p.to_string(),
@@ -1057,9 +741,9 @@ fn chart(h: &mut String, m: &MapSummary, s: Option<&Series>, start_ns: u64) {
         esc(type_name),
         esc(&site)
     );
-    match s {
-        Some(s) if !s.points.is_empty() => plot(h, s, start_ns, unit),
-        _ => {
+    match s.points.is_empty() {
+        false => plot(h, s, start_ns, unit),
+        true => {
             let _ = write!(
                 h,
                 "<text class=\"empty\" x=\"{}\" y=\"{}\">no points kept for this map</text>",
@@ -1069,7 +753,7 @@ fn chart(h: &mut String, m: &MapSummary, s: Option<&Series>, start_ns: u64) {
         }
     }
     h.push_str("</svg>\n");
-    if let Some(since) = s.and_then(|s| s.end_unknown_since) {
+    if let Some(since) = s.end_unknown_since {
         let _ = writeln!(
             h,
             "<p class=\"cut\">The end of the last growth (from {}) is not known: this binary's \
@@ -1077,7 +761,7 @@ fn chart(h: &mut String, m: &MapSummary, s: Option<&Series>, start_ns: u64) {
             offset(since, start_ns)
         );
     }
-    if let Some(s) = s.filter(|s| s.dropped > 0) {
+    if s.dropped > 0 {
         let _ = writeln!(
             h,
             "<p class=\"cut\">Cut: {} of this map's points and spans were not kept (only the \
@@ -1089,7 +773,7 @@ fn chart(h: &mut String, m: &MapSummary, s: Option<&Series>, start_ns: u64) {
 }
 
 /// The axes, step line, markers and spans of one series.
-fn plot(h: &mut String, s: &Series, start_ns: u64, unit: &str) {
+fn plot(h: &mut String, s: &History, start_ns: u64, unit: &str) {
     // Time domain: the map's events and spans, padded (a growth in progress at the end runs
     // off the right edge instead of stretching the chart to the end of tracing).
     let rel = |t: u64| (t as i128 - start_ns as i128) as f64;
@@ -1186,7 +870,7 @@ fn plot(h: &mut String, s: &Series, start_ns: u64, unit: &str) {
         X0 - 6.0,
         LANE_Y + LANE_H - 1.0
     );
-    let mut spans: Vec<&Span> = s.spans.iter().collect();
+    let mut spans: Vec<&crate::timeline::history::Span> = s.spans.iter().collect();
     spans.sort_by_key(|sp| sp.start_ns);
     let mut i = 0;
     while i < spans.len() {
@@ -1205,7 +889,7 @@ fn plot(h: &mut String, s: &Series, start_ns: u64, unit: &str) {
         let title = if n == 1 {
             format!(
                 "{}: {} to {} ({})",
-                first.end.what(),
+                span_what(first.end),
                 offset(first.start_ns, start_ns),
                 offset(first.end_ns, start_ns),
                 duration(total)
@@ -1213,7 +897,7 @@ fn plot(h: &mut String, s: &Series, start_ns: u64, unit: &str) {
         } else {
             format!(
                 "{n} × {}: from {}, {} in all",
-                first.end.what(),
+                span_what(first.end),
                 offset(first.start_ns, start_ns),
                 duration(total)
             )
@@ -1221,7 +905,7 @@ fn plot(h: &mut String, s: &Series, start_ns: u64, unit: &str) {
         let _ = write!(
             h,
             "<rect class=\"{}\" x=\"{x0:.1}\" y=\"{LANE_Y}\" width=\"{:.1}\" height=\"{LANE_H}\"><title>{}</title></rect>",
-            first.end.class(),
+            span_class(first.end),
             (x1 - x0).max(1.5),
             esc(&title),
         );
@@ -1252,7 +936,7 @@ fn plot(h: &mut String, s: &Series, start_ns: u64, unit: &str) {
     for (idx, p) in s.points.iter().enumerate() {
         let px = xs.x(rel(p.time_ns)).round() as i64;
         let py = ys.y(p.size_after).round() as i64;
-        let key = (px, py, p.mark.class());
+        let key = (px, py, mark_class(p.mark));
         match at.get(&key) {
             Some(&k) => marks[k].3 += 1,
             None => {
@@ -1274,14 +958,14 @@ fn plot(h: &mut String, s: &Series, start_ns: u64, unit: &str) {
                 p.size_before,
                 p.size_after,
                 p.entries,
-                bytes(p.extra)
+                bytes(p.bytes_allocated)
             ),
             Mark::Swiss(k) => format!(
                 "{}: slots {} → {}, directory {}, {} entries, took {}",
                 k.event_name().trim_start_matches("map_").replace('_', " "),
                 p.size_before,
                 p.size_after,
-                p.extra,
+                p.directory_len,
                 p.entries,
                 duration(p.duration_ns)
             ),
@@ -1299,7 +983,7 @@ fn plot(h: &mut String, s: &Series, start_ns: u64, unit: &str) {
         let _ = write!(
             h,
             "<circle class=\"{}\" cx=\"{px}\" cy=\"{py}\" r=\"{}\"><title>{}</title></circle>",
-            p.mark.class(),
+            mark_class(p.mark),
             if n > 1 { 4.5 } else { 3.5 },
             esc(&title)
         );
@@ -1394,7 +1078,18 @@ const SCRIPT: &str = "
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{plan::ProbeSite, timeline::Timeline};
+    use crate::{
+        plan::ProbeSite,
+        timeline::{Evacuated, EvacuationEnd, Grow, SwissResize, Timeline},
+    };
+
+    /// The timeline's summary when tracing stops, as the session builds `EndInfo`.
+    fn end_of(t: Timeline, events: u64) -> EndInfo {
+        let (maps, cuts) = t.finish(T0 + 2_000_000_000);
+        let mut e = end_info(maps, events);
+        e.history_cuts = cuts;
+        e
+    }
 
     const T0: u64 = 1_700_000_000_000_000_000;
 
@@ -1523,6 +1218,7 @@ mod tests {
             slices: None,
             maps,
             overhead: crate::overhead::Overhead::default(),
+            history_cuts: Default::default(),
         }
     }
 
@@ -1548,7 +1244,7 @@ mod tests {
             }
         }
         let grows = t.grows();
-        sink.finish(&end_info(t.into_summary(), grows)).unwrap();
+        sink.finish(&end_of(t, grows)).unwrap();
         assert!(!tmp_path(&path).exists(), "the temporary file is renamed");
         std::fs::read_to_string(&path).unwrap()
     }
@@ -1683,7 +1379,7 @@ mod tests {
             }
             sink.grow(g).unwrap();
         }
-        sink.finish(&end_info(t.into_summary(), 3)).unwrap();
+        sink.finish(&end_of(t, 3)).unwrap();
         let h = std::fs::read_to_string(&path).unwrap();
         check_nesting(&h);
         assert_eq!(count(&h, "<rect class=\"span inferred\""), 2);
@@ -1719,10 +1415,10 @@ mod tests {
             t.push_swiss(r);
             sink.swiss(r).unwrap();
         }
-        // Its series: 16 → … → 1024 slots, then 2048, 3072.
-        assert_eq!(sink.series[0].size, 3072);
-        sink.finish(&end_info(t.into_summary(), evs.len() as u64))
-            .unwrap();
+        let end = end_of(t, evs.len() as u64);
+        // Its history: 16 → … → 1024 slots, then 2048, 3072.
+        assert_eq!(end.maps[0].slots, 3072);
+        sink.finish(&end).unwrap();
         let h = std::fs::read_to_string(&path).unwrap();
         check_nesting(&h);
         assert!(h.contains("swiss (Swiss tables)"));
@@ -1759,7 +1455,7 @@ mod tests {
             sink.grow(&g).unwrap();
         }
         let grows = t.grows();
-        sink.finish(&end_info(t.into_summary(), grows)).unwrap();
+        sink.finish(&end_of(t, grows)).unwrap();
         let h = std::fs::read_to_string(&path).unwrap();
         check_nesting(&h);
         assert_eq!(count(&h, "<svg class=\"chart\""), MAX_CHARTS);
@@ -1841,12 +1537,6 @@ mod tests {
         assert!(tmp_path(&path).exists());
         drop(sink);
         assert!(!tmp_path(&path).exists() && !path.exists());
-    }
-
-    #[test]
-    fn test_point_and_span_sizes_bound_memory() {
-        assert!(std::mem::size_of::<Point>() <= 64);
-        assert!(std::mem::size_of::<Span>() <= 64);
     }
 
     #[test]

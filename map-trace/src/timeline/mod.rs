@@ -2,9 +2,13 @@
 //!
 //! Pure logic: no aya, no I/O, no clocks (the caller passes the monotonic → Unix offset).
 
+pub mod history;
+
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+
+use history::{History, Mark, Point, Span, SpanEnd};
 
 use map_trace_common::event::{
     EvacuateStepEvent, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent, SwissEvent,
@@ -465,6 +469,10 @@ pub struct MapSummary {
     pub evacuate_steps: u64,
     /// `--evacuation`: time spent in them.
     pub evacuate_steps_ns: u64,
+    /// Swiss: slots in all tables after the last resize.
+    pub slots: u64,
+    /// Its events and growth spans, in order (bounded).
+    pub history: History,
     /// Where its first grow was called from.
     pub origin: Option<Arc<Origin>>,
     /// The map's Go type.
@@ -528,6 +536,8 @@ pub struct Timeline {
     grows: u64,
     /// No finishing probe: infer a growth's end from the map's next grow.
     infer_ends: bool,
+    /// Caps on the per-map histories.
+    budget: history::Budget,
 }
 
 impl Timeline {
@@ -585,6 +595,8 @@ impl Timeline {
                     growing_since_ns: None,
                     evacuate_steps: 0,
                     evacuate_steps_ns: 0,
+                    slots: 0,
+                    history: History::default(),
                     origin: g.origin.clone(),
                     type_name: g.type_name.clone(),
                 });
@@ -594,6 +606,39 @@ impl Timeline {
             }
         };
         let m = &mut self.maps[idx];
+        if let Some(since) = m.growing_since_ns {
+            let end = if self.infer_ends {
+                SpanEnd::Inferred
+            } else {
+                SpanEnd::Unseen
+            };
+            self.budget.span(
+                &mut m.history,
+                Span {
+                    start_ns: since,
+                    end_ns: g.time_ns,
+                    end,
+                },
+            );
+        }
+        self.budget.point(
+            &mut m.history,
+            Point {
+                time_ns: g.time_ns,
+                mark: if g.same_size {
+                    Mark::SameSize
+                } else {
+                    Mark::Doubling
+                },
+                size_before: g.buckets_before,
+                size_after: g.buckets_after,
+                entries: g.entries,
+                goid: g.goid,
+                bytes_allocated: g.bytes_allocated,
+                directory_len: 0,
+                duration_ns: 0,
+            },
+        );
         let inferred = match m.growing_since_ns.take() {
             Some(since) if self.infer_ends => {
                 let span = g.time_ns.saturating_sub(since);
@@ -645,6 +690,14 @@ impl Timeline {
         if let Some(since) = m.growing_since_ns.take() {
             let span = e.time_ns.saturating_sub(since);
             e.duration_ns = Some(span);
+            self.budget.span(
+                &mut m.history,
+                Span {
+                    start_ns: since,
+                    end_ns: e.time_ns,
+                    end: SpanEnd::Probe,
+                },
+            );
             m.evacuation_total_ns = m.evacuation_total_ns.saturating_add(span);
             m.evacuation_max_ns = m.evacuation_max_ns.max(span);
         }
@@ -703,6 +756,8 @@ impl Timeline {
                     growing_since_ns: None,
                     evacuate_steps: 0,
                     evacuate_steps_ns: 0,
+                    slots: 0,
+                    history: History::default(),
                     origin: r.origin.clone(),
                     type_name: r.type_name.clone(),
                 });
@@ -712,6 +767,31 @@ impl Timeline {
             }
         };
         let m = &mut self.maps[idx];
+        let (before, after) =
+            history::swiss_slots(r.kind, m.slots, r.capacity_before, r.capacity_after);
+        m.slots = after;
+        self.budget.point(
+            &mut m.history,
+            Point {
+                time_ns: r.time_ns,
+                mark: Mark::Swiss(r.kind),
+                size_before: before,
+                size_after: after,
+                entries: r.entries,
+                goid: r.goid,
+                bytes_allocated: 0,
+                directory_len: u32::try_from(r.directory_len_after).unwrap_or(u32::MAX),
+                duration_ns: r.duration_ns,
+            },
+        );
+        self.budget.span(
+            &mut m.history,
+            Span {
+                start_ns: r.time_ns,
+                end_ns: r.time_ns.saturating_add(r.duration_ns),
+                end: SpanEnd::Resize,
+            },
+        );
         m.grows += 1;
         m.entries_last = r.entries;
         m.goroutines.insert(r.goid);
@@ -753,6 +833,35 @@ impl Timeline {
         .into_summary()
     }
 
+    /// What the history caps cut so far.
+    pub fn cuts(&self) -> &history::Budget {
+        &self.budget
+    }
+
+    /// The summary when tracing stopped at `end_ns`: a hash-bucket growth still open then is
+    /// in progress (its span ends at `end_ns`), or, when ends are inferred, of unknown end.
+    pub fn finish(mut self, end_ns: u64) -> (Vec<MapSummary>, history::Budget) {
+        for m in &mut self.maps {
+            let Some(since) = m.growing_since_ns.filter(|_| m.swiss.is_none()) else {
+                continue;
+            };
+            if self.infer_ends {
+                m.history.end_unknown_since = Some(since);
+            } else {
+                self.budget.span(
+                    &mut m.history,
+                    Span {
+                        start_ns: since,
+                        end_ns: end_ns.max(since),
+                        end: SpanEnd::InProgress,
+                    },
+                );
+            }
+        }
+        let budget = std::mem::take(&mut self.budget);
+        (self.into_summary(), budget)
+    }
+
     /// [`Timeline::summary`] without copying (the timeline is consumed).
     pub fn into_summary(self) -> Vec<MapSummary> {
         let mut v = self.maps;
@@ -780,6 +889,9 @@ pub struct SiteSummary {
     pub bytes_allocated: u64,
     /// Time in Swiss resizes.
     pub total_duration_ns: u64,
+    /// Hash-bucket maps: time their maps spent growing (grow → old buckets freed), summed over
+    /// the growths seen whole. Wall time during which writes paid for evacuation, not CPU time.
+    pub growth_span_ns: u64,
     /// The largest presize hint among the maps: `make(…, hint)` there covers every one.
     pub presize_hint: Option<u64>,
     /// First and last event (Unix ns).
@@ -803,6 +915,7 @@ pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
                 events: 0,
                 bytes_allocated: 0,
                 total_duration_ns: 0,
+                growth_span_ns: 0,
                 presize_hint: None,
                 first_time_ns: m.first_time_ns,
                 last_time_ns: m.last_time_ns,
@@ -816,6 +929,7 @@ pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
         if let Some(sw) = &m.swiss {
             s.total_duration_ns = s.total_duration_ns.saturating_add(sw.total_duration_ns);
         }
+        s.growth_span_ns = s.growth_span_ns.saturating_add(m.evacuation_total_ns);
         s.presize_hint = s.presize_hint.max(m.presize_hint(load_factor_num));
         s.first_time_ns = s.first_time_ns.min(m.first_time_ns);
         s.last_time_ns = s.last_time_ns.max(m.last_time_ns);

@@ -1,0 +1,193 @@
+//! Per-map history: the ordered events and growth spans of one map, as the timeline
+//! reconstructs them, for the outputs that draw a map over time (the HTML report's charts, the
+//! text summary's strips). Bounded: see [`MAX_POINTS_PER_MAP`] and [`MAX_POINTS_TOTAL`].
+
+use super::SwissKind;
+
+/// Most points and spans kept per map; later ones are counted in [`History::dropped`].
+pub const MAX_POINTS_PER_MAP: usize = 10_000;
+/// Most points and spans kept over all maps (about 32 MB).
+pub const MAX_POINTS_TOTAL: usize = 500_000;
+
+/// What one event did to its map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// A hash-bucket map doubled its bucket array.
+    Doubling,
+    /// A hash-bucket map rehashed into an array of the same size.
+    SameSize,
+    /// A Swiss-table resize.
+    Swiss(SwissKind),
+}
+
+/// One event of a map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Point {
+    /// Unix ns (when it started).
+    pub time_ns: u64,
+    /// What happened.
+    pub mark: Mark,
+    /// Storage before and after: buckets (hash-bucket maps) or slots in all tables (Swiss: a
+    /// resize replaces one table by one twice its size, or by two; a small map's group is 8).
+    pub size_before: u64,
+    /// Storage after.
+    pub size_after: u64,
+    /// `len(m)` then.
+    pub entries: u64,
+    /// Goroutine.
+    pub goid: u64,
+    /// Hash-bucket maps: bytes allocated for the new array.
+    pub bytes_allocated: u64,
+    /// Swiss: directory length after.
+    pub directory_len: u32,
+    /// Swiss: how long the resize took.
+    pub duration_ns: u64,
+}
+
+/// How a span ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanEnd {
+    /// A hash-bucket growth whose old buckets were seen freed.
+    Probe,
+    /// Inferred from the map's next grow (an upper bound; no finishing probe in this binary).
+    Inferred,
+    /// The map grew again and no end was seen (`clear(m)`, or a lost record).
+    Unseen,
+    /// Still growing when tracing ended.
+    InProgress,
+    /// A Swiss resize (synchronous, timed).
+    Resize,
+}
+
+/// A stretch of time a map spent resizing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// Unix ns.
+    pub start_ns: u64,
+    /// Unix ns.
+    pub end_ns: u64,
+    /// How it ended.
+    pub end: SpanEnd,
+}
+
+/// One map's events and spans, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// Events, oldest first.
+    pub points: Vec<Point>,
+    /// Growth spans and Swiss resizes, in the order they ended.
+    pub spans: Vec<Span>,
+    /// Points and spans not kept (the caps).
+    pub dropped: u64,
+    /// Ends inferred and tracing stopped: when the last growth began, whose end is unknown.
+    pub end_unknown_since: Option<u64>,
+}
+
+/// Counts what the caps cut, over all maps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// Points and spans kept over all maps.
+    pub kept: usize,
+    /// Points and spans not kept.
+    pub dropped: u64,
+    /// Maps that reached [`MAX_POINTS_PER_MAP`].
+    pub maps_capped: u64,
+    /// [`MAX_POINTS_TOTAL`] was reached.
+    pub total_reached: bool,
+}
+
+impl Budget {
+    /// Whether `h` may keep one more point or span; counts it as dropped if not.
+    fn room(&mut self, h: &mut History) -> bool {
+        let n = h.points.len().max(h.spans.len());
+        if n >= MAX_POINTS_PER_MAP || self.kept >= MAX_POINTS_TOTAL {
+            if h.dropped == 0 && n >= MAX_POINTS_PER_MAP {
+                self.maps_capped += 1;
+            }
+            h.dropped += 1;
+            self.dropped += 1;
+            self.total_reached |= self.kept >= MAX_POINTS_TOTAL;
+            return false;
+        }
+        self.kept += 1;
+        true
+    }
+
+    /// Adds a point if there is room.
+    pub fn point(&mut self, h: &mut History, p: Point) {
+        if self.room(h) {
+            h.points.push(p);
+        }
+    }
+
+    /// Adds a span if there is room.
+    pub fn span(&mut self, h: &mut History, s: Span) {
+        if self.room(h) {
+            h.spans.push(s);
+        }
+    }
+}
+
+/// Slots in all of a Swiss map's tables after a resize, from `before` (a map first seen mid-life
+/// starts from the table being resized).
+pub fn swiss_slots(
+    kind: SwissKind,
+    before: u64,
+    capacity_before: u64,
+    capacity_after: u64,
+) -> (u64, u64) {
+    let before = before.max(match kind {
+        SwissKind::SmallAlloc => 0,
+        SwissKind::SmallToTable => 8,
+        _ => capacity_before,
+    });
+    let after = match kind {
+        SwissKind::SmallAlloc => before.max(8),
+        SwissKind::SmallToTable => before - 8 + capacity_after,
+        SwissKind::TableGrow => before - capacity_before + capacity_after,
+        SwissKind::TableSplit => before - capacity_before + capacity_after.saturating_mul(2),
+    };
+    (before, after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_point_and_span_sizes_bound_memory() {
+        // MAX_POINTS_TOTAL × 64 bytes = 32 MB at most.
+        assert!(std::mem::size_of::<Point>() <= 64);
+        assert!(std::mem::size_of::<Span>() <= 64);
+    }
+
+    #[test]
+    fn test_swiss_slots_follow_resizes() {
+        let (b, a) = swiss_slots(SwissKind::SmallToTable, 0, 8, 16);
+        assert_eq!((b, a), (8, 16));
+        let (b, a) = swiss_slots(SwissKind::TableGrow, a, 16, 32);
+        assert_eq!((b, a), (16, 32));
+        // A split replaces one 1024-slot table by two.
+        let (_, a) = swiss_slots(SwissKind::TableSplit, 1024, 1024, 1024);
+        assert_eq!(a, 2048);
+        // First seen mid-life: starts from the table being resized.
+        assert_eq!(swiss_slots(SwissKind::TableGrow, 0, 512, 1024), (512, 1024));
+    }
+
+    #[test]
+    fn test_budget_caps_per_map_and_counts() {
+        let mut b = Budget::default();
+        let mut h = History::default();
+        let span = Span {
+            start_ns: 0,
+            end_ns: 1,
+            end: SpanEnd::Resize,
+        };
+        for _ in 0..MAX_POINTS_PER_MAP + 5 {
+            b.span(&mut h, span.clone());
+        }
+        assert_eq!(h.spans.len(), MAX_POINTS_PER_MAP);
+        assert_eq!((h.dropped, b.dropped, b.maps_capped), (5, 5, 1));
+        assert!(!b.total_reached);
+    }
+}
