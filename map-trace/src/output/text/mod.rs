@@ -17,7 +17,7 @@ pub use live::{bytes_short, clock_ms, duration_short, site_text};
 pub use style::{color_for_stdout, use_color, WIDTH};
 
 use super::{EndInfo, Sink, StartInfo};
-use crate::timeline::{EvacuateStep, Evacuated, EvacuationEnd, Grow, SliceGrow, SwissResize};
+use crate::timeline::{EvacuateStep, Evacuated, Grow, SliceGrow, SwissResize};
 use style::{fit_left, Line, Style};
 
 /// Human-readable output.
@@ -28,11 +28,6 @@ pub struct TextSink<W: Write> {
     start_ns: Option<u64>,
     /// `evacuate` calls per growing map, summed into its `done` line.
     moves: live::Moves,
-    /// Per-map events for the timeline strips.
-    book: strip::Book,
-    /// The finishing probe reported a growth end: growths still open at the end are really
-    /// still growing (ends inferred from the next grow say nothing of the last growth).
-    probe_ends_seen: bool,
 }
 
 impl<W: Write> TextSink<W> {
@@ -43,8 +38,6 @@ impl<W: Write> TextSink<W> {
             color: false,
             start_ns: None,
             moves: live::Moves::default(),
-            book: strip::Book::default(),
-            probe_ends_seen: false,
         }
     }
 
@@ -161,13 +154,10 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn grow(&mut self, g: &Grow) -> io::Result<()> {
-        self.book.event(g.map, g.time_ns, None);
         self.line(&live::grow(g))
     }
 
     fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
-        let end = (r.duration_ns > 0).then(|| r.time_ns.saturating_add(r.duration_ns));
-        self.book.event(r.map, r.time_ns, end);
         self.line(&live::swiss(r))
     }
 
@@ -176,11 +166,6 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
-        self.probe_ends_seen |= e.end == EvacuationEnd::Probe;
-        if e.duration_ns.is_some() {
-            self.book
-                .ended(e.map, e.time_ns, e.end == EvacuationEnd::NextGrow);
-        }
         let moves = self.moves.take(e.map);
         self.line(&live::evacuated(e, moves.as_ref()))
     }
@@ -212,6 +197,16 @@ impl<W: Write> Sink for TextSink<W> {
     fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
         writeln!(self.out)?;
         self.lines(&table::totals(e))?;
+        if self.moves.dropped > 0 {
+            let mut l = Line::new();
+            l.plain(&format!(
+                "# {} evacuate calls not summed on done lines (over {} maps growing at once)",
+                self.moves.dropped,
+                live::Moves::MAX_MAPS
+            ));
+            l.truncate(WIDTH);
+            self.line(&l)?;
+        }
         if !e.maps.is_empty() {
             self.lines(&table::sites(e))?;
             let start = self
@@ -219,7 +214,7 @@ impl<W: Write> Sink for TextSink<W> {
                 .or_else(|| e.maps.iter().map(|m| m.first_time_ns).min())
                 .unwrap_or(e.time_ns);
             writeln!(self.out)?;
-            let section = strip::section(&self.book, e, start, self.probe_ends_seen);
+            let section = strip::section(e, start);
             self.lines(&section)?;
         }
         self.out.flush()

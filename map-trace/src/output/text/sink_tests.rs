@@ -109,6 +109,7 @@ impl Trace {
     }
 
     fn finish(mut self, end_ns: u64, lost: u64) -> String {
+        let (maps, history_cuts) = self.timeline.finish(end_ns);
         self.sink
             .detached(&Detached {
                 time_ns: end_ns,
@@ -118,7 +119,6 @@ impl Trace {
                 hits: u64::MAX,
             })
             .unwrap();
-        let maps = self.timeline.into_summary();
         self.sink
             .finish(&EndInfo {
                 time_ns: end_ns,
@@ -158,6 +158,7 @@ impl Trace {
                     target_cpu_ns: Some(1),
                     budget_percent: Some(99_999.5),
                 },
+                history_cuts,
             })
             .unwrap();
         String::from_utf8(self.sink.out).unwrap()
