@@ -4,13 +4,13 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use map_trace_common::{
     config::Counter,
-    event::{EvacuateStepEvent, EventHeader, EventKind, MapEvacuatedEvent, MapGrowEvent, Stack},
+    event::{EvacuateStepEvent, EventKind, MapEvacuatedEvent, MapGrowEvent, Stack},
 };
 
 use crate::{
     go_abi,
     maps::{self, PendingKey},
-    probes::{fill_stack, read},
+    probes::{fill_stack, header, hmap_head, read},
 };
 
 /// `func hashGrow(t *maptype, h *hmap)`, attached at the first instruction after the prologue's
@@ -33,17 +33,8 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
     let mut err = 0u8;
 
     let goid: u64 = read(g + layout.g_goid as u64, &mut err);
-    // One read for the hmap header (count, flags, B, noverflow lie within 16 bytes of count in
-    // every version; golayout checks it) and one for the key/elem type pointers (adjacent):
-    // each user-memory read costs the traced program time.
-    let head: [u8; 16] = read(h + layout.hmap_count as u64, &mut err);
-    let at = |off: u32| head[(off.wrapping_sub(layout.hmap_count) & 15) as usize];
-    let count = u64::from_le_bytes([
-        head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
-    ]);
-    let flags = at(layout.hmap_flags);
-    let b = at(layout.hmap_b);
-    let noverflow = u16::from_le_bytes([at(layout.hmap_noverflow), at(layout.hmap_noverflow + 1)]);
+    // One read for the hmap header and one for the key/elem type pointers (adjacent).
+    let (count, flags, b, noverflow) = hmap_head(h, &layout, &mut err);
     let types: [u64; 2] = read(t + layout.maptype_key as u64, &mut err);
     let (key_type, elem_type) = (types[0], types[1]);
     let bucket_size: u16 = read(t + layout.maptype_bucket_size as u64, &mut err);
@@ -58,15 +49,7 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
         return;
     };
     let ev = entry.write(MapGrowEvent {
-        header: EventHeader {
-            kind: EventKind::MapGrow as u32,
-            tid: hit.tid,
-            pid: hit.tgid,
-            exe: hit.exe,
-            goid,
-            // SAFETY: helper without preconditions.
-            ts_ns: unsafe { bpf_ktime_get_ns() },
-        },
+        header: header(EventKind::MapGrow, &hit, goid),
         map: h,
         maptype: t,
         count,
@@ -99,24 +82,12 @@ fn hmap_evacuated<const R: usize>(ctx: &ProbeContext) {
     let g = go_abi::g(ctx);
     let mut err = 0u8;
     let goid: u64 = read(g + layout.g_goid as u64, &mut err);
-    let head: [u8; 16] = read(h + layout.hmap_count as u64, &mut err);
-    let count = u64::from_le_bytes([
-        head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
-    ]);
-    let b = head[(layout.hmap_b.wrapping_sub(layout.hmap_count) & 15) as usize];
+    let (count, _, b, _) = hmap_head(h, &layout, &mut err);
     if err != 0 {
         maps::count(Counter::ReadErrors);
     }
     let ev = MapEvacuatedEvent {
-        header: EventHeader {
-            kind: EventKind::MapEvacuated as u32,
-            tid: hit.tid,
-            pid: hit.tgid,
-            exe: hit.exe,
-            goid,
-            // SAFETY: helper without preconditions.
-            ts_ns: unsafe { bpf_ktime_get_ns() },
-        },
+        header: header(EventKind::MapEvacuated, &hit, goid),
         map: h,
         count,
         b,
@@ -143,19 +114,37 @@ macro_rules! evacuated_programs {
 }
 
 evacuated_programs!(
-    hmap_evacuated_0 = 0, hmap_evacuated_1 = 1, hmap_evacuated_2 = 2, hmap_evacuated_3 = 3,
-    hmap_evacuated_4 = 4, hmap_evacuated_5 = 5, hmap_evacuated_6 = 6, hmap_evacuated_7 = 7,
-    hmap_evacuated_8 = 8, hmap_evacuated_9 = 9, hmap_evacuated_10 = 10, hmap_evacuated_11 = 11,
+    hmap_evacuated_0 = 0,
+    hmap_evacuated_1 = 1,
+    hmap_evacuated_2 = 2,
+    hmap_evacuated_3 = 3,
+    hmap_evacuated_4 = 4,
+    hmap_evacuated_5 = 5,
+    hmap_evacuated_6 = 6,
+    hmap_evacuated_7 = 7,
+    hmap_evacuated_8 = 8,
+    hmap_evacuated_9 = 9,
+    hmap_evacuated_10 = 10,
+    hmap_evacuated_11 = 11,
     hmap_evacuated_12 = 12,
 );
 
 #[cfg(bpf_target_arch = "aarch64")]
 evacuated_programs!(
-    hmap_evacuated_13 = 13, hmap_evacuated_14 = 14, hmap_evacuated_15 = 15,
-    hmap_evacuated_16 = 16, hmap_evacuated_17 = 17, hmap_evacuated_18 = 18,
-    hmap_evacuated_19 = 19, hmap_evacuated_20 = 20, hmap_evacuated_21 = 21,
-    hmap_evacuated_22 = 22, hmap_evacuated_23 = 23, hmap_evacuated_24 = 24,
-    hmap_evacuated_25 = 25, hmap_evacuated_26 = 26,
+    hmap_evacuated_13 = 13,
+    hmap_evacuated_14 = 14,
+    hmap_evacuated_15 = 15,
+    hmap_evacuated_16 = 16,
+    hmap_evacuated_17 = 17,
+    hmap_evacuated_18 = 18,
+    hmap_evacuated_19 = 19,
+    hmap_evacuated_20 = 20,
+    hmap_evacuated_21 = 21,
+    hmap_evacuated_22 = 22,
+    hmap_evacuated_23 = 23,
+    hmap_evacuated_24 = 24,
+    hmap_evacuated_25 = 25,
+    hmap_evacuated_26 = 26,
 );
 
 /// `evacuate*(t *maptype, h *hmap, oldbucket uintptr)` entered (opt-in `--evacuation`, body
@@ -169,15 +158,7 @@ pub fn hmap_evacuate(ctx: ProbeContext) -> u32 {
     let mut err = 0u8;
     let goid: u64 = read(g + hit.layout.g_goid as u64, &mut err);
     let ev = EvacuateStepEvent {
-        header: EventHeader {
-            kind: EventKind::MapEvacuateStep as u32,
-            tid: hit.tid,
-            pid: hit.tgid,
-            exe: hit.exe,
-            goid,
-            // SAFETY: helper without preconditions.
-            ts_ns: unsafe { bpf_ktime_get_ns() },
-        },
+        header: header(EventKind::MapEvacuateStep, &hit, goid),
         map: go_abi::arg(&ctx, 1),
         old_bucket: go_abi::arg(&ctx, 2),
         duration_ns: 0,

@@ -6,10 +6,45 @@ pub mod hmap;
 pub mod slices;
 pub mod swiss;
 
-use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
-use map_trace_common::event::{Stack, STACK_FRAMES};
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
+    programs::ProbeContext,
+};
+use map_trace_common::event::{EventHeader, EventKind, Stack, STACK_FRAMES};
 
-use crate::go_abi;
+use crate::{go_abi, maps::Hit};
+
+/// The header of a record of `kind`, stamped now.
+#[inline(always)]
+pub fn header(kind: EventKind, hit: &Hit, goid: u64) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        tid: hit.tid,
+        pid: hit.tgid,
+        exe: hit.exe,
+        goid,
+        // SAFETY: helper without preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    }
+}
+
+/// `hmap.count`, `flags`, `B` and `noverflow` from one 16-byte read at `h` (the fields lie
+/// within 16 bytes of `count` in every version; golayout checks it): each user-memory read
+/// costs the traced program time.
+#[inline(always)]
+pub fn hmap_head(
+    h: u64,
+    l: &map_trace_common::config::MapLayout,
+    err: &mut u8,
+) -> (u64, u8, u8, u16) {
+    let head: [u8; 16] = read(h + l.hmap_count as u64, err);
+    let at = |off: u32| head[(off.wrapping_sub(l.hmap_count) & 15) as usize];
+    let count = u64::from_le_bytes([
+        head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+    ]);
+    let noverflow = u16::from_le_bytes([at(l.hmap_noverflow), at(l.hmap_noverflow + 1)]);
+    (count, at(l.hmap_flags), at(l.hmap_b), noverflow)
+}
 
 /// The caller chain at a body probe (before the probed function pushed its frame): the return
 /// address, then Go's frame-pointer chain, `[fp]` = next fp and `[fp+8]` = return address on

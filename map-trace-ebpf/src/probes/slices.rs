@@ -5,13 +5,13 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use map_trace_common::{
     config::Counter,
-    event::{EventHeader, EventKind, SliceEvent},
+    event::{EventKind, SliceEvent},
 };
 
 use crate::{
     go_abi,
     maps::{self, PendingKey},
-    probes::{fill_stack, read},
+    probes::{fill_stack, header, read},
 };
 
 /// `growslice` entered (body probe): the arguments, keyed by goroutine for the return probe.
@@ -23,7 +23,9 @@ pub fn slice_grow(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     let l = hit.layout;
     maps::count(Counter::HitsGrowslice);
-    let Some(ev) = maps::slice_scratch() else { return 0 };
+    let Some(ev) = maps::slice_scratch() else {
+        return 0;
+    };
     // Every register is loaded at its fixed context offset first: choosing the offset by
     // version would make the compiler compute a context pointer, which the verifier refuses.
     let a: [u64; 5] = [
@@ -41,15 +43,7 @@ pub fn slice_grow(ctx: ProbeContext) -> u32 {
     let g = go_abi::g(&ctx);
     let mut err = 0u8;
     let goid: u64 = read(g + l.g_goid as u64, &mut err);
-    ev.header = EventHeader {
-        kind: EventKind::SliceGrow as u32,
-        tid: hit.tid,
-        pid: hit.tgid,
-        exe: hit.exe,
-        goid,
-        // SAFETY: helper without preconditions.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-    };
+    ev.header = header(EventKind::SliceGrow, &hit, goid);
     ev.elem_type = et;
     ev.old_cap = old_cap;
     ev.new_len = new_len;
@@ -67,7 +61,9 @@ pub fn slice_grow_ret(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsGrowsliceRet);
     let key: PendingKey = [go_abi::g(&ctx), u64::from(hit.tgid)];
-    let Some(ev) = maps::slice_scratch() else { return 0 };
+    let Some(ev) = maps::slice_scratch() else {
+        return 0;
+    };
     if !maps::take_pending(&maps::PENDING_SLICE, &key, ev) {
         return 0;
     }

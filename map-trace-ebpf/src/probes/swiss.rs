@@ -6,13 +6,13 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use map_trace_common::{
     config::{Counter, MapLayout},
-    event::{EventHeader, EventKind, SwissEvent},
+    event::{EventKind, SwissEvent},
 };
 
 use crate::{
     go_abi,
     maps::{self, Hit, PendingKey},
-    probes::{fill_stack, read},
+    probes::{fill_stack, header, read},
 };
 
 /// Capacity above which `rehash` splits instead of growing (`maxTableCapacity`).
@@ -20,18 +20,6 @@ const MAX_TABLE_CAPACITY: u16 = 1024;
 
 fn pending_key(g: u64, hit: &Hit) -> PendingKey {
     [g, u64::from(hit.tgid)]
-}
-
-fn header(kind: EventKind, hit: &Hit, goid: u64) -> EventHeader {
-    EventHeader {
-        kind: kind as u32,
-        tid: hit.tid,
-        pid: hit.tgid,
-        exe: hit.exe,
-        goid,
-        // SAFETY: helper without preconditions.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-    }
 }
 
 /// Map-wide fields common to every Swiss event.

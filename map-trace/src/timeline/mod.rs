@@ -480,6 +480,44 @@ pub struct MapSummary {
 }
 
 impl MapSummary {
+    /// A map at its first event: nothing counted yet.
+    fn first_seen(
+        map: u64,
+        maptype: u64,
+        (key_size, elem_size): (u64, u64),
+        time_ns: u64,
+        buckets: u64,
+        swiss: Option<SwissSummary>,
+        (origin, type_name): (Option<Arc<Origin>>, Option<Arc<str>>),
+    ) -> Self {
+        Self {
+            map,
+            maptype,
+            key_size,
+            elem_size,
+            grows: 0,
+            same_size_grows: 0,
+            buckets_first: buckets,
+            buckets_last: buckets,
+            entries_last: 0,
+            bytes_allocated: 0,
+            goroutines: Goids::default(),
+            first_time_ns: time_ns,
+            last_time_ns: time_ns,
+            swiss,
+            evacuations: 0,
+            evacuation_total_ns: 0,
+            evacuation_max_ns: 0,
+            growing_since_ns: None,
+            evacuate_steps: 0,
+            evacuate_steps_ns: 0,
+            slots: 0,
+            history: History::default(),
+            origin,
+            type_name,
+        }
+    }
+
     /// The `make(map[K]V, hint)` that builds the map's final storage at once, so that none of
     /// the grows seen would have happened (hash-bucket maps; `load_factor_num` is twice the
     /// version's load factor), or, for Swiss maps, that sizes the directory and tables as they
@@ -574,32 +612,15 @@ impl Timeline {
                 i
             }
             _ => {
-                self.maps.push(MapSummary {
-                    map: g.map,
-                    maptype: g.maptype,
-                    key_size: g.key_size,
-                    elem_size: g.elem_size,
-                    grows: 0,
-                    same_size_grows: 0,
-                    buckets_first: g.buckets_before,
-                    buckets_last: g.buckets_before,
-                    entries_last: 0,
-                    bytes_allocated: 0,
-                    goroutines: Goids::default(),
-                    first_time_ns: g.time_ns,
-                    last_time_ns: g.time_ns,
-                    swiss: None,
-                    evacuations: 0,
-                    evacuation_total_ns: 0,
-                    evacuation_max_ns: 0,
-                    growing_since_ns: None,
-                    evacuate_steps: 0,
-                    evacuate_steps_ns: 0,
-                    slots: 0,
-                    history: History::default(),
-                    origin: g.origin.clone(),
-                    type_name: g.type_name.clone(),
-                });
+                self.maps.push(MapSummary::first_seen(
+                    g.map,
+                    g.maptype,
+                    (g.key_size, g.elem_size),
+                    g.time_ns,
+                    g.buckets_before,
+                    None,
+                    (g.origin.clone(), g.type_name.clone()),
+                ));
                 let i = self.maps.len() - 1;
                 self.current.insert(g.map, i);
                 i
@@ -735,32 +756,15 @@ impl Timeline {
                 i
             }
             _ => {
-                self.maps.push(MapSummary {
-                    map: r.map,
-                    maptype: r.maptype,
-                    key_size: r.key_size,
-                    elem_size: r.elem_size,
-                    grows: 0,
-                    same_size_grows: 0,
-                    buckets_first: 0,
-                    buckets_last: 0,
-                    entries_last: 0,
-                    bytes_allocated: 0,
-                    goroutines: Goids::default(),
-                    first_time_ns: r.time_ns,
-                    last_time_ns: r.time_ns,
-                    swiss: Some(SwissSummary::default()),
-                    evacuations: 0,
-                    evacuation_total_ns: 0,
-                    evacuation_max_ns: 0,
-                    growing_since_ns: None,
-                    evacuate_steps: 0,
-                    evacuate_steps_ns: 0,
-                    slots: 0,
-                    history: History::default(),
-                    origin: r.origin.clone(),
-                    type_name: r.type_name.clone(),
-                });
+                self.maps.push(MapSummary::first_seen(
+                    r.map,
+                    r.maptype,
+                    (r.key_size, r.elem_size),
+                    r.time_ns,
+                    0,
+                    Some(SwissSummary::default()),
+                    (r.origin.clone(), r.type_name.clone()),
+                ));
                 let i = self.maps.len() - 1;
                 self.current.insert(r.map, i);
                 i
