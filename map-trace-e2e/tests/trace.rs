@@ -167,15 +167,32 @@ fn test_launch_mode_exit_status_and_text_output() {
     let lines: Vec<&str> = f
         .stdout
         .lines()
-        .filter(|l| l.contains(&map) && l.contains("doubling"))
+        .filter(|l| l.contains(&map) && l.contains(" grow "))
         .collect();
     assert_eq!(lines.len(), 8, "{}", f.stdout);
     assert!(
-        lines[0].contains("buckets 1 -> 2") && lines[0].contains("8 entries"),
+        lines[0].contains(" grow 1→2 len 8 ") && lines[0].ends_with(" (main.go:65)"),
         "{}",
         lines[0]
     );
     assert!(f.stdout.contains("len 1000"));
+    // A pipe: no colour, and every line within 80 columns (the fixture prints no wide
+    // characters, so characters are columns).
+    assert!(!f.stdout.contains('\x1b'), "{}", f.stdout);
+    for l in f.stdout.lines() {
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns: {l}",
+            l.chars().count()
+        );
+    }
+    assert!(f.stdout.contains("\n# by call site (most events first)\n"));
+    assert!(
+        f.stdout.contains("presize: make(map[int]int, 1664)"),
+        "{}",
+        f.stdout
+    );
+    assert!(f.stdout.contains("\n# timeline: top "), "{}", f.stdout);
 }
 
 #[test]

@@ -13,6 +13,17 @@ pub enum Format {
     Json,
 }
 
+/// When the text output uses colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// When standard output is a terminal and `NO_COLOR` is unset or empty.
+    Auto,
+    /// Always (also into `--output` files and pipes).
+    Always,
+    /// Never.
+    Never,
+}
+
 /// Trace Go map growth with eBPF uprobes.
 ///
 /// Attach to a running Go process with `--pid`, or launch one after `--` and trace it from its
@@ -32,6 +43,10 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Colour the text output: `auto` colours only a terminal, and honours `NO_COLOR`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Color::Auto)]
+    pub color: Color,
 
     /// Write events and the summary to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]

@@ -67,10 +67,13 @@ pub fn run(args: Args) -> Result<u8> {
         )),
         None => Box::new(BufWriter::new(io::stdout())),
     };
-    let mut sink: Box<dyn Sink> = match args.format {
-        Format::Text => Box::new(TextSink::new(out)),
-        Format::Json => Box::new(JsonSink::new(out)),
-    };
+    let mut sink: Box<dyn Sink> =
+        match args.format {
+            Format::Text => Box::new(TextSink::new(out).color(
+                crate::output::text::color_for_stdout(args.color, args.output.is_none()),
+            )),
+            Format::Json => Box::new(JsonSink::new(out)),
+        };
     if let Some(path) = &args.trace_out {
         let file = BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,

@@ -1,0 +1,241 @@
+//! `--format text` (default): a line per event as it happens, then a summary: totals, the
+//! call sites ranked with their presize hints, and a timeline strip of the busiest maps.
+//!
+//! Every line fits in 80 columns ([`WIDTH`]); the call site, last on a live line, is
+//! shortened with `…` to fit (its `(file.go:line)` kept). Colour (ANSI SGR) is added only when
+//! asked ([`TextSink::color`], `--color`); without it the bytes are the same wherever the
+//! output goes.
+
+mod live;
+mod strip;
+mod style;
+mod table;
+
+use std::io::{self, Write};
+
+pub use live::{bytes_short, clock_ms, duration_short, site_text};
+pub use style::{color_for_stdout, use_color, WIDTH};
+
+use super::{EndInfo, Sink, StartInfo};
+use crate::timeline::{EvacuateStep, Evacuated, Grow, SliceGrow, SwissResize};
+use style::{fit_left, Line, Style};
+
+/// Human-readable output.
+pub struct TextSink<W: Write> {
+    out: W,
+    color: bool,
+    /// When tracing started (Unix ns), for the timeline strips.
+    start_ns: Option<u64>,
+    /// `evacuate` calls per growing map, summed into its `done` line.
+    moves: live::Moves,
+}
+
+impl<W: Write> TextSink<W> {
+    /// A sink writing to `out`, without colour.
+    pub fn new(out: W) -> Self {
+        Self {
+            out,
+            color: false,
+            start_ns: None,
+            moves: live::Moves::default(),
+        }
+    }
+
+    /// Colours the output with ANSI SGR codes when `on`.
+    pub fn color(mut self, on: bool) -> Self {
+        self.color = on;
+        self
+    }
+
+    fn line(&mut self, l: &Line) -> io::Result<()> {
+        writeln!(self.out, "{}", l.render(self.color))
+    }
+
+    fn lines(&mut self, ls: &[Line]) -> io::Result<()> {
+        ls.iter().try_for_each(|l| self.line(l))
+    }
+}
+
+/// `HH:MM:SS.micro` (UTC) of a Unix-ns timestamp.
+pub fn clock(time_ns: u64) -> String {
+    let secs = time_ns / 1_000_000_000;
+    let micros = (time_ns % 1_000_000_000) / 1000;
+    let day = secs % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{micros:06}",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60
+    )
+}
+
+/// Bytes with a binary unit: `288 B`, `2.3 KiB`, `4.0 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// ` at function (file.go:line)`, or nothing when the call site is unknown.
+pub fn at_site(o: &Option<std::sync::Arc<crate::timeline::Origin>>) -> String {
+    match o.as_deref().and_then(crate::timeline::Origin::site) {
+        Some(p) => format!(" at {p}"),
+        None => String::new(),
+    }
+}
+
+/// `; presize: make(map[int]int, 106496)` for a summary row, or nothing without grows.
+pub fn presize(m: &crate::timeline::MapSummary, load_factor_num: u64) -> String {
+    match m.presize_hint(load_factor_num) {
+        Some(h) => format!(
+            "; presize: make({}, {h})",
+            m.type_name.as_deref().unwrap_or("map[…]…")
+        ),
+        None => String::new(),
+    }
+}
+
+/// The live line for one grow, without colour.
+pub fn grow_line(g: &Grow) -> String {
+    live::grow(g).render(false)
+}
+
+/// A duration: `830 ns`, `74.1 µs`, `12.3 ms`.
+pub fn duration(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+/// The live line for one Swiss-table resize, without colour.
+pub fn swiss_line(r: &SwissResize) -> String {
+    live::swiss(r).render(false)
+}
+
+/// The first line: what is traced, and a legend of the live lines' columns.
+fn start_lines(s: &StartInfo) -> Vec<Line> {
+    let tail = format!(" ({}, {} maps, {})", s.go_version, s.map_impl, s.arch);
+    let head = format!("# tracing pid {} ", s.pid);
+    let room = WIDTH.saturating_sub(style::width(&head) + style::width(&tail));
+    let mut first = Line::new();
+    first
+        .plain(&head)
+        .plain(&fit_left(&s.exe, room))
+        .plain(&tail);
+    first.truncate(WIDTH);
+    let mut legend = Line::new();
+    legend.push(
+        Style::Dim,
+        if s.map_impl == "swiss" {
+            "# TIME(UTC) gGOROUTINE MAP table|grow|split|new SLOTS len ENTRIES TOOK SITE"
+        } else {
+            "# TIME(UTC) gGOROUTINE MAP grow|same-size BUCKETS len ENTRIES ALLOC SITE"
+        },
+    );
+    vec![first, legend]
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn start(&mut self, s: &StartInfo) -> io::Result<()> {
+        self.start_ns = Some(s.time_ns);
+        self.lines(&start_lines(s))?;
+        self.out.flush()
+    }
+
+    fn grow(&mut self, g: &Grow) -> io::Result<()> {
+        self.line(&live::grow(g))
+    }
+
+    fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
+        self.line(&live::swiss(r))
+    }
+
+    fn slice(&mut self, s: &SliceGrow) -> io::Result<()> {
+        self.line(&live::slice(s))
+    }
+
+    fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
+        let moves = self.moves.take(e.map);
+        self.line(&live::evacuated(e, moves.as_ref()))
+    }
+
+    fn evacuate_step(&mut self, s: &EvacuateStep) -> io::Result<()> {
+        self.moves.step(s);
+        Ok(())
+    }
+
+    fn detached(&mut self, d: &crate::overhead::Detached) -> io::Result<()> {
+        let mut l = Line::new();
+        l.push(Style::Dim, &clock_ms(d.time_ns))
+            .plain(" ")
+            .push(Style::Alert, "detached")
+            .plain(&format!(
+                " {}: ~{:.0}% of the target's CPU > budget {}%",
+                d.family.flag().unwrap_or(d.family.name()),
+                d.share_percent,
+                d.budget_percent
+            ));
+        l.truncate(WIDTH);
+        self.line(&l)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
+        writeln!(self.out)?;
+        self.lines(&table::totals(e))?;
+        if self.moves.dropped > 0 {
+            let mut l = Line::new();
+            l.plain(&format!(
+                "# {} evacuate calls not summed on done lines (over {} maps growing at once)",
+                self.moves.dropped,
+                live::Moves::MAX_MAPS
+            ));
+            l.truncate(WIDTH);
+            self.line(&l)?;
+        }
+        if !e.maps.is_empty() {
+            self.lines(&table::sites(e))?;
+            let start = self
+                .start_ns
+                .or_else(|| e.maps.iter().map(|m| m.first_time_ns).min())
+                .unwrap_or(e.time_ns);
+            writeln!(self.out)?;
+            let section = strip::section(e, start);
+            self.lines(&section)?;
+        }
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_clock_and_bytes_format() {
+        assert_eq!(clock(3_723_000_004_000), "01:02:03.000004");
+        assert_eq!(bytes(288), "288 B");
+        assert_eq!(bytes(2048), "2.0 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(duration(830), "830 ns");
+        assert_eq!(duration(74_100), "74.1 µs");
+        assert_eq!(duration(12_300_000), "12.3 ms");
+    }
+}
+
+#[cfg(test)]
+mod sink_tests;

@@ -1,0 +1,328 @@
+//! The summary after the trace: totals and probe hits, then the call sites ranked by events
+//! with the `make` that presizes their maps.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use super::{
+    live::{bytes_style, site_text},
+    style::{width, Line, Style, WIDTH},
+};
+use crate::{
+    output::EndInfo,
+    symbols::pclntab::SourcePos,
+    timeline::{by_site, Origin},
+};
+
+/// Sites listed; the JSON summary has them all.
+pub const MAX_SITES: usize = 20;
+
+/// Where the SITE column starts.
+const SITE_COL: usize = 35;
+
+/// `prefix` then `items` joined by `sep`, broken into lines of at most [`WIDTH`] columns
+/// (continuation lines start `#   `).
+pub fn wrap(prefix: &str, items: &[String], sep: &str, style: Style) -> Vec<Line> {
+    let mut texts = vec![];
+    let mut cur = prefix.to_string();
+    let mut fresh = true;
+    for item in items {
+        if fresh {
+            cur.push_str(item);
+            fresh = false;
+        } else if width(&cur) + width(sep) + width(item) > WIDTH {
+            cur.push_str(sep.trim_end());
+            texts.push(std::mem::replace(&mut cur, format!("#   {item}")));
+        } else {
+            cur.push_str(sep);
+            cur.push_str(item);
+        }
+    }
+    texts.push(cur);
+    texts
+        .into_iter()
+        .map(|t| {
+            let mut l = Line::new();
+            l.push(style, &t);
+            l.truncate(WIDTH);
+            l
+        })
+        .collect()
+}
+
+/// The totals: events, maps, losses, probe hits, what was not shown.
+pub fn totals(e: &EndInfo) -> Vec<Line> {
+    let mut out = vec![];
+    let mut items = vec![
+        format!("{} resize events in {} maps", e.events, e.maps.len()),
+        format!("lost events: {}", e.lost),
+    ];
+    if let Some(s) = e.exit_status {
+        items.push(format!("target exit status {s}"));
+    }
+    out.extend(wrap("# summary: ", &items, "; ", Style::Plain));
+    let hits: Vec<String> = if e.probe_hits.is_empty() {
+        vec!["none".into()]
+    } else {
+        e.probe_hits
+            .iter()
+            .map(|(f, n)| format!("{f} {n}"))
+            .collect()
+    };
+    out.extend(wrap("# probe hits: ", &hits, ", ", Style::Plain));
+    for text in crate::output::overhead_lines(&e.overhead) {
+        out.extend(overhead_line(&text));
+    }
+    if let Some((shown, below)) = e.slices {
+        out.extend(wrap(
+            "# slices: ",
+            &[
+                format!("{shown} growths reported"),
+                format!("{below} below --min-bytes not shown"),
+            ],
+            ", ",
+            Style::Plain,
+        ));
+    }
+    if e.runtime_events_hidden > 0 {
+        out.extend(wrap(
+            "# ",
+            &[
+                format!(
+                    "{} events of the Go runtime's own maps not shown",
+                    e.runtime_events_hidden
+                ),
+                "(--runtime-maps shows them)".into(),
+            ],
+            " ",
+            Style::Plain,
+        ));
+    }
+    if e.lost > 0 {
+        out.extend(wrap(
+            "# WARNING: ",
+            &[
+                format!("{} events were lost (ring buffer full)", e.lost),
+                "counts below are incomplete".into(),
+            ],
+            "; ",
+            Style::Alert,
+        ));
+    }
+    if e.maps.is_empty() {
+        let mut l = Line::new();
+        l.plain("# no map grew while traced");
+        out.push(l);
+    }
+    out
+}
+
+/// One line of the overhead summary, within [`WIDTH`]: a family `--max-overhead` detached is
+/// yellow, and its `detached at …` goes on a line of its own when the whole is wider; other
+/// wide lines break after a `;`.
+fn overhead_line(text: &str) -> Vec<Line> {
+    let style = if text.contains(" detached at ") {
+        Style::Warn
+    } else {
+        Style::Plain
+    };
+    if width(text) <= WIDTH {
+        let mut l = Line::new();
+        l.push(style, text);
+        return vec![l];
+    }
+    if let Some((a, b)) = text.split_once("  detached at ") {
+        let mut first = Line::new();
+        first.push(style, a);
+        first.truncate(WIDTH);
+        let mut second = Line::new();
+        second
+            .plain("#     ")
+            .push(style, &format!("detached at {b}"));
+        second.truncate(WIDTH);
+        return vec![first, second];
+    }
+    let items: Vec<String> = text.split("; ").map(str::to_string).collect();
+    wrap("", &items, "; ", style)
+}
+
+/// `presize: make(T, N)` under its site: at the SITE column when it fits, else at column 2,
+/// else broken over lines (never cut: it is the thing to paste).
+pub fn hint_lines(hint: &str) -> Vec<Line> {
+    let line = |indent: usize, text: &str| {
+        let mut l = Line::new();
+        l.plain(&" ".repeat(indent)).push(Style::Hint, text);
+        l
+    };
+    let w = width(hint);
+    if SITE_COL + w <= WIDTH {
+        return vec![line(SITE_COL, hint)];
+    }
+    if 2 + w <= WIDTH {
+        return vec![line(2, hint)];
+    }
+    // Greedy, preferring to break after `,`, `]`, `)`, `;` or a space in the last 24 columns.
+    let mut out = vec![];
+    let mut rest: Vec<char> = hint.chars().collect();
+    let mut indent = 2;
+    while !rest.is_empty() {
+        let room = WIDTH - indent;
+        let mut cols = 0;
+        let mut cut = rest.len();
+        let mut best = None;
+        for (i, c) in rest.iter().enumerate() {
+            cols += super::style::char_width(*c);
+            if cols > room {
+                cut = i;
+                break;
+            }
+            if matches!(c, ',' | ']' | ')' | ';' | ' ') && cols + 24 > room {
+                best = Some(i + 1);
+            }
+        }
+        if cut < rest.len() {
+            cut = best.unwrap_or(cut).max(1);
+        }
+        let chunk: String = rest.drain(..cut).collect();
+        out.push(line(indent, &chunk));
+        indent = 4;
+    }
+    out
+}
+
+/// Pads `s` on the left to `w` columns, as a plain segment before the styled value.
+fn right(l: &mut Line, w: usize, s: &str, style: Style) {
+    l.plain(&" ".repeat(w.saturating_sub(width(s))))
+        .push(style, s);
+}
+
+/// The call sites ranked by events (at most [`MAX_SITES`]), each with its presize hint on the
+/// next line. TIME is the time spent moving entries: Swiss resizes, and with `--evacuation` the
+/// `evacuate` calls of hash-bucket maps.
+pub fn sites(e: &EndInfo) -> Vec<Line> {
+    let mut out = vec![];
+    let sites = by_site(&e.maps, e.load_factor_num);
+    type Key = (Option<SourcePos>, Option<Arc<str>>);
+    let mut moves: FxHashMap<Key, u64> = FxHashMap::default();
+    for m in e.maps.iter().filter(|m| m.evacuate_steps_ns > 0) {
+        let key = (
+            m.origin.as_deref().and_then(Origin::site).cloned(),
+            m.type_name.clone(),
+        );
+        let v = moves.entry(key).or_default();
+        *v = v.saturating_add(m.evacuate_steps_ns);
+    }
+    let mut l = Line::new();
+    l.plain("# by call site (most events first)");
+    out.push(l);
+    let mut l = Line::new();
+    l.push(
+        Style::Bold,
+        &format!(
+            "{:>6} {:>5} {:>10} {:>9}  SITE",
+            "EVENTS", "MAPS", "ALLOCATED", "TIME"
+        ),
+    );
+    out.push(l);
+    for t in sites.iter().take(MAX_SITES) {
+        let time = t.total_duration_ns.saturating_add(
+            moves
+                .get(&(t.site.clone(), t.type_name.clone()))
+                .copied()
+                .unwrap_or(0),
+        );
+        let mut l = Line::new();
+        l.plain(&format!("{:>6} {:>5} ", t.events, t.maps));
+        if t.bytes_allocated == 0 {
+            right(&mut l, 10, "-", Style::Plain);
+        } else {
+            right(
+                &mut l,
+                10,
+                &super::bytes(t.bytes_allocated),
+                bytes_style(t.bytes_allocated),
+            );
+        }
+        l.plain(&format!(
+            " {:>9}  ",
+            if time == 0 {
+                "-".to_string()
+            } else {
+                super::duration(time)
+            }
+        ));
+        let site = match &t.site {
+            Some(p) => site_text(p, l.room()).unwrap_or_default(),
+            None => "(stack not symbolized)".to_string(),
+        };
+        l.plain(&site);
+        l.truncate(WIDTH);
+        out.push(l);
+        if let Some(h) = t.presize_hint {
+            out.extend(hint_lines(&format!(
+                "presize: make({}, {h})",
+                t.type_name.as_deref().unwrap_or("map[…]…")
+            )));
+        }
+    }
+    if sites.len() > MAX_SITES {
+        let mut l = Line::new();
+        l.plain(&format!(
+            "# … {} more sites (--format json lists them all)",
+            sites.len() - MAX_SITES
+        ));
+        out.push(l);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_wrap_breaks_at_items() {
+        let items: Vec<String> = (0..12)
+            .map(|i| format!("maps.(*Map).probe{i} 1234"))
+            .collect();
+        let lines = wrap("# probe hits: ", &items, ", ", Style::Plain);
+        assert!(lines.len() > 1);
+        let text: Vec<String> = lines.iter().map(|l| l.render(false)).collect();
+        assert!(text[0].starts_with("# probe hits: maps.(*Map).probe0 1234, "));
+        assert!(text[0].ends_with(','));
+        assert!(text[1].starts_with("#   maps."));
+        for t in &text {
+            assert!(width(t) <= WIDTH, "{t}");
+        }
+        assert_eq!(text.join("\n").matches(" 1234").count(), 12);
+    }
+
+    #[test]
+    fn test_hint_lines_placement() {
+        let short = hint_lines("presize: make(map[int]int, 106496)");
+        assert_eq!(short.len(), 1);
+        assert_eq!(
+            short[0].render(false),
+            format!("{}presize: make(map[int]int, 106496)", " ".repeat(SITE_COL))
+        );
+        let mid = format!("presize: make(map[string]*{}.Thing, 26)", "a".repeat(40));
+        let l = hint_lines(&mid);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].render(false), format!("  {mid}"));
+        let long = format!(
+            "presize: make(map[struct {{ A {0}; B {0} }}]map[string]int, 26)",
+            "github.com/acme/very/long/package/path.Type"
+        );
+        let l = hint_lines(&long);
+        assert!(l.len() >= 2);
+        let joined: String = l
+            .iter()
+            .map(|x| x.render(false).trim_start().to_string())
+            .collect();
+        assert_eq!(joined, long, "complete, only broken");
+        for x in &l {
+            assert!(x.width() <= WIDTH);
+        }
+    }
+}
