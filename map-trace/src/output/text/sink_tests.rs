@@ -570,7 +570,7 @@ fn test_text_summary_sites_hints_and_strips() {
     assert_eq!(broken, long);
     // Timeline: 8 maps, each a header and an 80-column strip, then the axis.
     let tl: Vec<&str> = text
-        .split("# timeline: top 8 of 13 maps by events, 22:13:20.000 to 22:13:20.450 (450ms)\n")
+        .split("# timeline: top 8 of 13 maps by events, 22:13:20.000 to 22:13:20.244 (244ms)\n")
         .nth(1)
         .unwrap()
         .lines()
@@ -586,12 +586,13 @@ fn test_text_summary_sites_hints_and_strips() {
         tl[2],
         "0xc000000030 map[int]int 15 grows 1→32768 9.0MiB grew ≤4.2ms still growing"
     );
-    // Grows 1 ms apart from 0 ms, 5.625 ms a column: 6 in the first column, 6 in the
-    // second, 3 in the third; the last growth is open: `=` to the end, `>` last.
-    assert_eq!(tl[3], format!("663{}>", "=".repeat(76)));
+    // Zoomed to the shown maps' events (0 to 244 ms, 3.05 ms a column): grows 1 ms apart
+    // from 0 ms make 4, 3, 3, 3, 2 in the first columns; the last growth is open: `=` to the
+    // end, `>` last.
+    assert_eq!(tl[3], format!("43332{}>", "=".repeat(74)));
     assert_eq!(
         tl[18],
-        "|0                  |112ms              |225ms              |338ms        450ms|"
+        "|0                  |61.0ms             |122ms              |183ms        244ms|"
     );
     assert_eq!(tl.len(), 19);
 }
@@ -619,8 +620,12 @@ fn test_text_swiss_lines() {
         "\n22:13:20.003 g1 0x17336252ad50 split dir 1→2 len 2688 35.0µs …llInt (main.go:65)\n"
     ));
     assert!(text.contains("\n    13     1          -   25.4 ms  main.fillInt (main.go:65)\n"));
-    // A 25 ms resize spans columns of 2.5 ms.
-    assert!(text.contains("\n32323=========....."), "{text}");
+    // Zoomed to the maps' events (64 ms, 0.8 ms a column): resizes 1 ms apart, then a 25 ms
+    // resize over 32 columns.
+    assert!(
+        text.contains(&format!("\n||||.||||.||||=|{}.....", "=".repeat(27))),
+        "{text}"
+    );
 }
 
 /// Shows the generated traces: `cargo test -p map-trace --lib print_samples -- --ignored

@@ -231,7 +231,24 @@ pub fn section(e: &EndInfo, start_ns: u64) -> Vec<Line> {
             .then(a.first_time_ns.cmp(&b.first_time_ns))
     });
     order.truncate(TOP_MAPS);
-    let end_ns = e.time_ns.max(start_ns + 1);
+    // Zoomed to these maps' events and the growths that ended (a process's start-up and exit
+    // would otherwise squeeze them into a few columns); a growth still running at the end
+    // runs off the right edge.
+    let times = order.iter().flat_map(|m| {
+        let h = &m.history;
+        h.points.iter().map(|p| p.time_ns).chain(
+            h.spans
+                .iter()
+                .filter(|s| s.end != SpanEnd::InProgress)
+                .flat_map(|s| [s.start_ns, s.end_ns]),
+        )
+    });
+    let (lo, hi) = times.fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    let (start_ns, end_ns) = if lo <= hi {
+        (lo, hi.max(lo + 1000))
+    } else {
+        (start_ns, e.time_ns.max(start_ns + 1))
+    };
     let mut rows = vec![];
     let mut seen = [false; 4];
     for m in &order {
