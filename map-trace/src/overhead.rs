@@ -162,9 +162,9 @@ const CALIBRATION_RET_OFFSET: u64 = 12;
 const CALLS: u32 = 400;
 const ROUNDS: u32 = 3;
 
-/// Measures the cost of a probe hit: times [`CALLS`] calls of the calibration function bare,
+/// Measures the cost of a probe hit: times 400 calls of the calibration function bare,
 /// with a uprobe on its first instruction, and with one on its RET (program
-/// [`names::PROG_CALIBRATE`]), best of [`ROUNDS`] each. Takes ~50 ms where a hit costs 14 µs.
+/// [`names::PROG_CALIBRATE`]), best of 3 rounds each. Takes ~50 ms where a hit costs 14 µs.
 pub fn calibrate(probes: &mut Probes) -> Result<HitCost> {
     let f: extern "C" fn() = calibration_point;
     let addr = f as *const () as u64;

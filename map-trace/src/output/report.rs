@@ -6,7 +6,7 @@
 //!   `make(T, N)` that presizes their maps;
 //! - a chart per map (the [`MAX_CHARTS`] maps with the most events): storage size over time as
 //!   a step line on a log2 scale (hash buckets, or a Swiss map's table slots), a marker per
-//!   event, and a bar per growth span (hash buckets: grow → old buckets freed, [`Evacuated`];
+//!   event, and a bar per growth span (hash buckets: grow → old buckets freed, [`crate::timeline::Evacuated`];
 //!   Swiss: each resize, which is synchronous);
 //! - the slice growths (`--slices`) by site.
 //!
