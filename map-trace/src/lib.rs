@@ -13,6 +13,7 @@ pub mod kernel;
 pub mod launch;
 pub mod output;
 pub mod overhead;
+pub mod pipeline;
 pub mod plan;
 pub mod probes;
 pub mod session;

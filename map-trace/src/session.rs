@@ -15,29 +15,24 @@ use tokio::{
 };
 
 use crate::{
-    cli::{Args, Format},
+    cli::{Args, Color, Format},
     error::Fail,
-    events::{
-        decode::{decode, Event},
-        reader::Reader,
-    },
+    events::reader::Reader,
     golayout::MapImpl,
     launch,
-    output::{json::JsonSink, text::TextSink, EndInfo, Sink, StartInfo},
+    output::{json::JsonSink, text::TextSink, Sink, StartInfo},
     overhead::{self, Detached, Family, FamilyCost, HitCost, Overhead},
+    pipeline::{Ending, Pipeline, Resolve, Settings},
     plan::{self, Plan},
     probes::{self, Probes},
     symbols::symbolize::{ProcessMap, Symbolizer},
     sys,
     target::{procfs, Target},
-    timeline::{
-        interpret, interpret_evacuate_step, interpret_evacuated, interpret_slice, interpret_swiss,
-        Origin, Timeline,
-    },
+    timeline::Origin,
 };
 use map_trace_common::event::Stack;
 use rustc_hash::FxHashMap;
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 /// Runs a session; returns the process exit code.
 pub fn run(args: Args) -> Result<u8> {
@@ -61,33 +56,13 @@ pub fn run(args: Args) -> Result<u8> {
     )?;
     preflight()?;
 
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(BufWriter::new(io::stdout())),
-    };
-    let mut sink: Box<dyn Sink> =
-        match args.format {
-            Format::Text => Box::new(TextSink::new(out).color(
-                crate::output::text::color_for_stdout(args.color, args.output.is_none()),
-            )),
-            Format::Json => Box::new(JsonSink::new(out)),
-        };
-    if let Some(path) = &args.trace_out {
-        let file = BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        sink = Box::new(crate::output::Tee(vec![
-            sink,
-            Box::new(crate::output::perfetto::PerfettoSink::new(file)),
-        ]));
-    }
-    if let Some(path) = &args.report {
-        let report = crate::output::report::ReportSink::create(path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        sink = Box::new(crate::output::Tee(vec![sink, Box::new(report)]));
-    }
+    let sink = open_sinks(
+        args.format,
+        args.color,
+        args.output.as_deref(),
+        args.trace_out.as_deref(),
+        args.report.as_deref(),
+    )?;
 
     let mut probes = Probes::load(
         probes::ring_buffer_bytes(args.ring_buffer_size),
@@ -150,6 +125,48 @@ pub fn run(args: Args) -> Result<u8> {
         child,
         sink,
     ))
+}
+
+/// The sinks of `--format`, `--color`, `-o`, `--trace-out` and `--report`, their files
+/// created.
+///
+/// # Errors
+/// A file that cannot be created.
+pub fn open_sinks(
+    format: Format,
+    color: Color,
+    output: Option<&Path>,
+    trace_out: Option<&Path>,
+    report: Option<&Path>,
+) -> Result<Box<dyn Sink>> {
+    let out: Box<dyn Write> = match output {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stdout())),
+    };
+    let mut sink: Box<dyn Sink> =
+        match format {
+            Format::Text => Box::new(TextSink::new(out).color(
+                crate::output::text::color_for_stdout(color, output.is_none()),
+            )),
+            Format::Json => Box::new(JsonSink::new(out)),
+        };
+    if let Some(path) = trace_out {
+        let file = BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        sink = Box::new(crate::output::Tee(vec![
+            sink,
+            Box::new(crate::output::perfetto::PerfettoSink::new(file)),
+        ]));
+    }
+    if let Some(path) = report {
+        let report = crate::output::report::ReportSink::create(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        sink = Box::new(crate::output::Tee(vec![sink, Box::new(report)]));
+    }
+    Ok(sink)
 }
 
 /// Privileges and kernel features every mode needs, as one-line errors.
@@ -235,7 +252,7 @@ async fn stream(
     attached: Attached,
     pid: u32,
     held: Option<launch::Held>,
-    mut sink: Box<dyn Sink>,
+    sink: Box<dyn Sink>,
 ) -> Result<u8> {
     let Attached {
         mut probes,
@@ -275,7 +292,23 @@ async fn stream(
         probes: plan.probes.clone(),
         launched,
     };
-    sink.start(&start)?;
+    let settings = Settings {
+        pid,
+        load_factor_num: plan.layout.load_factor_num,
+        mono_to_unix_ns: offset,
+        infer_growth_ends: plan.infer_growth_ends,
+        slices: args.slices,
+        min_bytes: args.min_bytes,
+        runtime_maps: args.runtime_maps,
+    };
+    let mut col = Collector {
+        pipeline: Pipeline::new(
+            settings,
+            Sites::new(&target.exe, plan.go_version.minor),
+            sink,
+        ),
+    };
+    col.start(&start)?;
     for w in &plan.warnings {
         eprintln!("map-trace: warning: {w}");
     }
@@ -293,27 +326,11 @@ async fn stream(
         None => None,
     };
 
-    let mut col = Collector {
-        pid,
-        lfn: plan.layout.load_factor_num,
-        offset,
-        timeline: if plan.infer_growth_ends {
-            Timeline::inferring_ends()
-        } else {
-            Timeline::new()
-        },
-        undecodable: 0,
-        write_err: None,
-        sink,
-        sites: Sites::new(&target.exe, plan.go_version.minor, args.runtime_maps),
-        hidden_maps: Default::default(),
-        min_bytes: args.min_bytes,
-        slices_shown: 0,
-        slices_below: 0,
-    };
     // A PIE's load address, for call sites: read now, while the target surely runs (a launched
     // program may be done before its first events are read).
-    col.sites.prime(pid, Duration::from_secs(1));
+    col.pipeline
+        .resolver_mut()
+        .prime(pid, Duration::from_secs(1));
 
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
@@ -371,7 +388,7 @@ async fn stream(
                             b.percent()
                         );
                         detached.push((family, d.time_ns, share));
-                        col.emit(|s| s.detached(&d));
+                        col.detached(&d);
                     }
                     if let Some(share) = verdict.default_over {
                         eprintln!(
@@ -388,7 +405,7 @@ async fn stream(
             _ = sigterm.recv() => if launched { sys::kill(pid, libc::SIGTERM) } else { break Stop::Signal },
             _ = sighup.recv() => if launched { sys::kill(pid, libc::SIGHUP) } else { break Stop::Signal },
         }
-        if let Some(e) = col.write_err.take() {
+        if let Some(e) = col.take_error() {
             return Err(e.into());
         }
     };
@@ -408,7 +425,7 @@ async fn stream(
         stop = Stop::TargetExited(Some(code));
     }
     reader.drain(|b| col.record(b));
-    if let Some(e) = col.write_err.take() {
+    if let Some(e) = col.take_error() {
         return Err(e.into());
     }
 
@@ -445,50 +462,51 @@ async fn stream(
             "map-trace: warning: {lost} events lost (ring buffer full); try --ring-buffer-size"
         );
     }
-    let end_ns = sys::unix_now_ns();
-    let events = col.timeline.grows();
-    let (maps, history_cuts) = std::mem::take(&mut col.timeline).finish(end_ns);
-    let end = EndInfo {
-        time_ns: end_ns,
-        events,
+    col.finish(Ending {
+        time_ns: sys::unix_now_ns(),
         lost,
-        undecodable: col.undecodable,
         probe_hits,
         read_errors,
         reason,
         exit_status,
-        runtime_events_hidden: col.sites.hidden,
-        load_factor_num: plan.layout.load_factor_num,
-        slices: args.slices.then_some((col.slices_shown, col.slices_below)),
-        maps,
         overhead,
-        history_cuts,
-    };
-    col.sink.finish(&end)?;
+    })?;
     Ok(match exit_status {
         Some(code) => code.clamp(0, 255) as u8,
         None => 0,
     })
 }
 
-/// Decodes records and feeds the timeline and the sink.
+/// The pipeline, fed ring-buffer records.
 struct Collector {
-    pid: u32,
-    lfn: u64,
-    offset: i128,
-    timeline: Timeline,
-    undecodable: u64,
-    write_err: Option<io::Error>,
-    sink: Box<dyn Sink>,
-    sites: Sites,
-    /// Maps whose grows were hidden (runtime maps without `--runtime-maps`): their growth ends
-    /// are hidden too.
-    hidden_maps: rustc_hash::FxHashSet<u64>,
-    /// `--min-bytes`.
-    min_bytes: u64,
-    /// Slice growths reported / below `--min-bytes`.
-    slices_shown: u64,
-    slices_below: u64,
+    pipeline: Pipeline<Sites>,
+}
+
+impl Collector {
+    fn start(&mut self, start: &StartInfo) -> io::Result<()> {
+        self.pipeline.start(start)
+    }
+
+    fn record(&mut self, bytes: &[u8]) {
+        self.pipeline.record(bytes);
+    }
+
+    fn detached(&mut self, d: &Detached) {
+        self.pipeline.detached(d);
+    }
+
+    fn flush(&mut self) {
+        self.pipeline.flush();
+    }
+
+    /// The first output error.
+    fn take_error(&mut self) -> Option<io::Error> {
+        self.pipeline.take_error()
+    }
+
+    fn finish(&mut self, ending: Ending) -> io::Result<()> {
+        self.pipeline.finish(ending)
+    }
 }
 
 /// Call sites for one traced process: its executable's symbolizer, where a PIE is loaded, and
@@ -500,14 +518,10 @@ struct Sites {
     map: Option<ProcessMap>,
     map_tried: bool,
     origins: FxHashMap<Stack, Option<Arc<Origin>>>,
-    /// Report maps the runtime grows itself (`--runtime-maps`).
-    runtime_maps: bool,
-    /// Events of runtime maps not reported.
-    hidden: u64,
 }
 
 impl Sites {
-    fn new(exe: &std::path::Path, go_minor: u32, runtime_maps: bool) -> Self {
+    fn new(exe: &Path, go_minor: u32) -> Self {
         use std::os::unix::fs::MetadataExt;
         Self {
             symbolizer: Symbolizer::open(exe, go_minor),
@@ -515,8 +529,6 @@ impl Sites {
             map: None,
             map_tried: false,
             origins: FxHashMap::default(),
-            runtime_maps,
-            hidden: 0,
         }
     }
 
@@ -540,7 +552,9 @@ impl Sites {
         }
         self.map_tried = true;
     }
+}
 
+impl Resolve for Sites {
     /// The symbolized stack of an event of process `pid`.
     fn origin(&mut self, pid: u32, stack: &Stack) -> Option<Arc<Origin>> {
         let sym = self.symbolizer.as_mut()?;
@@ -565,123 +579,6 @@ impl Sites {
     /// The Go type name of a map type descriptor at `addr`.
     fn type_name(&mut self, addr: u64) -> Option<Arc<str>> {
         self.symbolizer.as_mut()?.type_name(addr, self.map.as_ref())
-    }
-
-    /// Whether an event with this origin is shown.
-    fn shown(&mut self, origin: &Option<Arc<Origin>>) -> bool {
-        if !self.runtime_maps && origin.as_deref().is_some_and(Origin::is_runtime) {
-            self.hidden += 1;
-            return false;
-        }
-        true
-    }
-}
-
-impl Collector {
-    fn flush(&mut self) {
-        if self.write_err.is_none() {
-            if let Err(e) = self.sink.flush() {
-                self.write_err = Some(e);
-            }
-        }
-    }
-
-    /// Feeds one output call to the sink unless an earlier write failed (the error is kept and
-    /// ends the session).
-    fn emit(&mut self, f: impl FnOnce(&mut dyn Sink) -> io::Result<()>) {
-        if self.write_err.is_none() {
-            if let Err(e) = f(self.sink.as_mut()) {
-                self.write_err = Some(e);
-            }
-        }
-    }
-
-    fn record(&mut self, bytes: &[u8]) {
-        match decode(bytes) {
-            Ok(Event::MapGrow(ev)) => {
-                if ev.header.pid != self.pid {
-                    return;
-                }
-                let mut g = interpret(&ev, self.lfn, self.offset);
-                g.origin = self.sites.origin(self.pid, &ev.stack);
-                g.type_name = self.sites.type_name(ev.maptype);
-                if !self.sites.shown(&g.origin) {
-                    // Bounded: a long session forgets old runtime maps rather than grow.
-                    if self.hidden_maps.len() >= 1 << 16 {
-                        self.hidden_maps.clear();
-                    }
-                    self.hidden_maps.insert(g.map);
-                    return;
-                }
-                if let Some(end) = self.timeline.push(&g) {
-                    self.emit(|s| s.evacuated(&end));
-                }
-                self.emit(|s| s.grow(&g));
-            }
-            Ok(Event::Evacuated(ev)) => {
-                if ev.header.pid != self.pid {
-                    return;
-                }
-                let mut e = interpret_evacuated(&ev, self.offset);
-                // A map whose grow was not seen: it began before tracing (shown), or it is a
-                // runtime map whose grow was hidden (hidden too).
-                if !self.timeline.push_evacuated(&mut e) && self.hidden_maps.contains(&e.map) {
-                    return;
-                }
-                self.emit(|s| s.evacuated(&e));
-            }
-            Ok(Event::EvacuateStep(ev)) => {
-                if ev.header.pid != self.pid {
-                    return;
-                }
-                let st = interpret_evacuate_step(&ev, self.offset);
-                if !self.timeline.push_evacuate_step(&st) && self.hidden_maps.contains(&st.map) {
-                    return;
-                }
-                self.emit(|s| s.evacuate_step(&st));
-            }
-            Ok(Event::Swiss(ev)) => {
-                if ev.header.pid != self.pid {
-                    return;
-                }
-                let Some(mut r) = interpret_swiss(&ev, self.offset) else {
-                    self.undecodable += 1;
-                    return;
-                };
-                r.origin = self.sites.origin(self.pid, &ev.stack);
-                r.type_name = self.sites.type_name(ev.maptype);
-                if !self.sites.shown(&r.origin) {
-                    return;
-                }
-                self.timeline.push_swiss(&r);
-                if self.write_err.is_none() {
-                    if let Err(e) = self.sink.swiss(&r) {
-                        self.write_err = Some(e);
-                    }
-                }
-            }
-            Ok(Event::Slice(ev)) => {
-                if ev.header.pid != self.pid {
-                    return;
-                }
-                let mut s = interpret_slice(&ev, self.offset);
-                if s.bytes < self.min_bytes {
-                    self.slices_below += 1;
-                    return;
-                }
-                self.slices_shown += 1;
-                s.origin = self.sites.origin(self.pid, &ev.stack);
-                s.elem_type_name = self.sites.type_name(ev.elem_type);
-                if self.write_err.is_none() {
-                    if let Err(e) = self.sink.slice(&s) {
-                        self.write_err = Some(e);
-                    }
-                }
-            }
-            // Only the agent attaches the exec tracepoint.
-            Ok(Event::Exec(_)) => {}
-            Err(_) => self.undecodable += 1,
-        }
     }
 }
 

@@ -1,0 +1,514 @@
+//! The pure half of a session: ring-buffer records → decode → interpret → timeline → sink calls.
+//!
+//! Input: record bytes in arrival order, plus the few settings of the run ([`Settings`]: the
+//! traced pid, the load factor, the monotonic → Unix offset, `--min-bytes`, `--runtime-maps`,
+//! whether growth ends are inferred). Call sites and type names come from a [`Resolve`]: the live
+//! session's symbolizer, or the symbol table of a recording. Output: [`Sink`] calls. No aya, no
+//! `/proc`, no clocks: a recording replayed through it gives what the live run gave.
+
+use std::{io, sync::Arc};
+
+use map_trace_common::event::Stack;
+use rustc_hash::FxHashSet;
+
+use crate::{
+    events::decode::{decode, Event},
+    output::{EndInfo, Sink, StartInfo},
+    overhead::{Detached, Overhead},
+    timeline::{
+        interpret, interpret_evacuate_step, interpret_evacuated, interpret_slice, interpret_swiss,
+        Origin, Timeline,
+    },
+};
+
+/// Call sites and type names of one traced process.
+pub trait Resolve {
+    /// The symbolized stack of an event of process `pid` (`None`: not symbolized).
+    fn origin(&mut self, pid: u32, stack: &Stack) -> Option<Arc<Origin>>;
+    /// The Go type name of the type descriptor at `addr` (e.g. `map[int]int`).
+    fn type_name(&mut self, addr: u64) -> Option<Arc<str>>;
+}
+
+/// What the pipeline needs to know about the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The traced process; records of other processes are ignored.
+    pub pid: u32,
+    /// Twice the hash-bucket load factor of the target's Go version.
+    pub load_factor_num: u64,
+    /// Added to kernel monotonic timestamps to get Unix ns.
+    pub mono_to_unix_ns: i128,
+    /// Classic maps: a growth's end is inferred from the map's next grow (no finishing probe).
+    pub infer_growth_ends: bool,
+    /// `--slices` was given (the summary reports slice counts).
+    pub slices: bool,
+    /// `--min-bytes`: smaller slice growths are counted, not reported.
+    pub min_bytes: u64,
+    /// `--runtime-maps`: report maps the Go runtime grows for itself.
+    pub runtime_maps: bool,
+}
+
+/// What the end of tracing adds to the pipeline's own counts (see [`EndInfo`]).
+#[derive(Clone, Debug)]
+pub struct Ending {
+    /// Unix ns at detach.
+    pub time_ns: u64,
+    /// Events the kernel side could not queue.
+    pub lost: u64,
+    /// Probe hits per probed function.
+    pub probe_hits: Vec<(String, u64)>,
+    /// Failed reads of target memory.
+    pub read_errors: u64,
+    /// `target_exited`, `signal` or `duration`.
+    pub reason: &'static str,
+    /// The launched child's exit code, or its signal as 128+N.
+    pub exit_status: Option<i32>,
+    /// What the probes cost.
+    pub overhead: Overhead,
+}
+
+/// Most maps remembered as hidden: a long session forgets old runtime maps rather than grow.
+const MAX_HIDDEN_MAPS: usize = 1 << 16;
+
+/// Decodes records and feeds the timeline and the sink.
+pub struct Pipeline<R> {
+    settings: Settings,
+    timeline: Timeline,
+    resolver: R,
+    sink: Box<dyn Sink>,
+    /// The first output error; later output calls are skipped (the session ends with it).
+    write_err: Option<io::Error>,
+    undecodable: u64,
+    /// Events of runtime maps not reported.
+    hidden: u64,
+    /// Maps whose grows were hidden (runtime maps without `--runtime-maps`): their growth ends
+    /// are hidden too.
+    hidden_maps: FxHashSet<u64>,
+    /// Slice growths reported / below `--min-bytes`.
+    slices_shown: u64,
+    slices_below: u64,
+}
+
+impl<R: Resolve> Pipeline<R> {
+    /// A pipeline feeding `sink`.
+    pub fn new(settings: Settings, resolver: R, sink: Box<dyn Sink>) -> Self {
+        Self {
+            timeline: if settings.infer_growth_ends {
+                Timeline::inferring_ends()
+            } else {
+                Timeline::new()
+            },
+            settings,
+            resolver,
+            sink,
+            write_err: None,
+            undecodable: 0,
+            hidden: 0,
+            hidden_maps: FxHashSet::default(),
+            slices_shown: 0,
+            slices_below: 0,
+        }
+    }
+
+    /// The run's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The resolver (the session primes it).
+    pub fn resolver_mut(&mut self) -> &mut R {
+        &mut self.resolver
+    }
+
+    /// Tracing started.
+    ///
+    /// # Errors
+    /// The sink's.
+    pub fn start(&mut self, info: &StartInfo) -> io::Result<()> {
+        self.sink.start(info)
+    }
+
+    /// The first output error since the last call, if any.
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.write_err.take()
+    }
+
+    /// Records that could not be decoded so far.
+    pub fn undecodable(&self) -> u64 {
+        self.undecodable
+    }
+
+    /// Grows and resizes pushed to the timeline so far.
+    pub fn events(&self) -> u64 {
+        self.timeline.grows()
+    }
+
+    /// Pushes buffered output out (after each batch of records).
+    pub fn flush(&mut self) {
+        if self.write_err.is_none() {
+            if let Err(e) = self.sink.flush() {
+                self.write_err = Some(e);
+            }
+        }
+    }
+
+    /// Feeds one output call to the sink unless an earlier write failed (the error is kept and
+    /// ends the session).
+    fn emit(&mut self, f: impl FnOnce(&mut dyn Sink) -> io::Result<()>) {
+        if self.write_err.is_none() {
+            if let Err(e) = f(self.sink.as_mut()) {
+                self.write_err = Some(e);
+            }
+        }
+    }
+
+    /// `--max-overhead` detached a probe family.
+    pub fn detached(&mut self, d: &Detached) {
+        self.emit(|s| s.detached(d));
+    }
+
+    /// Whether an event with this origin is shown (runtime maps are hidden without
+    /// `--runtime-maps`; they are counted).
+    fn shown(&mut self, origin: &Option<Arc<Origin>>) -> bool {
+        if !self.settings.runtime_maps && origin.as_deref().is_some_and(Origin::is_runtime) {
+            self.hidden += 1;
+            return false;
+        }
+        true
+    }
+
+    /// One ring-buffer record.
+    pub fn record(&mut self, bytes: &[u8]) {
+        let pid = self.settings.pid;
+        let offset = self.settings.mono_to_unix_ns;
+        match decode(bytes) {
+            Ok(Event::MapGrow(ev)) => {
+                if ev.header.pid != pid {
+                    return;
+                }
+                let mut g = interpret(&ev, self.settings.load_factor_num, offset);
+                g.origin = self.resolver.origin(pid, &ev.stack);
+                g.type_name = self.resolver.type_name(ev.maptype);
+                if !self.shown(&g.origin) {
+                    if self.hidden_maps.len() >= MAX_HIDDEN_MAPS {
+                        self.hidden_maps.clear();
+                    }
+                    self.hidden_maps.insert(g.map);
+                    return;
+                }
+                if let Some(end) = self.timeline.push(&g) {
+                    self.emit(|s| s.evacuated(&end));
+                }
+                self.emit(|s| s.grow(&g));
+            }
+            Ok(Event::Evacuated(ev)) => {
+                if ev.header.pid != pid {
+                    return;
+                }
+                let mut e = interpret_evacuated(&ev, offset);
+                // A map whose grow was not seen: it began before tracing (shown), or it is a
+                // runtime map whose grow was hidden (hidden too).
+                if !self.timeline.push_evacuated(&mut e) && self.hidden_maps.contains(&e.map) {
+                    return;
+                }
+                self.emit(|s| s.evacuated(&e));
+            }
+            Ok(Event::EvacuateStep(ev)) => {
+                if ev.header.pid != pid {
+                    return;
+                }
+                let st = interpret_evacuate_step(&ev, offset);
+                if !self.timeline.push_evacuate_step(&st) && self.hidden_maps.contains(&st.map) {
+                    return;
+                }
+                self.emit(|s| s.evacuate_step(&st));
+            }
+            Ok(Event::Swiss(ev)) => {
+                if ev.header.pid != pid {
+                    return;
+                }
+                let Some(mut r) = interpret_swiss(&ev, offset) else {
+                    self.undecodable += 1;
+                    return;
+                };
+                r.origin = self.resolver.origin(pid, &ev.stack);
+                r.type_name = self.resolver.type_name(ev.maptype);
+                if !self.shown(&r.origin) {
+                    return;
+                }
+                self.timeline.push_swiss(&r);
+                self.emit(|s| s.swiss(&r));
+            }
+            Ok(Event::Slice(ev)) => {
+                if ev.header.pid != pid {
+                    return;
+                }
+                let mut s = interpret_slice(&ev, offset);
+                if s.bytes < self.settings.min_bytes {
+                    self.slices_below += 1;
+                    return;
+                }
+                self.slices_shown += 1;
+                s.origin = self.resolver.origin(pid, &ev.stack);
+                s.elem_type_name = self.resolver.type_name(ev.elem_type);
+                self.emit(|k| k.slice(&s));
+            }
+            // Only the agent attaches the exec tracepoint.
+            Ok(Event::Exec(_)) => {}
+            Err(_) => self.undecodable += 1,
+        }
+    }
+
+    /// Tracing ended: the summary goes to the sink.
+    ///
+    /// # Errors
+    /// The first output error of the run, or the sink's.
+    pub fn finish(&mut self, ending: Ending) -> io::Result<()> {
+        if let Some(e) = self.write_err.take() {
+            return Err(e);
+        }
+        let events = self.timeline.grows();
+        let (maps, history_cuts) = std::mem::take(&mut self.timeline).finish(ending.time_ns);
+        let end = EndInfo {
+            time_ns: ending.time_ns,
+            events,
+            lost: ending.lost,
+            undecodable: self.undecodable,
+            probe_hits: ending.probe_hits,
+            read_errors: ending.read_errors,
+            reason: ending.reason,
+            exit_status: ending.exit_status,
+            runtime_events_hidden: self.hidden,
+            load_factor_num: self.settings.load_factor_num,
+            slices: self
+                .settings
+                .slices
+                .then_some((self.slices_shown, self.slices_below)),
+            maps,
+            overhead: ending.overhead,
+            history_cuts,
+        };
+        self.sink.finish(&end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        symbols::pclntab::SourcePos,
+        timeline::{Evacuated, Grow, SliceGrow, SwissResize},
+    };
+    use map_trace_common::event::{
+        as_bytes, EventHeader, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent,
+    };
+    use std::{cell::RefCell, rc::Rc};
+
+    /// Stacks whose first pc is 1 are the runtime's own; others are `main.f`.
+    struct Fake;
+
+    impl Resolve for Fake {
+        fn origin(&mut self, _pid: u32, stack: &Stack) -> Option<Arc<Origin>> {
+            let f = |function: &str| SourcePos {
+                function: function.into(),
+                file: "x.go".into(),
+                line: 1,
+            };
+            Some(Arc::new(if stack.pcs[0] == 1 {
+                Origin {
+                    stack: vec![f("runtime.mapassign"), f("runtime.main")],
+                    site: None,
+                }
+            } else {
+                Origin {
+                    stack: vec![f("runtime.mapassign"), f("main.f")],
+                    site: Some(1),
+                }
+            }))
+        }
+        fn type_name(&mut self, _addr: u64) -> Option<Arc<str>> {
+            Some("map[int]int".into())
+        }
+    }
+
+    /// Counts sink calls by kind.
+    #[derive(Default)]
+    struct Calls(Rc<RefCell<Vec<String>>>);
+
+    impl Sink for Calls {
+        fn start(&mut self, _: &StartInfo) -> io::Result<()> {
+            Ok(())
+        }
+        fn grow(&mut self, g: &Grow) -> io::Result<()> {
+            self.0.borrow_mut().push(format!("grow {:#x}", g.map));
+            Ok(())
+        }
+        fn swiss(&mut self, _: &SwissResize) -> io::Result<()> {
+            self.0.borrow_mut().push("swiss".into());
+            Ok(())
+        }
+        fn slice(&mut self, s: &SliceGrow) -> io::Result<()> {
+            self.0.borrow_mut().push(format!("slice {}", s.bytes));
+            Ok(())
+        }
+        fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
+            self.0
+                .borrow_mut()
+                .push(format!("evacuated {:#x} {:?}", e.map, e.duration_ns));
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
+            self.0.borrow_mut().push(format!(
+                "end events {} hidden {} undecodable {} slices {:?}",
+                e.events, e.runtime_events_hidden, e.undecodable, e.slices
+            ));
+            Ok(())
+        }
+    }
+
+    fn header(kind: EventKind, pid: u32, ts: u64) -> EventHeader {
+        EventHeader {
+            kind: kind as u32,
+            tid: pid,
+            pid,
+            exe: 0,
+            goid: 1,
+            ts_ns: ts,
+        }
+    }
+
+    fn grow(map: u64, runtime: bool, pid: u32) -> MapGrowEvent {
+        let mut ev = MapGrowEvent {
+            header: header(EventKind::MapGrow, pid, 10),
+            map,
+            count: 8,
+            b: 0,
+            bucket_size: 144,
+            ..Default::default()
+        };
+        ev.stack.pcs[0] = if runtime { 1 } else { 2 };
+        ev.stack.depth = 1;
+        ev
+    }
+
+    fn evacuated(map: u64) -> MapEvacuatedEvent {
+        MapEvacuatedEvent {
+            header: header(EventKind::MapEvacuated, 7, 30),
+            map,
+            b: 1,
+            ..Default::default()
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            pid: 7,
+            load_factor_num: 13,
+            mono_to_unix_ns: 0,
+            infer_growth_ends: false,
+            slices: true,
+            min_bytes: 100,
+            runtime_maps: false,
+        }
+    }
+
+    fn run(settings: Settings, records: &[&[u8]]) -> Vec<String> {
+        let calls = Calls::default();
+        let seen = calls.0.clone();
+        let mut p = Pipeline::new(settings, Fake, Box::new(calls));
+        for r in records {
+            p.record(r);
+        }
+        p.finish(Ending {
+            time_ns: 0,
+            lost: 0,
+            probe_hits: vec![],
+            read_errors: 0,
+            reason: "target_exited",
+            exit_status: None,
+            overhead: Overhead::default(),
+        })
+        .unwrap();
+        seen.take()
+    }
+
+    #[test]
+    fn test_pipeline_hides_runtime_maps_and_their_growth_ends() {
+        let slice = |cap| SliceEvent {
+            header: header(EventKind::SliceGrow, 7, 40),
+            new_cap: cap,
+            elem_size: 8,
+            ..Default::default()
+        };
+        let records: Vec<Vec<u8>> = vec![
+            as_bytes(&grow(0xa0, true, 7)).to_vec(),
+            as_bytes(&grow(0xb0, false, 7)).to_vec(),
+            as_bytes(&grow(0xc0, false, 8)).to_vec(), // another process
+            as_bytes(&evacuated(0xa0)).to_vec(),      // hidden map: hidden
+            as_bytes(&evacuated(0xb0)).to_vec(),
+            as_bytes(&evacuated(0xd0)).to_vec(), // began before tracing: shown
+            as_bytes(&slice(4)).to_vec(),        // 32 B < --min-bytes
+            as_bytes(&slice(16)).to_vec(),
+            vec![1, 2, 3],
+        ];
+        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        assert_eq!(
+            run(settings(), &refs),
+            [
+                "grow 0xb0",
+                "evacuated 0xb0 Some(20)",
+                "evacuated 0xd0 None",
+                "slice 128",
+                "end events 1 hidden 1 undecodable 1 slices Some((1, 1))",
+            ]
+        );
+        let all = run(
+            Settings {
+                runtime_maps: true,
+                ..settings()
+            },
+            &refs[..4],
+        );
+        assert_eq!(
+            all,
+            [
+                "grow 0xa0",
+                "grow 0xb0",
+                "evacuated 0xa0 Some(20)",
+                "end events 2 hidden 0 undecodable 0 slices Some((0, 0))",
+            ]
+        );
+    }
+
+    #[test]
+    fn test_pipeline_keeps_the_first_output_error() {
+        struct Failing;
+        impl Sink for Failing {
+            fn start(&mut self, _: &StartInfo) -> io::Result<()> {
+                Ok(())
+            }
+            fn grow(&mut self, _: &Grow) -> io::Result<()> {
+                Err(io::Error::other("disk full"))
+            }
+            fn swiss(&mut self, _: &SwissResize) -> io::Result<()> {
+                Ok(())
+            }
+            fn slice(&mut self, _: &SliceGrow) -> io::Result<()> {
+                Ok(())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+            fn finish(&mut self, _: &EndInfo) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut p = Pipeline::new(settings(), Fake, Box::new(Failing));
+        p.record(as_bytes(&grow(0xb0, false, 7)));
+        assert_eq!(p.take_error().unwrap().to_string(), "disk full");
+        assert!(p.take_error().is_none());
+    }
+}
