@@ -62,6 +62,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Also record the raw stream to FILE as it is traced (JSON lines: the run's settings, every
+    /// ring-buffer record in arrival order, the call sites and types it resolved, the end), for
+    /// `map-trace replay FILE` on any machine, without the traced executable.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
     /// Stop tracing after this long: `30s`, `2m`, `1h`, `500ms` or plain seconds.
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -172,6 +178,42 @@ pub struct AgentArgs {
     pub ring_buffer_size: u32,
 }
 
+/// `map-trace replay`: feed a recording (`--record FILE`) through the outputs again.
+///
+/// Produces what the live run produced (text or JSON, `--trace-out`, `--report`), with its
+/// times and counts: everything comes from the recording, nothing from this machine.
+#[derive(Debug, Parser)]
+#[command(name = "map-trace replay", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 internal error (e.g. an output cannot be written), 2 bad \
+usage or a recording that cannot be read (one line says where)."
+)]
+pub struct ReplayArgs {
+    /// A recording written by `map-trace --record FILE`, or `-` for standard input.
+    #[arg(value_name = "FILE")]
+    pub recording: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Colour the text output: `auto` colours only a terminal, and honours `NO_COLOR`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Color::Auto)]
+    pub color: Color,
+
+    /// Write events and the summary to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Also write a Perfetto/Chrome trace to FILE (as `--trace-out` of a live run).
+    #[arg(long, value_name = "FILE")]
+    pub trace_out: Option<PathBuf>,
+
+    /// Also write the self-contained HTML report to FILE (as `--report` of a live run).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
 /// Parses `30s`, `2m`, `1h`, `250ms` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -246,6 +288,17 @@ mod tests {
         .unwrap();
         assert_eq!(a.include, vec!["api*", "web"]);
         assert!(AgentArgs::try_parse_from(["agent", "--metrics-addr", "nope"]).is_err());
+    }
+
+    #[test]
+    fn test_replay_args() {
+        let a = ReplayArgs::try_parse_from(["replay", "run.rec", "--format", "json", "-o", "x"])
+            .unwrap();
+        assert_eq!(a.recording, PathBuf::from("run.rec"));
+        assert_eq!(a.format, Format::Json);
+        assert!(ReplayArgs::try_parse_from(["replay"]).is_err());
+        let a = Args::try_parse_from(["map-trace", "--record", "r", "--", "./p"]).unwrap();
+        assert_eq!(a.record, Some(PathBuf::from("r")));
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub mod overhead;
 pub mod pipeline;
 pub mod plan;
 pub mod probes;
+pub mod recording;
+pub mod replay;
 pub mod session;
 pub mod symbols;
 pub mod sys;

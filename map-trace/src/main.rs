@@ -6,12 +6,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use map_trace::{agent, cli, error, session};
+use map_trace::{agent, cli, error, replay, session};
 
 fn main() -> ExitCode {
-    // `map-trace agent …` is the fleet mode; everything else is the one-process CLI.
-    let result = if std::env::args_os().nth(1).is_some_and(|a| a == "agent") {
+    // `map-trace agent …` is the fleet mode, `map-trace replay …` replays a recording;
+    // everything else is the one-process CLI.
+    let sub = std::env::args_os().nth(1);
+    let result = if sub.as_ref().is_some_and(|a| a == "agent") {
         agent::run(cli::AgentArgs::parse_from(std::env::args_os().skip(1)))
+    } else if sub.as_ref().is_some_and(|a| a == "replay") {
+        replay::run(cli::ReplayArgs::parse_from(std::env::args_os().skip(1)))
     } else {
         session::run(cli::Args::parse())
     };

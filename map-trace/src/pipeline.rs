@@ -30,7 +30,7 @@ pub trait Resolve {
 }
 
 /// What the pipeline needs to know about the run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     /// The traced process; records of other processes are ignored.
     pub pid: u32,
@@ -115,7 +115,7 @@ impl<R: Resolve> Pipeline<R> {
         &self.settings
     }
 
-    /// The resolver (the session primes it).
+    /// The resolver (the session primes it, and writes its recording through it).
     pub fn resolver_mut(&mut self) -> &mut R {
         &mut self.resolver
     }

@@ -25,6 +25,7 @@ use crate::{
     pipeline::{Ending, Pipeline, Resolve, Settings},
     plan::{self, Plan},
     probes::{self, Probes},
+    recording::{RecordWriter, Recorder},
     symbols::symbolize::{ProcessMap, Symbolizer},
     sys,
     target::{procfs, Target},
@@ -63,6 +64,12 @@ pub fn run(args: Args) -> Result<u8> {
         args.trace_out.as_deref(),
         args.report.as_deref(),
     )?;
+    let record = match &args.record {
+        Some(path) => Some(RecordWriter::new(BufWriter::new(
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ))),
+        None => None,
+    };
 
     let mut probes = Probes::load(
         probes::ring_buffer_bytes(args.ring_buffer_size),
@@ -123,7 +130,7 @@ pub fn run(args: Args) -> Result<u8> {
         },
         pid,
         child,
-        sink,
+        Outputs { sink, record },
     ))
 }
 
@@ -167,6 +174,12 @@ pub fn open_sinks(
         sink = Box::new(crate::output::Tee(vec![sink, Box::new(report)]));
     }
     Ok(sink)
+}
+
+/// Where a session writes: its sinks, and `--record`'s file.
+struct Outputs {
+    sink: Box<dyn Sink>,
+    record: Option<RecordWriter<BufWriter<File>>>,
 }
 
 /// Privileges and kernel features every mode needs, as one-line errors.
@@ -252,7 +265,7 @@ async fn stream(
     attached: Attached,
     pid: u32,
     held: Option<launch::Held>,
-    sink: Box<dyn Sink>,
+    outputs: Outputs,
 ) -> Result<u8> {
     let Attached {
         mut probes,
@@ -304,8 +317,11 @@ async fn stream(
     let mut col = Collector {
         pipeline: Pipeline::new(
             settings,
-            Sites::new(&target.exe, plan.go_version.minor),
-            sink,
+            Recorder::new(
+                Sites::new(&target.exe, plan.go_version.minor),
+                outputs.record,
+            ),
+            outputs.sink,
         ),
     };
     col.start(&start)?;
@@ -330,6 +346,7 @@ async fn stream(
     // program may be done before its first events are read).
     col.pipeline
         .resolver_mut()
+        .inner_mut()
         .prime(pid, Duration::from_secs(1));
 
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
@@ -477,34 +494,54 @@ async fn stream(
     })
 }
 
-/// The pipeline, fed ring-buffer records.
+/// The pipeline, fed ring-buffer records, with `--record`'s recorder around its resolver.
 struct Collector {
-    pipeline: Pipeline<Sites>,
+    pipeline: Pipeline<Recorder<Sites, BufWriter<File>>>,
 }
 
 impl Collector {
     fn start(&mut self, start: &StartInfo) -> io::Result<()> {
+        let settings = self.pipeline.settings().clone();
+        let rec = self.pipeline.resolver_mut();
+        rec.header(start, &settings);
+        if let Some(e) = rec.take_error() {
+            return Err(e);
+        }
         self.pipeline.start(start)
     }
 
+    /// One record: through the pipeline (which writes the symbols it resolved first to the
+    /// recording), then to the recording.
     fn record(&mut self, bytes: &[u8]) {
         self.pipeline.record(bytes);
+        self.pipeline.resolver_mut().record(bytes);
     }
 
     fn detached(&mut self, d: &Detached) {
         self.pipeline.detached(d);
+        self.pipeline.resolver_mut().detached(d);
     }
 
     fn flush(&mut self) {
         self.pipeline.flush();
+        self.pipeline.resolver_mut().flush();
     }
 
-    /// The first output error.
+    /// The first output or recording error.
     fn take_error(&mut self) -> Option<io::Error> {
-        self.pipeline.take_error()
+        self.pipeline
+            .take_error()
+            .or_else(|| self.pipeline.resolver_mut().take_error())
     }
 
     fn finish(&mut self, ending: Ending) -> io::Result<()> {
+        let (undecodable, events) = (self.pipeline.undecodable(), self.pipeline.events());
+        let rec = self.pipeline.resolver_mut();
+        rec.end(&ending, undecodable, events);
+        rec.flush();
+        if let Some(e) = rec.take_error() {
+            return Err(e);
+        }
         self.pipeline.finish(ending)
     }
 }

@@ -38,7 +38,7 @@ pub struct Pclntab<'a> {
 }
 
 /// Where a program counter is: function, source file and line.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct SourcePos {
     /// Go's full function name, e.g. `main.fill` or `orders.(*Aggregator).Add`.
     pub function: String,
