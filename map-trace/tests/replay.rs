@@ -256,3 +256,83 @@ fn test_replay_reads_stdin() {
     assert_eq!(out.stdout, from_file.stdout);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Garbled recordings (bytes flipped, lines dropped or repeated) replay to a result or an
+/// error, never a panic. A cheap, deterministic cousin of the `replay` fuzz target.
+#[test]
+fn test_replay_survives_garbled_recordings() {
+    use map_trace::output::{
+        json::JsonSink, perfetto::PerfettoSink, report::ReportSink, text::TextSink, Sink, Tee,
+    };
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        // xorshift64*
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let inputs = [
+        synthetic::drops(),
+        synthetic::goroutines(),
+        synthetic::unseen_end(),
+        synthetic::undecodable(),
+    ];
+    let dir = scratch("garbled");
+    let report = dir.join("report.html");
+    let (mut ok, mut failed) = (0, 0);
+    for input in &inputs {
+        let lines: Vec<&[u8]> = input.split_inclusive(|&b| b == b'\n').collect();
+        for _ in 0..250 {
+            let mut bytes: Vec<u8> = match next() % 3 {
+                // Flip a few bytes anywhere.
+                0 => {
+                    let mut b = input.clone();
+                    for _ in 0..1 + next() % 4 {
+                        let i = (next() % b.len() as u64) as usize;
+                        b[i] ^= 1 << (next() % 8);
+                    }
+                    b
+                }
+                // Drop a line.
+                1 => {
+                    let skip = (next() % lines.len() as u64) as usize;
+                    let kept = lines.iter().enumerate().filter(|(i, _)| *i != skip);
+                    kept.flat_map(|(_, l)| l.iter().copied()).collect()
+                }
+                // Repeat a line.
+                _ => {
+                    let dup = (next() % lines.len() as u64) as usize;
+                    let mut b = vec![];
+                    for (i, l) in lines.iter().enumerate() {
+                        b.extend_from_slice(l);
+                        if i == dup {
+                            b.extend_from_slice(l);
+                        }
+                    }
+                    b
+                }
+            };
+            // Sometimes also cut the tail.
+            if next() % 4 == 0 {
+                bytes.truncate((next() % bytes.len() as u64) as usize);
+            }
+            let sinks: Vec<Box<dyn Sink>> = vec![
+                Box::new(TextSink::new(std::io::sink())),
+                Box::new(JsonSink::new(std::io::sink())),
+                Box::new(PerfettoSink::new(std::io::sink())),
+                Box::new(ReportSink::create(&report).unwrap()),
+            ];
+            match map_trace::recording::replay(bytes.as_slice(), Box::new(Tee(sinks))) {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    assert!(e.is_bad_input(), "{e}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    // Both outcomes occur: a flipped bit in a record's bytes is a different, valid record.
+    assert!(ok > 0 && failed > 0, "{ok} replayed, {failed} rejected");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// The fuzz targets (fuzz/fuzz_targets/*.rs).
-pub const TARGETS: &[&str] = &["inspect", "pclntab", "buildinfo", "decode"];
+pub const TARGETS: &[&str] = &["inspect", "pclntab", "buildinfo", "decode", "replay"];
 
 fn ensure_cargo_fuzz() -> Result<PathBuf> {
     let root = cache::dir().join("cargo-fuzz");
