@@ -2,7 +2,8 @@
 //! and fuzz targets can drive the parsers and the event pipeline directly.
 //!
 //! Flow: cli → target discovery → symbol resolution → Go-version layout → probe attachment →
-//! event decoding → timeline → outputs. [`session::run`] does the wiring.
+//! event decoding → timeline → outputs. [`session::run`] does the wiring; [`pipeline`] is its
+//! pure half (records in, sink calls out), which [`recording`] records and replays.
 
 pub mod agent;
 pub mod cli;
