@@ -1,42 +1,60 @@
-//! Ring-buffer records → events → timeline → both sinks.
+//! Ring-buffer records → the collector's pipeline (decode → timeline → sinks), as a live
+//! session feeds it: any bytes, cut into record-sized slots, in both growth-end modes.
 #![no_main]
+
+use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use map_trace::{
-    events::decode::{decode, Event},
-    output::{json::JsonSink, text::TextSink, Sink},
-    timeline::{interpret, interpret_swiss, Timeline},
+    output::{json::JsonSink, perfetto::PerfettoSink, text::TextSink, Sink, Tee},
+    pipeline::{Ending, Pipeline, Resolve, Settings},
+    timeline::Origin,
 };
+use map_trace_common::event::Stack;
+
+/// No symbols: every stack unsymbolized, every type unnamed.
+struct NoSymbols;
+
+impl Resolve for NoSymbols {
+    fn origin(&mut self, _pid: u32, _stack: &Stack) -> Option<Arc<Origin>> {
+        None
+    }
+    fn type_name(&mut self, _addr: u64) -> Option<Arc<str>> {
+        None
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
-    let mut timeline = Timeline::new();
-    let mut json = JsonSink::new(std::io::sink());
-    let mut text = TextSink::new(std::io::sink());
+    let Some((&flags, data)) = data.split_first() else {
+        return;
+    };
+    let sinks: Vec<Box<dyn Sink>> = vec![
+        Box::new(TextSink::new(std::io::sink())),
+        Box::new(JsonSink::new(std::io::sink())),
+        Box::new(PerfettoSink::new(std::io::sink())),
+    ];
+    let settings = Settings {
+        // Records carry pid 0 unless the input says otherwise; both are exercised.
+        pid: u32::from(flags & 1),
+        load_factor_num: if flags & 2 != 0 { 12 } else { 13 },
+        mono_to_unix_ns: if flags & 4 != 0 { i128::from(i64::MAX) } else { -1 },
+        infer_growth_ends: flags & 8 != 0,
+        slices: flags & 16 != 0,
+        min_bytes: u64::from(flags >> 5) << 10,
+        runtime_maps: true,
+    };
+    let mut p = Pipeline::new(settings, NoSymbols, Box::new(Tee(sinks)));
     // Several records per input: slots of the largest record's size.
     for chunk in data.chunks(size_of::<map_trace_common::event::SwissEvent>()) {
-        match decode(chunk) {
-            Ok(Event::MapGrow(ev)) => {
-                for lfn in [12, 13] {
-                    let g = interpret(&ev, lfn, i128::from(i64::MAX));
-                    timeline.push(&g);
-                    let _ = json.grow(&g);
-                    let _ = text.grow(&g);
-                }
-            }
-            Ok(Event::Swiss(ev)) => {
-                if let Some(s) = interpret_swiss(&ev, -1) {
-                    timeline.push_swiss(&s);
-                    let _ = json.swiss(&s);
-                    let _ = text.swiss(&s);
-                }
-            }
-            Ok(Event::Slice(ev)) => {
-                let s = map_trace::timeline::interpret_slice(&ev, -1);
-                let _ = json.slice(&s);
-                let _ = text.slice(&s);
-            }
-            Ok(Event::Exec(_)) | Err(_) => {}
-        }
+        p.record(chunk);
     }
-    let _ = timeline.into_summary();
+    let _ = p.finish(Ending {
+        time_ns: u64::MAX,
+        lost: 1,
+        probe_hits: vec![],
+        read_errors: 0,
+        reason: "signal",
+        exit_status: None,
+        overhead: Default::default(),
+    });
 });

@@ -8,5 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = map_trace::plan::inspect_bytes(data, map_trace::plan::Options {
         small_maps: true,
         slices: true,
+        growth_ends: true,
+        evacuation: true,
     });
 });

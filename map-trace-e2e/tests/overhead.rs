@@ -105,7 +105,8 @@ fn every_summary_estimates_the_probes_cost() {
                 .map(|f| f["estimated_ns"].as_u64().unwrap())
                 .sum::<u64>()
         );
-        assert!(o["target_cpu_ns"].as_u64().unwrap() > 0, "go{v}: {o}");
+        // Measured from /proc in clock ticks (10 ms): a short run can read 0.
+        assert!(o["target_cpu_ns"].is_u64(), "go{v}: {o}");
         assert!(o["budget_percent"].is_null());
     }
 }

@@ -202,6 +202,13 @@ pub fn preflight() -> Result<()> {
     }
 }
 
+/// A line to stderr in one write: a launched target shares map-trace's stderr, and
+/// `eprintln!` may write a line in pieces that the target's own lines would cut into.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
 /// One attached probe, kept so that its family can be detached.
 struct Link {
     family: Family,
@@ -399,19 +406,19 @@ async fn stream(
                             budget_percent: b.percent(),
                             hits: hits.iter().find(|h| h.0 == family).map_or(0, |h| h.1),
                         };
-                        eprintln!(
+                        say(&format!(
                             "map-trace: detached {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {}%)",
                             family.flag().unwrap_or(family.name()),
                             b.percent()
-                        );
+                        ));
                         detached.push((family, d.time_ns, share));
                         col.detached(&d);
                     }
                     if let Some(share) = verdict.default_over {
-                        eprintln!(
+                        say(&format!(
                             "map-trace: warning: the default map probes take an estimated {share:.1}% of the target's CPU time, over the {}% budget; they stay attached (--max-overhead only detaches opt-in probes)",
                             b.percent()
-                        );
+                        ));
                     }
                 }
             }
