@@ -245,9 +245,9 @@ pub fn section(e: &EndInfo, start_ns: u64) -> Vec<Line> {
     });
     let (lo, hi) = times.fold((u64::MAX, 0), |(lo, hi), t| (lo.min(t), hi.max(t)));
     let (start_ns, end_ns) = if lo <= hi {
-        (lo, hi.max(lo + 1000))
+        (lo, hi.max(lo.saturating_add(1000)))
     } else {
-        (start_ns, e.time_ns.max(start_ns + 1))
+        (start_ns, e.time_ns.max(start_ns.saturating_add(1)))
     };
     let mut rows = vec![];
     let mut seen = [false; 4];
