@@ -289,7 +289,7 @@ pub fn section(e: &EndInfo, start_ns: u64) -> Vec<Line> {
     for (on, text) in seen.iter().zip([
         "2-9 or * (10+) in one column",
         "= growing",
-        "- growing (end inferred)",
+        "- growing, end not seen (inferred or lost)",
         "> still growing at the end",
     ]) {
         if *on {
