@@ -1,17 +1,59 @@
-//! Collector throughput and memory, without the kernel: a recorded stream of ring-buffer
-//! records goes through decode → interpret → timeline → JSON sink (to a sink that discards).
+//! Collector throughput and memory, without the kernel: a generated stream of ring-buffer
+//! records goes through the collector's pipeline (decode → interpret → timeline → JSON sink,
+//! to a writer that discards), as a live session feeds it.
 //!
 //! `cargo bench -p map-trace --bench pipeline` (run by `cargo xtask bench`). Prints events/s
 //! on one core and the process's peak RSS with 100k distinct maps tracked.
 
-use std::{hint::black_box, io, time::Instant};
+use std::{hint::black_box, io, sync::Arc, time::Instant};
 
 use map_trace::{
-    events::decode::{decode, Event},
-    output::{json::JsonSink, Sink},
-    timeline::{interpret, interpret_swiss, Timeline},
+    events::decode::decode,
+    output::{json::JsonSink, EndInfo, Sink, StartInfo},
+    pipeline::{Ending, Pipeline, Resolve, Settings},
+    timeline::{Grow, Origin, SliceGrow, SwissResize},
 };
-use map_trace_common::event::{as_bytes, EventHeader, EventKind, MapGrowEvent, SwissEvent};
+use map_trace_common::event::{as_bytes, EventHeader, EventKind, MapGrowEvent, Stack, SwissEvent};
+
+/// Records are built in a buffer this large (the largest record is 176 bytes).
+const RECORD_MAX: usize = 256;
+
+/// No symbols (the live resolver caches per distinct stack; not measured here).
+struct NoSymbols;
+
+impl Resolve for NoSymbols {
+    fn origin(&mut self, _pid: u32, _stack: &Stack) -> Option<Arc<Origin>> {
+        None
+    }
+    fn type_name(&mut self, _addr: u64) -> Option<Arc<str>> {
+        None
+    }
+}
+
+/// A sink that writes nothing: the timeline alone.
+struct Discard;
+
+impl Sink for Discard {
+    fn start(&mut self, _: &StartInfo) -> io::Result<()> {
+        Ok(())
+    }
+    fn grow(&mut self, _: &Grow) -> io::Result<()> {
+        Ok(())
+    }
+    fn swiss(&mut self, _: &SwissResize) -> io::Result<()> {
+        Ok(())
+    }
+    fn slice(&mut self, _: &SliceGrow) -> io::Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
+        black_box(e.maps.len());
+        Ok(())
+    }
+}
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -26,7 +68,7 @@ fn peak_rss_kib() -> u64 {
 
 /// Record `i` of a stream over `maps` distinct map addresses, half classic, half Swiss, as the
 /// ring buffer delivers it (bytes).
-fn record(i: usize, maps: u64, buf: &mut [u8; 128]) -> usize {
+fn record(i: usize, maps: u64, buf: &mut [u8; RECORD_MAX]) -> usize {
     {
         {
             // Even records are classic grows, odd ones Swiss splits; each kind cycles over
@@ -90,37 +132,47 @@ enum Stages {
 }
 
 fn run(n: usize, maps: u64, stages: Stages) -> (f64, usize) {
-    let mut timeline = Timeline::new();
-    let mut sink = JsonSink::new(io::BufWriter::new(io::sink()));
+    let sink: Box<dyn Sink> = match stages {
+        Stages::All => Box::new(JsonSink::new(io::BufWriter::new(io::sink()))),
+        _ => Box::new(Discard),
+    };
+    let settings = Settings {
+        pid: 42,
+        load_factor_num: 13,
+        mono_to_unix_ns: 0,
+        infer_growth_ends: false,
+        slices: false,
+        min_bytes: 0,
+        runtime_maps: true,
+    };
+    let mut p = Pipeline::new(settings, NoSymbols, sink);
     let start = Instant::now();
     for i in 0..n {
         // Built on the fly, as the ring buffer hands records over one by one (the cost of
         // building the bytes is counted, which makes the figure slightly pessimistic).
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; RECORD_MAX];
         let len = record(i, maps, &mut buf);
-        match decode(&buf[..len]).expect("valid record") {
-            Event::MapGrow(ev) if stages != Stages::Decode => {
-                let g = interpret(&ev, 13, 0);
-                timeline.push(&g);
-                if stages == Stages::All {
-                    sink.grow(&g).unwrap();
-                }
-            }
-            Event::Swiss(ev) if stages != Stages::Decode => {
-                let s = interpret_swiss(&ev, 0).unwrap();
-                timeline.push_swiss(&s);
-                if stages == Stages::All {
-                    sink.swiss(&s).unwrap();
-                }
-            }
-            e => {
-                black_box(e);
-            }
+        if stages == Stages::Decode {
+            black_box(decode(&buf[..len]).expect("valid record"));
+        } else {
+            p.record(&buf[..len]);
         }
     }
-    sink.flush().unwrap();
-    let maps = black_box(timeline.into_summary()).len();
-    (n as f64 / start.elapsed().as_secs_f64(), maps)
+    let events = p.events();
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let summary = Instant::now();
+    p.finish(Ending {
+        time_ns: u64::MAX / 2,
+        lost: 0,
+        probe_hits: vec![],
+        read_errors: 0,
+        reason: "signal",
+        exit_status: None,
+        overhead: Default::default(),
+    })
+    .unwrap();
+    black_box(events);
+    (rate, summary.elapsed().as_millis() as usize)
 }
 
 fn main() {
@@ -128,16 +180,21 @@ fn main() {
     let rss_before = peak_rss_kib();
     let (decode_rate, _) = run(2_000_000, 100_000, Stages::Decode);
     let (timeline_rate, _) = run(2_000_000, 100_000, Stages::Timeline);
-    let (rate, maps) = run(2_000_000, 100_000, Stages::All);
+    let rss_timeline = peak_rss_kib();
+    let (rate, summary_ms) = run(2_000_000, 100_000, Stages::All);
+    let maps = 100_000;
     let rss_after = peak_rss_kib();
     println!(
-        "pipeline stages: decode {:.2} M events/s; decode + timeline {:.2} M events/s",
+        "pipeline stages: decode {:.2} M events/s; decode + timeline {:.2} M events/s \
+         (peak RSS {:.1} MiB)",
         decode_rate / 1e6,
-        timeline_rate / 1e6
+        timeline_rate / 1e6,
+        rss_timeline as f64 / 1024.0
     );
     println!(
         "pipeline: {:.2} M events/s on one core (decode + timeline + JSON to a discarding sink); \
-         {maps} maps tracked; peak RSS {:.1} MiB ({:.1} MiB before the run)",
+         {maps} maps tracked; summary of them written in {summary_ms} ms; peak RSS {:.1} MiB \
+         ({:.1} MiB before the run)",
         rate / 1e6,
         rss_after as f64 / 1024.0,
         rss_before as f64 / 1024.0

@@ -9,7 +9,8 @@ use super::{hex, EndInfo, Sink, StartInfo};
 use crate::{
     symbols::pclntab::SourcePos,
     timeline::{
-        EvacuateStep, Evacuated, EvacuationEnd, Grow, Origin, SliceGrow, SwissKind, SwissResize,
+        EvacuateStep, Evacuated, EvacuationEnd, Grow, MapSummary, Origin, SiteSummary, SliceGrow,
+        SwissKind, SwissResize,
     },
 };
 
@@ -354,99 +355,134 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
-        let maps: Vec<Value> = e
-            .maps
-            .iter()
-            .map(|m| {
-                let mut v = json!({
-                    "map": hex(m.map),
-                    "maptype": hex(m.maptype),
-                    "key_size": m.key_size,
-                    "elem_size": m.elem_size,
-                    "entries_last": m.entries_last,
-                    "goids": m.goroutines.ids(),
-                    "goids_truncated": m.goroutines.truncated(),
-                    "first_time_ns": m.first_time_ns,
-                    "last_time_ns": m.last_time_ns,
-                    "site": site_stack(&m.origin).0,
-                    "type": m.type_name.as_deref(),
-                    "presize_hint": m.presize_hint(e.load_factor_num),
-                });
-                let extra = match &m.swiss {
-                    None => json!({
-                        "impl": "classic",
-                        "grows": m.grows,
-                        "same_size_grows": m.same_size_grows,
-                        "buckets_first": m.buckets_first,
-                        "buckets_last": m.buckets_last,
-                        "bytes_allocated": m.bytes_allocated,
-                        "evacuations": m.evacuations,
-                        "evacuation_total_ns": m.evacuation_total_ns,
-                        "evacuation_max_ns": m.evacuation_max_ns,
-                        "growing_at_end": m.growing_since_ns.is_some(),
-                        "evacuate_steps": m.evacuate_steps,
-                        "evacuate_steps_ns": m.evacuate_steps_ns,
-                    }),
-                    Some(s) => json!({
-                        "impl": "swiss",
-                        "resizes": m.grows,
-                        "small_allocs": s.small_allocs,
-                        "small_to_table": s.small_to_table,
-                        "table_grows": s.table_grows,
-                        "table_splits": s.table_splits,
-                        "directory_doublings": s.directory_doublings,
-                        "directory_len_last": s.directory_len_last,
-                        "total_duration_ns": s.total_duration_ns,
-                        "max_duration_ns": s.max_duration_ns,
-                    }),
-                };
-                if let (Value::Object(a), Value::Object(b)) = (&mut v, extra) {
-                    a.extend(b);
-                }
-                v
-            })
-            .collect();
         let hits: serde_json::Map<String, Value> = e
             .probe_hits
             .iter()
             .map(|(k, v)| (k.clone(), json!(v)))
             .collect();
-        let sites: Vec<Value> = crate::timeline::by_site(&e.maps, e.load_factor_num)
-            .iter()
-            .map(|t| {
-                json!({
-                    "site": t.site,
-                    "type": t.type_name.as_deref(),
-                    "maps": t.maps,
-                    "events": t.events,
-                    "bytes_allocated": t.bytes_allocated,
-                    "total_duration_ns": t.total_duration_ns,
-                    "growth_span_ns": t.growth_span_ns,
-                    "presize_hint": t.presize_hint,
-                    "first_time_ns": t.first_time_ns,
-                    "last_time_ns": t.last_time_ns,
-                })
-            })
-            .collect();
-        self.line(&json!({
-            "event": "summary",
-            "time_ns": e.time_ns,
-            "reason": e.reason,
-            "exit_status": e.exit_status,
-            "events": e.events,
-            "lost": e.lost,
-            "undecodable": e.undecodable,
-            "read_errors": e.read_errors,
-            "runtime_events_hidden": e.runtime_events_hidden,
-            "slice_grows": e.slices.map(|s| s.0),
-            "slice_grows_below_min_bytes": e.slices.map(|s| s.1),
-            "probe_hits": hits,
-            "overhead": overhead_json(&e.overhead),
-            "maps": maps,
-            "sites": sites,
-        }))?;
+        let sites = crate::timeline::by_site(&e.maps, e.load_factor_num);
+        let lfn = e.load_factor_num;
+        // Keys in the order serde_json gives a `json!` object (sorted), as before.
+        self.line(&SummaryRecord {
+            event: "summary",
+            events: e.events,
+            exit_status: e.exit_status,
+            lost: e.lost,
+            maps: Each(&e.maps, &|m| map_json(m, lfn)),
+            overhead: overhead_json(&e.overhead),
+            probe_hits: hits,
+            read_errors: e.read_errors,
+            reason: e.reason,
+            runtime_events_hidden: e.runtime_events_hidden,
+            sites: Each(&sites, &site_json),
+            slice_grows: e.slices.map(|s| s.0),
+            slice_grows_below_min_bytes: e.slices.map(|s| s.1),
+            time_ns: e.time_ns,
+            undecodable: e.undecodable,
+        })?;
         self.out.flush()
     }
+}
+
+/// A sequence serialized one element at a time: a summary of 100,000 maps never exists as
+/// one `Value` tree (that took ~700 MB), only one map's at a time.
+struct Each<'a, T>(&'a [T], &'a dyn Fn(&T) -> Value);
+
+impl<T> Serialize for Each<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for x in self.0 {
+            seq.serialize_element(&(self.1)(x))?;
+        }
+        seq.end()
+    }
+}
+
+/// The `summary` record (fields in sorted order, as a `json!` object writes them).
+#[derive(Serialize)]
+struct SummaryRecord<'a> {
+    event: &'static str,
+    events: u64,
+    exit_status: Option<i32>,
+    lost: u64,
+    maps: Each<'a, MapSummary>,
+    overhead: Value,
+    probe_hits: serde_json::Map<String, Value>,
+    read_errors: u64,
+    reason: &'static str,
+    runtime_events_hidden: u64,
+    sites: Each<'a, SiteSummary>,
+    slice_grows: Option<u64>,
+    slice_grows_below_min_bytes: Option<u64>,
+    time_ns: u64,
+    undecodable: u64,
+}
+
+/// One map of the summary.
+fn map_json(m: &MapSummary, load_factor_num: u64) -> Value {
+    let mut v = json!({
+        "map": hex(m.map),
+        "maptype": hex(m.maptype),
+        "key_size": m.key_size,
+        "elem_size": m.elem_size,
+        "entries_last": m.entries_last,
+        "goids": m.goroutines.ids(),
+        "goids_truncated": m.goroutines.truncated(),
+        "first_time_ns": m.first_time_ns,
+        "last_time_ns": m.last_time_ns,
+        "site": site_stack(&m.origin).0,
+        "type": m.type_name.as_deref(),
+        "presize_hint": m.presize_hint(load_factor_num),
+    });
+    let extra = match &m.swiss {
+        None => json!({
+            "impl": "classic",
+            "grows": m.grows,
+            "same_size_grows": m.same_size_grows,
+            "buckets_first": m.buckets_first,
+            "buckets_last": m.buckets_last,
+            "bytes_allocated": m.bytes_allocated,
+            "evacuations": m.evacuations,
+            "evacuation_total_ns": m.evacuation_total_ns,
+            "evacuation_max_ns": m.evacuation_max_ns,
+            "growing_at_end": m.growing_since_ns.is_some(),
+            "evacuate_steps": m.evacuate_steps,
+            "evacuate_steps_ns": m.evacuate_steps_ns,
+        }),
+        Some(s) => json!({
+            "impl": "swiss",
+            "resizes": m.grows,
+            "small_allocs": s.small_allocs,
+            "small_to_table": s.small_to_table,
+            "table_grows": s.table_grows,
+            "table_splits": s.table_splits,
+            "directory_doublings": s.directory_doublings,
+            "directory_len_last": s.directory_len_last,
+            "total_duration_ns": s.total_duration_ns,
+            "max_duration_ns": s.max_duration_ns,
+        }),
+    };
+    if let (Value::Object(a), Value::Object(b)) = (&mut v, extra) {
+        a.extend(b);
+    }
+    v
+}
+
+/// One call site of the summary.
+fn site_json(t: &SiteSummary) -> Value {
+    json!({
+        "site": t.site,
+        "type": t.type_name.as_deref(),
+        "maps": t.maps,
+        "events": t.events,
+        "bytes_allocated": t.bytes_allocated,
+        "total_duration_ns": t.total_duration_ns,
+        "growth_span_ns": t.growth_span_ns,
+        "presize_hint": t.presize_hint,
+        "first_time_ns": t.first_time_ns,
+        "last_time_ns": t.last_time_ns,
+    })
 }
 
 /// The summary's `overhead` object.

@@ -6,8 +6,8 @@ use super::SwissKind;
 
 /// Most points and spans kept per map; later ones are counted in [`History::dropped`].
 pub const MAX_POINTS_PER_MAP: usize = 10_000;
-/// Most points and spans kept over all maps (about 32 MB).
-pub const MAX_POINTS_TOTAL: usize = 500_000;
+/// Most points and spans kept over all maps (64 bytes each: 12.8 MB, plus vector slack).
+pub const MAX_POINTS_TOTAL: usize = 200_000;
 
 /// What one event did to its map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
