@@ -783,7 +783,7 @@ fn plot(h: &mut String, s: &History, start_ns: u64, unit: &str) {
         .points
         .iter()
         .map(|p| p.time_ns)
-        .chain(s.spans.iter().flat_map(|sp| {
+        .chain(s.spans().flat_map(|sp| {
             let end = if sp.end == SpanEnd::InProgress {
                 sp.start_ns
             } else {
@@ -870,11 +870,11 @@ fn plot(h: &mut String, s: &History, start_ns: u64, unit: &str) {
         X0 - 6.0,
         LANE_Y + LANE_H - 1.0
     );
-    let mut spans: Vec<&crate::timeline::history::Span> = s.spans.iter().collect();
+    let mut spans: Vec<crate::timeline::history::Span> = s.spans().collect();
     spans.sort_by_key(|sp| sp.start_ns);
     let mut i = 0;
     while i < spans.len() {
-        let first = spans[i];
+        let first = &spans[i];
         let x0 = xs.x(rel(first.start_ns));
         let mut x1 = xs.x(rel(first.end_ns)).min(X1);
         let mut j = i + 1;

@@ -4,10 +4,13 @@
 
 use super::SwissKind;
 
-/// Most points and spans kept per map; later ones are counted in [`History::dropped`].
+/// Most points kept per map; later ones are counted in [`History::dropped`].
 pub const MAX_POINTS_PER_MAP: usize = 10_000;
-/// Most points and spans kept over all maps (64 bytes each: 12.8 MB, plus vector slack).
-pub const MAX_POINTS_TOTAL: usize = 200_000;
+/// Most points kept over all maps (64 bytes each: 6.4 MB).
+pub const MAX_POINTS_TOTAL: usize = 100_000;
+
+/// Histories up to this many points are kept in vectors of exactly their length.
+pub const SMALL_HISTORY: usize = 16;
 
 /// What one event did to its map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +43,12 @@ pub struct Point {
     pub bytes_allocated: u64,
     /// Swiss: directory length after.
     pub directory_len: u32,
-    /// Swiss: how long the resize took.
+    /// How long the stretch this event began lasted: a Swiss resize's time, or a hash-bucket
+    /// growth's span from its grow to its end (0 while it is open).
     pub duration_ns: u64,
+    /// How that stretch ended: always `Resize` for a Swiss resize; for a grow, set when its
+    /// growth ends (or tracing stops), `None` while open.
+    pub end: Option<SpanEnd>,
 }
 
 /// How a span ended.
@@ -59,7 +66,7 @@ pub enum SpanEnd {
     Resize,
 }
 
-/// A stretch of time a map spent resizing.
+/// A stretch of time a map spent resizing (derived from its [`Point`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Span {
     /// Unix ns.
@@ -70,25 +77,49 @@ pub struct Span {
     pub end: SpanEnd,
 }
 
-/// One map's events and spans, in order.
+/// One map's events, in order; each carries the span it began (see [`History::spans`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
     /// Events, oldest first.
     pub points: Vec<Point>,
-    /// Growth spans and Swiss resizes, in the order they ended.
-    pub spans: Vec<Span>,
-    /// Points and spans not kept (the caps).
+    /// Points not kept (the caps).
     pub dropped: u64,
     /// Ends inferred and tracing stopped: when the last growth began, whose end is unknown.
     pub end_unknown_since: Option<u64>,
 }
 
+impl History {
+    /// The growth spans and Swiss resizes, in the order they began.
+    pub fn spans(&self) -> impl Iterator<Item = Span> + '_ {
+        self.points.iter().filter_map(|p| {
+            p.end.map(|end| Span {
+                start_ns: p.time_ns,
+                end_ns: p.time_ns.saturating_add(p.duration_ns),
+                end,
+            })
+        })
+    }
+
+    /// Ends the growth that began at `since` (the last grow kept): at `end_ns`, as `end`. Does
+    /// nothing when that grow's point was not kept.
+    pub fn close(&mut self, since: u64, end_ns: u64, end: SpanEnd) {
+        if let Some(p) = self.points.last_mut().filter(|p| {
+            p.time_ns == since
+                && p.end.is_none()
+                && matches!(p.mark, Mark::Doubling | Mark::SameSize)
+        }) {
+            p.duration_ns = end_ns.saturating_sub(since);
+            p.end = Some(end);
+        }
+    }
+}
+
 /// Counts what the caps cut, over all maps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Budget {
-    /// Points and spans kept over all maps.
+    /// Points kept over all maps.
     pub kept: usize,
-    /// Points and spans not kept.
+    /// Points not kept.
     pub dropped: u64,
     /// Maps that reached [`MAX_POINTS_PER_MAP`].
     pub maps_capped: u64,
@@ -97,9 +128,12 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Whether `h` may keep one more point or span; counts it as dropped if not.
-    fn room(&mut self, h: &mut History) -> bool {
-        let n = h.points.len().max(h.spans.len());
+    /// Adds a point if there is room; counts it as dropped if not. The first [`SMALL_HISTORY`]
+    /// points of a map grow its vector one at a time (most maps grow a few times; the usual
+    /// doubling, from a minimum of four, would double or quadruple the memory of 100,000 small
+    /// maps).
+    pub fn point(&mut self, h: &mut History, p: Point) {
+        let n = h.points.len();
         if n >= MAX_POINTS_PER_MAP || self.kept >= MAX_POINTS_TOTAL {
             if h.dropped == 0 && n >= MAX_POINTS_PER_MAP {
                 self.maps_capped += 1;
@@ -107,24 +141,13 @@ impl Budget {
             h.dropped += 1;
             self.dropped += 1;
             self.total_reached |= self.kept >= MAX_POINTS_TOTAL;
-            return false;
+            return;
         }
         self.kept += 1;
-        true
-    }
-
-    /// Adds a point if there is room.
-    pub fn point(&mut self, h: &mut History, p: Point) {
-        if self.room(h) {
-            h.points.push(p);
+        if n == h.points.capacity() && n < SMALL_HISTORY {
+            h.points.reserve_exact(1);
         }
-    }
-
-    /// Adds a span if there is room.
-    pub fn span(&mut self, h: &mut History, s: Span) {
-        if self.room(h) {
-            h.spans.push(s);
-        }
+        h.points.push(p);
     }
 }
 
@@ -156,7 +179,7 @@ mod tests {
 
     #[test]
     fn test_point_and_span_sizes_bound_memory() {
-        // MAX_POINTS_TOTAL × 64 bytes = 32 MB at most.
+        // MAX_POINTS_TOTAL × 64 bytes = 12.8 MB at most.
         assert!(std::mem::size_of::<Point>() <= 64);
         assert!(std::mem::size_of::<Span>() <= 64);
     }
@@ -174,20 +197,56 @@ mod tests {
         assert_eq!(swiss_slots(SwissKind::TableGrow, 0, 512, 1024), (512, 1024));
     }
 
+    fn grow_point(t: u64) -> Point {
+        Point {
+            time_ns: t,
+            mark: Mark::Doubling,
+            size_before: 1,
+            size_after: 2,
+            entries: 8,
+            goid: 1,
+            bytes_allocated: 0,
+            directory_len: 0,
+            duration_ns: 0,
+            end: None,
+        }
+    }
+
     #[test]
     fn test_budget_caps_per_map_and_counts() {
         let mut b = Budget::default();
         let mut h = History::default();
-        let span = Span {
-            start_ns: 0,
-            end_ns: 1,
-            end: SpanEnd::Resize,
-        };
-        for _ in 0..MAX_POINTS_PER_MAP + 5 {
-            b.span(&mut h, span.clone());
+        for t in 0..MAX_POINTS_PER_MAP as u64 + 5 {
+            b.point(&mut h, grow_point(t));
         }
-        assert_eq!(h.spans.len(), MAX_POINTS_PER_MAP);
+        assert_eq!(h.points.len(), MAX_POINTS_PER_MAP);
         assert_eq!((h.dropped, b.dropped, b.maps_capped), (5, 5, 1));
         assert!(!b.total_reached);
+        // A small map's vector holds exactly its points.
+        let mut small = History::default();
+        for t in 0..3 {
+            b.point(&mut small, grow_point(t));
+        }
+        assert_eq!(small.points.capacity(), 3);
+    }
+
+    #[test]
+    fn test_spans_come_from_the_points() {
+        let mut h = History::default();
+        let mut b = Budget::default();
+        b.point(&mut h, grow_point(100));
+        assert_eq!(h.spans().count(), 0, "an open growth has no span yet");
+        h.close(100, 250, SpanEnd::Probe);
+        // Only the last grow, still open, can be closed.
+        h.close(100, 900, SpanEnd::Unseen);
+        let spans: Vec<Span> = h.spans().collect();
+        assert_eq!(
+            spans,
+            [Span {
+                start_ns: 100,
+                end_ns: 250,
+                end: SpanEnd::Probe
+            }]
+        );
     }
 }

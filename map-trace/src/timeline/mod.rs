@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use history::{History, Mark, Point, Span, SpanEnd};
+use history::{History, Mark, Point, SpanEnd};
 
 use map_trace_common::event::{
     EvacuateStepEvent, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent, SwissEvent,
@@ -455,7 +455,8 @@ pub struct MapSummary {
     /// Time of the last grow (Unix ns).
     pub last_time_ns: u64,
     /// Swiss maps: what the resizes were.
-    pub swiss: Option<SwissSummary>,
+    /// Boxed: hash-bucket maps have none, and 100,000 summaries should not carry 72 empty bytes each.
+    pub swiss: Option<Box<SwissSummary>>,
     /// Classic: growths seen finishing (old buckets freed).
     pub evacuations: u64,
     /// Classic: sum of growth spans (grow began → old buckets freed) over those seen whole.
@@ -471,7 +472,7 @@ pub struct MapSummary {
     pub evacuate_steps_ns: u64,
     /// Swiss: slots in all tables after the last resize.
     pub slots: u64,
-    /// Its events and growth spans, in order (bounded).
+    /// Its events in order, each with the span it began (bounded).
     pub history: History,
     /// Where its first grow was called from.
     pub origin: Option<Arc<Origin>>,
@@ -487,7 +488,7 @@ impl MapSummary {
         (key_size, elem_size): (u64, u64),
         time_ns: u64,
         buckets: u64,
-        swiss: Option<SwissSummary>,
+        swiss: Option<Box<SwissSummary>>,
         (origin, type_name): (Option<Arc<Origin>>, Option<Arc<str>>),
     ) -> Self {
         Self {
@@ -633,14 +634,7 @@ impl Timeline {
             } else {
                 SpanEnd::Unseen
             };
-            self.budget.span(
-                &mut m.history,
-                Span {
-                    start_ns: since,
-                    end_ns: g.time_ns,
-                    end,
-                },
-            );
+            m.history.close(since, g.time_ns, end);
         }
         self.budget.point(
             &mut m.history,
@@ -658,6 +652,7 @@ impl Timeline {
                 bytes_allocated: g.bytes_allocated,
                 directory_len: 0,
                 duration_ns: 0,
+                end: None,
             },
         );
         let inferred = match m.growing_since_ns.take() {
@@ -711,14 +706,7 @@ impl Timeline {
         if let Some(since) = m.growing_since_ns.take() {
             let span = e.time_ns.saturating_sub(since);
             e.duration_ns = Some(span);
-            self.budget.span(
-                &mut m.history,
-                Span {
-                    start_ns: since,
-                    end_ns: e.time_ns,
-                    end: SpanEnd::Probe,
-                },
-            );
+            m.history.close(since, e.time_ns, SpanEnd::Probe);
             m.evacuation_total_ns = m.evacuation_total_ns.saturating_add(span);
             m.evacuation_max_ns = m.evacuation_max_ns.max(span);
         }
@@ -762,7 +750,7 @@ impl Timeline {
                     (r.key_size, r.elem_size),
                     r.time_ns,
                     0,
-                    Some(SwissSummary::default()),
+                    Some(Box::default()),
                     (r.origin.clone(), r.type_name.clone()),
                 ));
                 let i = self.maps.len() - 1;
@@ -786,21 +774,14 @@ impl Timeline {
                 bytes_allocated: 0,
                 directory_len: u32::try_from(r.directory_len_after).unwrap_or(u32::MAX),
                 duration_ns: r.duration_ns,
-            },
-        );
-        self.budget.span(
-            &mut m.history,
-            Span {
-                start_ns: r.time_ns,
-                end_ns: r.time_ns.saturating_add(r.duration_ns),
-                end: SpanEnd::Resize,
+                end: Some(SpanEnd::Resize),
             },
         );
         m.grows += 1;
         m.entries_last = r.entries;
         m.goroutines.insert(r.goid);
         m.last_time_ns = r.time_ns;
-        let s = m.swiss.get_or_insert_with(SwissSummary::default);
+        let s = m.swiss.get_or_insert_with(Box::default);
         match r.kind {
             SwissKind::SmallToTable => {
                 s.small_to_table += 1;
@@ -852,14 +833,8 @@ impl Timeline {
             if self.infer_ends {
                 m.history.end_unknown_since = Some(since);
             } else {
-                self.budget.span(
-                    &mut m.history,
-                    Span {
-                        start_ns: since,
-                        end_ns: end_ns.max(since),
-                        end: SpanEnd::InProgress,
-                    },
-                );
+                m.history
+                    .close(since, end_ns.max(since), SpanEnd::InProgress);
             }
         }
         let budget = std::mem::take(&mut self.budget);

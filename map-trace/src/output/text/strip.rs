@@ -81,7 +81,7 @@ pub fn cells(h: &History, start: u64, end: u64, width: usize) -> Vec<Cell> {
     let mut out = vec![Cell::Idle; width];
     let col = |t| column(t, start, end, width);
     let mut in_progress = false;
-    for s in &h.spans {
+    for s in h.spans() {
         let fill = match s.end {
             SpanEnd::Probe | SpanEnd::Resize => Cell::Growing,
             SpanEnd::InProgress => {
@@ -237,8 +237,7 @@ pub fn section(e: &EndInfo, start_ns: u64) -> Vec<Line> {
     let times = order.iter().flat_map(|m| {
         let h = &m.history;
         h.points.iter().map(|p| p.time_ns).chain(
-            h.spans
-                .iter()
+            h.spans()
                 .filter(|s| s.end != SpanEnd::InProgress)
                 .flat_map(|s| [s.start_ns, s.end_ns]),
         )
@@ -253,10 +252,9 @@ pub fn section(e: &EndInfo, start_ns: u64) -> Vec<Line> {
     let mut seen = [false; 4];
     for m in &order {
         let h = &m.history;
-        let still = h.spans.iter().any(|s| s.end == SpanEnd::InProgress);
+        let still = h.spans().any(|s| s.end == SpanEnd::InProgress);
         let bound = h
-            .spans
-            .iter()
+            .spans()
             .any(|s| matches!(s.end, SpanEnd::Inferred | SpanEnd::Unseen));
         rows.push(map_header(m, still, bound));
         let cells = cells(h, start_ns, end_ns, WIDTH);
@@ -351,6 +349,7 @@ mod tests {
             bytes_allocated: 288,
             directory_len: 0,
             duration_ns: 0,
+            end: None,
         }
     }
 
@@ -362,10 +361,24 @@ mod tests {
         }
     }
 
+    /// Points at `points`; each span is carried by the point at its start (one is added when
+    /// there is none), as the timeline records it.
     fn history(points: &[u64], spans: Vec<Span>) -> History {
+        let mut pts: Vec<Point> = points.iter().map(|&t| point(t)).collect();
+        for s in spans {
+            let i = match pts.iter().position(|p| p.time_ns == s.start_ns) {
+                Some(i) => i,
+                None => {
+                    pts.push(point(s.start_ns));
+                    pts.len() - 1
+                }
+            };
+            pts[i].duration_ns = s.end_ns - s.start_ns;
+            pts[i].end = Some(s.end);
+        }
+        pts.sort_by_key(|p| p.time_ns);
         History {
-            points: points.iter().map(|&t| point(t)).collect(),
-            spans,
+            points: pts,
             ..History::default()
         }
     }
@@ -411,8 +424,8 @@ mod tests {
             ],
         );
         let text = render(&cells(&h, 0, 800, 80));
-        assert_eq!(&text[..11], "----------.");
-        assert_eq!(&text[39..45], ".====.");
+        assert_eq!(&text[..11], "|---------.");
+        assert_eq!(&text[39..45], ".|===.");
     }
 
     #[test]
