@@ -2,27 +2,11 @@
 //! session feeds it: any bytes, cut into record-sized slots, in both growth-end modes.
 #![no_main]
 
-use std::sync::Arc;
-
 use libfuzzer_sys::fuzz_target;
 use map_trace::{
     output::{json::JsonSink, perfetto::PerfettoSink, text::TextSink, Sink, Tee},
-    pipeline::{Ending, Pipeline, Resolve, Settings},
-    timeline::Origin,
+    pipeline::{Ending, NoSymbols, Pipeline, Settings},
 };
-use map_trace_common::event::Stack;
-
-/// No symbols: every stack unsymbolized, every type unnamed.
-struct NoSymbols;
-
-impl Resolve for NoSymbols {
-    fn origin(&mut self, _pid: u32, _stack: &Stack) -> Option<Arc<Origin>> {
-        None
-    }
-    fn type_name(&mut self, _addr: u64) -> Option<Arc<str>> {
-        None
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, data)) = data.split_first() else {
@@ -37,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
         // Records carry pid 0 unless the input says otherwise; both are exercised.
         pid: u32::from(flags & 1),
         load_factor_num: if flags & 2 != 0 { 12 } else { 13 },
-        mono_to_unix_ns: if flags & 4 != 0 { i128::from(i64::MAX) } else { -1 },
+        mono_to_unix_ns: if flags & 4 != 0 {
+            i128::from(i64::MAX)
+        } else {
+            -1
+        },
         infer_growth_ends: flags & 8 != 0,
         slices: flags & 16 != 0,
         min_bytes: u64::from(flags >> 5) << 10,

@@ -5,10 +5,13 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = map_trace::plan::inspect_bytes(data, map_trace::plan::Options {
-        small_maps: true,
-        slices: true,
-        growth_ends: true,
-        evacuation: true,
-    });
+    let _ = map_trace::plan::inspect_bytes(
+        data,
+        map_trace::plan::Options {
+            small_maps: true,
+            slices: true,
+            growth_ends: true,
+            evacuation: true,
+        },
+    );
 });

@@ -5,30 +5,18 @@
 //! `cargo bench -p map-trace --bench pipeline` (run by `cargo xtask bench`). Prints events/s
 //! on one core and the process's peak RSS with 100k distinct maps tracked.
 
-use std::{hint::black_box, io, sync::Arc, time::Instant};
+use std::{hint::black_box, io, time::Instant};
 
 use map_trace::{
     events::decode::decode,
     output::{json::JsonSink, EndInfo, Sink, StartInfo},
-    pipeline::{Ending, Pipeline, Resolve, Settings},
-    timeline::{Grow, Origin, SliceGrow, SwissResize},
+    pipeline::{Ending, NoSymbols, Pipeline, Settings},
+    timeline::{Grow, SliceGrow, SwissResize},
 };
-use map_trace_common::event::{as_bytes, EventHeader, EventKind, MapGrowEvent, Stack, SwissEvent};
+use map_trace_common::event::{as_bytes, EventHeader, EventKind, MapGrowEvent, SwissEvent};
 
 /// Records are built in a buffer this large (the largest record is 176 bytes).
 const RECORD_MAX: usize = 256;
-
-/// No symbols (the live resolver caches per distinct stack; not measured here).
-struct NoSymbols;
-
-impl Resolve for NoSymbols {
-    fn origin(&mut self, _pid: u32, _stack: &Stack) -> Option<Arc<Origin>> {
-        None
-    }
-    fn type_name(&mut self, _addr: u64) -> Option<Arc<str>> {
-        None
-    }
-}
 
 /// A sink that writes nothing: the timeline alone.
 struct Discard;

@@ -7,7 +7,7 @@ use clap::{Parser, ValueEnum};
 /// Output format for events and the summary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// One human-readable line per event, then a per-map summary table.
+    /// One line per event (80 columns), then the summary: call sites with presize hints, and a timeline of the busiest maps.
     Text,
     /// JSON lines: a `start` record, one record per event, a `summary` record.
     Json,
@@ -40,27 +40,9 @@ pub struct Args {
     #[arg(short, long, value_name = "PID", conflicts_with = "command")]
     pub pid: Option<u32>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-
-    /// Colour the text output: `auto` colours only a terminal, and honours `NO_COLOR`.
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Color::Auto)]
-    pub color: Color,
-
-    /// Write events and the summary to FILE instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    /// Also write a Perfetto/Chrome trace (trace-event JSON: a track per goroutine, resize
-    /// slices, map-size counters) to FILE; open it in ui.perfetto.dev.
-    #[arg(long, value_name = "FILE")]
-    pub trace_out: Option<PathBuf>,
-
-    /// Also write a self-contained HTML report (call sites, a chart per map, slices) to FILE
-    /// when tracing ends; it opens in any browser without network access.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
+    /// Where and how the events and the summary are written.
+    #[command(flatten)]
+    pub out: OutputArgs,
 
     /// Also record the raw stream to FILE as it is traced (JSON lines: the run's settings, every
     /// ring-buffer record in arrival order, the call sites and types it resolved, the end), for
@@ -193,6 +175,14 @@ pub struct ReplayArgs {
     #[arg(value_name = "FILE")]
     pub recording: PathBuf,
 
+    /// Where and how the events and the summary are written (as in a live run).
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// The outputs a live run and a replay share.
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -205,11 +195,13 @@ pub struct ReplayArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Also write a Perfetto/Chrome trace to FILE (as `--trace-out` of a live run).
+    /// Also write a Perfetto/Chrome trace (trace-event JSON: a track per goroutine, resize
+    /// slices, map-size counters) to FILE; open it in ui.perfetto.dev.
     #[arg(long, value_name = "FILE")]
     pub trace_out: Option<PathBuf>,
 
-    /// Also write the self-contained HTML report to FILE (as `--report` of a live run).
+    /// Also write a self-contained HTML report (call sites, a chart per map, slices) to FILE
+    /// when tracing ends; it opens in any browser without network access.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 }
@@ -295,7 +287,7 @@ mod tests {
         let a = ReplayArgs::try_parse_from(["replay", "run.rec", "--format", "json", "-o", "x"])
             .unwrap();
         assert_eq!(a.recording, PathBuf::from("run.rec"));
-        assert_eq!(a.format, Format::Json);
+        assert_eq!(a.out.format, Format::Json);
         assert!(ReplayArgs::try_parse_from(["replay"]).is_err());
         let a = Args::try_parse_from(["map-trace", "--record", "r", "--", "./p"]).unwrap();
         assert_eq!(a.record, Some(PathBuf::from("r")));
@@ -306,6 +298,6 @@ mod tests {
         assert!(Args::try_parse_from(["map-trace", "--pid", "1", "--", "ls"]).is_err());
         let a = Args::try_parse_from(["map-trace", "--format", "json", "--", "./p", "-x"]).unwrap();
         assert_eq!(a.command, vec!["./p", "-x"]);
-        assert_eq!(a.format, Format::Json);
+        assert_eq!(a.out.format, Format::Json);
     }
 }

@@ -29,6 +29,19 @@ pub trait Resolve {
     fn type_name(&mut self, addr: u64) -> Option<Arc<str>>;
 }
 
+/// A resolver with no symbols: every stack unsymbolized, every type unnamed (benchmarks and
+/// fuzzing feed the pipeline without an executable).
+pub struct NoSymbols;
+
+impl Resolve for NoSymbols {
+    fn origin(&mut self, _pid: u32, _stack: &Stack) -> Option<Arc<Origin>> {
+        None
+    }
+    fn type_name(&mut self, _addr: u64) -> Option<Arc<str>> {
+        None
+    }
+}
+
 /// What the pipeline needs to know about the run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {

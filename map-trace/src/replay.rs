@@ -23,13 +23,7 @@ pub fn run(args: ReplayArgs) -> Result<u8> {
             Err(e) => return Err(Fail::bad_target(format!("cannot open {name}: {e}")).into()),
         }
     };
-    let sink = open_sinks(
-        args.format,
-        args.color,
-        args.output.as_deref(),
-        args.trace_out.as_deref(),
-        args.report.as_deref(),
-    )?;
+    let sink = open_sinks(&args.out)?;
     match recording::replay(input, sink) {
         Ok(()) => Ok(0),
         Err(e) if e.is_bad_input() => Err(Fail::bad_target(format!("{name}: {e}")).into()),

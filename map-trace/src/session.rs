@@ -15,7 +15,7 @@ use tokio::{
 };
 
 use crate::{
-    cli::{Args, Color, Format},
+    cli::{Args, Format},
     error::Fail,
     events::reader::Reader,
     golayout::MapImpl,
@@ -57,13 +57,7 @@ pub fn run(args: Args) -> Result<u8> {
     )?;
     preflight()?;
 
-    let sink = open_sinks(
-        args.format,
-        args.color,
-        args.output.as_deref(),
-        args.trace_out.as_deref(),
-        args.report.as_deref(),
-    )?;
+    let sink = open_sinks(&args.out)?;
     let record = match &args.record {
         Some(path) => Some(RecordWriter::new(BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -139,13 +133,12 @@ pub fn run(args: Args) -> Result<u8> {
 ///
 /// # Errors
 /// A file that cannot be created.
-pub fn open_sinks(
-    format: Format,
-    color: Color,
-    output: Option<&Path>,
-    trace_out: Option<&Path>,
-    report: Option<&Path>,
-) -> Result<Box<dyn Sink>> {
+pub fn open_sinks(o: &crate::cli::OutputArgs) -> Result<Box<dyn Sink>> {
+    let (output, trace_out, report) = (
+        o.output.as_deref(),
+        o.trace_out.as_deref(),
+        o.report.as_deref(),
+    );
     let out: Box<dyn Write> = match output {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -153,9 +146,9 @@ pub fn open_sinks(
         None => Box::new(BufWriter::new(io::stdout())),
     };
     let mut sink: Box<dyn Sink> =
-        match format {
+        match o.format {
             Format::Text => Box::new(TextSink::new(out).color(
-                crate::output::text::color_for_stdout(color, output.is_none()),
+                crate::output::text::color_for_stdout(o.color, output.is_none()),
             )),
             Format::Json => Box::new(JsonSink::new(out)),
         };
