@@ -90,8 +90,48 @@ impl<W: Write> PerfettoSink<W> {
         }))
     }
 
+    /// A complete slice (`ph: "X"`) on goroutine `goid`'s track; returns its `ts`.
+    fn complete(
+        &mut self,
+        (name, cat): (&str, &str),
+        goid: u64,
+        time_ns: u64,
+        duration_ns: u64,
+        args: Value,
+    ) -> io::Result<f64> {
+        let ts = self.ts(time_ns);
+        self.goroutine(goid)?;
+        let pid = self.pid;
+        self.event(&json!({
+            "ph": "X", "name": name, "cat": cat, "pid": pid, "tid": goid,
+            "ts": ts, "dur": duration_ns as f64 / 1000.0, "args": args,
+        }))?;
+        Ok(ts)
+    }
+
+    /// An instant on goroutine `goid`'s track; returns its `ts`.
+    fn instant(&mut self, name: String, goid: u64, time_ns: u64, args: Value) -> io::Result<f64> {
+        let ts = self.ts(time_ns);
+        self.goroutine(goid)?;
+        let pid = self.pid;
+        self.event(&json!({
+            "ph": "i", "s": "t", "name": name, "cat": "map", "pid": pid, "tid": goid, "ts": ts,
+            "args": args,
+        }))?;
+        Ok(ts)
+    }
+
+    /// An instant across the whole trace (map-trace's own events).
+    fn global_instant(&mut self, name: String, time_ns: u64, args: Value) -> io::Result<()> {
+        let ts = self.ts(time_ns);
+        let pid = self.pid;
+        self.event(&json!({
+            "ph": "i", "s": "g", "name": name, "cat": "map_trace", "pid": pid, "tid": 0,
+            "ts": ts, "args": args,
+        }))
+    }
+
     /// A growth as an async slice from `from_ns` to `to_ns`.
-    #[allow(clippy::too_many_arguments)]
     fn growth_span(
         &mut self,
         map: u64,
@@ -136,22 +176,23 @@ impl<W: Write> Sink for PerfettoSink<W> {
     }
 
     fn grow(&mut self, g: &Grow) -> io::Result<()> {
-        let ts = self.ts(g.time_ns);
-        self.goroutine(g.goid)?;
-        let pid = self.pid;
         let kind = if g.same_size {
             "same-size grow"
         } else {
             "grow"
         };
-        self.event(&json!({
-            "ph": "i", "s": "t", "name": format!("map {kind} {} -> {} buckets", g.buckets_before, g.buckets_after),
-            "cat": "map", "pid": pid, "tid": g.goid, "ts": ts,
-            "args": {
+        let ts = self.instant(
+            format!(
+                "map {kind} {} -> {} buckets",
+                g.buckets_before, g.buckets_after
+            ),
+            g.goid,
+            g.time_ns,
+            json!({
                 "map": hex(g.map), "type": g.type_name.as_deref(), "entries": g.entries,
                 "bytes_allocated": g.bytes_allocated, "site": where_(&g.origin),
-            },
-        }))?;
+            }),
+        )?;
         self.counter(
             g.map,
             ts,
@@ -160,33 +201,32 @@ impl<W: Write> Sink for PerfettoSink<W> {
     }
 
     fn swiss(&mut self, r: &SwissResize) -> io::Result<()> {
-        let ts = self.ts(r.time_ns);
-        self.goroutine(r.goid)?;
-        let pid = self.pid;
-        self.event(&json!({
-            "ph": "X", "name": r.kind.event_name(), "cat": "map", "pid": pid, "tid": r.goid,
-            "ts": ts, "dur": r.duration_ns as f64 / 1000.0,
-            "args": {
+        let ts = self.complete(
+            (r.kind.event_name(), "map"),
+            r.goid,
+            r.time_ns,
+            r.duration_ns,
+            json!({
                 "map": hex(r.map), "type": r.type_name.as_deref(), "entries": r.entries,
                 "capacity_before": r.capacity_before, "capacity_after": r.capacity_after,
                 "site": where_(&r.origin),
-            },
-        }))?;
+            }),
+        )?;
         self.counter(r.map, ts, json!({ "entries": r.entries }))
     }
 
     fn slice(&mut self, s: &SliceGrow) -> io::Result<()> {
-        let ts = self.ts(s.time_ns);
-        self.goroutine(s.goid)?;
-        let pid = self.pid;
-        self.event(&json!({
-            "ph": "X", "name": "slice_grow", "cat": "slice", "pid": pid, "tid": s.goid,
-            "ts": ts, "dur": s.duration_ns as f64 / 1000.0,
-            "args": {
+        self.complete(
+            ("slice_grow", "slice"),
+            s.goid,
+            s.time_ns,
+            s.duration_ns,
+            json!({
                 "cap_before": s.cap_before, "cap_after": s.cap_after, "bytes": s.bytes,
                 "elem_type": s.elem_type_name.as_deref(), "site": where_(&s.origin),
-            },
-        }))
+            }),
+        )
+        .map(drop)
     }
 
     fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
@@ -205,37 +245,34 @@ impl<W: Write> Sink for PerfettoSink<W> {
                 name,
                 args,
             ),
-            None => {
-                let ts = self.ts(e.time_ns);
-                self.goroutine(e.goid)?;
-                let pid = self.pid;
-                self.event(&json!({
-                    "ph": "i", "s": "t", "name": format!("{name} finished (began before tracing)"),
-                    "cat": "map", "pid": pid, "tid": e.goid, "ts": ts, "args": args,
-                }))
-            }
+            None => self
+                .instant(
+                    format!("{name} finished (began before tracing)"),
+                    e.goid,
+                    e.time_ns,
+                    args,
+                )
+                .map(drop),
         }
     }
 
     fn evacuate_step(&mut self, st: &EvacuateStep) -> io::Result<()> {
-        let ts = self.ts(st.time_ns);
-        self.goroutine(st.goid)?;
-        let pid = self.pid;
-        self.event(&json!({
-            "ph": "X", "name": "evacuate", "cat": "map_evacuate", "pid": pid, "tid": st.goid,
-            "ts": ts, "dur": st.duration_ns as f64 / 1000.0,
-            "args": { "map": hex(st.map), "old_bucket": st.old_bucket },
-        }))
+        self.complete(
+            ("evacuate", "map_evacuate"),
+            st.goid,
+            st.time_ns,
+            st.duration_ns,
+            json!({ "map": hex(st.map), "old_bucket": st.old_bucket }),
+        )
+        .map(drop)
     }
 
     fn detached(&mut self, d: &crate::overhead::Detached) -> io::Result<()> {
-        let ts = self.ts(d.time_ns);
-        let pid = self.pid;
-        self.event(&json!({
-            "ph": "i", "s": "g", "name": format!("detached {}", d.family.flag().unwrap_or(d.family.name())),
-            "cat": "map_trace", "pid": pid, "tid": 0, "ts": ts,
-            "args": { "share_percent": d.share_percent, "budget_percent": d.budget_percent },
-        }))
+        self.global_instant(
+            format!("detached {}", d.family.flag().unwrap_or(d.family.name())),
+            d.time_ns,
+            json!({ "share_percent": d.share_percent, "budget_percent": d.budget_percent }),
+        )
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -245,13 +282,11 @@ impl<W: Write> Sink for PerfettoSink<W> {
     fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
         // Losses are said in every output: here as a global instant at the end.
         if e.lost > 0 {
-            let ts = self.ts(e.time_ns);
-            let pid = self.pid;
-            self.event(&json!({
-                "ph": "i", "s": "g", "name": format!("{} events lost (ring buffer full)", e.lost),
-                "cat": "map_trace", "pid": pid, "tid": 0, "ts": ts,
-                "args": { "lost": e.lost },
-            }))?;
+            self.global_instant(
+                format!("{} events lost (ring buffer full)", e.lost),
+                e.time_ns,
+                json!({ "lost": e.lost }),
+            )?;
         }
         // Growths still running when tracing stopped end at the stop.
         for m in &e.maps {
