@@ -302,7 +302,8 @@ pub const MIN_WINDOW_CPU_NS: u64 = 20_000_000;
 #[derive(Debug)]
 pub struct Budget {
     percent: f64,
-    base_hits: Vec<(Family, u64)>,
+    /// Estimated ns per family at the start of the window.
+    base_spent_ns: Vec<(Family, u64)>,
     base_cpu_ns: Option<u64>,
     warned_default: bool,
 }
@@ -321,7 +322,7 @@ impl Budget {
     pub fn new(percent: f64) -> Self {
         Self {
             percent,
-            base_hits: vec![],
+            base_spent_ns: vec![],
             base_cpu_ns: None,
             warned_default: false,
         }
@@ -332,13 +333,13 @@ impl Budget {
         self.percent
     }
 
-    /// Checks the window since the last decision: `hits` are cumulative estimated nanoseconds
-    /// per attached family (see [`Family::estimate_ns`]), `cpu_ns` the target's cumulative CPU
-    /// time.
-    pub fn check(&mut self, hits: &[(Family, u64)], cpu_ns: u64) -> Verdict {
+    /// Checks the window since the last decision: `spent_ns` are the cumulative estimated
+    /// nanoseconds per attached family (see [`Family::estimate_ns`]), `cpu_ns` the target's
+    /// cumulative CPU time.
+    pub fn check(&mut self, spent_ns: &[(Family, u64)], cpu_ns: u64) -> Verdict {
         let Some(base_cpu) = self.base_cpu_ns else {
             self.base_cpu_ns = Some(cpu_ns);
-            self.base_hits = hits.to_vec();
+            self.base_spent_ns = spent_ns.to_vec();
             return Verdict::default();
         };
         let window = cpu_ns.saturating_sub(base_cpu);
@@ -347,9 +348,9 @@ impl Budget {
         }
         let mut v = Verdict::default();
         let mut default_share = 0.0;
-        for &(family, n) in hits {
+        for &(family, n) in spent_ns {
             let base = self
-                .base_hits
+                .base_spent_ns
                 .iter()
                 .find(|(f, _)| *f == family)
                 .map_or(0, |(_, b)| *b);
@@ -365,7 +366,7 @@ impl Budget {
             v.default_over = Some(default_share);
         }
         self.base_cpu_ns = Some(cpu_ns);
-        self.base_hits = hits.to_vec();
+        self.base_spent_ns = spent_ns.to_vec();
         v
     }
 }

@@ -427,12 +427,13 @@ async fn stream(
         }
     };
 
-    // Launch mode: a duration or signal stop detaches but leaves the child running; we wait
-    // for it only when it exited.
-    // An exited child is a zombie until it is waited for: its CPU time is still readable.
+    // The target's CPU time while traced, read before a launched child is waited for: until
+    // then an exited child is a zombie whose CPU time is still readable.
     if let Some(cpu) = procfs::cpu_time_ns(pid) {
         cpu_last = Some(cpu);
     }
+    // Launch mode: a duration or signal stop detaches but leaves the child running; we wait
+    // for it only when it exited.
     let mut stop = stop;
     if let (Some(c), Stop::TargetExited(_)) = (child.as_mut(), &stop) {
         let status = c.wait().context("waiting for the child")?;
@@ -447,9 +448,6 @@ async fn stream(
     }
 
     let lost = probes.counter(Counter::Lost);
-    if let Some(cpu) = procfs::cpu_time_ns(pid) {
-        cpu_last = Some(cpu);
-    }
     let family_costs: Vec<FamilyCost> = family_hits(&probes, &families, &hit_cost)
         .into_iter()
         .map(|(family, hits, estimated_ns)| FamilyCost {
