@@ -154,8 +154,14 @@ pub fn wait(mut child: Child, limit: Duration) -> Finished {
 
 /// Runs map-trace with `args` to completion.
 pub fn map_trace(args: &[&str]) -> Finished {
-    let child = cli()
-        .args(args)
+    let mut c = cli();
+    c.args(args);
+    run_to_end(c)
+}
+
+/// Runs a map-trace command to completion (2 minutes at most), its output captured.
+pub fn run_to_end(mut cmd: Command) -> Finished {
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -278,6 +284,15 @@ impl Lines {
     }
 }
 
+/// A temporary file `PREFIX-N.EXT` no other call of this process gets (tests run in parallel).
+pub fn temp_unique(prefix: &str, ext: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    temp(&format!(
+        "{prefix}-{}.{ext}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ))
+}
+
 /// Runs `f` with a kernel uprobe (`uprobe_events`) defined by `probe` (`PATH:OFFSET FETCHARGS`)
 /// enabled as `GROUP/NAME`, and returns `f`'s result and the lines the kernel traced for
 /// process `pid_of(&result)`, each as its `name=value` fields.
@@ -353,11 +368,7 @@ pub fn hex_field(v: &Value) -> u64 {
 /// Runs map-trace with `flags`, JSON to a temporary file, on `exe args` (launch mode); returns
 /// the records and how map-trace finished.
 pub fn trace_json(exe: &std::path::Path, flags: &[&str], args: &[&str]) -> (Vec<Value>, Finished) {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let out = temp(&format!(
-        "trace-{}.json",
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
+    let out = temp_unique("trace", "json");
     let mut argv: Vec<&str> = flags.to_vec();
     argv.extend([
         "--format",

@@ -2,20 +2,15 @@
 //! live run's outputs byte for byte (JSON lines, the Perfetto trace and the HTML report), times
 //! included: they come from the recording.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use map_trace_e2e::*;
 
+/// map-trace without `--runtime-maps` (as a user runs it), to completion.
 fn run(args: &[&str]) -> Finished {
-    let child = Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn map-trace");
-    wait(child, Duration::from_secs(120))
+    let mut c = Command::new(bin());
+    c.args(args);
+    run_to_end(c)
 }
 
 #[test]

@@ -9,23 +9,12 @@ use serde_json::Value;
 
 /// Default-mode (no `--runtime-maps`) JSON trace of `fixture int 100000`.
 fn trace_default(exe: &std::path::Path) -> Vec<Value> {
-    // Tests run in parallel: one file per call.
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let out = temp(&format!(
-        "sites-{}.json",
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let f = wait(
-        Command::new(bin())
-            .args(["--format", "json", "-o", out.to_str().unwrap(), "--"])
-            .arg(exe)
-            .args(["int", "100000"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-        std::time::Duration::from_secs(120),
-    );
+    let out = temp_unique("sites", "json");
+    let mut c = Command::new(bin());
+    c.args(["--format", "json", "-o", out.to_str().unwrap(), "--"])
+        .arg(exe)
+        .args(["int", "100000"]);
+    let f = run_to_end(c);
     assert!(f.status.success(), "{}", f.stderr);
     json_lines(&std::fs::read_to_string(&out).unwrap())
 }
