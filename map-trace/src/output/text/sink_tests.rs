@@ -627,12 +627,3 @@ fn test_text_swiss_lines() {
         "{text}"
     );
 }
-
-/// Shows the generated traces: `cargo test -p map-trace --lib print_samples -- --ignored
-/// --nocapture`.
-#[test]
-#[ignore]
-fn print_samples() {
-    println!("{}", classic(false));
-    println!("{}", swiss_trace(false));
-}
