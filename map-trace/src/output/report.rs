@@ -37,7 +37,7 @@ use crate::{
     timeline::{
         by_site,
         history::{History, Mark, SpanEnd, MAX_POINTS_PER_MAP, MAX_POINTS_TOTAL},
-        MapSummary, Origin, SliceGrow, SwissKind,
+        site_of, MapSummary, SliceGrow, SwissKind,
     },
 };
 
@@ -138,10 +138,6 @@ fn tmp_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".tmp");
     PathBuf::from(s)
-}
-
-fn site_of(o: &Option<Arc<Origin>>) -> Option<&SourcePos> {
-    o.as_deref().and_then(Origin::site)
 }
 
 impl ReportSink {
@@ -1080,7 +1076,7 @@ mod tests {
     use super::*;
     use crate::{
         plan::ProbeSite,
-        timeline::{Evacuated, EvacuationEnd, Grow, SwissResize, Timeline},
+        timeline::{Evacuated, EvacuationEnd, Grow, Origin, SwissResize, Timeline},
     };
 
     /// The timeline's summary when tracing stops, as the session builds `EndInfo`.

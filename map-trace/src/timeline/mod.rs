@@ -38,8 +38,8 @@ impl Origin {
     }
 }
 
-/// The call site of an optional origin, for comparisons.
-fn site_of(o: &Option<Arc<Origin>>) -> Option<&SourcePos> {
+/// The call site of an optional origin.
+pub fn site_of(o: &Option<Arc<Origin>>) -> Option<&SourcePos> {
     o.as_deref().and_then(Origin::site)
 }
 

@@ -15,7 +15,7 @@ use crate::{
     output::hex,
     symbols::pclntab::SourcePos,
     timeline::{
-        EvacuateStep, Evacuated, EvacuationEnd, Grow, Origin, SliceGrow, SwissKind, SwissResize,
+        site_of, EvacuateStep, Evacuated, EvacuationEnd, Grow, SliceGrow, SwissKind, SwissResize,
     },
 };
 
@@ -153,11 +153,6 @@ fn dots_outside_brackets(f: &str) -> Vec<usize> {
         }
     }
     out
-}
-
-/// The call site of an event's origin.
-pub fn site_of(o: &Option<std::sync::Arc<Origin>>) -> Option<&SourcePos> {
-    o.as_deref().and_then(Origin::site)
 }
 
 /// Ends a live line: the call site in the columns left, then a hard cut at [`WIDTH`] (only

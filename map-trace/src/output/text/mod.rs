@@ -84,30 +84,6 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
-/// ` at function (file.go:line)`, or nothing when the call site is unknown.
-pub fn at_site(o: &Option<std::sync::Arc<crate::timeline::Origin>>) -> String {
-    match o.as_deref().and_then(crate::timeline::Origin::site) {
-        Some(p) => format!(" at {p}"),
-        None => String::new(),
-    }
-}
-
-/// `; presize: make(map[int]int, 106496)` for a summary row, or nothing without grows.
-pub fn presize(m: &crate::timeline::MapSummary, load_factor_num: u64) -> String {
-    match m.presize_hint(load_factor_num) {
-        Some(h) => format!(
-            "; presize: make({}, {h})",
-            m.type_name.as_deref().unwrap_or("map[…]…")
-        ),
-        None => String::new(),
-    }
-}
-
-/// The live line for one grow, without colour.
-pub fn grow_line(g: &Grow) -> String {
-    live::grow(g).render(false)
-}
-
 /// A duration: `830 ns`, `74.1 µs`, `12.3 ms`.
 pub fn duration(ns: u64) -> String {
     match ns {
@@ -116,11 +92,6 @@ pub fn duration(ns: u64) -> String {
         1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
         _ => format!("{:.2} s", ns as f64 / 1e9),
     }
-}
-
-/// The live line for one Swiss-table resize, without colour.
-pub fn swiss_line(r: &SwissResize) -> String {
-    live::swiss(r).render(false)
 }
 
 /// The first line: what is traced, and a legend of the live lines' columns.

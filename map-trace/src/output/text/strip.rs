@@ -11,9 +11,7 @@
 //! in total); the section says when those caps cut something.
 
 use super::{
-    live::{
-        bytes_short, bytes_style, clock_ms, duration_short, duration_style, site_of, with_site,
-    },
+    live::{bytes_short, bytes_style, clock_ms, duration_short, duration_style, with_site},
     style::{fit_right, Line, Style, WIDTH},
     table::wrap,
 };
@@ -21,7 +19,7 @@ use crate::{
     output::{hex, EndInfo},
     timeline::{
         history::{History, SpanEnd},
-        MapSummary,
+        site_of, MapSummary,
     },
 };
 
