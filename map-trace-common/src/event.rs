@@ -92,6 +92,13 @@ pub struct Stack {
 
 const _: () = assert!(core::mem::size_of::<Stack>() == 72);
 
+impl Stack {
+    /// The valid return addresses (`depth` of them, at most [`STACK_FRAMES`]).
+    pub fn frames(&self) -> &[u64] {
+        &self.pcs[..(self.depth as usize).min(STACK_FRAMES)]
+    }
+}
+
 /// `runtime.hashGrow(t *maptype, h *hmap)` was entered: the map's state *before* the grow.
 ///
 /// Whether the grow doubles or keeps the size (overflow cleanup) depends on the Go version's load

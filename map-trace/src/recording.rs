@@ -18,7 +18,6 @@
 
 use std::{
     collections::BTreeSet,
-    fmt,
     io::{self, BufRead, Write},
     sync::{Arc, Mutex},
 };
@@ -28,7 +27,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    output::{Sink, StartInfo},
+    output::{Hex, Sink, StartInfo},
     overhead::{Detached, Family, FamilyCost, HitCost, Overhead},
     pipeline::{Ending, Pipeline, Resolve, Settings},
     plan::ProbeSite,
@@ -38,38 +37,6 @@ use crate::{
 
 /// Version of the recording format.
 pub const RECORD_VERSION: u64 = 1;
-
-/// An address, written `"0x…"` (a plain number is read too).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Hex(u64);
-
-impl Serialize for Hex {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:#x}", self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Hex {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Hex;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an address as \"0x…\"")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Hex, E> {
-                Ok(Hex(v))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Hex, E> {
-                v.strip_prefix("0x")
-                    .and_then(|h| u64::from_str_radix(h, 16).ok())
-                    .map(Hex)
-                    .ok_or_else(|| E::custom(format_args!("{v:?} is not an address as \"0x…\"")))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -179,11 +146,6 @@ struct FamilyLine {
     detached: Option<(u64, f64)>,
 }
 
-/// The valid part of a stack: what symbolization reads.
-fn valid_pcs(stack: &Stack) -> &[u64] {
-    &stack.pcs[..(stack.depth as usize).min(stack.pcs.len())]
-}
-
 /// Writes a recording.
 pub struct RecordWriter<W: Write> {
     out: W,
@@ -258,7 +220,7 @@ impl<W: Write> RecordWriter<W> {
     /// Writing.
     pub fn stack(&mut self, stack: &Stack, origin: Option<&Origin>) -> io::Result<()> {
         self.line(&Line::Stack(StackEntry {
-            pcs: valid_pcs(stack).iter().map(|&p| Hex(p)).collect(),
+            pcs: stack.frames().iter().map(|&p| Hex(p)).collect(),
             origin: origin.map(|o| OriginEntry {
                 frames: o.stack.clone(),
                 site: o.site,
@@ -448,7 +410,7 @@ pub struct SymbolTable {
 impl Resolve for SymbolTable {
     /// A stack the recording has no entry for is not symbolized.
     fn origin(&mut self, _pid: u32, stack: &Stack) -> Option<Arc<Origin>> {
-        self.stacks.get(valid_pcs(stack)).cloned().flatten()
+        self.stacks.get(stack.frames()).cloned().flatten()
     }
 
     fn type_name(&mut self, addr: u64) -> Option<Arc<str>> {

@@ -601,8 +601,7 @@ impl Resolve for Sites {
             self.map_tried = true;
             self.map = ProcessMap::read(pid, self.ino);
         }
-        let depth = (stack.depth as usize).min(stack.pcs.len());
-        let o = sym.origin(&stack.pcs[..depth], self.map.as_ref());
+        let o = sym.origin(stack.frames(), self.map.as_ref());
         let o = (!o.stack.is_empty()).then(|| Arc::new(o));
         // Bounded: one entry per distinct stack.
         if self.origins.len() < 100_000 {

@@ -647,10 +647,9 @@ impl Agent {
         let site = match exe.site_cache.get(&(proc.map_key, *stack)) {
             Some(s) => s.clone(),
             None => {
-                let depth = (stack.depth as usize).min(stack.pcs.len());
                 let label: Arc<str> = match exe.symbolizer.as_mut() {
                     Some(sym) => {
-                        let (frames, site) = sym.stack(&stack.pcs[..depth], proc.map.as_ref());
+                        let (frames, site) = sym.stack(stack.frames(), proc.map.as_ref());
                         match site.map(|i| &frames[i]) {
                             Some(f) => f.to_string().into(),
                             None => "unknown".into(),

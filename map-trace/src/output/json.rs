@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{hex, EndInfo, Sink, StartInfo};
+use super::{hex, EndInfo, Hex, Sink, StartInfo};
 use crate::{
     symbols::pclntab::SourcePos,
     timeline::{
@@ -40,30 +40,6 @@ impl<W: Write> JsonSink<W> {
     fn line<T: Serialize>(&mut self, v: &T) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, v)?;
         self.out.write_all(b"\n")
-    }
-}
-
-/// `0x…`, serialized as a string without allocating.
-struct Hex(u64);
-
-impl Serialize for Hex {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Hand-rolled: the formatting machinery costs more than the rest of a record.
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut buf = [0u8; 18];
-        let mut i = buf.len();
-        let mut v = self.0;
-        loop {
-            i -= 1;
-            buf[i] = DIGITS[(v & 0xf) as usize];
-            v >>= 4;
-            if v == 0 {
-                break;
-            }
-        }
-        buf[i - 2] = b'0';
-        buf[i - 1] = b'x';
-        s.serialize_str(std::str::from_utf8(&buf[i - 2..]).expect("ASCII"))
     }
 }
 

@@ -98,6 +98,54 @@ pub fn hex(v: u64) -> String {
     format!("{v:#x}")
 }
 
+/// An address, written `"0x…"` as Go prints pointers (in JSON records and recordings; a
+/// plain number is read too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hex(pub u64);
+
+impl serde::Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Hand-rolled: the formatting machinery costs more than the rest of a record.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 18];
+        let mut i = buf.len();
+        let mut v = self.0;
+        loop {
+            i -= 1;
+            buf[i] = DIGITS[(v & 0xf) as usize];
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+        buf[i - 2] = b'0';
+        buf[i - 1] = b'x';
+        s.serialize_str(std::str::from_utf8(&buf[i - 2..]).expect("ASCII"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Hex;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an address as \"0x…\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Hex, E> {
+                Ok(Hex(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Hex, E> {
+                v.strip_prefix("0x")
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                    .map(Hex)
+                    .ok_or_else(|| E::custom(format_args!("{v:?} is not an address as \"0x…\"")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Several sinks fed the same stream.
 pub struct Tee(pub Vec<Box<dyn Sink>>);
 
