@@ -6,11 +6,13 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::{
+    clock,
     live::{bytes_style, site_text},
     style::{width, Line, Style, WIDTH},
 };
 use crate::{
     output::EndInfo,
+    overhead::Overhead,
     symbols::pclntab::SourcePos,
     timeline::{by_site, Origin},
 };
@@ -71,9 +73,7 @@ pub fn totals(e: &EndInfo) -> Vec<Line> {
             .collect()
     };
     out.extend(wrap("# probe hits: ", &hits, ", ", Style::Plain));
-    for text in crate::output::overhead_lines(&e.overhead) {
-        out.extend(overhead_line(&text));
-    }
+    out.extend(overhead(&e.overhead));
     if let Some((shown, below)) = e.slices {
         out.extend(wrap(
             "# slices: ",
@@ -118,33 +118,74 @@ pub fn totals(e: &EndInfo) -> Vec<Line> {
     out
 }
 
-/// One line of the overhead summary, within [`WIDTH`]: a family `--max-overhead` detached is
-/// yellow, and its `detached at …` goes on a line of its own when the whole is wider; other
-/// wide lines break after a `;`.
-fn overhead_line(text: &str) -> Vec<Line> {
-    let style = if text.contains(" detached at ") {
-        Style::Warn
-    } else {
-        Style::Plain
-    };
-    if width(text) <= WIDTH {
-        let mut l = Line::new();
-        l.push(style, text);
-        return vec![l];
+/// The overhead summary (see [`Overhead`]): the cost of a hit and the estimated time added,
+/// broken after the `;` when wider than [`WIDTH`]; the share of the target's CPU; a line per
+/// probe family. A family `--max-overhead` detached is yellow, and its `detached at …` goes
+/// on a line of its own when the whole is wider.
+fn overhead(o: &Overhead) -> Vec<Line> {
+    let ms = |ns: u64| format!("{:.1} ms", ns as f64 / 1e6);
+    let mut out = wrap(
+        "",
+        &[
+            format!(
+                "# overhead: a probe hit costs {:.1} µs, {:.1} single-stepped ({})",
+                o.hit_cost.body_ns / 1000.0,
+                o.hit_cost.stepped_ns / 1000.0,
+                if o.hit_cost.calibrated {
+                    "measured"
+                } else {
+                    "not measured"
+                },
+            ),
+            format!("added ~{}", ms(o.estimated_ns)),
+        ],
+        "; ",
+        Style::Plain,
+    );
+    if let Some(cpu) = o.target_cpu_ns.filter(|c| *c > 0) {
+        out.extend(wrap(
+            "",
+            &[format!(
+                "#   = {:.2}% of the {:.2} s of CPU the target used while traced",
+                o.estimated_ns as f64 * 100.0 / cpu as f64,
+                cpu as f64 / 1e9
+            )],
+            "; ",
+            Style::Plain,
+        ));
     }
-    if let Some((a, b)) = text.split_once("  detached at ") {
-        let mut first = Line::new();
-        first.push(style, a);
-        first.truncate(WIDTH);
-        let mut second = Line::new();
-        second
-            .plain("#     ")
-            .push(style, &format!("detached at {b}"));
-        second.truncate(WIDTH);
-        return vec![first, second];
+    for f in &o.families {
+        let main = format!(
+            "#   {:<12} {:>10} hits  ~{}",
+            f.family.flag().unwrap_or(f.family.name()),
+            f.hits,
+            ms(f.estimated_ns)
+        );
+        let Some((t, share)) = f.detached else {
+            out.extend(wrap("", &[main], "; ", Style::Plain));
+            continue;
+        };
+        let detached = format!(
+            "detached at {} ({share:.0}% > {}%)",
+            clock(t),
+            o.budget_percent.unwrap_or(0.0)
+        );
+        let whole = format!("{main}  {detached}");
+        if width(&whole) <= WIDTH {
+            let mut l = Line::new();
+            l.push(Style::Warn, &whole);
+            out.push(l);
+        } else {
+            let mut first = Line::new();
+            first.push(Style::Warn, &main);
+            first.truncate(WIDTH);
+            let mut second = Line::new();
+            second.plain("#     ").push(Style::Warn, &detached);
+            second.truncate(WIDTH);
+            out.extend([first, second]);
+        }
     }
-    let items: Vec<String> = text.split("; ").map(str::to_string).collect();
-    wrap("", &items, "; ", style)
+    out
 }
 
 /// `presize: make(T, N)` under its site: at the SITE column when it fits, else at column 2,
