@@ -303,15 +303,10 @@ pub fn with_kernel_probe<T>(
     f: impl FnOnce() -> T,
     pid_of: impl Fn(&T) -> u64,
 ) -> (T, Vec<std::collections::BTreeMap<String, u64>>) {
-    use std::{fs, io::Write, os::unix::fs::OpenOptionsExt, path::Path};
-    let tracefs = Path::new("/sys/kernel/tracing");
-    if !tracefs.join("uprobe_events").exists() {
-        let ok = Command::new("mount")
-            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mounting tracefs");
-    }
+    use std::{fs, io::Write, os::unix::fs::OpenOptionsExt};
+    // tracefs in a mount namespace of its own: nothing is mounted on the shared /sys.
+    let ns = PrivateTracefs::new();
+    let tracefs = ns.dir();
     let append = |text: &str| {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -549,21 +544,37 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts the agent with `args` and waits until it serves metrics.
+    /// Starts the agent with `args` and waits until it serves metrics. It runs as on a fresh
+    /// host: in a mount namespace without tracefs or debugfs, which it must not mount, and it
+    /// must say it takes exec notifications from the raw tracepoint.
     pub fn start(args: &[&str]) -> Agent {
+        Self::start_with_stdout(args, Stdio::null())
+    }
+
+    /// [`Agent::start`] with its stdout going to `stdout` (a pipe left in
+    /// [`Agent::child`] is never read unless the test reads it).
+    pub fn start_with_stdout(args: &[&str], stdout: Stdio) -> Agent {
         let port = free_port();
-        let mut child = Command::new(bin())
-            .arg("agent")
+        let mut cmd = Command::new(bin());
+        cmd.arg("agent")
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{port}"))
             .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stdout(stdout)
+            .stderr(Stdio::piped());
+        without_tracefs(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
         let mut stderr = Lines::new(child.stderr.take().unwrap());
         stderr.wait_for("map-trace agent: serving", Duration::from_secs(30));
         assert!(http_get(port, "/healthz").is_some(), "agent not ready");
+        assert!(
+            stderr.seen.iter().any(|l| l
+                == "map-trace agent: exec notifications from the raw tracepoint sched_process_exec (no tracefs needed)"),
+            "the agent did not name its exec attach method: {:?}",
+            stderr.seen
+        );
+        let mounts = trace_mounts_of(child.id());
+        assert!(mounts.is_empty(), "tracefs or debugfs in the agent's mount namespace: {mounts:?}");
         Agent {
             child: Some(child),
             port,
@@ -613,6 +624,118 @@ impl Drop for Agent {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Makes the child, between fork and exec, the only process of a new mount namespace (mounts
+/// private, so nothing it mounts or unmounts reaches the host's) in which `unmount` are
+/// unmounted and `tracefs` (if `Some`) has tracefs mounted; the child dies with the test.
+fn in_private_mounts(cmd: &mut Command, unmount: &[&str], tracefs: Option<&str>) {
+    use std::{ffi::CString, os::unix::process::CommandExt};
+    let unmount: Vec<CString> = unmount.iter().map(|p| CString::new(*p).unwrap()).collect();
+    let tracefs = tracefs.map(|p| CString::new(p).unwrap());
+    let (root, fstype, none) = (
+        CString::new("/").unwrap(),
+        CString::new("tracefs").unwrap(),
+        CString::new("none").unwrap(),
+    );
+    // SAFETY: the closure runs in the forked child before exec and makes only system calls
+    // (async-signal-safe) on C strings allocated before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::mount(
+                none.as_ptr(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Deepest first: /sys/kernel/debug/tracing before /sys/kernel/debug.
+            for p in &unmount {
+                while libc::umount2(p.as_ptr(), libc::MNT_DETACH) == 0 {}
+            }
+            if let Some(t) = &tracefs {
+                if libc::mount(none.as_ptr(), t.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+                    != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Where tracefs and debugfs are mounted on a usual host.
+pub const TRACE_MOUNTS: [&str; 3] = [
+    "/sys/kernel/debug/tracing",
+    "/sys/kernel/tracing",
+    "/sys/kernel/debug",
+];
+
+/// Makes `cmd` run in a mount namespace of its own without tracefs or debugfs, as on a fresh
+/// or minimal host (or a container that sees only `/sys`).
+pub fn without_tracefs(cmd: &mut Command) {
+    in_private_mounts(cmd, &TRACE_MOUNTS, None);
+}
+
+/// The mount points of tracefs and debugfs that process `pid` sees (its `mountinfo`).
+pub fn trace_mounts_of(pid: u32) -> Vec<String> {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    info.lines()
+        .filter(|l| {
+            let fstype = l.split(" - ").nth(1).and_then(|r| r.split_whitespace().next());
+            matches!(fstype, Some("tracefs" | "debugfs"))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// tracefs mounted in a private mount namespace, held by a sleeping process: its files are
+/// reached through `/proc/PID/root`, and the mount is gone with the process (on drop, or when
+/// the test dies). The shared `/sys` is never touched.
+pub struct PrivateTracefs {
+    holder: Child,
+}
+
+impl PrivateTracefs {
+    /// Mounts it.
+    pub fn new() -> Self {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("3600").stdin(Stdio::null());
+        in_private_mounts(&mut cmd, &[], Some("/sys/kernel/tracing"));
+        let holder = cmd.spawn().expect("tracefs in a private mount namespace");
+        let t = Self { holder };
+        assert!(
+            t.dir().join("uprobe_events").exists(),
+            "tracefs not mounted in the private namespace"
+        );
+        t
+    }
+
+    /// The tracefs directory, as this process reaches it.
+    pub fn dir(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root/sys/kernel/tracing", self.holder.id()))
+    }
+}
+
+impl Default for PrivateTracefs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for PrivateTracefs {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
     }
 }
 

@@ -349,3 +349,68 @@ fn agent_event_log_and_unsupported_versions() {
         "{per_map:?}"
     );
 }
+
+/// Under an event flood, with `--events` going to a pipe nobody reads, `/healthz` and
+/// `/metrics` keep answering within 1 s, the stalled output costs counted event lines only,
+/// and every probe hit is either counted as a grow or as lost.
+#[test]
+fn agent_answers_under_an_event_flood_with_a_stalled_event_log() {
+    require_root();
+    let v = classic_versions().last().unwrap().clone();
+    // A small ring, so the flood also overruns it.
+    let agent = Agent::start_with_stdout(
+        &["--events", "-", "--ring-buffer-size", "256"],
+        std::process::Stdio::piped(),
+    );
+    // 400,000 maps of 9 keys: one grow each, as fast as the probes let the program run.
+    let mut w = start_waiting(&fixture(&v), &["maps", "400000", "9"]);
+    agent.wait_until(Duration::from_secs(10), "attach", |m| {
+        sample(m, "map_trace_attached_processes", &[]) == 1.0
+    });
+    let port = agent.port;
+    let flood = std::thread::spawn(move || {
+        w.work();
+        w.exit()
+    });
+    let (mut worst, mut polls) = (Duration::ZERO, 0);
+    while !flood.is_finished() {
+        for path in ["/healthz", "/metrics"] {
+            let t = std::time::Instant::now();
+            assert!(http_get(port, path).is_some(), "{path} did not answer");
+            worst = worst.max(t.elapsed());
+            polls += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let f = flood.join().unwrap();
+    assert!(f.status.success(), "{}", f.stderr);
+    eprintln!("{polls} requests during the flood; slowest answer {worst:?}");
+    assert!(polls >= 4, "the flood was too short to test anything");
+    assert!(worst < Duration::from_secs(1), "slowest answer {worst:?}");
+    // Every hashGrow hit is a counted grow or a lost record (nothing else runs Go here).
+    let settled = |m: &str| {
+        let grows: f64 = m
+            .lines()
+            .filter(|l| l.starts_with("map_trace_map_grows_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        let lost = sample(m, "map_trace_lost_events_total", &[]);
+        let hits = sample(m, "map_trace_probe_hits_total", &[("probe", "hash_grow")]);
+        hits >= 400_000.0 && grows + lost == hits
+    };
+    agent.wait_until(Duration::from_secs(30), "grows + lost = hits", settled);
+    let m = agent.metrics();
+    let dropped = sample(&m, "map_trace_events_dropped_total", &[]);
+    eprintln!(
+        "lost in the ring: {}; event lines dropped: {dropped}",
+        sample(&m, "map_trace_lost_events_total", &[])
+    );
+    assert!(dropped > 0.0, "a stalled --events output drops lines: {m}");
+    let (f, _) = agent.stop();
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("--events lines dropped"),
+        "{}",
+        f.stderr
+    );
+}

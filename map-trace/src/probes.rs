@@ -8,7 +8,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
-        TracePoint, UProbe,
+        RawTracePoint, UProbe,
     },
     Ebpf, EbpfLoader,
 };
@@ -22,6 +22,9 @@ use crate::{error::Fail, plan::ProbeSite};
 /// The eBPF object `cargo xtask build` compiled for this architecture (empty in builds made
 /// without xtask).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/map-trace.bpf.o"));
+
+/// How the agent learns of every exec, as its start-up log names it.
+pub const EXEC_ATTACH_METHOD: &str = "raw tracepoint sched_process_exec (no tracefs needed)";
 
 /// Loaded programs and maps. Dropping it detaches every probe.
 pub struct Probes {
@@ -136,18 +139,21 @@ impl Probes {
         }
     }
 
-    /// Attaches the `sched_process_exec` tracepoint (agent mode).
-    pub fn attach_exec(&mut self) -> Result<()> {
-        let prog: &mut TracePoint = self
+    /// Attaches the exec notification (agent mode): the raw tracepoint `sched_process_exec`,
+    /// through `BPF_RAW_TRACEPOINT_OPEN` (Linux 4.17+). Unlike a perf-event tracepoint it needs
+    /// no tracefs (the kernel names it, no event id is read from `/sys/kernel/tracing`) and no
+    /// BTF. Returns the attach method, for the start-up log.
+    pub fn attach_exec(&mut self) -> Result<&'static str> {
+        let prog: &mut RawTracePoint = self
             .ebpf
             .program_mut(names::PROG_SCHED_EXEC)
-            .context("exec tracepoint missing from the eBPF object")?
+            .context("exec notification program missing from the eBPF object")?
             .try_into()?;
         prog.load()
-            .map_err(|e| kernel_error("loading the exec tracepoint", e))?;
-        prog.attach("sched", "sched_process_exec")
-            .map_err(|e| kernel_error("attaching sched/sched_process_exec", e))?;
-        Ok(())
+            .map_err(|e| kernel_error("loading the exec raw tracepoint", e))?;
+        prog.attach("sched_process_exec")
+            .map_err(|e| kernel_error("attaching the raw tracepoint sched_process_exec", e))?;
+        Ok(EXEC_ATTACH_METHOD)
     }
 
     /// Attaches one probe to `exe` for `scope`; returns a handle for [`Probes::detach`].

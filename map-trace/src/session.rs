@@ -17,23 +17,19 @@ use tokio::{
 use crate::{
     cli::{Args, Format},
     error::Fail,
-    events::reader::Reader,
+    collector::{self, Collector, Control, Sites},
+    events::reader::BlockingReader,
     golayout::MapImpl,
     launch,
     output::{json::JsonSink, text::TextSink, Sink, StartInfo},
     overhead::{self, Detached, Family, FamilyCost, HitCost, Overhead},
-    pipeline::{Ending, Pipeline, Resolve, Settings},
+    pipeline::{Ending, Pipeline, Settings},
     plan::{self, Plan},
     probes::{self, Probes},
     recording::{RecordWriter, Recorder},
-    symbols::symbolize::{ProcessMap, Symbolizer},
     sys,
     target::{procfs, Target},
-    timeline::Origin,
 };
-use map_trace_common::event::Stack;
-use rustc_hash::FxHashMap;
-use std::{path::Path, sync::Arc};
 
 /// Runs a session; returns the process exit code.
 pub fn run(args: Args) -> Result<u8> {
@@ -139,7 +135,7 @@ pub fn open_sinks(o: &crate::cli::OutputArgs) -> Result<Box<dyn Sink>> {
         o.trace_out.as_deref(),
         o.report.as_deref(),
     );
-    let out: Box<dyn Write> = match output {
+    let out: Box<dyn Write + Send> = match output {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
@@ -278,7 +274,7 @@ async fn stream(
     let cpu_at_start = procfs::cpu_time_ns(pid);
     let mut cpu_last = cpu_at_start;
     let mut budget_tick = tokio::time::interval(Duration::from_millis(250));
-    let mut reader = Reader::new(probes.take_ring_buffer()?)?;
+    let ring = BlockingReader::new(probes.take_ring_buffer()?);
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -314,16 +310,14 @@ async fn stream(
         min_bytes: args.min_bytes,
         runtime_maps: args.runtime_maps,
     };
-    let mut col = Collector {
-        pipeline: Pipeline::new(
-            settings,
-            Recorder::new(
-                Sites::new(&target.exe, plan.go_version.minor),
-                outputs.record,
-            ),
-            outputs.sink,
+    let mut col = Collector::new(Pipeline::new(
+        settings,
+        Recorder::new(
+            Sites::new(&target.exe, plan.go_version.minor),
+            outputs.record,
         ),
-    };
+        outputs.sink,
+    ));
     col.start(&start)?;
     for w in &plan.warnings {
         eprintln!("map-trace: warning: {w}");
@@ -344,15 +338,13 @@ async fn stream(
 
     // A PIE's load address, for call sites: read now, while the target surely runs (a launched
     // program may be done before its first events are read).
-    col.pipeline
-        .resolver_mut()
-        .inner_mut()
-        .prime(pid, Duration::from_secs(1));
+    col.prime(pid, Duration::from_secs(1));
+    // From here on the collector thread reads the ring and writes every output; this thread
+    // keeps the clock (signals, exit, duration, budget) and never waits for output.
+    let mut col = collector::Handle::spawn(col, ring)?;
 
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
-    // Records below the wakeup threshold are not signalled: drain them on a short timer.
-    let mut drain_tick = tokio::time::interval(Duration::from_millis(50));
     let stop = loop {
         let sleep = async {
             match deadline {
@@ -374,8 +366,7 @@ async fn stream(
             }
         };
         tokio::select! {
-            r = reader.readable(|b| col.record(b)) => { r?; col.flush(); }
-            _ = drain_tick.tick() => { reader.drain(|b| col.record(b)); col.flush(); }
+            r = col.done() => return Err(collector_stopped(r).into()),
             _ = budget_tick.tick() => {
                 cpu_last = procfs::cpu_time_ns(pid).or(cpu_last);
                 if let (Some(b), Some(cpu)) = (budget.as_mut(), cpu_last) {
@@ -405,7 +396,7 @@ async fn stream(
                             b.percent()
                         ));
                         detached.push((family, d.time_ns, share));
-                        col.detached(&d);
+                        col.send(Control::Detached(d));
                     }
                     if let Some(share) = verdict.default_over {
                         say(&format!(
@@ -421,9 +412,6 @@ async fn stream(
             _ = sigquit.recv() => if !launched { break Stop::Signal },
             _ = sigterm.recv() => if launched { sys::kill(pid, libc::SIGTERM) } else { break Stop::Signal },
             _ = sighup.recv() => if launched { sys::kill(pid, libc::SIGHUP) } else { break Stop::Signal },
-        }
-        if let Some(e) = col.take_error() {
-            return Err(e.into());
         }
     };
 
@@ -442,11 +430,11 @@ async fn stream(
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
         stop = Stop::TargetExited(Some(code));
     }
-    reader.drain(|b| col.record(b));
-    if let Some(e) = col.take_error() {
-        return Err(e.into());
+    // Detach first: once no probe can fire, the counters below are final and the collector's
+    // last drain sees every record that was not lost.
+    for l in links.drain(..) {
+        probes.detach(l.program, l.id);
     }
-
     let lost = probes.counter(Counter::Lost);
     let family_costs: Vec<FamilyCost> = family_hits(&probes, &families, &hit_cost)
         .into_iter()
@@ -477,7 +465,7 @@ async fn stream(
             "map-trace: warning: {lost} events lost (ring buffer full); try --ring-buffer-size"
         );
     }
-    col.finish(Ending {
+    col.send(Control::Finish(Ending {
         time_ns: sys::unix_now_ns(),
         lost,
         probe_hits,
@@ -485,135 +473,40 @@ async fn stream(
         reason,
         exit_status,
         overhead,
-    })?;
+    }));
+    // The collector writes what is queued and the summary. If the output is stalled (a pipe
+    // whose reader stopped) that waits for it; a second signal gives up on the summary.
+    tokio::select! {
+        r = col.done() => {
+            match r {
+                Ok(Ok(())) => {}
+                other => return Err(collector_stopped(other).into()),
+            }
+        }
+        _ = sigint.recv() => return Err(output_stalled()),
+        _ = sigterm.recv() => return Err(output_stalled()),
+    }
+    col.join();
     Ok(match exit_status {
         Some(code) => code.clamp(0, 255) as u8,
         None => 0,
     })
 }
 
-/// The pipeline, fed ring-buffer records, with `--record`'s recorder around its resolver.
-struct Collector {
-    pipeline: Pipeline<Recorder<Sites, BufWriter<File>>>,
-}
-
-impl Collector {
-    fn start(&mut self, start: &StartInfo) -> io::Result<()> {
-        let settings = self.pipeline.settings().clone();
-        let rec = self.pipeline.resolver_mut();
-        rec.header(start, &settings);
-        if let Some(e) = rec.take_error() {
-            return Err(e);
-        }
-        self.pipeline.start(start)
-    }
-
-    /// One record: through the pipeline (which writes the symbols it resolved first to the
-    /// recording), then to the recording.
-    fn record(&mut self, bytes: &[u8]) {
-        self.pipeline.record(bytes);
-        self.pipeline.resolver_mut().record(bytes);
-    }
-
-    fn detached(&mut self, d: &Detached) {
-        self.pipeline.detached(d);
-        self.pipeline.resolver_mut().detached(d);
-    }
-
-    fn flush(&mut self) {
-        self.pipeline.flush();
-        self.pipeline.resolver_mut().flush();
-    }
-
-    /// The first output or recording error.
-    fn take_error(&mut self) -> Option<io::Error> {
-        self.pipeline
-            .take_error()
-            .or_else(|| self.pipeline.resolver_mut().take_error())
-    }
-
-    fn finish(&mut self, ending: Ending) -> io::Result<()> {
-        let (undecodable, events) = (self.pipeline.undecodable(), self.pipeline.events());
-        let rec = self.pipeline.resolver_mut();
-        rec.end(&ending, undecodable, events);
-        rec.flush();
-        if let Some(e) = rec.take_error() {
-            return Err(e);
-        }
-        self.pipeline.finish(ending)
+/// The collector thread stopped before it was told to: an output or recording error.
+fn collector_stopped(
+    r: Result<io::Result<()>, tokio::sync::oneshot::error::RecvError>,
+) -> io::Error {
+    match r {
+        Ok(Err(e)) => e,
+        Ok(Ok(())) => io::Error::other("the collector stopped early"),
+        Err(_) => io::Error::other("the collector thread panicked"),
     }
 }
 
-/// Call sites for one traced process: its executable's symbolizer, where a PIE is loaded, and
-/// every distinct stack already symbolized.
-struct Sites {
-    symbolizer: Option<Symbolizer>,
-    /// Inode of the executable, to find its mappings in /proc/PID/maps.
-    ino: u64,
-    map: Option<ProcessMap>,
-    map_tried: bool,
-    origins: FxHashMap<Stack, Option<Arc<Origin>>>,
-}
-
-impl Sites {
-    fn new(exe: &Path, go_minor: u32) -> Self {
-        use std::os::unix::fs::MetadataExt;
-        Self {
-            symbolizer: Symbolizer::open(exe, go_minor),
-            ino: std::fs::metadata(exe).map(|m| m.ino()).unwrap_or(0),
-            map: None,
-            map_tried: false,
-            origins: FxHashMap::default(),
-        }
-    }
-
-    /// Reads where process `pid` mapped a PIE, waiting up to `limit` for it to appear (a
-    /// launched program has just been released to exec).
-    fn prime(&mut self, pid: u32, limit: Duration) {
-        if !self
-            .symbolizer
-            .as_ref()
-            .is_some_and(Symbolizer::needs_process_map)
-        {
-            return;
-        }
-        let start = std::time::Instant::now();
-        loop {
-            self.map = ProcessMap::read(pid, self.ino);
-            if self.map.is_some() || start.elapsed() >= limit || !procfs::alive(pid) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.map_tried = true;
-    }
-}
-
-impl Resolve for Sites {
-    /// The symbolized stack of an event of process `pid`.
-    fn origin(&mut self, pid: u32, stack: &Stack) -> Option<Arc<Origin>> {
-        let sym = self.symbolizer.as_mut()?;
-        if let Some(o) = self.origins.get(stack) {
-            return o.clone();
-        }
-        if sym.needs_process_map() && !self.map_tried {
-            // Read once, at the first event: in launch mode the program has exec'd by then.
-            self.map_tried = true;
-            self.map = ProcessMap::read(pid, self.ino);
-        }
-        let o = sym.origin(stack.frames(), self.map.as_ref());
-        let o = (!o.stack.is_empty()).then(|| Arc::new(o));
-        // Bounded: one entry per distinct stack.
-        if self.origins.len() < 100_000 {
-            self.origins.insert(*stack, o.clone());
-        }
-        o
-    }
-
-    /// The Go type name of a map type descriptor at `addr`.
-    fn type_name(&mut self, addr: u64) -> Option<Arc<str>> {
-        self.symbolizer.as_mut()?.type_name(addr, self.map.as_ref())
-    }
+/// A signal while the summary waits for a stalled output.
+fn output_stalled() -> anyhow::Error {
+    anyhow::anyhow!("stopped while the output was stalled: the rest of the events and the summary were not written")
 }
 
 /// Hits per probe family, as shown in summaries.

@@ -110,6 +110,20 @@ pub fn kill(pid: u32, sig: i32) {
     unsafe { libc::kill(pid as libc::pid_t, sig) };
 }
 
+/// Waits up to `limit` for `fd` to become readable (`poll(2)`); `false` on timeout or error.
+pub fn poll_readable(fd: std::os::fd::RawFd, limit: std::time::Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `p` is one valid pollfd for the duration of the call; an invalid fd is reported
+    // in `revents`, not undefined behaviour.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    n > 0 && p.revents & libc::POLLIN != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

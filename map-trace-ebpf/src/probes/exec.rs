@@ -4,8 +4,8 @@
 use aya_ebpf::{
     bindings::BPF_RB_FORCE_WAKEUP,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use map_trace_common::{
     config::Counter,
@@ -14,12 +14,13 @@ use map_trace_common::{
 
 use crate::maps;
 
-/// `sched/sched_process_exec`: the calling process now runs a new image. Only the tgid is sent;
+/// The raw tracepoint `sched_process_exec` (attached with `BPF_RAW_TRACEPOINT_OPEN`, Linux 4.17+:
+/// it needs neither tracefs nor BTF): the calling process now runs a new image. Only the tgid is sent;
 /// userspace reads the rest from /proc, which it must do before a short-lived process is gone:
 /// so this record always wakes the reader (probe records queue silently and would otherwise
 /// leave the ring non-empty, which makes the kernel's adaptive wakeup skip this one too).
-#[tracepoint]
-pub fn sched_exec(_ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_exec(_ctx: RawTracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let ev = EventHeader {
         kind: EventKind::Exec as u32,

@@ -55,6 +55,27 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
 /// memory a flood of clients can take from the agent.
 const MAX_CONNECTIONS: usize = 16;
 
+/// Serves `/metrics` and `/healthz` on a thread of its own, with its own runtime: the agent's
+/// event loop can be busy (an event flood, attaching probes) without a scrape or a kubelet
+/// probe waiting for it.
+pub fn spawn(listener: std::net::TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(l) => serve(l, metrics).await,
+                    Err(e) => eprintln!("map-trace agent: warning: metrics server: {e}"),
+                }
+            });
+        })?;
+    Ok(())
+}
+
 /// Serves until the listener fails.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));

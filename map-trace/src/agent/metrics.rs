@@ -72,6 +72,8 @@ pub struct Metrics {
     pub grow_duration: Family<ExeLabels, Histogram>,
     /// Records the kernel dropped because the ring buffer was full.
     pub lost_events: Counter,
+    /// `--events` lines dropped because their output did not keep up (or was gone).
+    pub events_dropped: Counter,
     /// Probe hits per probe family.
     pub probe_hits: Family<ProbeLabels, Counter>,
     /// Go processes currently traced.
@@ -117,6 +119,12 @@ impl Metrics {
             "Event records dropped by the kernel because the ring buffer was full",
             lost_events.clone(),
         );
+        let events_dropped = Counter::default();
+        registry.register(
+            "events_dropped",
+            "--events lines dropped because their output did not keep up (8 MiB queued at most) or was closed",
+            events_dropped.clone(),
+        );
         let probe_hits = Family::<ProbeLabels, Counter>::default();
         registry.register(
             "probe_hits",
@@ -154,6 +162,7 @@ impl Metrics {
             grow_bytes,
             grow_duration,
             lost_events,
+            events_dropped,
             probe_hits,
             processes,
             executables,

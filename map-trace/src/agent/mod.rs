@@ -32,7 +32,11 @@ use crate::{
         decode::{decode, Event},
         reader::Reader,
     },
-    output::{json::JsonSink, Sink},
+    output::{
+        json::JsonSink,
+        queue::{QueuedWriter, QUEUE_BYTES},
+        Sink,
+    },
     plan,
     probes::{self, Keying, Probes, Scope},
     session,
@@ -88,7 +92,10 @@ struct Agent {
     filters: Filters,
     probes: Probes,
     metrics: Arc<Metrics>,
-    events: Option<JsonSink<Box<dyn Write>>>,
+    /// `--events`, written by a thread of its own through a bounded queue.
+    events: Option<JsonSink<QueuedWriter>>,
+    /// Its dropped lines already added to the metric.
+    events_dropped_seen: u64,
     ids: FxHashMap<ExeIdentity, u32>,
     exes: FxHashMap<u32, Exe>,
     procs: FxHashMap<u32, Proc>,
@@ -118,31 +125,37 @@ pub fn run(args: AgentArgs) -> Result<u8> {
         Keying::Executable,
     )?;
     let ring = probes.take_ring_buffer()?;
-    probes.attach_exec()?;
-    let events: Option<JsonSink<Box<dyn Write>>> = match &args.events {
+    let exec_method = probes.attach_exec()?;
+    let events = match &args.events {
         None => None,
-        Some(p) if p.as_os_str() == "-" => {
-            Some(JsonSink::new(Box::new(BufWriter::new(io::stdout()))))
+        Some(p) => {
+            let out: Box<dyn Write + Send> = if p.as_os_str() == "-" {
+                Box::new(BufWriter::new(io::stdout()))
+            } else {
+                Box::new(BufWriter::new(
+                    File::create(p).with_context(|| format!("creating {}", p.display()))?,
+                ))
+            };
+            Some(JsonSink::new(
+                QueuedWriter::spawn(out, QUEUE_BYTES).context("starting the --events writer")?,
+            ))
         }
-        Some(p) => Some(JsonSink::new(Box::new(BufWriter::new(
-            File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )))),
     };
+    let listener = std::net::TcpListener::bind(args.metrics_addr).map_err(|e| {
+        Fail::bad_target(format!(
+            "cannot serve metrics on {}: {e}",
+            args.metrics_addr
+        ))
+    })?;
+    let metrics = Arc::new(Metrics::new());
+    // /metrics and /healthz answer from a thread of their own, whatever the event rate.
+    http::spawn(listener, metrics.clone()).context("starting the metrics server")?;
+    eprintln!("map-trace agent: exec notifications from the {exec_method}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-            .await
-            .map_err(|e| {
-                Fail::bad_target(format!(
-                    "cannot serve metrics on {}: {e}",
-                    args.metrics_addr
-                ))
-            })?;
-        let metrics = Arc::new(Metrics::new());
-        tokio::spawn(http::serve(listener, metrics.clone()));
         let mut agent = Agent {
             filters: Filters {
                 include: args.include.clone(),
@@ -155,6 +168,7 @@ pub fn run(args: AgentArgs) -> Result<u8> {
             probes,
             metrics,
             events,
+            events_dropped_seen: 0,
             ids: FxHashMap::default(),
             exes: FxHashMap::default(),
             procs: FxHashMap::default(),
@@ -195,8 +209,10 @@ impl Agent {
         loop {
             let mut reap = false;
             tokio::select! {
+                // At most reader::BATCH records per turn: under a flood the timers and
+                // signals below still get theirs.
                 r = reader.readable(|b| batch.push(b.to_vec())) => { r?; }
-                _ = drain.tick() => reader.drain(|b| batch.push(b.to_vec())),
+                _ = drain.tick() => { reader.drain(|b| batch.push(b.to_vec())); }
                 // Events of a process that just exited are still queued: count them before
                 // its state is dropped.
                 _ = liveness.tick() => { reader.drain(|b| batch.push(b.to_vec())); reap = true; }
@@ -211,29 +227,60 @@ impl Agent {
                 self.reap();
                 self.update_counters();
             }
-            if let Some(sink) = self.events.as_mut() {
-                let _ = sink.flush();
-            }
+            self.flush_events();
         }
         let started = Instant::now();
-        reader.drain(|b| batch.push(b.to_vec()));
-        for rec in batch.drain(..) {
-            self.record(&rec);
-        }
-        self.update_counters();
-        if let Some(sink) = self.events.as_mut() {
-            let _ = sink.flush();
-        }
         let n = self.attached();
         // Detaching is the kernel unregistering each uprobe; the traced processes keep running.
         for id in self.exes.keys().copied().collect::<Vec<_>>() {
             self.detach(id);
+        }
+        // No probe fires any more: what is queued is all there is.
+        let mut rest = vec![];
+        reader.drain_all(|b| rest.push(b.to_vec()));
+        for rec in rest {
+            self.record(&rec);
+        }
+        self.update_counters();
+        self.flush_events();
+        if let Some(sink) = self.events.as_mut() {
+            if !sink.get_mut().close(Duration::from_secs(2)) {
+                eprintln!(
+                    "map-trace agent: warning: the --events output did not take the last {} bytes within 2 s; they are dropped",
+                    sink.get_mut().queued_bytes()
+                );
+            }
+        }
+        self.flush_events();
+        if self.events_dropped_seen > 0 {
+            eprintln!(
+                "map-trace agent: warning: {} --events lines dropped: the output did not keep up",
+                self.events_dropped_seen
+            );
         }
         eprintln!(
             "map-trace agent: stopped; detached {n} executables in {} ms",
             started.elapsed().as_millis()
         );
         Ok(0)
+    }
+
+    /// Hands `--events` lines to their writer, and counts what it dropped.
+    fn flush_events(&mut self) {
+        let Some(sink) = self.events.as_mut() else {
+            return;
+        };
+        let _ = sink.flush();
+        let dropped = sink
+            .get_mut()
+            .dropped_lines()
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if dropped > self.events_dropped_seen {
+            self.metrics
+                .events_dropped
+                .inc_by(dropped - self.events_dropped_seen);
+            self.events_dropped_seen = dropped;
+        }
     }
 
     fn attached(&self) -> usize {

@@ -37,6 +37,11 @@ impl<W: Write> JsonSink<W> {
         Self { out }
     }
 
+    /// The output it writes to.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     fn line<T: Serialize>(&mut self, v: &T) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, v)?;
         self.out.write_all(b"\n")
@@ -223,7 +228,7 @@ fn swiss_struct(r: &SwissResize) -> SwissRecord<'_> {
     }
 }
 
-impl<W: Write> Sink for JsonSink<W> {
+impl<W: Write + Send> Sink for JsonSink<W> {
     fn start(&mut self, s: &StartInfo) -> io::Result<()> {
         let probes: Vec<Value> = s
             .probes

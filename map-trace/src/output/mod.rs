@@ -2,6 +2,7 @@
 
 pub mod json;
 pub mod perfetto;
+pub mod queue;
 pub mod report;
 pub mod text;
 
@@ -65,7 +66,7 @@ pub struct EndInfo {
 }
 
 /// An output format.
-pub trait Sink {
+pub trait Sink: Send {
     /// Tracing started.
     fn start(&mut self, info: &StartInfo) -> io::Result<()>;
     /// One classic grow, as it arrives.

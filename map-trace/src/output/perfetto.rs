@@ -163,7 +163,7 @@ fn where_(origin: &Option<std::sync::Arc<Origin>>) -> String {
     }
 }
 
-impl<W: Write> Sink for PerfettoSink<W> {
+impl<W: Write + Send> Sink for PerfettoSink<W> {
     fn start(&mut self, s: &StartInfo) -> io::Result<()> {
         self.pid = s.pid;
         self.out

@@ -117,7 +117,7 @@ fn start_lines(s: &StartInfo) -> Vec<Line> {
     vec![first, legend]
 }
 
-impl<W: Write> Sink for TextSink<W> {
+impl<W: Write + Send> Sink for TextSink<W> {
     fn start(&mut self, s: &StartInfo) -> io::Result<()> {
         self.start_ns = Some(s.time_ns);
         self.lines(&start_lines(s))?;

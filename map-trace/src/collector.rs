@@ -1,0 +1,246 @@
+//! The session's collector: a thread of its own that reads the ring buffer, runs the pipeline
+//! (timeline, sinks) and the `--record` recorder, and does every blocking write.
+//!
+//! The session's control loop (signals, the target's exit, `--duration`, the `--max-overhead`
+//! budget) runs on the main thread and never waits for output: when stdout is a pipe whose
+//! reader stopped, only this thread blocks. Records then wait in the ring buffer, and what the
+//! ring cannot hold the kernel counts as lost, so drops stay exact and nothing is dropped in
+//! userspace. The control loop talks to the collector with [`Control`] messages.
+
+use std::{
+    fs::File,
+    io::{self, BufWriter},
+    path::Path,
+    sync::{mpsc, Arc},
+    thread,
+    time::Duration,
+};
+
+use map_trace_common::event::Stack;
+use rustc_hash::FxHashMap;
+
+use crate::{
+    events::reader::{BlockingReader, BATCH},
+    output::StartInfo,
+    overhead::Detached,
+    pipeline::{Ending, Pipeline, Resolve},
+    recording::Recorder,
+    symbols::symbolize::{ProcessMap, Symbolizer},
+    target::procfs,
+    timeline::Origin,
+};
+
+/// How long the collector waits for a ring-buffer wakeup before it drains anyway: records
+/// below the wakeup threshold are not signalled, and control messages are read this often.
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
+
+/// What the control loop tells the collector.
+pub enum Control {
+    /// `--max-overhead` detached a family: say so in every output.
+    Detached(Detached),
+    /// The probes are detached: drain what is queued, write the summary and stop.
+    Finish(Ending),
+}
+
+/// The running collector thread.
+pub struct Handle {
+    tx: mpsc::Sender<Control>,
+    /// The thread's result: `Err` at its first output or recording error.
+    done: tokio::sync::oneshot::Receiver<io::Result<()>>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Handle {
+    /// Starts the collector on `ring`.
+    pub fn spawn(mut col: Collector, mut ring: BlockingReader) -> io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let thread = thread::Builder::new()
+            .name("collector".into())
+            .spawn(move || {
+                let _ = done_tx.send(col.run(&mut ring, &rx));
+            })?;
+        Ok(Self { tx, done, thread })
+    }
+
+    /// Sends a message (ignored once the collector stopped at an error, which `done` reports).
+    pub fn send(&self, msg: Control) {
+        let _ = self.tx.send(msg);
+    }
+
+    /// Resolves when the collector stopped: at an output error while tracing, or after
+    /// [`Control::Finish`].
+    pub fn done(&mut self) -> &mut tokio::sync::oneshot::Receiver<io::Result<()>> {
+        &mut self.done
+    }
+
+    /// Waits for the thread to exit (after `done` resolved).
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+/// The pipeline, fed ring-buffer records, with `--record`'s recorder around its resolver.
+pub struct Collector {
+    pipeline: Pipeline<Recorder<Sites, BufWriter<File>>>,
+}
+
+impl Collector {
+    /// A collector writing through `pipeline`.
+    pub fn new(pipeline: Pipeline<Recorder<Sites, BufWriter<File>>>) -> Self {
+        Self { pipeline }
+    }
+
+    /// Writes the start record (on the caller's thread, before [`Handle::spawn`]).
+    pub fn start(&mut self, start: &StartInfo) -> io::Result<()> {
+        let settings = self.pipeline.settings().clone();
+        let rec = self.pipeline.resolver_mut();
+        rec.header(start, &settings);
+        if let Some(e) = rec.take_error() {
+            return Err(e);
+        }
+        self.pipeline.start(start)
+    }
+
+    /// One record: through the pipeline (which writes the symbols it resolved first to the
+    /// recording), then to the recording.
+    pub fn record(&mut self, bytes: &[u8]) {
+        self.pipeline.record(bytes);
+        self.pipeline.resolver_mut().record(bytes);
+    }
+
+    fn detached(&mut self, d: &Detached) {
+        self.pipeline.detached(d);
+        self.pipeline.resolver_mut().detached(d);
+    }
+
+    fn flush(&mut self) {
+        self.pipeline.flush();
+        self.pipeline.resolver_mut().flush();
+    }
+
+    /// Reads where a PIE is loaded (see [`Sites::prime`]).
+    pub fn prime(&mut self, pid: u32, limit: Duration) {
+        self.pipeline.resolver_mut().inner_mut().prime(pid, limit);
+    }
+
+    /// The thread's loop: bounded batches from the ring, control messages between them.
+    fn run(&mut self, ring: &mut BlockingReader, rx: &mpsc::Receiver<Control>) -> io::Result<()> {
+        loop {
+            loop {
+                match rx.try_recv() {
+                    Ok(Control::Detached(d)) => self.detached(&d),
+                    Ok(Control::Finish(ending)) => {
+                        ring.drain_all(|b| self.record(b));
+                        if let Some(e) = self.take_error() {
+                            return Err(e);
+                        }
+                        return self.finish(ending);
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    // The session is gone (an error on its side): nothing left to write.
+                    Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
+                }
+            }
+            let n = ring.drain(|b| self.record(b));
+            self.flush();
+            if let Some(e) = self.take_error() {
+                return Err(e);
+            }
+            if n < BATCH {
+                ring.wait(DRAIN_EVERY);
+            }
+        }
+    }
+
+    /// The first output or recording error.
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.pipeline
+            .take_error()
+            .or_else(|| self.pipeline.resolver_mut().take_error())
+    }
+
+    fn finish(&mut self, ending: Ending) -> io::Result<()> {
+        let (undecodable, events) = (self.pipeline.undecodable(), self.pipeline.events());
+        let rec = self.pipeline.resolver_mut();
+        rec.end(&ending, undecodable, events);
+        rec.flush();
+        if let Some(e) = rec.take_error() {
+            return Err(e);
+        }
+        self.pipeline.finish(ending)
+    }
+}
+
+/// Call sites for one traced process: its executable's symbolizer, where a PIE is loaded, and
+/// every distinct stack already symbolized.
+pub struct Sites {
+    symbolizer: Option<Symbolizer>,
+    /// Inode of the executable, to find its mappings in /proc/PID/maps.
+    ino: u64,
+    map: Option<ProcessMap>,
+    map_tried: bool,
+    origins: FxHashMap<Stack, Option<Arc<Origin>>>,
+}
+
+impl Sites {
+    pub fn new(exe: &Path, go_minor: u32) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            symbolizer: Symbolizer::open(exe, go_minor),
+            ino: std::fs::metadata(exe).map(|m| m.ino()).unwrap_or(0),
+            map: None,
+            map_tried: false,
+            origins: FxHashMap::default(),
+        }
+    }
+
+    /// Reads where process `pid` mapped a PIE, waiting up to `limit` for it to appear (a
+    /// launched program has just been released to exec).
+    pub fn prime(&mut self, pid: u32, limit: Duration) {
+        if !self
+            .symbolizer
+            .as_ref()
+            .is_some_and(Symbolizer::needs_process_map)
+        {
+            return;
+        }
+        let start = std::time::Instant::now();
+        loop {
+            self.map = ProcessMap::read(pid, self.ino);
+            if self.map.is_some() || start.elapsed() >= limit || !procfs::alive(pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.map_tried = true;
+    }
+}
+
+impl Resolve for Sites {
+    /// The symbolized stack of an event of process `pid`.
+    fn origin(&mut self, pid: u32, stack: &Stack) -> Option<Arc<Origin>> {
+        let sym = self.symbolizer.as_mut()?;
+        if let Some(o) = self.origins.get(stack) {
+            return o.clone();
+        }
+        if sym.needs_process_map() && !self.map_tried {
+            // Read once, at the first event: in launch mode the program has exec'd by then.
+            self.map_tried = true;
+            self.map = ProcessMap::read(pid, self.ino);
+        }
+        let o = sym.origin(stack.frames(), self.map.as_ref());
+        let o = (!o.stack.is_empty()).then(|| Arc::new(o));
+        // Bounded: one entry per distinct stack.
+        if self.origins.len() < 100_000 {
+            self.origins.insert(*stack, o.clone());
+        }
+        o
+    }
+
+    /// The Go type name of a map type descriptor at `addr`.
+    fn type_name(&mut self, addr: u64) -> Option<Arc<str>> {
+        self.symbolizer.as_mut()?.type_name(addr, self.map.as_ref())
+    }
+}
+
