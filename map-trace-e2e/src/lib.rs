@@ -574,7 +574,10 @@ impl Agent {
             stderr.seen
         );
         let mounts = trace_mounts_of(child.id());
-        assert!(mounts.is_empty(), "tracefs or debugfs in the agent's mount namespace: {mounts:?}");
+        assert!(
+            mounts.is_empty(),
+            "tracefs or debugfs in the agent's mount namespace: {mounts:?}"
+        );
         Agent {
             child: Some(child),
             port,
@@ -662,8 +665,13 @@ fn in_private_mounts(cmd: &mut Command, unmount: &[&str], tracefs: Option<&str>)
                 while libc::umount2(p.as_ptr(), libc::MNT_DETACH) == 0 {}
             }
             if let Some(t) = &tracefs {
-                if libc::mount(none.as_ptr(), t.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
-                    != 0
+                if libc::mount(
+                    none.as_ptr(),
+                    t.as_ptr(),
+                    fstype.as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) != 0
                 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -691,7 +699,10 @@ pub fn trace_mounts_of(pid: u32) -> Vec<String> {
     let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
     info.lines()
         .filter(|l| {
-            let fstype = l.split(" - ").nth(1).and_then(|r| r.split_whitespace().next());
+            let fstype = l
+                .split(" - ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next());
             matches!(fstype, Some("tracefs" | "debugfs"))
         })
         .map(str::to_string)
@@ -722,7 +733,10 @@ impl PrivateTracefs {
 
     /// The tracefs directory, as this process reaches it.
     pub fn dir(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root/sys/kernel/tracing", self.holder.id()))
+        PathBuf::from(format!(
+            "/proc/{}/root/sys/kernel/tracing",
+            self.holder.id()
+        ))
     }
 }
 

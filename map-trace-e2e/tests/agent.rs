@@ -408,9 +408,5 @@ fn agent_answers_under_an_event_flood_with_a_stalled_event_log() {
     assert!(dropped > 0.0, "a stalled --events output drops lines: {m}");
     let (f, _) = agent.stop();
     assert!(f.status.success(), "{}", f.stderr);
-    assert!(
-        f.stderr.contains("--events lines dropped"),
-        "{}",
-        f.stderr
-    );
+    assert!(f.stderr.contains("--events lines dropped"), "{}", f.stderr);
 }

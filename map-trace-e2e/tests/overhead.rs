@@ -88,7 +88,10 @@ fn max_overhead_detaches_slices_and_the_target_speeds_up() {
             .unwrap_or_else(|| panic!("no {prefix:?} line: {stderr:?}"))
             .0
     };
-    let (attached, detached_at) = (at("map-trace: attached"), at("map-trace: detached --slices"));
+    let (attached, detached_at) = (
+        at("map-trace: attached"),
+        at("map-trace: detached --slices"),
+    );
     // Budget windows are 250 ms of wall time with at least 20 ms of the target's CPU; the
     // target burns CPU from the start, so the first window ends ~250 ms after attaching, and
     // the detach must follow it within 1 s.
@@ -98,7 +101,10 @@ fn max_overhead_detaches_slices_and_the_target_speeds_up() {
         latency < Duration::from_millis(250 + 1000),
         "detached {latency:?} after attaching"
     );
-    assert!(detached_at < Duration::from_secs(10), "not while the consumer was stopped");
+    assert!(
+        detached_at < Duration::from_secs(10),
+        "not while the consumer was stopped"
+    );
     let rounds: Vec<f64> = stderr
         .iter()
         .filter_map(|l| l.strip_prefix("round_ns ")?.parse().ok())

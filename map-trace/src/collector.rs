@@ -243,4 +243,3 @@ impl Resolve for Sites {
         self.symbolizer.as_mut()?.type_name(addr, self.map.as_ref())
     }
 }
-

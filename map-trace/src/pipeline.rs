@@ -315,8 +315,7 @@ mod tests {
     use map_trace_common::event::{
         as_bytes, EventHeader, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent,
     };
-    use std::{cell::RefCell, rc::Rc};
-
+    
     /// Stacks whose first pc is 1 are the runtime's own; others are `main.f`.
     struct Fake;
 
@@ -346,27 +345,27 @@ mod tests {
 
     /// Counts sink calls by kind.
     #[derive(Default)]
-    struct Calls(Rc<RefCell<Vec<String>>>);
+    struct Calls(Arc<std::sync::Mutex<Vec<String>>>);
 
     impl Sink for Calls {
         fn start(&mut self, _: &StartInfo) -> io::Result<()> {
             Ok(())
         }
         fn grow(&mut self, g: &Grow) -> io::Result<()> {
-            self.0.borrow_mut().push(format!("grow {:#x}", g.map));
+            self.0.lock().unwrap().push(format!("grow {:#x}", g.map));
             Ok(())
         }
         fn swiss(&mut self, _: &SwissResize) -> io::Result<()> {
-            self.0.borrow_mut().push("swiss".into());
+            self.0.lock().unwrap().push("swiss".into());
             Ok(())
         }
         fn slice(&mut self, s: &SliceGrow) -> io::Result<()> {
-            self.0.borrow_mut().push(format!("slice {}", s.bytes));
+            self.0.lock().unwrap().push(format!("slice {}", s.bytes));
             Ok(())
         }
         fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
             self.0
-                .borrow_mut()
+                .lock().unwrap()
                 .push(format!("evacuated {:#x} {:?}", e.map, e.duration_ns));
             Ok(())
         }
@@ -374,7 +373,7 @@ mod tests {
             Ok(())
         }
         fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
-            self.0.borrow_mut().push(format!(
+            self.0.lock().unwrap().push(format!(
                 "end events {} hidden {} undecodable {} slices {:?}",
                 e.events, e.runtime_events_hidden, e.undecodable, e.slices
             ));
@@ -445,7 +444,8 @@ mod tests {
             overhead: Overhead::default(),
         })
         .unwrap();
-        seen.take()
+        let v = std::mem::take(&mut *seen.lock().unwrap());
+        v
     }
 
     #[test]

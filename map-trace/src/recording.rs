@@ -707,15 +707,14 @@ mod tests {
     use super::*;
     use crate::output::json::JsonSink;
     use map_trace_common::event::{as_bytes, EventHeader, EventKind, MapGrowEvent};
-    use std::{cell::RefCell, rc::Rc};
-
+    
     /// A writer whose bytes stay readable after it is boxed into a sink.
     #[derive(Clone, Default)]
-    struct Shared(Rc<RefCell<Vec<u8>>>);
+    struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl Write for Shared {
         fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(b);
+            self.0.lock().unwrap().extend_from_slice(b);
             Ok(b.len())
         }
         fn flush(&mut self) -> io::Result<()> {
@@ -857,14 +856,15 @@ mod tests {
         assert!(p.resolver_mut().take_error().is_none());
         p.finish(ending()).unwrap();
         let rec = p.resolver_mut().out.take().unwrap().into_inner();
-        let json = out.0.take();
+        let json = std::mem::take(&mut *out.0.lock().unwrap());
         (json, rec)
     }
 
     fn replayed(rec: &[u8]) -> Result<Vec<u8>, ReplayError> {
         let out = Shared::default();
         replay(rec, Box::new(JsonSink::new(out.clone())))?;
-        Ok(out.0.take())
+        let v = std::mem::take(&mut *out.0.lock().unwrap());
+        Ok(v)
     }
 
     fn records() -> Vec<Vec<u8>> {

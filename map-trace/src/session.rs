@@ -16,8 +16,8 @@ use tokio::{
 
 use crate::{
     cli::{Args, Format},
-    error::Fail,
     collector::{self, Collector, Control, Sites},
+    error::Fail,
     events::reader::BlockingReader,
     golayout::MapImpl,
     launch,

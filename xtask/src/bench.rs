@@ -118,40 +118,98 @@ fn traced_json(bin: &Path, fx: &Path, args: &[&str]) -> Result<(Value, Value)> {
     Ok((start, summary))
 }
 
-fn append(file: &str, text: &str) -> Result<()> {
+fn append(tracefs: &Path, file: &str, text: &str) -> Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
-        .custom_flags(libc_o_append())
-        .open(Path::new(TRACEFS).join(file))
-        .with_context(|| format!("opening {TRACEFS}/{file}"))?;
+        .custom_flags(libc::O_APPEND)
+        .open(tracefs.join(file))
+        .with_context(|| format!("opening {}/{file}", tracefs.display()))?;
     f.write_all(text.as_bytes())
         .with_context(|| format!("writing {text:?}"))?;
     Ok(())
 }
 
-fn libc_o_append() -> i32 {
-    0o2000 // O_APPEND on Linux
+/// tracefs mounted in a mount namespace of its own, held by a sleeping child and reached
+/// through `/proc/PID/root`: the shared `/sys` is never touched, and the mount is gone with
+/// the child (on drop, or when xtask dies).
+struct PrivateTracefs(std::process::Child);
+
+impl PrivateTracefs {
+    fn new() -> Result<Self> {
+        use std::{ffi::CString, os::unix::process::CommandExt};
+        let (none, root, target, fstype) = (
+            CString::new("none")?,
+            CString::new("/")?,
+            CString::new(TRACEFS)?,
+            CString::new("tracefs")?,
+        );
+        let mut cmd = Command::new("sleep");
+        cmd.arg("3600");
+        // SAFETY: runs in the forked child before exec, making only system calls on C strings
+        // allocated before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                let private = libc::MS_REC | libc::MS_PRIVATE;
+                if libc::unshare(libc::CLONE_NEWNS) != 0
+                    || libc::mount(
+                        none.as_ptr(),
+                        root.as_ptr(),
+                        std::ptr::null(),
+                        private,
+                        std::ptr::null(),
+                    ) != 0
+                    || libc::mount(
+                        none.as_ptr(),
+                        target.as_ptr(),
+                        fstype.as_ptr(),
+                        0,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .context("mounting tracefs in a private mount namespace")?;
+        Ok(Self(child))
+    }
+
+    fn dir(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{TRACEFS}", self.0.id()))
+    }
+}
+
+impl Drop for PrivateTracefs {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Bare kernel uprobes (no fetch args) at `offsets` of `fx`, enabled while `f` runs.
 fn with_bare_probes<T>(fx: &Path, offsets: &[String], f: impl FnOnce() -> Result<T>) -> Result<T> {
-    if !Path::new(TRACEFS).join("uprobe_events").exists() {
-        let _ = Command::new("mount")
-            .args(["-t", "tracefs", "nodev", TRACEFS])
-            .status();
-    }
+    let ns = PrivateTracefs::new()?;
+    let tracefs = ns.dir();
     let names: Vec<String> = (0..offsets.len())
         .map(|i| format!("maptrace_bench/p{i}"))
         .collect();
     for (n, off) in names.iter().zip(offsets) {
-        let _ = append("uprobe_events", &format!("-:{n}\n"));
-        append("uprobe_events", &format!("p:{n} {}:{off}\n", fx.display()))?;
-        fs::write(Path::new(TRACEFS).join(format!("events/{n}/enable")), "1")?;
+        let _ = append(&tracefs, "uprobe_events", &format!("-:{n}\n"));
+        append(
+            &tracefs,
+            "uprobe_events",
+            &format!("p:{n} {}:{off}\n", fx.display()),
+        )?;
+        fs::write(tracefs.join(format!("events/{n}/enable")), "1")?;
     }
     let r = f();
     for n in &names {
-        let _ = fs::write(Path::new(TRACEFS).join(format!("events/{n}/enable")), "0");
-        let _ = append("uprobe_events", &format!("-:{n}\n"));
+        let _ = fs::write(tracefs.join(format!("events/{n}/enable")), "0");
+        let _ = append(&tracefs, "uprobe_events", &format!("-:{n}\n"));
     }
     r
 }

@@ -172,7 +172,10 @@ mod tests {
             writeln!(w, "line {i:04}").unwrap();
             w.flush().unwrap();
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "the caller blocked");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the caller blocked"
+        );
         let dropped = w.dropped_lines().load(Ordering::Relaxed);
         // The thread holds one buffer in its write, the queue at most 100 bytes more.
         assert!(
