@@ -315,7 +315,7 @@ mod tests {
     use map_trace_common::event::{
         as_bytes, EventHeader, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent,
     };
-    
+
     /// Stacks whose first pc is 1 are the runtime's own; others are `main.f`.
     struct Fake;
 
@@ -365,7 +365,8 @@ mod tests {
         }
         fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
             self.0
-                .lock().unwrap()
+                .lock()
+                .unwrap()
                 .push(format!("evacuated {:#x} {:?}", e.map, e.duration_ns));
             Ok(())
         }

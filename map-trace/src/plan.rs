@@ -12,6 +12,7 @@ use crate::{
     golayout::{self, Layout, LayoutError, MapImpl},
     symbols::{
         buildinfo::{self, BuildInfoError, GoVersion},
+        buildversion::{self, BuildVersionError},
         elf::{Arch, Elf, ElfError, Function},
         finish,
         pclntab::{Pclntab, PclntabError},
@@ -40,6 +41,8 @@ pub struct ProbeSite {
 pub struct Plan {
     /// Go version as recorded in the binary.
     pub go_version: GoVersion,
+    /// Where the version was read.
+    pub go_version_source: VersionSource,
     /// Machine architecture.
     pub arch: Arch,
     /// Layout handed to the eBPF side, plus the load factor for decoding.
@@ -51,6 +54,25 @@ pub struct Plan {
     /// Classic maps: no finishing block was probed, so growth ends are inferred from each map's
     /// next grow (or the probe was not asked for).
     pub infer_growth_ends: bool,
+}
+
+/// Where the Go version came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionSource {
+    /// `.go.buildinfo` (every Go 1.18+ build, unless a pipeline removed the section).
+    BuildInfo,
+    /// The runtime's `runtime.buildVersion` string (the section was removed).
+    RuntimeBuildVersion,
+}
+
+impl VersionSource {
+    /// The name in the JSON `start` record's `go_version_source`.
+    pub fn name(self) -> &'static str {
+        match self {
+            VersionSource::BuildInfo => "buildinfo",
+            VersionSource::RuntimeBuildVersion => "runtime.buildVersion",
+        }
+    }
 }
 
 /// Probe families beyond the default.
@@ -142,19 +164,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         ))
         .into());
     }
-    // Like Go's own debug/buildinfo for ELF: only the section counts (a scan of the whole file
-    // would find the magic in any program that merely mentions it, this one included).
-    let bi_bytes = elf.section(".go.buildinfo").map(|(_, d)| d).unwrap_or(&[]);
-    let bi = buildinfo::parse(bi_bytes).map_err(|e| match e {
-        BuildInfoError::Missing => Fail::bad_target("not a Go binary (no Go build information)"),
-        BuildInfoError::PreGo118 => Fail::unsupported(format!(
-            "unsupported Go version (older than Go 1.18): map-trace supports {}",
-            golayout::SUPPORTED
-        )),
-        BuildInfoError::Corrupt(why) => Fail::bad_target(format!("malformed Go binary: {why}")),
-    })?;
-    let go_version = GoVersion::parse(&bi.version, &bi.modinfo)
-        .ok_or_else(|| Fail::unsupported(format!("unrecognized Go version {:?}", bi.version)))?;
+    let (go_version, go_version_source) = read_go_version(&elf)?;
     // Versions outside the known range are refused before their tables are interpreted.
     golayout::check_range(&go_version).map_err(|e| Fail::unsupported(e.to_string()))?;
     let symbols = if elf.has_symtab() {
@@ -307,12 +317,77 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
     }
     Ok(Plan {
         go_version,
+        go_version_source,
         arch,
         layout,
         probes,
         warnings,
         infer_growth_ends,
     })
+}
+
+/// The Go version: from `.go.buildinfo`, or when a release pipeline removed that section, from
+/// the runtime's `runtime.buildVersion` string, cross-checked against the `.gopclntab` layout.
+fn read_go_version(elf: &Elf<'_>) -> Result<(GoVersion, VersionSource)> {
+    // Like Go's own debug/buildinfo for ELF: only the section counts (a scan of the whole file
+    // would find the magic in any program that merely mentions it, this one included).
+    let bi_bytes = elf.section(".go.buildinfo").map(|(_, d)| d).unwrap_or(&[]);
+    let bi = match buildinfo::parse(bi_bytes) {
+        Ok(bi) => bi,
+        Err(BuildInfoError::Missing) => return runtime_build_version(elf),
+        Err(BuildInfoError::PreGo118) => {
+            return Err(Fail::unsupported(format!(
+                "unsupported Go version (older than Go 1.18): map-trace supports {}",
+                golayout::SUPPORTED
+            ))
+            .into())
+        }
+        Err(BuildInfoError::Corrupt(why)) => {
+            return Err(Fail::bad_target(format!("malformed Go binary: {why}")).into())
+        }
+    };
+    let v = GoVersion::parse(&bi.version, &bi.modinfo)
+        .ok_or_else(|| Fail::unsupported(format!("unrecognized Go version {:?}", bi.version)))?;
+    Ok((v, VersionSource::BuildInfo))
+}
+
+/// No `.go.buildinfo`: the version the linker stored in `runtime.buildVersion` (see
+/// `symbols::buildversion`).
+///
+/// No whole-file scan for a `go1.N` string is done, on purpose: any program may carry such
+/// bytes (a C tool printing "requires go1.23.9", this very binary's messages), and a version
+/// taken from them would have map-trace probe a non-Go process with a layout picked at random.
+/// Only a Go string header (`{ptr, len}` in `.data`/`.noptrdata`, or the symbol itself)
+/// pointing at exactly a version string counts, and only in a file with a Go function table
+/// whose format (the `.gopclntab` magic) was written by that version's linker.
+fn runtime_build_version(elf: &Elf<'_>) -> Result<(GoVersion, VersionSource)> {
+    let no_buildinfo = "not a Go binary (no Go build information)";
+    let (table, _) = elf
+        .go_pclntab()
+        .ok_or_else(|| Fail::bad_target(format!("{no_buildinfo} and no .gopclntab")))?;
+    let raw = buildversion::find(elf).map_err(|e| match e {
+        BuildVersionError::NotFound => Fail::bad_target(format!(
+            "{no_buildinfo}: .go.buildinfo is missing and no runtime.buildVersion string was found"
+        )),
+        e => Fail::bad_target(format!(
+            "malformed Go binary: .go.buildinfo is missing and {e}"
+        )),
+    })?;
+    let v = GoVersion::parse(&raw, "")
+        .ok_or_else(|| Fail::unsupported(format!("unrecognized Go version {raw:?}")))?;
+    let magic = table
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .unwrap_or(0);
+    match buildversion::pclntab_family(magic) {
+        Some((lo, hi)) if v.major == 1 && (lo..=hi).contains(&v.minor) => {
+            Ok((v, VersionSource::RuntimeBuildVersion))
+        }
+        _ => Err(Fail::bad_target(format!(
+            "malformed Go binary: runtime.buildVersion says {raw} but the .gopclntab magic {magic:#x} is not that release's (no .go.buildinfo to settle it)"
+        ))
+        .into()),
+    }
 }
 
 /// The finishing block of `advanceEvacuationMark` (see `symbols::finish`), with the program

@@ -52,6 +52,10 @@ struct Start {
     pid: u32,
     exe: String,
     go_version: String,
+    /// Absent in recordings made before map-trace read `runtime.buildVersion`: those versions
+    /// all came from `.go.buildinfo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    go_version_source: Option<String>,
     map_impl: String,
     arch: String,
     launched: bool,
@@ -179,6 +183,7 @@ impl<W: Write> RecordWriter<W> {
                 pid: start.pid,
                 exe: start.exe.clone(),
                 go_version: start.go_version.clone(),
+                go_version_source: Some(start.go_version_source.to_string()),
                 map_impl: start.map_impl.to_string(),
                 arch: start.arch.to_string(),
                 launched: start.launched,
@@ -509,6 +514,11 @@ fn start_info(s: Start) -> Result<StartInfo, String> {
         pid: s.pid,
         exe: s.exe,
         go_version: s.go_version,
+        go_version_source: one_of(
+            "go_version_source",
+            s.go_version_source.as_deref().unwrap_or("buildinfo"),
+            &["buildinfo", "runtime.buildVersion"],
+        )?,
         map_impl: one_of("map_impl", &s.map_impl, &["classic", "swiss"])?,
         arch: one_of("arch", &s.arch, &["amd64", "arm64"])?,
         probes: s
@@ -707,7 +717,7 @@ mod tests {
     use super::*;
     use crate::output::json::JsonSink;
     use map_trace_common::event::{as_bytes, EventHeader, EventKind, MapGrowEvent};
-    
+
     /// A writer whose bytes stay readable after it is boxed into a sink.
     #[derive(Clone, Default)]
     struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
@@ -749,6 +759,7 @@ mod tests {
             pid: 7,
             exe: "/app".into(),
             go_version: "go1.23.9".into(),
+            go_version_source: "runtime.buildVersion",
             map_impl: "classic",
             arch: "amd64",
             probes: vec![ProbeSite {

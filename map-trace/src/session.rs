@@ -296,6 +296,7 @@ async fn stream(
         pid,
         exe: target.display.clone(),
         go_version: plan.go_version.raw.clone(),
+        go_version_source: plan.go_version_source.name(),
         map_impl: plan.layout.map_impl.name(),
         arch: plan.arch.goarch(),
         probes: plan.probes.clone(),

@@ -249,6 +249,7 @@ impl<W: Write + Send> Sink for JsonSink<W> {
             "pid": s.pid,
             "exe": s.exe,
             "go_version": s.go_version,
+            "go_version_source": s.go_version_source,
             "map_impl": s.map_impl,
             "arch": s.arch,
             "launched": s.launched,

@@ -22,6 +22,9 @@ pub struct StartInfo {
     pub exe: String,
     /// Go version string from the binary.
     pub go_version: String,
+    /// Where it was read: `buildinfo` (`.go.buildinfo`) or `runtime.buildVersion` (the
+    /// section was removed; see `plan::VersionSource`).
+    pub go_version_source: &'static str,
     /// `classic` (hash buckets) or `swiss` (Swiss tables).
     pub map_impl: &'static str,
     /// `amd64` / `arm64`.

@@ -321,6 +321,7 @@ mod tests {
                 pid: 7,
                 exe: "/app".into(),
                 go_version: "go1.26.6".into(),
+                go_version_source: "buildinfo",
                 map_impl: "swiss",
                 arch: "amd64",
                 probes: vec![],

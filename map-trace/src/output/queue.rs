@@ -130,10 +130,13 @@ mod tests {
     use super::*;
     use std::sync::{Condvar, Mutex};
 
+    /// Whether the gate is open, and what went through it.
+    type GateState = Mutex<(bool, Vec<u8>)>;
+
     /// An output that blocks until released, like a pipe whose reader stopped.
     #[derive(Clone, Default)]
     struct Gate {
-        inner: Arc<(Mutex<(bool, Vec<u8>)>, Condvar)>,
+        inner: Arc<(GateState, Condvar)>,
     }
 
     impl Write for Gate {

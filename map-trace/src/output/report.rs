@@ -1182,6 +1182,7 @@ mod tests {
             pid: 42,
             exe: "/srv/app <prod> & \"x\"".into(),
             go_version: "go1.23.9".into(),
+            go_version_source: "buildinfo",
             map_impl,
             arch: "amd64",
             probes: if ends_probed {

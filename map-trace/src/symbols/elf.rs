@@ -31,6 +31,17 @@ pub struct Function {
     pub size: u64,
 }
 
+/// One section: address, file bytes, `SHF_WRITE`.
+#[derive(Clone, Copy, Debug)]
+pub struct SectionInfo<'data> {
+    /// Virtual address.
+    pub addr: u64,
+    /// Contents (empty for `SHT_NOBITS`).
+    pub data: &'data [u8],
+    /// Writable at run time.
+    pub writable: bool,
+}
+
 /// A parsed 64-bit ELF executable, borrowing its bytes.
 pub struct Elf<'data> {
     file: ElfFile64<'data, Endianness>,
@@ -206,6 +217,62 @@ impl<'data> Elf<'data> {
         data.chunks_exact(8)
             .position(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")) == pcln)
             .map(|i| start + 8 * i as u64)
+    }
+
+    /// A section's bytes, address and flags (`None` if absent or not stored in the file).
+    pub fn section_info(&self, name: &str) -> Option<SectionInfo<'data>> {
+        let s = self.file.section_by_name(name)?;
+        let data = s.data().ok()?;
+        let object::SectionFlags::Elf { sh_flags } = s.flags() else {
+            return None;
+        };
+        Some(SectionInfo {
+            addr: s.address(),
+            data,
+            writable: sh_flags & u64::from(elf::SHF_WRITE) != 0,
+        })
+    }
+
+    /// Allocated, read-only, non-executable sections stored in the file (`.rodata`,
+    /// `.gopclntab`, …): where a Go string's bytes live.
+    pub fn read_only_sections(&self) -> Vec<(u64, &'data [u8])> {
+        self.file
+            .sections()
+            .filter(|s| match s.flags() {
+                object::SectionFlags::Elf { sh_flags } => {
+                    let f = sh_flags as u32;
+                    f & elf::SHF_ALLOC != 0 && f & (elf::SHF_WRITE | elf::SHF_EXECINSTR) == 0
+                }
+                _ => false,
+            })
+            .filter_map(|s| Some((s.address(), s.data().ok()?)))
+            .filter(|(_, d)| !d.is_empty())
+            .collect()
+    }
+
+    /// The dynamic RELATIVE relocations (`R_X86_64_RELATIVE`, `R_AARCH64_RELATIVE`) as
+    /// target address → addend: in a PIE the loader writes `base + addend` there, and the
+    /// file's bytes may be 0.
+    pub fn relative_relocations(&self) -> std::collections::HashMap<u64, u64> {
+        let Some(relocs) = self.file.dynamic_relocations() else {
+            return Default::default();
+        };
+        relocs
+            .filter(|(_, r)| {
+                matches!(
+                    r.flags(),
+                    object::RelocationFlags::Elf { r_type }
+                        if r_type == elf::R_X86_64_RELATIVE || r_type == elf::R_AARCH64_RELATIVE
+                )
+            })
+            .filter(|(_, r)| !r.has_implicit_addend())
+            .filter_map(|(off, r)| Some((off, u64::try_from(r.addend()).ok()?)))
+            .collect()
+    }
+
+    /// Address of a data symbol (any kind) in `.symtab`.
+    pub fn symbol_address(&self, name: &str) -> Option<u64> {
+        self.function_symbol(name)
     }
 
     /// Address of a symbol of any kind in `.symtab`.

@@ -1,10 +1,12 @@
 //! Symbol resolution: what a Go executable contains and where.
 //!
-//! `elf` reads the ELF (symbols, sections, program headers), `buildinfo` the Go version,
+//! `elf` reads the ELF (symbols, sections, program headers), `buildinfo` the Go version (`buildversion` when
+//! `.go.buildinfo` was removed),
 //! `prologue` finds the first instruction after a Go function's stack check, `ret` its return
 //! instructions. Nothing here touches aya or needs privileges.
 
 pub mod buildinfo;
+pub mod buildversion;
 pub mod elf;
 pub mod finish;
 pub mod pclntab;

@@ -199,6 +199,7 @@ fn start(go_version: &str, map_impl: &'static str, launched: bool) -> StartInfo 
         pid: PID,
         exe: "/srv/app/bin/app".into(),
         go_version: go_version.into(),
+        go_version_source: "buildinfo",
         map_impl,
         arch: "amd64",
         probes: vec![],

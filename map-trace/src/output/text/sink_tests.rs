@@ -79,6 +79,7 @@ impl Trace {
             pid: u32::MAX,
             exe: format!("/very/long/path/{}/binary", "deep/".repeat(20)),
             go_version: "go1.23.9".into(),
+            go_version_source: "buildinfo",
             map_impl,
             arch: "amd64",
             probes: vec![],
