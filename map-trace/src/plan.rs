@@ -379,15 +379,13 @@ fn runtime_build_version(elf: &Elf<'_>) -> Result<(GoVersion, VersionSource)> {
         .get(..4)
         .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
         .unwrap_or(0);
-    match buildversion::pclntab_family(magic) {
-        Some((lo, hi)) if v.major == 1 && (lo..=hi).contains(&v.minor) => {
-            Ok((v, VersionSource::RuntimeBuildVersion))
-        }
-        _ => Err(Fail::bad_target(format!(
-            "malformed Go binary: runtime.buildVersion says {raw} but the .gopclntab magic {magic:#x} is not that release's (no .go.buildinfo to settle it)"
+    if !buildversion::layout_agrees(v.major, v.minor, magic) {
+        return Err(Fail::bad_target(format!(
+            "malformed Go binary: .go.buildinfo is missing, and runtime.buildVersion says {raw} but the .gopclntab magic {magic:#x} is not that release's"
         ))
-        .into()),
+        .into());
     }
+    Ok((v, VersionSource::RuntimeBuildVersion))
 }
 
 /// The finishing block of `advanceEvacuationMark` (see `symbols::finish`), with the program
@@ -493,6 +491,9 @@ mod tests {
         assert_eq!(classify(&e).code, EXIT_BAD_TARGET);
         // A Rust ELF (this test binary) has no Go build information.
         let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        // It carries Go version strings (these tests' literals), but no Go string header and
+        // no .gopclntab: the runtime.buildVersion fallback must not take them.
+        assert!(me.windows(8).any(|w| w == b"go1.23.9"));
         let e = inspect_bytes(&me, Options::default()).unwrap_err();
         assert_eq!(classify(&e).code, EXIT_BAD_TARGET);
         assert!(format!("{e:#}").contains("not a Go binary"), "{e:#}");
