@@ -137,8 +137,52 @@ pub const VARIANTS: &[(&str, &[&str], bool)] = &[
     ),
 ];
 
-/// Fixture binaries: `target/fixtures/go<version>/growth{,-stripped,-pie}`. Returns the
-/// fixtures directory.
+/// Releases whose fixtures also come without `.go.buildinfo` (as some release pipelines ship
+/// Go programs): the oldest and the newest, a classic build with an experiment suffix in its
+/// version string (`go1.24.11 X:noswissmap`), and 1.26 (`go1.26.6`, the `-X:` form's release).
+pub const NOBUILDINFO_VERSIONS: &[&str] = &["1.19", "1.24.11-noswiss", "1.26.6", "1.27.3"];
+
+/// Variants copied with `.go.buildinfo` removed, each to `growth<variant>-nobuildinfo`:
+/// symbols, stripped, static PIE, stripped PIE, and cgo (dynamically linked) stripped.
+pub const NOBUILDINFO_VARIANTS: &[&str] =
+    &["", "-stripped", "-pie", "-pie-stripped", "-cgo-stripped"];
+
+/// `objcopy --remove-section .go.buildinfo SRC DST` (binutils, in the base image).
+fn remove_buildinfo(src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
+    if Command::new("objcopy").arg("--version").output().is_err() {
+        bail!("objcopy not found: install binutils (apt-get install binutils)");
+    }
+    let _ = fs::remove_file(dst);
+    run(Command::new("objcopy")
+        .args(["--remove-section", ".go.buildinfo"])
+        .arg(src)
+        .arg(dst))
+}
+
+/// C programs that are not Go, built with `cc` into `target/fixtures/c/<name>`:
+/// `notgo` carries `go1.23.9` in its read-only data (and a string header pointing at it),
+/// `fakepclntab` also a `.gopclntab` section with the Go 1.18–1.19 magic and a
+/// `runtime.buildVersion` symbol; `-stripped` copies have no `.symtab` (`cc -s`).
+const C_FIXTURES: &[&str] = &["notgo", "fakepclntab"];
+
+fn c_fixtures(dir: &std::path::Path) -> Result<()> {
+    let src = cache::root().join("fixtures/c");
+    fs::create_dir_all(dir.join("c"))?;
+    for name in C_FIXTURES {
+        for (suffix, flags) in [("", &[][..]), ("-stripped", &["-s"][..])] {
+            run(Command::new("cc")
+                .arg("-O0")
+                .args(flags)
+                .arg("-o")
+                .arg(dir.join("c").join(format!("{name}{suffix}")))
+                .arg(src.join(format!("{name}.c"))))?;
+        }
+    }
+    Ok(())
+}
+
+/// Fixture binaries: `target/fixtures/go<version>/growth{,-stripped,-pie,…}`, the
+/// `-nobuildinfo` copies, and `c/` (not Go). Returns the fixtures directory.
 pub fn fixtures() -> Result<PathBuf> {
     let root = cache::root();
     let dir = cache::target_dir().join("fixtures");
@@ -159,6 +203,13 @@ pub fn fixtures() -> Result<PathBuf> {
             )?;
         }
     }
+    for v in NOBUILDINFO_VERSIONS {
+        for suffix in NOBUILDINFO_VARIANTS {
+            let src = dir.join(format!("go{v}/growth{suffix}"));
+            remove_buildinfo(&src, &dir.join(format!("go{v}/growth{suffix}-nobuildinfo")))?;
+        }
+    }
+    c_fixtures(&dir)?;
     Ok(dir)
 }
 

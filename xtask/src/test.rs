@@ -97,6 +97,10 @@ pub fn test() -> Result<()> {
         .env("MAP_TRACE_BIN", &bin)
         .env("MAP_TRACE_FIXTURES", &fixtures)
         .env("MAP_TRACE_GO_VERSIONS", go::TEST_VERSIONS.join(","))
+        .env(
+            "MAP_TRACE_NOBUILDINFO_VERSIONS",
+            go::NOBUILDINFO_VERSIONS.join(","),
+        )
         .env("MAP_TRACE_REAL_PROGRAMS", real_programs.join(","))
         .env("MAP_TRACE_PROMETHEUS_DIR", &prometheus)
         .env("MAP_TRACE_PYTHON", python)
