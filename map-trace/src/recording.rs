@@ -919,6 +919,27 @@ mod tests {
         assert!(lines.last().unwrap().starts_with("{\"end\":"));
     }
 
+    /// Recordings made before `go_version_source` existed replay as `buildinfo` (their only
+    /// source then); a value this build does not know is refused.
+    #[test]
+    fn test_go_version_source_in_recordings() {
+        let (json, rec) = live(&records());
+        let text = String::from_utf8(rec).unwrap();
+        assert!(text.contains(r#""go_version_source":"runtime.buildVersion""#));
+        assert!(String::from_utf8(json)
+            .unwrap()
+            .contains(r#""go_version_source":"runtime.buildVersion""#));
+        let old = text.replace(r#""go_version_source":"runtime.buildVersion","#, "");
+        assert!(!old.contains("go_version_source"));
+        let out = String::from_utf8(replayed(old.as_bytes()).unwrap()).unwrap();
+        assert!(out.contains(r#""go_version_source":"buildinfo""#), "{out}");
+        let odd = text.replace(
+            r#""go_version_source":"runtime.buildVersion""#,
+            r#""go_version_source":"guess""#,
+        );
+        assert!(replayed(odd.as_bytes()).is_err());
+    }
+
     #[test]
     fn test_recorded_floats_round_trip() {
         let (_, rec) = live(&records());
