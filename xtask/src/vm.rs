@@ -265,7 +265,9 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t tmpfs tmpfs /tmp
-mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+# No tracefs or debugfs is mounted: neither the CLI (uprobes through the perf uprobe PMU) nor
+# the agent (the exec raw tracepoint) needs one.
+ip link set lo up 2>/dev/null
 echo "VMTEST: kernel=$(uname -r) machine=$(uname -m) memlock=$(ulimit -l)"
 fail=0
 # check NAME BINARY FIXTURE MIN [MAX]: traces `FIXTURE int 100000`; its own map must show
@@ -314,6 +316,45 @@ if [ -x /test/wrong-abi ]; then
     echo "VMTEST: negative control detected (wrong register mapping fails the check)"
   fi
 fi
+# waitfor FILE TEXT: up to 60 s for TEXT to appear in FILE.
+waitfor() {
+  i=0; while ! grep -q "$2" "$1" && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+  grep -q "$2" "$1"
+}
+# The agent: from Linux 5.15 it must attach to a fixture started after it (announced by the
+# exec raw tracepoint, with no tracefs) and count its 14 grows at main.fillInt; before 5.15
+# it must refuse with exit 3 (no BPF attach cookies).
+{
+  major=$(uname -r | cut -d. -f1); minor=$(uname -r | cut -d. -f2)
+  /test/map-trace agent --metrics-addr 127.0.0.1:9464 >/tmp/agent.out 2>/tmp/agent.err &
+  apid=$!
+  if [ "$major" -gt 5 ] || { [ "$major" = 5 ] && [ "$minor" -ge 15 ]; }; then
+    waitfor /tmp/agent.err "serving"
+    # Started after the agent, held until its probes are live, so every grow is seen.
+    mkfifo /tmp/fxin
+    /test/growth-classic -wait -hold int 100000 </tmp/fxin >/dev/null 2>/tmp/fx.err &
+    fxpid=$!
+    exec 3>/tmp/fxin
+    waitfor /tmp/fx.err ready && waitfor /tmp/agent.err "for pid $fxpid"
+    echo go >&3
+    waitfor /tmp/fx.err done
+    sleep 2
+    wget -qO /tmp/metrics http://127.0.0.1:9464/metrics
+    echo exit >&3; exec 3>&-; wait $fxpid
+    grows=$(grep '^map_trace_map_grows_total{' /tmp/metrics | grep 'site="main.fillInt' | sed 's/.* //' | awk '{s+=$1} END {print s+0}')
+    raw=$(grep -c "exec notifications from the raw tracepoint" /tmp/agent.err)
+    mounts=$(grep -cE " - (tracefs|debugfs) " /proc/$apid/mountinfo)
+    kill -TERM $apid; wait $apid; arc=$?
+    ok=no; [ "$grows" = 14 ] && [ "$raw" = 1 ] && [ "$mounts" = 0 ] && [ "$arc" = 0 ] && ok=yes
+    echo "VMTEST: agent grows=$grows raw_tracepoint_logged=$raw trace_mounts=$mounts exit=$arc ok=$ok"
+    [ $ok = yes ] || { fail=1; grep -m5 . /tmp/agent.err; }
+  else
+    wait $apid; arc=$?
+    ok=no; [ "$arc" = 3 ] && ok=yes
+    echo "VMTEST: agent refused on $(uname -r) exit=$arc ok=$ok: $(head -n1 /tmp/agent.err)"
+    [ $ok = yes ] || fail=1
+  fi
+}
 if [ $fail = 0 ]; then r=PASS; else r=FAIL; fi
 echo "VMTEST-RESULT: $r kernel=$(uname -r) arch=$(uname -m)"
 poweroff -f
