@@ -103,6 +103,8 @@ struct Agent {
     /// Processes the filters exclude whose file carries probes for others: their events are
     /// dropped without looking at /proc again. Forgotten on exec and when they exit.
     excluded: FxHashSet<u32>,
+    /// Traced processes found dead at the last reap: dropped at the next.
+    dying: FxHashSet<u32>,
     offset: i128,
     next_id: u32,
     self_pid: u32,
@@ -174,6 +176,7 @@ pub fn run(args: AgentArgs) -> Result<u8> {
             procs: FxHashMap::default(),
             skipped: FxHashMap::default(),
             excluded: FxHashSet::default(),
+            dying: FxHashSet::default(),
             offset: sys::monotonic_to_unix_offset(),
             next_id: 1,
             self_pid: std::process::id(),
@@ -533,15 +536,25 @@ impl Agent {
         self.metrics.executables.set(self.attached() as i64);
     }
 
-    /// Drops processes that exited, and detaches executables nobody runs any more.
+    /// Drops processes that exited, and detaches executables nobody runs any more. A process
+    /// found dead is dropped at the next call (a second later), not at once: its last records
+    /// may still wait in the ring behind a full batch, and they need its load address and
+    /// container to be counted under the right labels.
     fn reap(&mut self) {
-        let gone: Vec<(u32, u32)> = self
+        let dead: FxHashSet<u32> = self
             .procs
-            .iter()
-            .filter(|(pid, _)| !procfs::alive(**pid))
-            .map(|(pid, p)| (*pid, p.exe))
+            .keys()
+            .copied()
+            .filter(|pid| !procfs::alive(*pid))
             .collect();
+        let gone: Vec<(u32, u32)> = dead
+            .iter()
+            .filter(|pid| self.dying.contains(pid))
+            .filter_map(|pid| Some((*pid, self.procs.get(pid)?.exe)))
+            .collect();
+        self.dying = dead;
         for (pid, exe) in gone {
+            self.dying.remove(&pid);
             self.procs.remove(&pid);
             self.forget_pid(exe, pid);
         }
