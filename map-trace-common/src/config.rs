@@ -41,13 +41,20 @@ pub struct MapLayout {
     /// `runtime.growslice`'s signature: 0 = Go 1.20+ `(oldPtr, newLen, oldCap, num, et)`,
     /// 1 = Go 1.18/1.19 `(et, old slice, cap)`.
     pub growslice_abi: u32,
+    /// `LAYOUT_*` bits: what the programs do for this process, changed while attached.
+    pub flags: u32,
 }
+
+/// [`MapLayout::flags`]: Swiss `rehash` body probes leave the event to the RET probes, which
+/// time the resize. Cleared (before those probes are detached) when `--max-overhead` sheds
+/// the timing: the body probes then send the event themselves, untimed.
+pub const LAYOUT_TIMED_RESIZES: u32 = 1;
 
 #[cfg(feature = "user")]
 // SAFETY: MapLayout is repr(C), made of u32 only, with no implicit padding.
 unsafe impl aya::Pod for MapLayout {}
 
-const _: () = assert!(core::mem::size_of::<MapLayout>() == 64);
+const _: () = assert!(core::mem::size_of::<MapLayout>() == 68);
 
 /// Indexes into the per-CPU `COUNTERS` array.
 #[repr(u32)]

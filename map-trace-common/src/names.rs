@@ -11,8 +11,6 @@ pub const COUNTERS_MAP: &str = "COUNTERS";
 pub const PROG_HMAP_HASH_GROW: &str = "hmap_hash_grow";
 /// Body uprobe on `internal/runtime/maps.(*Map).growToTable` (Swiss maps, Go 1.24+).
 pub const PROG_SWISS_GROW_TO_TABLE: &str = "swiss_grow_to_table";
-/// Uprobe on each RET of `growToTable`.
-pub const PROG_SWISS_GROW_TO_TABLE_RET: &str = "swiss_grow_to_table_ret";
 /// Body uprobe on `(*table).rehash` (or on `grow` and `split` when `rehash` is inlined).
 pub const PROG_SWISS_REHASH: &str = "swiss_rehash";
 /// Uprobe on each RET of the function `swiss_rehash` is attached to.

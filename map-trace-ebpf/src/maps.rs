@@ -167,11 +167,6 @@ pub fn take_pending<T: Copy>(
 /// processes of one non-PIE executable, whose heaps can sit at the same addresses.
 pub type PendingKey = [u64; 2];
 
-/// Swiss `growToTable` calls in progress.
-#[map(name = "PENDING_TO_TABLE")]
-pub static PENDING_TO_TABLE: LruHashMap<PendingKey, SwissEvent> =
-    LruHashMap::with_max_entries(16384, 0);
-
 /// Swiss `rehash` calls in progress.
 #[map(name = "PENDING_REHASH")]
 pub static PENDING_REHASH: LruHashMap<PendingKey, SwissEvent> =

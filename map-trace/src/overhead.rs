@@ -74,10 +74,23 @@ impl Family {
     }
 
     /// Estimated nanoseconds its probes added, from their counters' hits (`hits_of`).
-    pub fn estimate_ns(self, cost: &HitCost, hits_of: impl Fn(Counter) -> u64) -> u64 {
+    /// `stepped_growth_ends`: the growth-end probe sits on the single-stepped store fallback.
+    pub fn estimate_ns(
+        self,
+        cost: &HitCost,
+        hits_of: impl Fn(Counter) -> u64,
+        stepped_growth_ends: bool,
+    ) -> u64 {
         self.counters()
             .iter()
-            .map(|&c| cost.estimate(c, hits_of(c)))
+            .map(|&c| {
+                let hits = hits_of(c);
+                if c == Counter::HitsEvacuated && stepped_growth_ends {
+                    hits as f64 * cost.stepped_ns
+                } else {
+                    cost.estimate(c, hits)
+                }
+            })
             .sum::<f64>() as u64
     }
 
@@ -121,13 +134,13 @@ impl HitCost {
         calibrated: false,
     };
 
-    /// Estimated nanoseconds for `hits` hits of `counter`'s probes.
+    /// Estimated nanoseconds for `hits` hits of `counter`'s probes: RETs are single-stepped,
+    /// body probes and the growth-end probe (on an instruction the kernel emulates) are not.
     pub fn estimate(&self, counter: Counter, hits: u64) -> f64 {
         let per = match counter {
-            Counter::HitsSwissRet
-            | Counter::HitsGrowsliceRet
-            | Counter::HitsEvacuateRet
-            | Counter::HitsEvacuated => self.stepped_ns,
+            Counter::HitsSwissRet | Counter::HitsGrowsliceRet | Counter::HitsEvacuateRet => {
+                self.stepped_ns
+            }
             _ => self.body_ns,
         };
         hits as f64 * per
@@ -398,12 +411,20 @@ mod tests {
             stepped_ns: 4_000.0,
             calibrated: true,
         };
-        let est = Family::Slices.estimate_ns(&c, |k| match k {
-            Counter::HitsGrowslice => 100,
-            Counter::HitsGrowsliceRet => 100,
-            _ => 7,
-        });
+        let est = Family::Slices.estimate_ns(
+            &c,
+            |k| match k {
+                Counter::HitsGrowslice => 100,
+                Counter::HitsGrowsliceRet => 100,
+                _ => 7,
+            },
+            false,
+        );
         assert_eq!(est, 1_400_000);
+        // Growth ends: emulated, unless the plan fell back to the store.
+        let hits = |k| if k == Counter::HitsEvacuated { 10 } else { 0 };
+        assert_eq!(Family::GrowthEnds.estimate_ns(&c, hits, false), 100_000);
+        assert_eq!(Family::GrowthEnds.estimate_ns(&c, hits, true), 40_000);
     }
 
     #[test]

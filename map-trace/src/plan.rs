@@ -54,6 +54,9 @@ pub struct Plan {
     /// Classic maps: no finishing block was probed, so growth ends are inferred from each map's
     /// next grow (or the probe was not asked for).
     pub infer_growth_ends: bool,
+    /// Classic maps: the growth-end probe sits on the finishing store, which the kernel
+    /// single-steps, because no emulated instruction equivalent to it was found.
+    pub growth_ends_stepped: bool,
 }
 
 /// Where the Go version came from.
@@ -87,6 +90,9 @@ pub struct Options {
     pub growth_ends: bool,
     /// `--evacuation`: probe every `evacuate*` call (body and RETs).
     pub evacuation: bool,
+    /// Swiss maps: time each table resize with probes on `rehash`'s RETs (single-stepped; the
+    /// `timed_resizes` family a budget sheds first).
+    pub timed_resizes: bool,
 }
 
 /// Reads and inspects an executable.
@@ -208,9 +214,14 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             _ => Fail::unsupported(e.to_string()),
         })?;
 
+    let mut layout = layout;
+    if opts.timed_resizes && layout.map_impl == MapImpl::Swiss {
+        layout.offsets.flags |= map_trace_common::config::LAYOUT_TIMED_RESIZES;
+    }
     let mut probes = vec![];
     let mut warnings = vec![];
     let mut infer_growth_ends = false;
+    let mut growth_ends_stepped = false;
     match layout.map_impl {
         MapImpl::Classic => {
             let f = hash_grow.expect("classic layout implies hashGrow");
@@ -223,7 +234,15 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             )?);
             if opts.growth_ends {
                 match advance_mark.map(|f| finish_site(&elf, arch, &layout, f)) {
-                    Some(Ok(site)) => probes.push(site),
+                    Some(Ok((site, emulated))) => {
+                        if !emulated {
+                            growth_ends_stepped = true;
+                            warnings.push(format!(
+                                "{ADVANCE_EVACUATION_MARK}: no instruction the kernel emulates runs once per growth end: the probe sits on the finishing store, which it single-steps (~10× the cost of a body probe)"
+                            ));
+                        }
+                        probes.push(site);
+                    }
                     Some(Err(why)) => {
                         infer_growth_ends = true;
                         warnings.push(format!(
@@ -269,10 +288,15 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
                 }
             }
             match grow_to_table {
-                Some(f) => {
-                    probes.push(body_site(&elf, arch, names::PROG_SWISS_GROW_TO_TABLE, GROW_TO_TABLE, f)?);
-                    probes.extend(ret_sites(&elf, arch, names::PROG_SWISS_GROW_TO_TABLE_RET, GROW_TO_TABLE, f)?);
-                }
+                // Reported from the body alone: timing an 8-entry copy would cost a
+                // single-stepped RET per small map.
+                Some(f) => probes.push(body_site(
+                    &elf,
+                    arch,
+                    names::PROG_SWISS_GROW_TO_TABLE,
+                    GROW_TO_TABLE,
+                    f,
+                )?),
                 None => warnings.push(format!(
                     "{GROW_TO_TABLE} is not in this binary (inlined?): small-to-table conversions are not reported"
                 )),
@@ -288,13 +312,15 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             };
             for (name, f) in targets {
                 probes.push(body_site(&elf, arch, names::PROG_SWISS_REHASH, name, f)?);
-                probes.extend(ret_sites(
-                    &elf,
-                    arch,
-                    names::PROG_SWISS_REHASH_RET,
-                    name,
-                    f,
-                )?);
+                if opts.timed_resizes {
+                    probes.extend(ret_sites(
+                        &elf,
+                        arch,
+                        names::PROG_SWISS_REHASH_RET,
+                        name,
+                        f,
+                    )?);
+                }
             }
         }
     }
@@ -323,6 +349,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         probes,
         warnings,
         infer_growth_ends,
+        growth_ends_stepped,
     })
 }
 
@@ -389,13 +416,14 @@ fn runtime_build_version(elf: &Elf<'_>) -> Result<(GoVersion, VersionSource)> {
 }
 
 /// The finishing block of `advanceEvacuationMark` (see `symbols::finish`), with the program
-/// that reads `h` from the register the compiler chose there.
+/// that reads `h` from the register the compiler chose there, and whether the kernel emulates
+/// the probed instruction.
 fn finish_site(
     elf: &Elf<'_>,
     arch: Arch,
     layout: &Layout,
     f: Function,
-) -> Result<ProbeSite, String> {
+) -> Result<(ProbeSite, bool), String> {
     if f.size == 0 || f.size > 1 << 16 {
         return Err(format!("implausible function size {}", f.size));
     }
@@ -411,7 +439,9 @@ fn finish_site(
     let program = names::PROG_HMAP_EVACUATED
         .get(found.reg)
         .ok_or_else(|| format!("no program for register {}", found.reg))?;
-    site(elf, program, ADVANCE_EVACUATION_MARK, f.addr, found.offset).map_err(|e| format!("{e:#}"))
+    site(elf, program, ADVANCE_EVACUATION_MARK, f.addr, found.offset)
+        .map(|s| (s, found.emulated))
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// `hmap.oldbuckets`: count (int), flags, B, noverflow, hash0 (16 bytes), then buckets at 16 and

@@ -47,6 +47,7 @@ pub fn run(args: Args) -> Result<u8> {
         plan::Options {
             small_maps: args.small_maps,
             growth_ends: true,
+            timed_resizes: true,
             evacuation: args.evacuation,
             slices: args.slices,
         },
@@ -231,12 +232,18 @@ fn families(links: &[Link]) -> Vec<Family> {
 }
 
 /// Cumulative hits and estimated nanoseconds per family.
-fn family_hits(probes: &Probes, families: &[Family], cost: &HitCost) -> Vec<(Family, u64, u64)> {
+fn family_hits(
+    probes: &Probes,
+    families: &[Family],
+    cost: &HitCost,
+    plan: &Plan,
+) -> Vec<(Family, u64, u64)> {
     families
         .iter()
         .map(|&f| {
             let hits = f.counters().iter().map(|&c| probes.counter(c)).sum();
-            (f, hits, f.estimate_ns(cost, |c| probes.counter(c)))
+            let est = f.estimate_ns(cost, |c| probes.counter(c), plan.growth_ends_stepped);
+            (f, hits, est)
         })
         .collect()
 }
@@ -371,7 +378,7 @@ async fn stream(
             _ = budget_tick.tick() => {
                 cpu_last = procfs::cpu_time_ns(pid).or(cpu_last);
                 if let (Some(b), Some(cpu)) = (budget.as_mut(), cpu_last) {
-                    let hits = family_hits(&probes, &families, &hit_cost);
+                    let hits = family_hits(&probes, &families, &hit_cost, &plan);
                     let spent: Vec<(Family, u64)> = hits.iter().map(|h| (h.0, h.2)).collect();
                     let verdict = b.check(&spent, cpu);
                     for (family, share) in verdict.detach {
@@ -437,7 +444,7 @@ async fn stream(
         probes.detach(l.program, l.id);
     }
     let lost = probes.counter(Counter::Lost);
-    let family_costs: Vec<FamilyCost> = family_hits(&probes, &families, &hit_cost)
+    let family_costs: Vec<FamilyCost> = family_hits(&probes, &families, &hit_cost, &plan)
         .into_iter()
         .map(|(family, hits, estimated_ns)| FamilyCost {
             family,

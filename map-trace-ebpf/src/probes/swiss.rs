@@ -1,11 +1,13 @@
-//! Swiss-table maps (`internal/runtime/maps`, Go 1.24+). A resize is synchronous: the body probe
-//! records the state before, keyed by the goroutine's `g` (goroutines move between threads, a
-//! thread id would mismatch), and a probe on each RET instruction emits the event with its
-//! duration. Never uretprobes: they corrupt Go stacks.
+//! Swiss-table maps (`internal/runtime/maps`, Go 1.24+). A table resize (`rehash`) is
+//! synchronous: while its timing is on (`LAYOUT_TIMED_RESIZES`), the body probe records the state
+//! before, keyed by the goroutine's `g` (goroutines move between threads, a thread id would
+//! mismatch), and a probe on each RET instruction emits the event with its duration. Otherwise,
+//! and always for `growToTable` (an 8-entry copy), the body probe emits the event itself: one
+//! emulated trap, where a RET is single-stepped. Never uretprobes: they corrupt Go stacks.
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use map_trace_common::{
-    config::{Counter, MapLayout},
+    config::{Counter, MapLayout, LAYOUT_TIMED_RESIZES},
     event::{EventKind, SwissEvent},
 };
 
@@ -53,16 +55,20 @@ fn map_method_event(ctx: &ProbeContext, ev: &mut SwissEvent, kind: EventKind, hi
 }
 
 /// `func (m *Map) growToTable(typ *abi.SwissMapType)`: a small map's single group becomes a
-/// table of capacity 16.
-/// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L515>
+/// table of capacity 16, the directory's only entry (`newTable(typ, 2*MapGroupSlots, 0, 0)` and
+/// `m.dirLen = 1` in every Swiss release, 1.24–1.27). Reported from the body, untimed.
+/// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L600>
 #[uprobe]
 pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsGrowToTable);
     let Some(ev) = maps::scratch() else { return 0 };
-    let g = map_method_event(&ctx, ev, EventKind::MapSmallToTable, &hit);
+    map_method_event(&ctx, ev, EventKind::MapSmallToTable, &hit);
     ev.capacity_before = 8;
-    let _ = maps::PENDING_TO_TABLE.insert(&pending_key(g, &hit), &*ev, 0);
+    ev.capacity_after = 16;
+    ev.dir_len_after = 1;
+    ev.duration_ns = 0;
+    emit(ev);
     0
 }
 
@@ -83,27 +89,6 @@ pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
     {
         maps::count(Counter::Lost);
     }
-    0
-}
-
-/// RET of `growToTable`: the new table is installed as the map's only directory entry.
-#[uprobe]
-pub fn swiss_grow_to_table_ret(ctx: ProbeContext) -> u32 {
-    let Some(hit) = maps::hit(&ctx) else { return 0 };
-    let l = hit.layout;
-    maps::count(Counter::HitsSwissRet);
-    let key = pending_key(go_abi::g(&ctx), &hit);
-    let Some(ev) = maps::scratch() else { return 0 };
-    if !maps::take_pending(&maps::PENDING_TO_TABLE, &key, ev) {
-        return 0;
-    }
-    let mut err = 0u8;
-    let dir: u64 = read(ev.map + l.swiss_map_dir_ptr as u64, &mut err);
-    let table: u64 = read(dir, &mut err);
-    ev.capacity_after = read(table + l.swiss_table_capacity as u64, &mut err);
-    ev.dir_len_after = read(ev.map + l.swiss_map_dir_len as u64, &mut err);
-    ev.read_error |= err;
-    finish(ev);
     0
 }
 
@@ -138,7 +123,14 @@ pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
     ev.read_error = err;
     fill_stack(&ctx, &mut ev.stack);
     map_fields(ev, &l, m, typ);
-    let _ = maps::PENDING_REHASH.insert(&pending_key(g, &hit), &*ev, 0);
+    if l.flags & LAYOUT_TIMED_RESIZES != 0 {
+        let _ = maps::PENDING_REHASH.insert(&pending_key(g, &hit), &*ev, 0);
+    } else {
+        // Untimed: the directory after a split is not known yet.
+        ev.dir_len_after = ev.dir_len_before;
+        ev.duration_ns = 0;
+        emit(ev);
+    }
     0
 }
 
@@ -163,7 +155,12 @@ pub fn swiss_rehash_ret(ctx: ProbeContext) -> u32 {
 fn finish(ev: &mut SwissEvent) {
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    ev.duration_ns = now.saturating_sub(ev.header.ts_ns);
+    // At least 1: 0 means untimed.
+    ev.duration_ns = now.saturating_sub(ev.header.ts_ns).max(1);
+    emit(ev);
+}
+
+fn emit(ev: &SwissEvent) {
     if maps::EVENTS
         .output::<SwissEvent>(ev, maps::submit_flags())
         .is_err()

@@ -339,7 +339,13 @@ impl Agent {
             return;
         }
         let fd_path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-        let plan = match plan::inspect(&fd_path, plan::Options::default()) {
+        let plan = match plan::inspect(
+            &fd_path,
+            plan::Options {
+                timed_resizes: true,
+                ..plan::Options::default()
+            },
+        ) {
             Ok(p) => p,
             Err(e) => {
                 let fail = classify(&e);

@@ -1,4 +1,4 @@
-//! The one instruction of `runtime.advanceEvacuationMark` that runs once per finished growth.
+//! The instruction of `runtime.advanceEvacuationMark` that runs once per finished growth.
 //!
 //! `advanceEvacuationMark(h, t, newbit)` runs once per evacuated bucket, but its last block,
 //! `if h.nevacuate == newbit { h.oldbuckets = nil; …; h.flags &^= sameSizeGrow }`, runs once per
@@ -7,10 +7,19 @@
 //! checked, 1.19–1.25), after the 8-byte store of nil to `h.oldbuckets`. Both paths of the
 //! `oldbuckets` write barrier join before it. The base register of that store holds `h`; which
 //! register the compiler picked is decoded per binary, never assumed.
+//!
+//! A store is single-stepped by the kernel (~11–14 µs per hit on a VM). So the probe goes, when
+//! one exists, on an instruction the kernel emulates that runs exactly as often as the store
+//! with `h` still in the same register (see [`flow::Cfg::equivalent_before`]): in every release
+//! checked, the `Jcc` of `if h.extra != nil` on amd64 and the `CBZ` of the same test on arm64.
+//! The store stays the fallback.
 
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind, Register};
 
-use super::elf::Arch;
+use super::{
+    elf::Arch,
+    flow::{self, X86_REGS},
+};
 
 /// Where to probe, and which register holds `*hmap` there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +28,9 @@ pub struct FinishSite {
     pub offset: u64,
     /// Index of the register in the eBPF side's `go_abi::reg` list.
     pub reg: usize,
+    /// The kernel emulates the instruction (one trap per hit); `false` for the store fallback,
+    /// which it single-steps.
+    pub emulated: bool,
 }
 
 /// Why the block was not found (the caller falls back to inferring ends).
@@ -35,26 +47,22 @@ pub enum FinishError {
     Register(String),
 }
 
-/// amd64 registers in `go_abi::reg` order.
-const X86_REGS: [Register; 13] = [
-    Register::RAX,
-    Register::RBX,
-    Register::RCX,
-    Register::RDI,
-    Register::RSI,
-    Register::R8,
-    Register::R9,
-    Register::R10,
-    Register::R11,
-    Register::RDX,
-    Register::R12,
-    Register::R13,
-    Register::R15,
-];
-
-/// Finds the finishing store in `code` (the whole function at `addr`). `flags` and
+/// Finds where to probe the finishing block in `code` (the whole function at `addr`): an
+/// emulated instruction equivalent to the finishing store, or the store itself. `flags` and
 /// `oldbuckets` are the `hmap` field offsets.
 pub fn finish_site(
+    arch: Arch,
+    code: &[u8],
+    addr: u64,
+    flags: u32,
+    oldbuckets: u32,
+) -> Result<FinishSite, FinishError> {
+    let store = finish_store(arch, code, addr, flags, oldbuckets)?;
+    Ok(emulated_equivalent(arch, code, addr, store).unwrap_or(store))
+}
+
+/// The finishing store itself.
+pub fn finish_store(
     arch: Arch,
     code: &[u8],
     addr: u64,
@@ -65,6 +73,22 @@ pub fn finish_site(
         Arch::X86_64 => finish_x86(code, addr, flags, oldbuckets),
         Arch::Aarch64 => finish_arm64(code, flags, oldbuckets),
     }
+}
+
+/// The last emulated instruction that runs exactly once per run of the store, with `h` in the
+/// same register.
+fn emulated_equivalent(arch: Arch, code: &[u8], addr: u64, store: FinishSite) -> Option<FinishSite> {
+    let cfg = flow::decode(arch, code, addr)?;
+    let at = cfg.insn_at(store.offset)?;
+    cfg.equivalent_before(at, store.reg as u32)
+        .into_iter()
+        .rev()
+        .find(|&i| cfg.insns[i].emulated)
+        .map(|i| FinishSite {
+            offset: cfg.insns[i].offset,
+            reg: store.reg,
+            emulated: true,
+        })
 }
 
 fn finish_x86(
@@ -110,7 +134,11 @@ fn finish_x86(
         [(offset, base)] => X86_REGS
             .iter()
             .position(|r| *r == base)
-            .map(|reg| FinishSite { offset, reg })
+            .map(|reg| FinishSite {
+                offset,
+                reg,
+                emulated: false,
+            })
             .ok_or_else(|| FinishError::Register(format!("{base:?}"))),
         _ => Err(FinishError::Ambiguous(found.len())),
     }
@@ -140,6 +168,7 @@ fn finish_arm64(code: &[u8], flags: u32, oldbuckets: u32) -> Result<FinishSite, 
         [(offset, rn)] if rn <= 26 => Ok(FinishSite {
             offset,
             reg: rn as usize,
+            emulated: false,
         }),
         [(_, rn)] => Err(FinishError::Register(format!("R{rn}"))),
         _ => Err(FinishError::Ambiguous(found.len())),
@@ -174,8 +203,15 @@ mod tests {
 
     #[test]
     fn test_finish_site_x86_go123() {
-        let s = finish_site(Arch::X86_64, X86_TAIL, 0x1000, 8, 24).unwrap();
-        assert_eq!(s, FinishSite { offset: 54, reg: 0 });
+        let s = finish_store(Arch::X86_64, X86_TAIL, 0x1000, 8, 24).unwrap();
+        assert_eq!(
+            s,
+            FinishSite {
+                offset: 54,
+                reg: 0,
+                emulated: false
+            }
+        );
         assert_eq!(X86_TAIL[54..57], [0x88, 0x48, 0x08]);
     }
 
@@ -184,14 +220,14 @@ mod tests {
         // Without `h.oldbuckets = nil` the flags store is not the finishing block.
         let code = [0x88, 0x48, 0x08, 0xc3];
         assert_eq!(
-            finish_site(Arch::X86_64, &code, 0, 8, 24),
+            finish_store(Arch::X86_64, &code, 0, 8, 24),
             Err(FinishError::NotFound)
         );
         // Twice: ambiguous.
         let mut two = X86_TAIL[..57].to_vec();
         two.extend_from_slice(&[0x88, 0x48, 0x08]);
         assert_eq!(
-            finish_site(Arch::X86_64, &two, 0, 8, 24),
+            finish_store(Arch::X86_64, &two, 0, 8, 24),
             Err(FinishError::Ambiguous(2))
         );
     }
@@ -201,8 +237,12 @@ mod tests {
         // MOVQ $0, 0x18(BX); MOVB DL, 0x8(BX) → RBX is index 1.
         let code = [0x48, 0xc7, 0x43, 0x18, 0, 0, 0, 0, 0x88, 0x53, 0x08, 0xc3];
         assert_eq!(
-            finish_site(Arch::X86_64, &code, 0, 8, 24),
-            Ok(FinishSite { offset: 8, reg: 1 })
+            finish_store(Arch::X86_64, &code, 0, 8, 24),
+            Ok(FinishSite {
+                offset: 8,
+                reg: 1,
+                emulated: false
+            })
         );
     }
 
@@ -215,8 +255,114 @@ mod tests {
         ];
         let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         assert_eq!(
-            finish_site(Arch::Aarch64, &code, 0, 8, 24),
-            Ok(FinishSite { offset: 20, reg: 0 })
+            finish_store(Arch::Aarch64, &code, 0, 8, 24),
+            Ok(FinishSite {
+                offset: 20,
+                reg: 0,
+                emulated: false
+            })
         );
+    }
+
+    /// `runtime.advanceEvacuationMark` as the linker wrote it in each classic release (bytes
+    /// from the ELF, `testdata/advanceEvacuationMark-go*.hex`), with the offsets `go tool
+    /// objdump` shows for the finishing store and for the test of `if h.extra != nil` (`JE`
+    /// after `TESTQ` on amd64, `CBZ R1` on arm64) that the probe now sits on.
+    const RELEASES: [(&str, Arch, u64, u64); 12] = [
+        ("go1.19-amd64", Arch::X86_64, 183, 144),
+        ("go1.21.13-amd64", Arch::X86_64, 163, 125),
+        ("go1.22.10-amd64", Arch::X86_64, 163, 125),
+        ("go1.23.9-amd64", Arch::X86_64, 163, 125),
+        ("go1.24.11-amd64", Arch::X86_64, 163, 125),
+        ("go1.25.5-amd64", Arch::X86_64, 163, 125),
+        ("go1.19-arm64", Arch::Aarch64, 204, 156),
+        ("go1.21.13-arm64", Arch::Aarch64, 188, 148),
+        ("go1.22.10-arm64", Arch::Aarch64, 188, 148),
+        ("go1.23.9-arm64", Arch::Aarch64, 188, 148),
+        ("go1.24.11-arm64", Arch::Aarch64, 188, 148),
+        ("go1.25.5-arm64", Arch::Aarch64, 188, 148),
+    ];
+
+    fn release_code(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/src/symbols/testdata/advanceEvacuationMark-{name}.hex",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let hex: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn test_finish_site_is_emulated_in_every_release() {
+        for (name, arch, store, emulated) in RELEASES {
+            let code = release_code(name);
+            // hmap: flags at 8, oldbuckets at 24 in every classic release.
+            let s = finish_store(arch, &code, 0x40_0000, 8, 24).unwrap();
+            assert_eq!((s.offset, s.reg), (store, 0), "{name}: the store");
+            let site = finish_site(arch, &code, 0x40_0000, 8, 24).unwrap();
+            assert_eq!(
+                site,
+                FinishSite {
+                    offset: emulated,
+                    reg: 0,
+                    emulated: true
+                },
+                "{name}"
+            );
+            let at = emulated as usize;
+            match arch {
+                // JE rel8
+                Arch::X86_64 => assert_eq!(code[at], 0x74, "{name}"),
+                // CBZ X1
+                Arch::Aarch64 => {
+                    let w = u32::from_le_bytes(code[at..at + 4].try_into().unwrap());
+                    assert_eq!(w & 0xFF00_001F, 0xB400_0001, "{name}: {w:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn test_finish_site_refuses_an_instruction_after_h_is_overwritten() {
+        // Go 1.23.9 amd64 with `MOVZX 0x8(AX), CX` (loading h.flags) turned into
+        // `MOVZX 0x8(AX), EAX`: AX is overwritten between every emulated candidate and the
+        // store, so the store is the only site left.
+        let mut code = release_code("go1.23.9-amd64");
+        let at = 156;
+        assert_eq!(code[at..at + 4], [0x0f, 0xb6, 0x48, 0x08]);
+        code[at + 2] = 0x40; // ModRM: reg = EAX
+        let site = finish_site(Arch::X86_64, &code, 0, 8, 24);
+        assert_eq!(
+            site,
+            Ok(FinishSite {
+                offset: 163,
+                reg: 0,
+                emulated: false
+            })
+        );
+    }
+
+    #[test]
+    fn test_finish_site_skips_instructions_that_run_on_one_path_only() {
+        // Go 1.19 amd64: the `JMP` after `MOVQ $0, 0x18(AX)` runs only when the write barrier
+        // is off, and the loop's `JB` runs once per bucket scanned: neither is chosen, and no
+        // instruction inside `if h.extra != nil { … }` is either.
+        let code = release_code("go1.19-amd64");
+        let cfg = flow::decode(Arch::X86_64, &code, 0).unwrap();
+        let store = cfg.insn_at(183).unwrap();
+        let eq: Vec<u64> = cfg
+            .equivalent_before(store, 0)
+            .into_iter()
+            .map(|i| cfg.insns[i].offset)
+            .collect();
+        // The finishing block's first instructions (CMPL writeBarrier; JNE), the extra test
+        // (MOVQ 0x28(AX), DI; TESTQ; JE) and the store's own block before it (MOVZX; ANDL).
+        assert_eq!(eq, vec![107, 114, 137, 141, 144, 176, 180], "{eq:?}");
     }
 }

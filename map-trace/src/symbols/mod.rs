@@ -9,6 +9,7 @@ pub mod buildinfo;
 pub mod buildversion;
 pub mod elf;
 pub mod finish;
+pub mod flow;
 pub mod pclntab;
 pub mod prologue;
 pub mod ret;
