@@ -203,3 +203,112 @@ fn every_summary_estimates_the_probes_cost() {
         assert!(o["budget_percent"].is_null());
     }
 }
+
+/// With only the default probes, on a program that fills thousands of small maps, the default
+/// families alone exceed a 5% budget. The costliest go first and the events stay: on Swiss maps
+/// the single-stepped resize timing (`timed_resizes`; resizes keep coming, untimed), on
+/// hash-bucket maps the growth-end probe (`growth_ends`; ends are inferred from then on). The
+/// map event probes are never detached, and say so once.
+#[test]
+fn max_overhead_sheds_the_default_timing_and_growth_ends_but_keeps_the_events() {
+    require_root();
+    let pick = [
+        classic_versions().last().cloned(),
+        swiss_versions().last().cloned(),
+    ];
+    for v in pick.into_iter().flatten() {
+        let fx = fixture(&v);
+        let (events, f) = trace_json(
+            &fx,
+            &["--max-overhead", "5"],
+            &["maprounds", "150", "2000", "20"],
+        );
+        assert!(f.status.success(), "go{v}: {}", f.stderr);
+        let swiss = is_swiss(&v);
+        let shed = if swiss { "timed_resizes" } else { "growth_ends" };
+        let detached: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"] == "probes_detached")
+            .collect();
+        let names: Vec<&str> = detached
+            .iter()
+            .map(|d| d["family"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec![shed], "go{v}: {}", f.stderr);
+        assert!(detached[0]["flag"].is_null());
+        assert!(detached[0]["share_percent"].as_f64().unwrap() > 0.0);
+        let t = detached[0]["time_ns"].as_u64().unwrap();
+        assert!(
+            f.stderr.contains(&format!("map-trace: detached {shed}:")),
+            "go{v}: {}",
+            f.stderr
+        );
+        // The events keep coming after the shed, for the whole run: 150 rounds of 2000 maps.
+        let (grow_kind, resize_kind) = if swiss {
+            ("map_small_to_table", "map_table_grow")
+        } else {
+            ("map_grow", "map_grow")
+        };
+        let late = |kind: &str| {
+            events
+                .iter()
+                .filter(|e| e["event"] == kind && e["time_ns"].as_u64().unwrap() > t + 500_000_000)
+                .collect::<Vec<_>>()
+        };
+        assert!(late(grow_kind).len() > 10_000, "go{v}: {} late", late(grow_kind).len());
+        if swiss {
+            // Resizes after the shed are untimed; some before it were timed.
+            let after = late(resize_kind);
+            assert!(after.len() > 10_000, "go{v}");
+            assert!(after.iter().all(|e| e["duration_ns"].is_null()), "go{v}");
+            assert!(events.iter().any(|e| e["event"] == resize_kind
+                && e["time_ns"].as_u64().unwrap() < t
+                && e["duration_ns"].as_u64().is_some_and(|d| d > 0)));
+        } else {
+            // Ends after the shed come from the next grow of the same map (`inferred`); none
+            // from the probe (allow the unregistering window).
+            assert!(events.iter().any(|e| e["event"] == "map_evacuated"
+                && e["inferred"] == true
+                && e["time_ns"].as_u64().unwrap() > t));
+            let probed = events
+                .iter()
+                .filter(|e| {
+                    e["event"] == "map_evacuated"
+                        && e["inferred"] == false
+                        && e["time_ns"].as_u64().unwrap() > t + 500_000_000
+                })
+                .count();
+            assert_eq!(probed, 0, "go{v}");
+        }
+        let summary = events.last().unwrap();
+        assert_eq!(summary["event"], "summary");
+        let fam = |name: &str| {
+            summary["overhead"]["families"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["family"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("go{v}: no family {name}"))
+        };
+        assert_eq!(fam(shed)["detached_at_ns"], detached[0]["time_ns"]);
+        assert!(fam("maps")["detached_at_ns"].is_null());
+        assert!(
+            f.stderr.contains("the map event probes take an estimated"),
+            "go{v}: {}",
+            f.stderr
+        );
+        if swiss {
+            // The target speeds up once each resize stops paying a single-stepped RET.
+            let rounds: Vec<f64> = f
+                .stderr
+                .lines()
+                .filter_map(|l| l.strip_prefix("round_ns ")?.parse().ok())
+                .collect();
+            assert_eq!(rounds.len(), 150);
+            let (before, after) = (median(rounds[..2].to_vec()), median(rounds[100..].to_vec()));
+            eprintln!("go{v}: {before} ns/round timed, {after} after the shed");
+            assert!(before > 1.3 * after, "go{v}: {before} vs {after}");
+        }
+    }
+}

@@ -4,7 +4,10 @@
 //! some VMs. map-trace measures it at start-up by probing one of its own functions
 //! ([`calibrate`]), multiplies it by the hits each probe family took, and compares that with the
 //! CPU time the target used over the same window. Opt-in families whose share exceeds the budget
-//! are detached; the default families (a few hits per map growth) never are.
+//! are detached. When the default families alone exceed it, the costliest of them are shed
+//! first, keeping the events: the single-stepped Swiss resize timing (`timed_resizes`; the
+//! events then come untimed from the body probes), then the growth-end probe (`growth_ends`;
+//! ends are then inferred from each map's next grow). The plain event probes (`maps`) stay.
 
 use std::{hint::black_box, time::Instant};
 
@@ -19,10 +22,13 @@ use crate::{
 /// A group of probes that is attached, costed and detached together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
-    /// The default map probes: `hashGrow`, or the Swiss `growToTable`/`rehash` and their RETs.
+    /// The default map probes: `hashGrow`, or the Swiss `growToTable`/`rehash` bodies.
     Maps,
     /// The default probe on the block that ends a classic growth.
     GrowthEnds,
+    /// The default probes on the RETs of Swiss `rehash` (or `grow`/`split`), which time each
+    /// table resize; single-stepped.
+    TimedResizes,
     /// `--evacuation`: every `evacuate*` call, body and RETs.
     Evacuation,
     /// `--slices`: every `growslice` call, body and RETs.
@@ -33,9 +39,10 @@ pub enum Family {
 
 impl Family {
     /// Every family, in report order.
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Maps,
         Family::GrowthEnds,
+        Family::TimedResizes,
         Family::Evacuation,
         Family::Slices,
         Family::SmallMaps,
@@ -47,6 +54,7 @@ impl Family {
             names::PROG_HMAP_EVACUATE | names::PROG_HMAP_EVACUATE_RET => Family::Evacuation,
             names::PROG_SLICE_GROW | names::PROG_SLICE_GROW_RET => Family::Slices,
             names::PROG_SWISS_GROW_TO_SMALL => Family::SmallMaps,
+            names::PROG_SWISS_REHASH_RET => Family::TimedResizes,
             p if names::PROG_HMAP_EVACUATED.contains(&p) => Family::GrowthEnds,
             _ => Family::Maps,
         }
@@ -57,6 +65,7 @@ impl Family {
         match self {
             Family::Maps => "maps",
             Family::GrowthEnds => "growth_ends",
+            Family::TimedResizes => "timed_resizes",
             Family::Evacuation => "evacuation",
             Family::Slices => "slices",
             Family::SmallMaps => "small_maps",
@@ -69,9 +78,13 @@ impl Family {
             Family::Evacuation => Some("--evacuation"),
             Family::Slices => Some("--slices"),
             Family::SmallMaps => Some("--small-maps"),
-            Family::Maps | Family::GrowthEnds => None,
+            Family::Maps | Family::GrowthEnds | Family::TimedResizes => None,
         }
     }
+
+    /// The default families a budget may shed, costliest first: what each one's loss costs the
+    /// user (a duration; an exact end) is smaller than the next one's (the events).
+    pub const SHED_ORDER: [Family; 2] = [Family::TimedResizes, Family::GrowthEnds];
 
     /// Estimated nanoseconds its probes added, from their counters' hits (`hits_of`).
     /// `stepped_growth_ends`: the growth-end probe sits on the single-stepped store fallback.
@@ -101,9 +114,9 @@ impl Family {
                 Counter::HitsHashGrow,
                 Counter::HitsGrowToTable,
                 Counter::HitsRehash,
-                Counter::HitsSwissRet,
             ],
             Family::GrowthEnds => &[Counter::HitsEvacuated],
+            Family::TimedResizes => &[Counter::HitsSwissRet],
             Family::Evacuation => &[Counter::HitsEvacuate, Counter::HitsEvacuateRet],
             Family::Slices => &[Counter::HitsGrowslice, Counter::HitsGrowsliceRet],
             Family::SmallMaps => &[Counter::HitsGrowToSmall],
@@ -324,9 +337,11 @@ pub struct Budget {
 /// What one budget check decided.
 #[derive(Debug, Default, PartialEq)]
 pub struct Verdict {
-    /// Opt-in families over budget, with their share (percent).
+    /// Families to detach, with their share (percent): opt-in families over budget on their
+    /// own, then default families in [`Family::SHED_ORDER`] while the default ones together
+    /// are over it.
     pub detach: Vec<(Family, f64)>,
-    /// The default families alone are over budget (reported once; they stay attached).
+    /// The plain event probes alone are over budget (reported once; they stay attached).
     pub default_over: Option<f64>,
 }
 
@@ -361,6 +376,7 @@ impl Budget {
         }
         let mut v = Verdict::default();
         let mut default_share = 0.0;
+        let mut defaults = vec![];
         for &(family, n) in spent_ns {
             let base = self
                 .base_spent_ns
@@ -371,7 +387,19 @@ impl Budget {
             match family.flag() {
                 Some(_) if share > self.percent => v.detach.push((family, share)),
                 Some(_) => {}
-                None => default_share += share,
+                None => {
+                    default_share += share;
+                    defaults.push((family, share));
+                }
+            }
+        }
+        for shed in Family::SHED_ORDER {
+            if default_share <= self.percent {
+                break;
+            }
+            if let Some(&(f, share)) = defaults.iter().find(|(f, _)| *f == shed) {
+                v.detach.push((f, share));
+                default_share -= share;
             }
         }
         if default_share > self.percent && !self.warned_default {
@@ -402,6 +430,11 @@ mod tests {
             Family::SmallMaps
         );
         assert!(Family::Maps.flag().is_none() && Family::GrowthEnds.flag().is_none());
+        assert_eq!(
+            Family::of(names::PROG_SWISS_REHASH_RET),
+            Family::TimedResizes
+        );
+        assert_eq!(Family::of(names::PROG_SWISS_REHASH), Family::Maps);
     }
 
     #[test]
@@ -452,6 +485,44 @@ mod tests {
             3_000_000_000,
         );
         assert!(v.detach.is_empty());
+    }
+
+    #[test]
+    fn test_budget_sheds_timing_then_growth_ends_and_keeps_the_events() {
+        let mut b = Budget::new(5.0);
+        let zero = [
+            (Family::Maps, 0),
+            (Family::GrowthEnds, 0),
+            (Family::TimedResizes, 0),
+        ];
+        b.check(&zero, 0);
+        // 100 ms of target CPU: timing 4 ms, ends 2 ms, events 2 ms = 8 % > 5 %. Shedding the
+        // timing brings it to 4 %: the growth ends stay.
+        let v = b.check(
+            &[
+                (Family::Maps, 2_000_000),
+                (Family::GrowthEnds, 2_000_000),
+                (Family::TimedResizes, 4_000_000),
+            ],
+            100_000_000,
+        );
+        assert_eq!(v.detach.len(), 1);
+        assert_eq!(v.detach[0].0, Family::TimedResizes);
+        assert_eq!(v.default_over, None);
+        // Next window, without the timing: events 3 %, ends 3 %: the ends go, the events stay.
+        let v = b.check(
+            &[(Family::Maps, 5_000_000), (Family::GrowthEnds, 5_000_000)],
+            200_000_000,
+        );
+        assert_eq!(
+            v.detach.iter().map(|d| d.0).collect::<Vec<_>>(),
+            vec![Family::GrowthEnds]
+        );
+        assert_eq!(v.default_over, None);
+        // Events alone at 10 %: nothing left to shed; said once.
+        let v = b.check(&[(Family::Maps, 15_000_000)], 300_000_000);
+        assert!(v.detach.is_empty());
+        assert!((v.default_over.unwrap() - 10.0).abs() < 1e-9);
     }
 
     #[test]

@@ -177,6 +177,10 @@ impl<R: Resolve> Pipeline<R> {
 
     /// `--max-overhead` detached a probe family.
     pub fn detached(&mut self, d: &Detached) {
+        if d.family == crate::overhead::Family::GrowthEnds {
+            // No end probe from here on: a growth still open ends at the map's next grow.
+            self.timeline.infer_ends_from_now();
+        }
         self.emit(|s| s.detached(d));
     }
 

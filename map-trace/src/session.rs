@@ -278,6 +278,8 @@ async fn stream(
     let families = families(&links);
     let mut budget = args.max_overhead.map(overhead::Budget::new);
     let mut detached: Vec<(Family, u64, f64)> = vec![];
+    // Links of a shed family detached at the next budget tick.
+    let mut retiring: Vec<Link> = vec![];
     let cpu_at_start = procfs::cpu_time_ns(pid);
     let mut cpu_last = cpu_at_start;
     let mut budget_tick = tokio::time::interval(Duration::from_millis(250));
@@ -380,6 +382,11 @@ async fn stream(
                 if let (Some(b), Some(cpu)) = (budget.as_mut(), cpu_last) {
                     let hits = family_hits(&probes, &families, &hit_cost, &plan);
                     let spent: Vec<(Family, u64)> = hits.iter().map(|h| (h.0, h.2)).collect();
+                    // Timing shed at the last tick: the body probes have sent their events
+                    // themselves since then, so no call is left waiting for a RET probe.
+                    for l in std::mem::take(&mut retiring) {
+                        probes.detach(l.program, l.id);
+                    }
                     let verdict = b.check(&spent, cpu);
                     for (family, share) in verdict.detach {
                         if detached.iter().any(|d| d.0 == family) {
@@ -388,8 +395,17 @@ async fn stream(
                         let (gone, kept): (Vec<Link>, Vec<Link>) =
                             links.drain(..).partition(|l| l.family == family);
                         links = kept;
-                        for l in gone {
-                            probes.detach(l.program, l.id);
+                        if family == Family::TimedResizes {
+                            // Body probes first: from now on they send the events untimed;
+                            // the RET probes go at the next tick.
+                            let mut untimed = plan.layout.offsets;
+                            untimed.flags &= !map_trace_common::config::LAYOUT_TIMED_RESIZES;
+                            probes.set_layout(probes::Scope::Process(pid), untimed)?;
+                            retiring.extend(gone);
+                        } else {
+                            for l in gone {
+                                probes.detach(l.program, l.id);
+                            }
                         }
                         let d = Detached {
                             time_ns: sys::unix_now_ns(),
@@ -398,8 +414,13 @@ async fn stream(
                             budget_percent: b.percent(),
                             hits: hits.iter().find(|h| h.0 == family).map_or(0, |h| h.1),
                         };
+                        let keeps = match family {
+                            Family::TimedResizes => "; resizes are still reported, untimed",
+                            Family::GrowthEnds => "; growth ends are inferred from each map's next grow from now on",
+                            _ => "",
+                        };
                         say(&format!(
-                            "map-trace: detached {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {}%)",
+                            "map-trace: detached {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {}%){keeps}",
                             family.flag().unwrap_or(family.name()),
                             b.percent()
                         ));
@@ -408,7 +429,7 @@ async fn stream(
                     }
                     if let Some(share) = verdict.default_over {
                         say(&format!(
-                            "map-trace: warning: the default map probes take an estimated {share:.1}% of the target's CPU time, over the {}% budget; they stay attached (--max-overhead only detaches opt-in probes)",
+                            "map-trace: warning: the map event probes take an estimated {share:.1}% of the target's CPU time, over the {}% budget; they stay attached (--max-overhead sheds everything else first)",
                             b.percent()
                         ));
                     }
@@ -440,7 +461,7 @@ async fn stream(
     }
     // Detach first: once no probe can fire, the counters below are final and the collector's
     // last drain sees every record that was not lost.
-    for l in links.drain(..) {
+    for l in links.drain(..).chain(retiring.drain(..)) {
         probes.detach(l.program, l.id);
     }
     let lost = probes.counter(Counter::Lost);

@@ -463,6 +463,9 @@ pub fn bench(only: Option<&str>) -> Result<()> {
     if want("modes") {
         results.extend(modes_bench(&bin, &fixtures)?);
     }
+    if want("small-maps") {
+        results.extend(small_maps_bench(&bin, &fixtures)?);
+    }
     let dir = crate::cache::target_dir().join("bench");
     fs::create_dir_all(&dir)?;
     fs::write(
@@ -703,6 +706,109 @@ fn modes_bench(bin: &Path, fixtures: &Path) -> Result<Vec<Value>> {
                 "stepped_hit_cost_ns": s["overhead"]["stepped_hit_cost_ns"],
             }));
         }
+    }
+    Ok(out)
+}
+
+/// Section 8: a JSON API in miniature (`requests N`: each request decodes a 12-field object
+/// into `map[string]any` and builds a 10-entry header map, so two small maps grow once each),
+/// in µs per request: untraced; the kernel's own empty probe on the grow function's body; its
+/// empty probes at exactly the instructions map-trace's default mode probes; what a user would
+/// pick instead (a bpftrace one-liner counting the grow function); and map-trace's default
+/// mode. Ratios compare like with like: the instructions (bare at map-trace's sites ÷ one bare
+/// body probe, added time) and the handler (map-trace ÷ bare at its sites).
+fn small_maps_bench(bin: &Path, fixtures: &Path) -> Result<Vec<Value>> {
+    let n: u64 = 100_000;
+    let args = ["requests", "100000"];
+    println!();
+    println!("## 8. Small maps: a JSON API in miniature ({n} requests; µs per request, median of {ROUNDS} interleaved runs)");
+    println!(
+        "{:<8} {:<44} {:>10} {:>10} {:>9}",
+        "go", "", "µs/req", "added µs", "ratio"
+    );
+    let bpftrace = which_bpftrace()?;
+    let mut out = vec![];
+    for v in ["1.23.9", "1.26.6"] {
+        let fx = fixture(fixtures, v);
+        let (start, _) = traced_json(bin, &fx, &["requests", "1"])?;
+        let swiss = start["map_impl"] == "swiss";
+        let (grow_fn, grow_sym) = if swiss {
+            ("growToTable", "internal/runtime/maps.(*Map).growToTable")
+        } else {
+            ("hashGrow", "runtime.hashGrow")
+        };
+        let probes = start["probes"].as_array().context("probes")?.clone();
+        let all: Vec<String> = probes
+            .iter()
+            .filter_map(|p| p["file_offset"].as_str().map(str::to_string))
+            .collect();
+        let body: Vec<String> = probes
+            .iter()
+            .filter(|p| p["function"].as_str().unwrap_or("").ends_with(grow_fn))
+            .filter_map(|p| p["file_offset"].as_str().map(str::to_string))
+            .take(1)
+            .collect();
+        let script = format!(
+            "uprobe:{}:\"{grow_sym}\" {{ @grows = count(); }}",
+            fx.display()
+        );
+        let mut rows: [Vec<u64>; 5] = Default::default();
+        for _ in 0..ROUNDS {
+            rows[0].push(run_once(Command::new(&fx).args(args))?);
+            rows[1].push(with_bare_probes(&fx, &body, || {
+                run_once(Command::new(&fx).args(args))
+            })?);
+            rows[2].push(with_bare_probes(&fx, &all, || {
+                run_once(Command::new(&fx).args(args))
+            })?);
+            rows[3].push(run_once(
+                Command::new(&bpftrace)
+                    .arg("-e")
+                    .arg(&script)
+                    .arg("-c")
+                    .arg(format!("{} {}", fx.display(), args.join(" "))),
+            )?);
+            rows[4].push(run_once(
+                Command::new(bin)
+                    .args(["-o", "/dev/null", "--"])
+                    .arg(&fx)
+                    .args(args),
+            )?);
+        }
+        let us: Vec<f64> = rows
+            .iter()
+            .map(|r| median(r.clone()) / n as f64 / 1e3)
+            .collect();
+        let added = |i: usize| us[i] - us[0];
+        let names = [
+            "untraced".to_string(),
+            format!("kernel: empty probe on {grow_fn}'s body"),
+            format!("kernel: empty probes at map-trace's {} sites", all.len()),
+            format!("bpftrace: count {grow_fn} (its entry)"),
+            "map-trace default".to_string(),
+        ];
+        for (i, name) in names.iter().enumerate() {
+            let ratio = match i {
+                2 => format!("{:.2}", added(2) / added(1)),
+                4 => format!("{:.2}", added(4) / added(2)),
+                _ => "-".into(),
+            };
+            println!(
+                "{v:<8} {name:<44} {:>10.2} {:>10.2} {ratio:>9}",
+                us[i],
+                added(i)
+            );
+        }
+        println!(
+            "{v:<8} (ratios: sites ÷ one body probe, target ≤ {}; map-trace ÷ its sites, target ≤ 1.3)",
+            if swiss { "1.5" } else { "2.5" }
+        );
+        out.push(serde_json::json!({
+            "bench": "small_maps", "go": v, "map_impl": start["map_impl"],
+            "untraced_us": us[0], "bare_body_us": us[1], "bare_sites_us": us[2],
+            "bpftrace_us": us[3], "map_trace_us": us[4], "sites": all.len(),
+            "sites_vs_body": added(2) / added(1), "map_trace_vs_sites": added(4) / added(2),
+        }));
     }
     Ok(out)
 }

@@ -40,7 +40,7 @@ enum Cmd {
     Demo,
     /// Measure overhead side by side with untraced runs and bare kernel probes (root).
     Bench {
-        /// Run one section only: slowdown, per-hit, attach, pipeline or agent.
+        /// Run one section only: slowdown, per-hit, attach, pipeline, agent, modes or small-maps.
         #[arg(long)]
         only: Option<String>,
     },

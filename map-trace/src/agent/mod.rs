@@ -657,14 +657,16 @@ impl Agent {
                 };
                 self.metrics.grows.get_or_create(&labels).inc();
                 self.metrics.grow_bytes.get_or_create(&labels).inc_by(bytes);
-                self.metrics
-                    .grow_duration
-                    .get_or_create(&ExeLabels {
-                        executable: labels.executable.clone(),
-                        go_version: labels.go_version.clone(),
-                        kind: kind.into(),
-                    })
-                    .observe(r.duration_ns as f64 / 1e9);
+                if let Some(d) = r.duration_ns {
+                    self.metrics
+                        .grow_duration
+                        .get_or_create(&ExeLabels {
+                            executable: labels.executable.clone(),
+                            go_version: labels.go_version.clone(),
+                            kind: kind.into(),
+                        })
+                        .observe(d as f64 / 1e9);
+                }
                 if let Some(sink) = self.events.as_mut() {
                     let _ = sink.swiss(&r);
                 }

@@ -139,7 +139,8 @@ struct SwissRecord<'a> {
     entries: u64,
     key_size: u64,
     elem_size: u64,
-    duration_ns: u64,
+    /// `null` when the resize was not timed.
+    duration_ns: Option<u64>,
     directory_len_before: u64,
     directory_len_after: u64,
     partial: bool,

@@ -205,7 +205,7 @@ impl<W: Write + Send> Sink for PerfettoSink<W> {
             (r.kind.event_name(), "map"),
             r.goid,
             r.time_ns,
-            r.duration_ns,
+            r.duration_ns.unwrap_or(0),
             json!({
                 "map": hex(r.map), "type": r.type_name.as_deref(), "entries": r.entries,
                 "capacity_before": r.capacity_before, "capacity_after": r.capacity_after,

@@ -1159,7 +1159,7 @@ mod tests {
             entries: cap.0 * 7 / 8,
             key_size: 8,
             elem_size: 8,
-            duration_ns: 20_000,
+            duration_ns: Some(20_000),
             table_entries: cap.0 * 7 / 8,
             capacity_before: cap.0,
             capacity_after: cap.1,

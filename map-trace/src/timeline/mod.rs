@@ -331,8 +331,9 @@ pub struct SwissResize {
     pub key_size: u64,
     /// Element size in bytes.
     pub elem_size: u64,
-    /// Time spent in the resize (body probe to return probe).
-    pub duration_ns: u64,
+    /// Time spent in the resize (body probe to return probe); `None` when not timed
+    /// (`growToTable` always; table resizes once `--max-overhead` shed `timed_resizes`).
+    pub duration_ns: Option<u64>,
     /// Entries in the table being resized.
     pub table_entries: u64,
     /// Slots before (8 for a small map).
@@ -378,7 +379,8 @@ pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissRe
         entries: ev.map_used,
         key_size: ev.key_size,
         elem_size: ev.elem_size,
-        duration_ns: ev.duration_ns,
+        // The RET probe stamps at least 1; 0 is "not timed".
+        duration_ns: (ev.duration_ns > 0).then_some(ev.duration_ns),
         table_entries: u64::from(ev.table_used),
         capacity_before: u64::from(ev.capacity_before),
         capacity_after: u64::from(ev.capacity_after),
@@ -594,6 +596,11 @@ impl Timeline {
         }
     }
 
+    /// The growth-end probe was detached (`--max-overhead`): ends are inferred from here on.
+    pub fn infer_ends_from_now(&mut self) {
+        self.infer_ends = true;
+    }
+
     /// Adds a grow. A map is its address plus its call site: a grow whose map is smaller than
     /// the last one recorded at that address, of another type, or grown from another site, is a
     /// different map that reused the address (the old one was freed, or a map on a goroutine
@@ -773,7 +780,7 @@ impl Timeline {
                 goid: r.goid,
                 bytes_allocated: 0,
                 directory_len: u32::try_from(r.directory_len_after).unwrap_or(u32::MAX),
-                duration_ns: r.duration_ns,
+                duration_ns: r.duration_ns.unwrap_or(0),
                 end: Some(SpanEnd::Resize),
             },
         );
@@ -800,8 +807,9 @@ impl Timeline {
             }
         }
         s.directory_len_last = r.directory_len_after;
-        s.total_duration_ns = s.total_duration_ns.saturating_add(r.duration_ns);
-        s.max_duration_ns = s.max_duration_ns.max(r.duration_ns);
+        let d = r.duration_ns.unwrap_or(0);
+        s.total_duration_ns = s.total_duration_ns.saturating_add(d);
+        s.max_duration_ns = s.max_duration_ns.max(d);
     }
 
     /// Total grows pushed.

@@ -234,10 +234,10 @@ pub fn swiss(r: &SwissResize) -> Line {
             &mut l
         }
     };
-    l.plain(&format!(" len {} ", r.entries)).push(
-        duration_style(r.duration_ns),
-        &duration_short(r.duration_ns),
-    );
+    l.plain(&format!(" len {}", r.entries));
+    if let Some(d) = r.duration_ns {
+        l.plain(" ").push(duration_style(d), &duration_short(d));
+    }
     partial(&mut l, r.partial);
     with_site(l, site_of(&r.origin))
 }
