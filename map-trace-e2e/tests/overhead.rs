@@ -225,7 +225,11 @@ fn max_overhead_sheds_the_default_timing_and_growth_ends_but_keeps_the_events() 
         );
         assert!(f.status.success(), "go{v}: {}", f.stderr);
         let swiss = is_swiss(&v);
-        let shed = if swiss { "timed_resizes" } else { "growth_ends" };
+        let shed = if swiss {
+            "timed_resizes"
+        } else {
+            "growth_ends"
+        };
         let detached: Vec<&Value> = events
             .iter()
             .filter(|e| e["event"] == "probes_detached")
@@ -255,7 +259,11 @@ fn max_overhead_sheds_the_default_timing_and_growth_ends_but_keeps_the_events() 
                 .filter(|e| e["event"] == kind && e["time_ns"].as_u64().unwrap() > t + 500_000_000)
                 .collect::<Vec<_>>()
         };
-        assert!(late(grow_kind).len() > 10_000, "go{v}: {} late", late(grow_kind).len());
+        assert!(
+            late(grow_kind).len() > 10_000,
+            "go{v}: {} late",
+            late(grow_kind).len()
+        );
         if swiss {
             // Resizes after the shed are untimed; some before it were timed.
             let after = late(resize_kind);

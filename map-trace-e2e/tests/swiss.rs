@@ -49,7 +49,13 @@ fn check_sequence<'a>(v: &str, events: &'a [Value], map: &str) -> Vec<&'a Value>
         assert_eq!(s["table_entries"], 896, "go{v} {s}");
     }
     for e in events.iter().filter(|e| e["map"] == map) {
-        assert!(e["duration_ns"].as_u64().unwrap() > 0, "{e}");
+        // Table resizes are timed by their RET probes; small→table comes from the body probe
+        // alone (an 8-entry copy), untimed.
+        if e["event"] == "map_small_to_table" {
+            assert!(e["duration_ns"].is_null(), "{e}");
+        } else {
+            assert!(e["duration_ns"].as_u64().unwrap() > 0, "{e}");
+        }
         assert_eq!(e["partial"], false);
     }
     splits

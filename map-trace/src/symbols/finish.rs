@@ -77,7 +77,12 @@ pub fn finish_store(
 
 /// The last emulated instruction that runs exactly once per run of the store, with `h` in the
 /// same register.
-fn emulated_equivalent(arch: Arch, code: &[u8], addr: u64, store: FinishSite) -> Option<FinishSite> {
+fn emulated_equivalent(
+    arch: Arch,
+    code: &[u8],
+    addr: u64,
+    store: FinishSite,
+) -> Option<FinishSite> {
     let cfg = flow::decode(arch, code, addr)?;
     let at = cfg.insn_at(store.offset)?;
     cfg.equivalent_before(at, store.reg as u32)

@@ -14,9 +14,7 @@
 //!
 //! Calls are not treated as block ends: a call returns to the next instruction.
 
-use iced_x86::{
-    Decoder, DecoderOptions, FlowControl, InstructionInfoFactory, OpAccess, Register,
-};
+use iced_x86::{Decoder, DecoderOptions, FlowControl, InstructionInfoFactory, OpAccess, Register};
 
 use super::elf::Arch;
 
@@ -105,9 +103,7 @@ fn decode_x86(code: &[u8], addr: u64) -> Vec<Insn> {
                 FlowControl::Next | FlowControl::Call | FlowControl::IndirectCall => Flow::Next,
                 FlowControl::UnconditionalBranch => Flow::Jump(inside(insn.near_branch_target())),
                 FlowControl::ConditionalBranch => Flow::Branch(inside(insn.near_branch_target())),
-                FlowControl::Return | FlowControl::Interrupt | FlowControl::Exception => {
-                    Flow::Exit
-                }
+                FlowControl::Return | FlowControl::Interrupt | FlowControl::Exception => Flow::Exit,
                 FlowControl::IndirectBranch | FlowControl::XbeginXabortXend => Flow::Unknown,
             }
         };
@@ -121,7 +117,10 @@ fn decode_x86(code: &[u8], addr: u64) -> Vec<Insn> {
         for r in info.info(&insn).used_registers() {
             if matches!(
                 r.access(),
-                OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+                OpAccess::Write
+                    | OpAccess::CondWrite
+                    | OpAccess::ReadWrite
+                    | OpAccess::ReadCondWrite
             ) {
                 let full = r.register().full_register();
                 if let Some(i) = X86_REGS.iter().position(|x| *x == full) {

@@ -1145,6 +1145,28 @@ mod tests {
         let _ = interpret(&raw(1, u64::MAX, 200, 0), 13, 0);
     }
 
+    #[test]
+    fn test_interpret_swiss_untimed_when_the_duration_is_zero() {
+        // The body probes send growToTable (always) and table resizes (once the budget shed
+        // the timing) with duration 0; the RET probe stamps at least 1.
+        let mut ev = swiss(EventKind::MapSmallToTable, 0xa, 8, 0, 1);
+        ev.duration_ns = 0;
+        assert_eq!(interpret_swiss(&ev, 0).unwrap().duration_ns, None);
+        ev.duration_ns = 1;
+        assert_eq!(interpret_swiss(&ev, 0).unwrap().duration_ns, Some(1));
+        // An untimed resize adds nothing to the map's durations.
+        let mut t = Timeline::new();
+        let mut r = interpret_swiss(&swiss(EventKind::MapTableGrow, 0xb, 16, 1, 1), 0).unwrap();
+        t.push_swiss(&r);
+        r.duration_ns = None;
+        r.capacity_before = 32;
+        r.capacity_after = 64;
+        t.push_swiss(&r);
+        let (maps, _) = t.finish(100);
+        let sw = maps[0].swiss.as_ref().unwrap();
+        assert_eq!((sw.table_grows, sw.total_duration_ns), (2, 70_000));
+    }
+
     fn swiss(kind: EventKind, map: u64, cap: u16, dir_before: u64, dir_after: u64) -> SwissEvent {
         SwissEvent {
             header: EventHeader {
