@@ -84,10 +84,12 @@ pub struct Args {
     #[arg(long)]
     pub evacuation: bool,
 
-    /// Detach an opt-in probe family (--slices, --evacuation, --small-maps) when its estimated
-    /// cost exceeds PERCENT of the target's CPU time over a window of about a second. The cost
-    /// of one probe hit is measured at start-up. The default map probes are never detached.
-    /// Every output says what was detached and when.
+    /// Keep the probes' estimated cost within PERCENT of the target's CPU time, checked every
+    /// 250 ms: detach an opt-in family (--slices, --evacuation, --small-maps) over it; when the
+    /// default probes alone are over, shed the Swiss resize timing, then the growth-end probe
+    /// (the events keep coming, untimed or with inferred ends). The map event probes stay. The
+    /// cost of one probe hit is measured at start-up. Every output says what was detached and
+    /// when.
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     pub max_overhead: Option<f64>,
 
