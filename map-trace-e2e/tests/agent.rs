@@ -106,8 +106,9 @@ fn agent_counts_every_go_process_by_site_and_drops_exited_ones() {
                 "map_trace_map_grow_duration_seconds_count",
                 &[("executable", exe.as_str())],
             ) as u64;
-            // Every resize is timed; runtime-internal maps grown after attach count too.
-            assert!(resizes >= 1 + 6 + splits, "{v}{s}: {resizes} timed resizes");
+            // Every table resize is timed (small→table is not); runtime-internal maps grown
+            // after attach count too.
+            assert!(resizes >= 6 + splits, "{v}{s}: {resizes} timed resizes");
         }
         assert!(
             sample(
