@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
             slices: true,
             growth_ends: true,
             evacuation: true,
+            timed_resizes: true,
         },
     );
 });

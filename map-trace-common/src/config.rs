@@ -94,10 +94,24 @@ pub enum Counter {
     /// Hits of the start-up calibration probe on map-trace's own code (the cost of one hit on
     /// this host).
     Calibration = 15,
+    /// Nanoseconds spent in the handlers of each probe family (the part of a hit's cost that
+    /// the calibration probe's empty handler does not have: reads of target memory, the stack
+    /// walk, the ring buffer).
+    NsMaps = 16,
+    /// See [`Counter::NsMaps`].
+    NsGrowthEnds = 17,
+    /// See [`Counter::NsMaps`].
+    NsTimedResizes = 18,
+    /// See [`Counter::NsMaps`].
+    NsEvacuation = 19,
+    /// See [`Counter::NsMaps`].
+    NsSlices = 20,
+    /// See [`Counter::NsMaps`].
+    NsSmallMaps = 21,
 }
 
 /// `LAYOUTS` keys at or above this are attach cookies (executable ids), below it tgids.
 pub const COOKIE_BASE: u64 = 1 << 32;
 
 /// Number of slots in the `COUNTERS` array.
-pub const COUNTER_SLOTS: u32 = 16;
+pub const COUNTER_SLOTS: u32 = 22;

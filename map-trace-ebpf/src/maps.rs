@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid},
+    helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::ProbeContext,
@@ -94,6 +94,21 @@ pub fn submit_flags() -> u64 {
     } else {
         BPF_RB_NO_WAKEUP as u64
     }
+}
+
+/// Runs a probe's handler and adds the nanoseconds it took to `counter` on this CPU.
+#[inline(always)]
+pub fn timed(counter: Counter, f: impl FnOnce() -> u32) -> u32 {
+    // SAFETY: helper without preconditions.
+    let t0 = unsafe { bpf_ktime_get_ns() };
+    let r = f();
+    // SAFETY: as above.
+    let dt = unsafe { bpf_ktime_get_ns() }.wrapping_sub(t0);
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: as in `count`.
+        unsafe { *slot += dt };
+    }
+    r
 }
 
 /// Adds one to a counter on this CPU.

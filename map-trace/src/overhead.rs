@@ -86,15 +86,19 @@ impl Family {
     /// user (a duration; an exact end) is smaller than the next one's (the events).
     pub const SHED_ORDER: [Family; 2] = [Family::TimedResizes, Family::GrowthEnds];
 
-    /// Estimated nanoseconds its probes added, from their counters' hits (`hits_of`).
-    /// `stepped_growth_ends`: the growth-end probe sits on the single-stepped store fallback.
+    /// Estimated nanoseconds its probes added: each hit's trap at the calibrated cost (from
+    /// their counters' hits, `hits_of`), plus the time its handlers took, which the eBPF side
+    /// measures (the calibration probe's handler is empty; the real ones read target memory
+    /// and walk the stack). `stepped_growth_ends`: the growth-end probe sits on the
+    /// single-stepped store fallback.
     pub fn estimate_ns(
         self,
         cost: &HitCost,
         hits_of: impl Fn(Counter) -> u64,
         stepped_growth_ends: bool,
     ) -> u64 {
-        self.counters()
+        let traps: f64 = self
+            .counters()
             .iter()
             .map(|&c| {
                 let hits = hits_of(c);
@@ -104,7 +108,20 @@ impl Family {
                     cost.estimate(c, hits)
                 }
             })
-            .sum::<f64>() as u64
+            .sum();
+        traps as u64 + hits_of(self.handler_counter())
+    }
+
+    /// The counter of nanoseconds its handlers took.
+    pub fn handler_counter(self) -> Counter {
+        match self {
+            Family::Maps => Counter::NsMaps,
+            Family::GrowthEnds => Counter::NsGrowthEnds,
+            Family::TimedResizes => Counter::NsTimedResizes,
+            Family::Evacuation => Counter::NsEvacuation,
+            Family::Slices => Counter::NsSlices,
+            Family::SmallMaps => Counter::NsSmallMaps,
+        }
     }
 
     /// The hit counters of its programs.
@@ -291,6 +308,8 @@ pub struct Overhead {
     pub target_cpu_ns: Option<u64>,
     /// `--max-overhead`, percent.
     pub budget_percent: Option<f64>,
+    /// The event probes were duty-cycled to stay within the budget.
+    pub sampling: Option<Sampling>,
 }
 
 impl Default for Overhead {
@@ -301,7 +320,154 @@ impl Default for Overhead {
             estimated_ns: 0,
             target_cpu_ns: None,
             budget_percent: None,
+            sampling: None,
         }
+    }
+}
+
+/// A family the budget kept measuring by duty-cycling it (attached for a window, detached,
+/// again) once it alone was over budget: what was seen from then on is a sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling {
+    /// The family (the map event probes).
+    pub family: Family,
+    /// When cycling began, Unix ns.
+    pub since_ns: u64,
+    /// Time its probes were attached since then, ns.
+    pub attached_ns: u64,
+    /// Time elapsed since then until tracing stopped, ns.
+    pub elapsed_ns: u64,
+    /// Records the ring buffer had lost before cycling began (those lost after it are events
+    /// of the sample too).
+    pub lost_before: u64,
+}
+
+impl Sampling {
+    /// The share of the time since cycling began that the probes were attached (0–1].
+    ///
+    /// Scaling by it is right for a target whose work comes at its own pace (a service
+    /// answering requests): the probes add CPU time but do not change how many events happen
+    /// per second. A target that is CPU-bound (a batch job) does less work per second while its
+    /// probes trap, so the scaled count is then a lower bound.
+    pub fn coverage(&self) -> f64 {
+        if self.elapsed_ns == 0 {
+            1.0
+        } else {
+            (self.attached_ns as f64 / self.elapsed_ns as f64).clamp(1e-6, 1.0)
+        }
+    }
+
+    /// Events seen while sampling, scaled to the whole time: `seen / coverage`.
+    pub fn scale(&self, seen: u64) -> u64 {
+        (seen as f64 / self.coverage()).round() as u64
+    }
+}
+
+/// The shortest window a cycled family is attached for: long enough for the target to use
+/// measurable CPU, and for the attach's own cost (one registration per probe) to be small.
+pub const MIN_ON_NS: u64 = 50_000_000;
+/// One on+off cycle when the duty allows it (longer when the duty is below
+/// `MIN_ON_NS / PERIOD_NS`).
+pub const PERIOD_NS: u64 = 1_000_000_000;
+/// The lowest duty: one 50 ms window every 5 s.
+pub const MIN_DUTY: f64 = 0.01;
+/// The duty aims at this fraction of the budget, leaving room for the estimate's error.
+const HEADROOM: f64 = 0.8;
+
+/// The duty cycle of a family that alone exceeds the budget (pure logic, clock passed in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DutyCycle {
+    budget_percent: f64,
+    duty: f64,
+    on: bool,
+    switch_at_ns: u64,
+    on_since_ns: u64,
+    /// Attached time so far, ns.
+    pub attached_ns: u64,
+    /// When cycling began (the caller's clock), ns.
+    pub since_ns: u64,
+}
+
+impl DutyCycle {
+    /// Starts at `now_ns` with the family just detached, after it took `share_percent` of
+    /// the target's CPU while attached.
+    pub fn start(budget_percent: f64, share_percent: f64, now_ns: u64) -> Self {
+        let mut c = Self {
+            budget_percent,
+            duty: 1.0,
+            on: false,
+            switch_at_ns: now_ns,
+            on_since_ns: now_ns,
+            attached_ns: 0,
+            since_ns: now_ns,
+        };
+        c.set_duty(share_percent);
+        c.switch_at_ns = now_ns + c.off_ns();
+        c
+    }
+
+    fn set_duty(&mut self, share_percent: f64) {
+        self.duty = if share_percent <= 0.0 {
+            1.0
+        } else {
+            (HEADROOM * self.budget_percent / share_percent).clamp(MIN_DUTY, 1.0)
+        };
+    }
+
+    /// The current duty (share of the time attached).
+    pub fn duty(&self) -> f64 {
+        self.duty
+    }
+
+    /// Whether the family is attached now.
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
+    fn on_ns(&self) -> u64 {
+        ((self.duty * PERIOD_NS as f64) as u64).max(MIN_ON_NS)
+    }
+
+    fn off_ns(&self) -> u64 {
+        (self.on_ns() as f64 * (1.0 - self.duty) / self.duty) as u64
+    }
+
+    /// When the next switch is due, ns.
+    pub fn switch_at_ns(&self) -> u64 {
+        self.switch_at_ns
+    }
+
+    /// Switches on at `now_ns` (the caller attaches the family).
+    pub fn switch_on(&mut self, now_ns: u64) {
+        self.on = true;
+        self.on_since_ns = now_ns;
+        self.switch_at_ns = now_ns + self.on_ns();
+    }
+
+    /// Switches off at `now_ns` (the caller detached the family), with the share of the
+    /// target's CPU the family took while it was on (`None`: too little CPU to tell). Returns
+    /// `false` when that share fits the budget with room to spare: cycling can end and the
+    /// family stay attached.
+    pub fn switch_off(&mut self, now_ns: u64, share_percent: Option<f64>) -> bool {
+        if self.on {
+            self.attached_ns += now_ns.saturating_sub(self.on_since_ns);
+        }
+        self.on = false;
+        if let Some(share) = share_percent {
+            self.set_duty(share);
+        }
+        self.switch_at_ns = now_ns + self.off_ns();
+        self.duty < 1.0
+    }
+
+    /// Attached time until `now_ns`, counting a window still open.
+    pub fn attached_until(&self, now_ns: u64) -> u64 {
+        self.attached_ns
+            + if self.on {
+                now_ns.saturating_sub(self.on_since_ns)
+            } else {
+                0
+            }
     }
 }
 
@@ -318,6 +484,9 @@ pub struct Detached {
     pub budget_percent: f64,
     /// Its hits until then.
     pub hits: u64,
+    /// Not gone for good: duty-cycled at this duty (share of the time attached) from now on,
+    /// because it alone was over budget (the map event probes only).
+    pub sampled_duty: Option<f64>,
 }
 
 /// Less target CPU time than this in a window decides nothing (a mostly idle target: the window
@@ -397,7 +566,8 @@ impl Budget {
             if default_share <= self.percent {
                 break;
             }
-            if let Some(&(f, share)) = defaults.iter().find(|(f, _)| *f == shed) {
+            // A family that cost nothing in the window saves nothing when shed.
+            if let Some(&(f, share)) = defaults.iter().find(|(f, s)| *f == shed && *s > 0.0) {
                 v.detach.push((f, share));
                 default_share -= share;
             }
@@ -449,13 +619,14 @@ mod tests {
             |k| match k {
                 Counter::HitsGrowslice => 100,
                 Counter::HitsGrowsliceRet => 100,
+                Counter::NsSlices => 55_000,
                 _ => 7,
             },
             false,
         );
-        assert_eq!(est, 1_400_000);
+        assert_eq!(est, 1_400_000 + 55_000);
         // Growth ends: emulated, unless the plan fell back to the store.
-        let hits = |k| if k == Counter::HitsEvacuated { 10 } else { 0 };
+        let hits = |k| u64::from(k == Counter::HitsEvacuated) * 10;
         assert_eq!(Family::GrowthEnds.estimate_ns(&c, hits, false), 100_000);
         assert_eq!(Family::GrowthEnds.estimate_ns(&c, hits, true), 40_000);
     }
@@ -520,6 +691,20 @@ mod tests {
         );
         assert_eq!(v.default_over, None);
         // Events alone at 10 %: nothing left to shed; said once.
+        let mut idle = Budget::new(5.0);
+        idle.check(&zero, 0);
+        // A family that cost nothing (no table resize on Swiss) is not shed for nothing.
+        let v = idle.check(
+            &[
+                (Family::Maps, 10_000_000),
+                (Family::GrowthEnds, 0),
+                (Family::TimedResizes, 0),
+            ],
+            100_000_000,
+        );
+        assert!(v.detach.is_empty());
+        assert!(v.default_over.is_some());
+
         let v = b.check(&[(Family::Maps, 15_000_000)], 300_000_000);
         assert!(v.detach.is_empty());
         assert!((v.default_over.unwrap() - 10.0).abs() < 1e-9);
@@ -540,6 +725,48 @@ mod tests {
         assert!((v.default_over.unwrap() - 40.0).abs() < 1e-9);
         let v = b.check(&[(Family::Maps, 20_000_000)], 50_000_000);
         assert_eq!(v.default_over, None);
+    }
+
+    #[test]
+    fn test_duty_cycle_keeps_the_average_share_within_the_budget() {
+        // 50 % of the target's CPU while attached, budget 5 %: attached 8 % of the time.
+        let mut c = DutyCycle::start(5.0, 50.0, 0);
+        assert!((c.duty() - 0.08).abs() < 1e-9);
+        assert!(!c.is_on());
+        let off = c.switch_at_ns();
+        assert_eq!(off, 920_000_000);
+        c.switch_on(off);
+        assert_eq!(c.switch_at_ns(), off + 80_000_000);
+        // The window measured 100 %: the duty halves, and stays above its floor.
+        assert!(c.switch_off(off + 80_000_000, Some(100.0)));
+        assert!((c.duty() - 0.04).abs() < 1e-9);
+        assert_eq!(c.attached_ns, 80_000_000);
+        // Very costly: one 50 ms window every 5 s at most.
+        assert!(c.switch_off(off + 80_000_000, Some(10_000.0)));
+        assert!((c.duty() - MIN_DUTY).abs() < 1e-9);
+        let t = c.switch_at_ns();
+        c.switch_on(t);
+        assert_eq!(c.switch_at_ns() - t, MIN_ON_NS);
+        assert_eq!(c.attached_until(t + 10), 80_000_010);
+        // Cheap again (2 % < 80 % of 5 %): cycling may end.
+        assert!(!c.switch_off(t + MIN_ON_NS, Some(2.0)));
+        // The average share over a cycle is the duty times the share while on.
+        let c = DutyCycle::start(5.0, 25.0, 0);
+        let (on, off) = (c.on_ns() as f64, c.off_ns() as f64);
+        assert!((25.0 * on / (on + off) - 4.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn test_sampling_scales_what_was_seen() {
+        let s = Sampling {
+            family: Family::Maps,
+            since_ns: 0,
+            attached_ns: 250,
+            elapsed_ns: 1000,
+            lost_before: 0,
+        };
+        assert!((s.coverage() - 0.25).abs() < 1e-12);
+        assert_eq!(s.scale(1000), 4000);
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub struct Pipeline<R> {
     /// Maps whose grows were hidden (runtime maps without `--runtime-maps`): their growth ends
     /// are hidden too.
     hidden_maps: FxHashSet<u64>,
+    /// Grows and resizes received before the event probes began to be duty-cycled.
+    events_before_sampling: Option<u64>,
     /// Slice growths reported / below `--min-bytes`.
     slices_shown: u64,
     slices_below: u64,
@@ -120,6 +122,7 @@ impl<R: Resolve> Pipeline<R> {
             hidden_maps: FxHashSet::default(),
             slices_shown: 0,
             slices_below: 0,
+            events_before_sampling: None,
         }
     }
 
@@ -177,6 +180,9 @@ impl<R: Resolve> Pipeline<R> {
 
     /// `--max-overhead` detached a probe family.
     pub fn detached(&mut self, d: &Detached) {
+        if d.sampled_duty.is_some() && self.events_before_sampling.is_none() {
+            self.events_before_sampling = Some(self.timeline.grows());
+        }
         if d.family == crate::overhead::Family::GrowthEnds {
             // No end probe from here on: a growth still open ends at the map's next grow.
             self.timeline.infer_ends_from_now();
@@ -302,6 +308,15 @@ impl<R: Resolve> Pipeline<R> {
                 .slices
                 .then_some((self.slices_shown, self.slices_below)),
             maps,
+            sampled: ending.overhead.sampling.map(|sampling| {
+                let before = self.events_before_sampling.unwrap_or(0).min(events);
+                crate::output::Sampled {
+                    sampling,
+                    events_before: before,
+                    events_sampled: events - before,
+                    lost_sampled: ending.lost.saturating_sub(sampling.lost_before),
+                }
+            }),
             overhead: ending.overhead,
             history_cuts,
         };

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     output::{Hex, Sink, StartInfo},
-    overhead::{Detached, Family, FamilyCost, HitCost, Overhead},
+    overhead::{Detached, Family, FamilyCost, HitCost, Overhead, Sampling},
     pipeline::{Ending, Pipeline, Resolve, Settings},
     plan::ProbeSite,
     symbols::pclntab::SourcePos,
@@ -108,6 +108,9 @@ struct DetachedLine {
     share_percent: f64,
     budget_percent: f64,
     hits: u64,
+    /// Duty-cycled from then on (absent in recordings from before sampling existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sampled_duty: Option<f64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -132,6 +135,17 @@ struct OverheadLine {
     estimated_ns: u64,
     target_cpu_ns: Option<u64>,
     budget_percent: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sampling: Option<SamplingLine>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SamplingLine {
+    family: String,
+    since_ns: u64,
+    attached_ns: u64,
+    elapsed_ns: u64,
+    lost_before: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -255,6 +269,7 @@ impl<W: Write> RecordWriter<W> {
             share_percent: d.share_percent,
             budget_percent: d.budget_percent,
             hits: d.hits,
+            sampled_duty: d.sampled_duty,
         }))
     }
 
@@ -292,6 +307,13 @@ impl<W: Write> RecordWriter<W> {
                 estimated_ns: o.estimated_ns,
                 target_cpu_ns: o.target_cpu_ns,
                 budget_percent: o.budget_percent,
+                sampling: o.sampling.map(|s| SamplingLine {
+                    family: s.family.name().to_string(),
+                    since_ns: s.since_ns,
+                    attached_ns: s.attached_ns,
+                    elapsed_ns: s.elapsed_ns,
+                    lost_before: s.lost_before,
+                }),
             },
         }))
     }
@@ -570,6 +592,18 @@ fn ending(e: End) -> Result<Ending, String> {
             estimated_ns: o.estimated_ns,
             target_cpu_ns: o.target_cpu_ns,
             budget_percent: o.budget_percent,
+            sampling: o
+                .sampling
+                .map(|s| {
+                    Ok::<_, String>(Sampling {
+                        family: family(&s.family)?,
+                        since_ns: s.since_ns,
+                        attached_ns: s.attached_ns,
+                        elapsed_ns: s.elapsed_ns,
+                        lost_before: s.lost_before,
+                    })
+                })
+                .transpose()?,
         },
     })
 }
@@ -693,6 +727,7 @@ pub fn replay(input: impl BufRead, sink: Box<dyn Sink>) -> Result<(), ReplayErro
                 share_percent: d.share_percent,
                 budget_percent: d.budget_percent,
                 hits: d.hits,
+                sampled_duty: d.sampled_duty,
             }),
             Line::End(e) => {
                 p.finish(ending(e).map_err(bad)?).map_err(output)?;
@@ -794,6 +829,13 @@ mod tests {
             reason: "signal",
             exit_status: None,
             overhead: Overhead {
+                sampling: Some(Sampling {
+                    family: Family::Maps,
+                    since_ns: 1_700_000_000_000_600_000,
+                    attached_ns: 12_345,
+                    elapsed_ns: 300_000,
+                    lost_before: 1,
+                }),
                 hit_cost: HitCost {
                     body_ns: 561.8875,
                     stepped_ns: 0.1 + 0.2,
@@ -852,11 +894,23 @@ mod tests {
             p.resolver_mut().record(r);
             if i == 1 {
                 let d = Detached {
+                    sampled_duty: None,
                     time_ns: 1_700_000_000_000_500_000,
                     family: Family::Slices,
                     share_percent: 12.345_678_9,
                     budget_percent: 5.0,
                     hits: 5,
+                };
+                p.detached(&d);
+                p.resolver_mut().detached(&d);
+                // The event probes duty-cycled from here on.
+                let d = Detached {
+                    sampled_duty: Some(0.08),
+                    time_ns: 1_700_000_000_000_600_000,
+                    family: Family::Maps,
+                    share_percent: 50.0,
+                    budget_percent: 5.0,
+                    hits: 9,
                 };
                 p.detached(&d);
                 p.resolver_mut().detached(&d);

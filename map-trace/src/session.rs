@@ -206,6 +206,40 @@ struct Link {
     id: aya::programs::uprobe::UProbeLinkId,
 }
 
+/// Attaches the sites of one family (a duty-cycled family's next window).
+fn attach_family(
+    probes: &mut Probes,
+    plan: &Plan,
+    target: &Target,
+    pid: u32,
+    family: Family,
+) -> Result<Vec<Link>> {
+    let mut links = vec![];
+    for site in plan
+        .probes
+        .iter()
+        .filter(|s| Family::of(s.program) == family)
+    {
+        let id = probes.attach(site, &target.exe, probes::Scope::Process(pid))?;
+        links.push(Link {
+            family,
+            program: site.program,
+            id,
+        });
+    }
+    Ok(links)
+}
+
+/// A family being duty-cycled: the cycle, and the estimate and CPU time when its current
+/// window opened.
+struct Cycling {
+    cycle: overhead::DutyCycle,
+    family: Family,
+    since_unix_ns: u64,
+    window_start: (u64, Option<u64>),
+    lost_before: u64,
+}
+
 fn attach_all(probes: &mut Probes, plan: &Plan, target: &Target, pid: u32) -> Result<Vec<Link>> {
     probes.set_layout(probes::Scope::Process(pid), plan.layout.offsets)?;
     let mut links = vec![];
@@ -280,6 +314,10 @@ async fn stream(
     let mut detached: Vec<(Family, u64, f64)> = vec![];
     // Links of a shed family detached at the next budget tick.
     let mut retiring: Vec<Link> = vec![];
+    // The event probes, duty-cycled once they alone are over budget.
+    let mut cycling: Option<Cycling> = None;
+    let clock = std::time::Instant::now();
+    let now_ns = move || clock.elapsed().as_nanos() as u64;
     let cpu_at_start = procfs::cpu_time_ns(pid);
     let mut cpu_last = cpu_at_start;
     let mut budget_tick = tokio::time::interval(Duration::from_millis(250));
@@ -362,6 +400,15 @@ async fn stream(
                 None => std::future::pending().await,
             }
         };
+        let switch = async {
+            match &cycling {
+                Some(c) => {
+                    let at = clock + Duration::from_nanos(c.cycle.switch_at_ns());
+                    tokio::time::sleep_until(at.into()).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
         let exited = async {
             match &pidfd {
                 Some(fd) => {
@@ -413,6 +460,7 @@ async fn stream(
                             share_percent: share,
                             budget_percent: b.percent(),
                             hits: hits.iter().find(|h| h.0 == family).map_or(0, |h| h.1),
+                            sampled_duty: None,
                         };
                         let keeps = match family {
                             Family::TimedResizes => "; resizes are still reported, untimed",
@@ -427,11 +475,83 @@ async fn stream(
                         detached.push((family, d.time_ns, share));
                         col.send(Control::Detached(d));
                     }
-                    if let Some(share) = verdict.default_over {
+                    if let (Some(share), None) = (verdict.default_over, &cycling) {
+                        // Nothing left to shed: keep measuring within the budget by attaching
+                        // the event probes for a window at a time.
+                        let family = Family::Maps;
+                        let (gone, kept): (Vec<Link>, Vec<Link>) =
+                            links.drain(..).partition(|l| l.family == family);
+                        links = kept;
+                        for l in gone {
+                            probes.detach(l.program, l.id);
+                        }
+                        let cycle = overhead::DutyCycle::start(b.percent(), share, now_ns());
+                        let d = Detached {
+                            time_ns: sys::unix_now_ns(),
+                            family,
+                            share_percent: share,
+                            budget_percent: b.percent(),
+                            hits: hits.iter().find(|h| h.0 == family).map_or(0, |h| h.1),
+                            sampled_duty: Some(cycle.duty()),
+                        };
                         say(&format!(
-                            "map-trace: warning: the map event probes take an estimated {share:.1}% of the target's CPU time, over the {}% budget; they stay attached (--max-overhead sheds everything else first)",
-                            b.percent()
+                            "map-trace: sampling {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {}%); from now on they are attached {:.1}% of the time, and counts are scaled",
+                            family.name(),
+                            b.percent(),
+                            cycle.duty() * 100.0
                         ));
+                        detached.push((family, d.time_ns, share));
+                        cycling = Some(Cycling {
+                            cycle,
+                            family,
+                            since_unix_ns: d.time_ns,
+                            window_start: (0, None),
+                            lost_before: probes.counter(Counter::Lost),
+                        });
+                        col.send(Control::Detached(d));
+                    }
+                }
+            }
+            _ = switch => {
+                let Some(c) = cycling.as_mut() else { continue };
+                let now = now_ns();
+                let est = |probes: &Probes| {
+                    family_hits(probes, &[c.family], &hit_cost, &plan)
+                        .first()
+                        .map_or(0, |h| h.2)
+                };
+                if c.cycle.is_on() {
+                    let (gone, kept): (Vec<Link>, Vec<Link>) =
+                        links.drain(..).partition(|l| l.family == c.family);
+                    links = kept;
+                    for l in gone {
+                        probes.detach(l.program, l.id);
+                    }
+                    let cpu = procfs::cpu_time_ns(pid);
+                    let share = match (c.window_start.1, cpu) {
+                        (Some(a), Some(b)) if b.saturating_sub(a) >= 5_000_000 => Some(
+                            est(&probes).saturating_sub(c.window_start.0) as f64
+                                / (b - a) as f64
+                                * 100.0,
+                        ),
+                        _ => None,
+                    };
+                    // A duty back at 1 (cheap again) leaves no off time: the next window
+                    // opens at once.
+                    c.cycle.switch_off(now, share);
+                } else {
+                    match attach_family(&mut probes, &plan, &target, pid, c.family) {
+                        Ok(l) => {
+                            links.extend(l);
+                            let cpu = procfs::cpu_time_ns(pid);
+                            c.window_start = (est(&probes), cpu);
+                            c.cycle.switch_on(now);
+                        }
+                        // The target is exiting: the next branch sees it.
+                        Err(_) if !procfs::alive(pid) => {
+                            c.cycle.switch_off(now, None);
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
             }
@@ -449,6 +569,7 @@ async fn stream(
     if let Some(cpu) = procfs::cpu_time_ns(pid) {
         cpu_last = Some(cpu);
     }
+
     // Launch mode: a duration or signal stop detaches but leaves the child running; we wait
     // for it only when it exited.
     let mut stop = stop;
@@ -474,7 +595,15 @@ async fn stream(
             detached: detached.iter().find(|d| d.0 == family).map(|d| (d.1, d.2)),
         })
         .collect();
+    let sampling = cycling.map(|c| overhead::Sampling {
+        family: c.family,
+        since_ns: c.since_unix_ns,
+        attached_ns: c.cycle.attached_until(now_ns()),
+        elapsed_ns: now_ns().saturating_sub(c.cycle.since_ns),
+        lost_before: c.lost_before,
+    });
     let overhead = Overhead {
+        sampling,
         hit_cost,
         estimated_ns: family_costs.iter().map(|f| f.estimated_ns).sum(),
         families: family_costs,

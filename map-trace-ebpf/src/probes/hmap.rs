@@ -18,6 +18,10 @@ use crate::{
 /// <https://github.com/golang/go/blob/go1.23.9/src/runtime/map.go#L1133>
 #[uprobe]
 pub fn hmap_hash_grow(ctx: ProbeContext) -> u32 {
+    maps::timed(Counter::NsMaps, || hmap_hash_grow_handler(ctx))
+}
+
+fn hmap_hash_grow_handler(ctx: ProbeContext) -> u32 {
     try_hmap_hash_grow(&ctx);
     0
 }
@@ -107,8 +111,10 @@ macro_rules! evacuated_programs {
         #[doc = concat!("[`hmap_evacuated`] with `h` in register ", stringify!($r), " of `go_abi::reg`.")]
         #[uprobe]
         pub fn $name(ctx: ProbeContext) -> u32 {
-            hmap_evacuated::<$r>(&ctx);
-            0
+            maps::timed(Counter::NsGrowthEnds, || {
+                hmap_evacuated::<$r>(&ctx);
+                0
+            })
         }
     )*};
 }
@@ -152,6 +158,10 @@ evacuated_programs!(
 /// <https://github.com/golang/go/blob/go1.23.9/src/runtime/map.go#L1251>
 #[uprobe]
 pub fn hmap_evacuate(ctx: ProbeContext) -> u32 {
+    maps::timed(Counter::NsEvacuation, || hmap_evacuate_handler(ctx))
+}
+
+fn hmap_evacuate_handler(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsEvacuate);
     let g = go_abi::g(&ctx);
@@ -173,6 +183,10 @@ pub fn hmap_evacuate(ctx: ProbeContext) -> u32 {
 /// RET of `evacuate*`: times the call started by [`hmap_evacuate`].
 #[uprobe]
 pub fn hmap_evacuate_ret(ctx: ProbeContext) -> u32 {
+    maps::timed(Counter::NsEvacuation, || hmap_evacuate_ret_handler(ctx))
+}
+
+fn hmap_evacuate_ret_handler(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsEvacuateRet);
     let key: PendingKey = [go_abi::g(&ctx), u64::from(hit.tgid)];

@@ -20,6 +20,10 @@ use crate::{
 /// <https://github.com/golang/go/blob/go1.23.9/src/runtime/slice.go#L177>
 #[uprobe]
 pub fn slice_grow(ctx: ProbeContext) -> u32 {
+    maps::timed(Counter::NsSlices, || slice_grow_handler(ctx))
+}
+
+fn slice_grow_handler(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     let l = hit.layout;
     maps::count(Counter::HitsGrowslice);
@@ -58,6 +62,10 @@ pub fn slice_grow(ctx: ProbeContext) -> u32 {
 /// RET of `growslice`: the new slice is in the result registers (ptr, len, cap).
 #[uprobe]
 pub fn slice_grow_ret(ctx: ProbeContext) -> u32 {
+    maps::timed(Counter::NsSlices, || slice_grow_ret_handler(ctx))
+}
+
+fn slice_grow_ret_handler(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsGrowsliceRet);
     let key: PendingKey = [go_abi::g(&ctx), u64::from(hit.tgid)];

@@ -60,6 +60,10 @@ fn map_method_event(ctx: &ProbeContext, ev: &mut SwissEvent, kind: EventKind, hi
 /// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L600>
 #[uprobe]
 pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
+    maps::timed(Counter::NsMaps, || swiss_grow_to_table_handler(ctx))
+}
+
+fn swiss_grow_to_table_handler(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsGrowToTable);
     let Some(ev) = maps::scratch() else { return 0 };
@@ -78,6 +82,10 @@ pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
 /// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L500>
 #[uprobe]
 pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
+    maps::timed(Counter::NsSmallMaps, || swiss_grow_to_small_handler(ctx))
+}
+
+fn swiss_grow_to_small_handler(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     maps::count(Counter::HitsGrowToSmall);
     let Some(ev) = maps::scratch() else { return 0 };
@@ -98,6 +106,10 @@ pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
 /// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/table.go#L1019>
 #[uprobe]
 pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
+    maps::timed(Counter::NsMaps, || swiss_rehash_handler(ctx))
+}
+
+fn swiss_rehash_handler(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     let l = hit.layout;
     maps::count(Counter::HitsRehash);
@@ -137,6 +149,10 @@ pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
 /// RET of `rehash` (or `grow`/`split`): the new table(s) are installed.
 #[uprobe]
 pub fn swiss_rehash_ret(ctx: ProbeContext) -> u32 {
+    maps::timed(Counter::NsTimedResizes, || swiss_rehash_ret_handler(ctx))
+}
+
+fn swiss_rehash_ret_handler(ctx: ProbeContext) -> u32 {
     let Some(hit) = maps::hit(&ctx) else { return 0 };
     let l = hit.layout;
     maps::count(Counter::HitsSwissRet);

@@ -321,7 +321,7 @@ impl<W: Write + Send> Sink for JsonSink<W> {
     }
 
     fn detached(&mut self, d: &crate::overhead::Detached) -> io::Result<()> {
-        self.line(&json!({
+        let mut v = json!({
             "event": "probes_detached",
             "time_ns": d.time_ns,
             "family": d.family.name(),
@@ -329,7 +329,12 @@ impl<W: Write + Send> Sink for JsonSink<W> {
             "share_percent": d.share_percent,
             "budget_percent": d.budget_percent,
             "hits": d.hits,
-        }))?;
+        });
+        // Only a duty-cycled family has it.
+        if let (Some(duty), Value::Object(o)) = (d.sampled_duty, &mut v) {
+            o.insert("sampled_duty".into(), json!(duty));
+        }
+        self.line(&v)?;
         self.out.flush()
     }
 
@@ -357,6 +362,19 @@ impl<W: Write + Send> Sink for JsonSink<W> {
             read_errors: e.read_errors,
             reason: e.reason,
             runtime_events_hidden: e.runtime_events_hidden,
+            sampled: e.sampled.map(|s| {
+                json!({
+                    "family": s.sampling.family.name(),
+                    "since_ns": s.sampling.since_ns,
+                    "attached_ns": s.sampling.attached_ns,
+                    "elapsed_ns": s.sampling.elapsed_ns,
+                    "coverage": s.sampling.coverage(),
+                    "events_before": s.events_before,
+                    "events_sampled": s.events_sampled,
+                    "lost_sampled": s.lost_sampled,
+                    "events_estimated": s.events_estimated(),
+                })
+            }),
             sites: Each(&sites, &site_json),
             slice_grows: e.slices.map(|s| s.0),
             slice_grows_below_min_bytes: e.slices.map(|s| s.1),
@@ -395,6 +413,9 @@ struct SummaryRecord<'a> {
     read_errors: u64,
     reason: &'static str,
     runtime_events_hidden: u64,
+    /// Only when the event probes were duty-cycled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sampled: Option<Value>,
     sites: Each<'a, SiteSummary>,
     slice_grows: Option<u64>,
     slice_grows_below_min_bytes: Option<u64>,

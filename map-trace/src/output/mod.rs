@@ -66,6 +66,30 @@ pub struct EndInfo {
     pub overhead: Overhead,
     /// What the caps on the per-map histories (`MapSummary::history`) cut.
     pub history_cuts: crate::timeline::history::Budget,
+    /// The event probes were duty-cycled (`--max-overhead`): counts are a sample.
+    pub sampled: Option<Sampled>,
+}
+
+/// What a duty-cycled run saw, and what that scales to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampled {
+    /// The cycle: when it began, how long the probes were attached since.
+    pub sampling: crate::overhead::Sampling,
+    /// Events received before it began (every one was seen).
+    pub events_before: u64,
+    /// Events received while cycling.
+    pub events_sampled: u64,
+    /// Records lost (ring buffer full) while cycling: seen by the probes, so part of the
+    /// sample.
+    pub lost_sampled: u64,
+}
+
+impl Sampled {
+    /// The events the whole run would have shown: those before, plus those while cycling
+    /// scaled by the coverage.
+    pub fn events_estimated(&self) -> u64 {
+        self.events_before + self.sampling.scale(self.events_sampled + self.lost_sampled)
+    }
 }
 
 /// An output format.

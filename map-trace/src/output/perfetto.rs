@@ -268,10 +268,23 @@ impl<W: Write + Send> Sink for PerfettoSink<W> {
     }
 
     fn detached(&mut self, d: &crate::overhead::Detached) -> io::Result<()> {
+        let what = if d.sampled_duty.is_some() {
+            "sampling"
+        } else {
+            "detached"
+        };
         self.global_instant(
-            format!("detached {}", d.family.flag().unwrap_or(d.family.name())),
+            format!("{what} {}", d.family.flag().unwrap_or(d.family.name())),
             d.time_ns,
-            json!({ "share_percent": d.share_percent, "budget_percent": d.budget_percent }),
+            match d.sampled_duty {
+                None => {
+                    json!({ "share_percent": d.share_percent, "budget_percent": d.budget_percent })
+                }
+                Some(duty) => json!({
+                    "share_percent": d.share_percent, "budget_percent": d.budget_percent,
+                    "sampled_duty": duty,
+                }),
+            },
         )
     }
 
@@ -363,6 +376,7 @@ mod tests {
             .unwrap();
             s.swiss(&r).unwrap();
             s.finish(&EndInfo {
+                sampled: None,
                 time_ns: 0,
                 events: 2,
                 lost: 0,

@@ -312,7 +312,24 @@ impl ReportSink {
             ));
         }
         let start_ns = self.start.as_ref().map_or(e.time_ns, |s| s.time_ns);
+        if let Some(sm) = &e.sampled {
+            notes.push(format!(
+                "SAMPLED: to stay within --max-overhead {}%, the {} probes were attached only \
+                 {:.1}% of the time from {} on. {} events were seen ({} before that): about {} \
+                 in all. The charts and the table show what was seen.",
+                e.overhead.budget_percent.unwrap_or(0.0),
+                sm.sampling.family.name(),
+                sm.sampling.coverage() * 100.0,
+                offset(sm.sampling.since_ns, start_ns),
+                sm.events_before + sm.events_sampled,
+                sm.events_before,
+                sm.events_estimated()
+            ));
+        }
         for f in &e.overhead.families {
+            if e.sampled.is_some_and(|s| s.sampling.family == f.family) {
+                continue;
+            }
             if let Some((t, share)) = f.detached {
                 notes.push(format!(
                     "--max-overhead detached the {} probes at {} ({share:.0}% of the target's \
@@ -1202,6 +1219,7 @@ mod tests {
 
     fn end_info(maps: Vec<MapSummary>, events: u64) -> EndInfo {
         EndInfo {
+            sampled: None,
             time_ns: T0 + 2_000_000_000,
             events,
             lost: 3,

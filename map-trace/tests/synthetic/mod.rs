@@ -236,6 +236,7 @@ fn overhead(families: &[(Family, u64)], detached: Option<(u64, f64)>) -> Overhea
         })
         .collect();
     Overhead {
+        sampling: None,
         hit_cost: cost,
         estimated_ns: families.iter().map(|f| f.estimated_ns).sum(),
         families,
@@ -897,6 +898,7 @@ pub fn undecodable() -> Vec<u8> {
     r.slice(95, 1, PC_COLLECT, E_UNNAMED, (256, 512), 6_000);
     let detach_us = 100;
     r.w.detached(&map_trace::overhead::Detached {
+        sampled_duty: None,
         time_ns: unix(detach_us),
         family: Family::Slices,
         share_percent: 7.5,

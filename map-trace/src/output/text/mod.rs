@@ -150,13 +150,26 @@ impl<W: Write + Send> Sink for TextSink<W> {
         let mut l = Line::new();
         l.push(Style::Dim, &clock_ms(d.time_ns))
             .plain(" ")
-            .push(Style::Alert, "detached")
+            .push(
+                Style::Alert,
+                if d.sampled_duty.is_some() {
+                    "sampling"
+                } else {
+                    "detached"
+                },
+            )
             .plain(&format!(
                 " {}: ~{:.0}% of the target's CPU > budget {}%",
                 d.family.flag().unwrap_or(d.family.name()),
                 d.share_percent,
                 d.budget_percent
             ));
+        if let Some(duty) = d.sampled_duty {
+            l.plain(&format!(
+                "; attached {:.1}% of the time from now on",
+                duty * 100.0
+            ));
+        }
         l.truncate(WIDTH);
         self.line(&l)
     }

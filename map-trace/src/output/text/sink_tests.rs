@@ -113,6 +113,7 @@ impl Trace {
         let (maps, history_cuts) = self.timeline.finish(end_ns);
         self.sink
             .detached(&Detached {
+                sampled_duty: None,
                 time_ns: end_ns,
                 family: Family::Evacuation,
                 share_percent: 1e300,
@@ -122,6 +123,7 @@ impl Trace {
             .unwrap();
         self.sink
             .finish(&EndInfo {
+                sampled: None,
                 time_ns: end_ns,
                 events: u64::MAX,
                 lost,
@@ -140,6 +142,7 @@ impl Trace {
                 slices: Some((u64::MAX, u64::MAX)),
                 maps,
                 overhead: Overhead {
+                    sampling: None,
                     hit_cost: HitCost {
                         body_ns: 1e12,
                         stepped_ns: 1e12,

@@ -74,6 +74,29 @@ pub fn totals(e: &EndInfo) -> Vec<Line> {
     };
     out.extend(wrap("# probe hits: ", &hits, ", ", Style::Plain));
     out.extend(overhead(&e.overhead));
+    if let Some(sm) = &e.sampled {
+        out.extend(wrap(
+            "# SAMPLED: ",
+            &[
+                format!(
+                    "the {} probes were attached {:.1}% of the time from {} on, to stay within the budget",
+                    sm.sampling.family.name(),
+                    sm.sampling.coverage() * 100.0,
+                    clock(sm.sampling.since_ns)
+                ),
+                format!(
+                    "{} events seen ({} before, {} while sampled): ~{} estimated",
+                    sm.events_before + sm.events_sampled,
+                    sm.events_before,
+                    sm.events_sampled,
+                    sm.events_estimated()
+                ),
+                "the per-map and per-site counts below are what was seen".into(),
+            ],
+            "; ",
+            Style::Warn,
+        ));
+    }
     if let Some((shown, below)) = e.slices {
         out.extend(wrap(
             "# slices: ",
@@ -165,11 +188,19 @@ fn overhead(o: &Overhead) -> Vec<Line> {
             out.extend(wrap("", &[main], "; ", Style::Plain));
             continue;
         };
-        let detached = format!(
-            "detached at {} ({share:.0}% > {}%)",
-            clock(t),
-            o.budget_percent.unwrap_or(0.0)
-        );
+        let detached = match o.sampling.filter(|s| s.family == f.family) {
+            Some(sm) => format!(
+                "sampled from {} ({share:.0}% > {}%; attached {:.1}% since)",
+                clock(t),
+                o.budget_percent.unwrap_or(0.0),
+                sm.coverage() * 100.0
+            ),
+            None => format!(
+                "detached at {} ({share:.0}% > {}%)",
+                clock(t),
+                o.budget_percent.unwrap_or(0.0)
+            ),
+        };
         let whole = format!("{main}  {detached}");
         if width(&whole) <= WIDTH {
             let mut l = Line::new();
