@@ -175,7 +175,9 @@ pub fn run_to_end(mut cmd: Command) -> Finished {
 /// (runtime maps hidden) use `Command::new(bin())`.
 pub fn cli() -> Command {
     let mut c = Command::new(bin());
-    c.arg("--runtime-maps");
+    // Exact counts: no overhead budget (the default, 5%, would shed and sample on the busier
+    // fixtures); the budget's own tests pass `--max-overhead`, which overrides this.
+    c.args(["--runtime-maps", "--max-overhead", "0"]);
     c
 }
 

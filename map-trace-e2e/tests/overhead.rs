@@ -411,3 +411,26 @@ fn max_overhead_samples_the_event_probes_and_scales_the_counts() {
         assert_eq!(maps["detached_at_ns"], sampled[0]["time_ns"]);
     }
 }
+
+/// Without `--max-overhead`, the budget is on at 5% (the summary says so); `--max-overhead 0`
+/// turns it off.
+#[test]
+fn the_budget_is_on_by_default_at_5_percent() {
+    require_root();
+    let v = versions().last().unwrap().clone();
+    let run = |flags: &[&str]| {
+        let out = temp_unique("budget-default", "json");
+        let mut c = std::process::Command::new(bin());
+        c.args(flags)
+            .args(["--format", "json", "-o", out.to_str().unwrap(), "--"])
+            .arg(fixture(&v))
+            .args(["int", "1000"]);
+        let f = run_to_end(c);
+        assert!(f.status.success(), "go{v}: {}", f.stderr);
+        let events = json_lines(&std::fs::read_to_string(&out).unwrap());
+        events.last().unwrap()["overhead"]["budget_percent"].clone()
+    };
+    assert_eq!(run(&[]), 5.0);
+    assert!(run(&["--max-overhead", "0"]).is_null());
+    assert_eq!(run(&["--max-overhead", "2"]), 2.0);
+}

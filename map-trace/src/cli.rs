@@ -31,6 +31,8 @@ pub enum Color {
 /// 2 bad target or usage, 3 unsupported Go version or kernel feature, 4 missing privileges.
 #[derive(Debug, Parser)]
 #[command(name = "map-trace", version, about, long_about = None)]
+// A flag given twice takes its last value (`--max-overhead 0` after a wrapper's default).
+#[command(args_override_self = true)]
 #[command(
     after_help = "Exit codes: 0 ok (launch mode: the child's exit status), 1 internal \
 error, 2 bad target or usage, 3 unsupported (Go version, kernel feature), 4 missing privileges."
@@ -87,11 +89,17 @@ pub struct Args {
     /// Keep the probes' estimated cost within PERCENT of the target's CPU time, checked every
     /// 250 ms: detach an opt-in family (--slices, --evacuation, --small-maps) over it; when the
     /// default probes alone are over, shed the Swiss resize timing, then the growth-end probe
-    /// (the events keep coming, untimed or with inferred ends). The map event probes stay. The
+    /// (the events keep coming, untimed or with inferred ends), then sample the map event
+    /// probes (attached for a window at a time; counts are scaled and marked as sampled). The
     /// cost of one probe hit is measured at start-up. Every output says what was detached and
-    /// when.
-    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
-    pub max_overhead: Option<f64>,
+    /// when. 0 turns the budget off: every event, whatever it costs.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value = "5",
+        value_parser = parse_budget
+    )]
+    pub max_overhead: f64,
 
     /// Also report maps the Go runtime grows for itself (no stack frame outside the runtime).
     /// Hidden by default; the summary counts what was hidden.
@@ -231,16 +239,23 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// A percentage above 0.
-fn parse_percent(s: &str) -> Result<f64, String> {
+/// A percentage, 0 (no budget) to 100.
+fn parse_budget(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim_end_matches('%')
         .parse()
         .map_err(|_| format!("{s:?} is not a number"))?;
-    if v.is_finite() && v > 0.0 {
+    if v.is_finite() && (0.0..=100.0).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("{s} must be above 0"))
+        Err(format!("{s} must be from 0 (no budget) to 100"))
+    }
+}
+
+impl Args {
+    /// The overhead budget in percent, `None` when turned off (`--max-overhead 0`).
+    pub fn budget(&self) -> Option<f64> {
+        (self.max_overhead > 0.0).then_some(self.max_overhead)
     }
 }
 
@@ -293,6 +308,32 @@ mod tests {
         assert!(ReplayArgs::try_parse_from(["replay"]).is_err());
         let a = Args::try_parse_from(["map-trace", "--record", "r", "--", "./p"]).unwrap();
         assert_eq!(a.record, Some(PathBuf::from("r")));
+    }
+
+    #[test]
+    fn test_cli_budget_defaults_to_5_percent_and_0_turns_it_off() {
+        let a = Args::try_parse_from(["map-trace", "--", "./p"]).unwrap();
+        assert_eq!(a.budget(), Some(5.0));
+        let a = Args::try_parse_from(["map-trace", "--max-overhead", "0", "--", "./p"]).unwrap();
+        assert_eq!(a.budget(), None);
+        // The last one given wins (a wrapper's default, then the user's).
+        let a = Args::try_parse_from([
+            "map-trace",
+            "--max-overhead",
+            "0",
+            "--max-overhead",
+            "2.5%",
+            "--",
+            "./p",
+        ])
+        .unwrap();
+        assert_eq!(a.budget(), Some(2.5));
+        for bad in ["-1", "101", "x", "nan"] {
+            assert!(
+                Args::try_parse_from(["map-trace", "--max-overhead", bad, "--", "./p"]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -310,7 +310,7 @@ async fn stream(
         hit_cost,
     } = attached;
     let families = families(&links);
-    let mut budget = args.max_overhead.map(overhead::Budget::new);
+    let mut budget = args.budget().map(overhead::Budget::new);
     let mut detached: Vec<(Family, u64, f64)> = vec![];
     // Links of a shed family detached at the next budget tick.
     let mut retiring: Vec<Link> = vec![];
@@ -608,7 +608,7 @@ async fn stream(
         estimated_ns: family_costs.iter().map(|f| f.estimated_ns).sum(),
         families: family_costs,
         target_cpu_ns: cpu_at_start.zip(cpu_last).map(|(a, b)| b.saturating_sub(a)),
-        budget_percent: args.max_overhead,
+        budget_percent: args.budget(),
     };
     let probe_hits = probe_hits(&probes, &plan, &args);
     let read_errors = probes.counter(Counter::ReadErrors);

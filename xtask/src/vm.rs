@@ -276,7 +276,7 @@ fail=0
 check() {
   name=$1; mt=$2; fx=$3; want=$4; max=${5:-$4}
   t0=$(cut -d' ' -f1 /proc/uptime)
-  $mt --format json -o /tmp/out.json -- $fx int 100000 >/tmp/fx.out 2>/tmp/err; rc=$?
+  $mt --max-overhead 0 --format json -o /tmp/out.json -- $fx int 100000 >/tmp/fx.out 2>/tmp/err; rc=$?
   t1=$(cut -d' ' -f1 /proc/uptime)
   map=$(grep '^mapptr ' /tmp/err | cut -d' ' -f2)
   grep "\"map\":\"$map\"" /tmp/out.json | grep '"event":"map_' >/tmp/mine
