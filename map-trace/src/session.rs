@@ -206,6 +206,22 @@ struct Link {
     id: aya::programs::uprobe::UProbeLinkId,
 }
 
+/// Removes one family's links from `links` and returns them.
+fn take_family(links: &mut Vec<Link>, family: Family) -> Vec<Link> {
+    let (gone, kept) = std::mem::take(links)
+        .into_iter()
+        .partition(|l| l.family == family);
+    *links = kept;
+    gone
+}
+
+/// Detaches one family's links.
+fn detach_family(probes: &mut Probes, links: &mut Vec<Link>, family: Family) {
+    for l in take_family(links, family) {
+        probes.detach(l.program, l.id);
+    }
+}
+
 /// Attaches the sites of one family (a duty-cycled family's next window).
 fn attach_family(
     probes: &mut Probes,
@@ -439,20 +455,15 @@ async fn stream(
                         if detached.iter().any(|d| d.0 == family) {
                             continue;
                         }
-                        let (gone, kept): (Vec<Link>, Vec<Link>) =
-                            links.drain(..).partition(|l| l.family == family);
-                        links = kept;
                         if family == Family::TimedResizes {
                             // Body probes first: from now on they send the events untimed;
                             // the RET probes go at the next tick.
                             let mut untimed = plan.layout.offsets;
                             untimed.flags &= !map_trace_common::config::LAYOUT_TIMED_RESIZES;
                             probes.set_layout(probes::Scope::Process(pid), untimed)?;
-                            retiring.extend(gone);
+                            retiring.extend(take_family(&mut links, family));
                         } else {
-                            for l in gone {
-                                probes.detach(l.program, l.id);
-                            }
+                            detach_family(&mut probes, &mut links, family);
                         }
                         let d = Detached {
                             time_ns: sys::unix_now_ns(),
@@ -479,12 +490,7 @@ async fn stream(
                         // Nothing left to shed: keep measuring within the budget by attaching
                         // the event probes for a window at a time.
                         let family = Family::Maps;
-                        let (gone, kept): (Vec<Link>, Vec<Link>) =
-                            links.drain(..).partition(|l| l.family == family);
-                        links = kept;
-                        for l in gone {
-                            probes.detach(l.program, l.id);
-                        }
+                        detach_family(&mut probes, &mut links, family);
                         let cycle = overhead::DutyCycle::start(b.percent(), share, now_ns());
                         let d = Detached {
                             time_ns: sys::unix_now_ns(),
@@ -521,12 +527,7 @@ async fn stream(
                         .map_or(0, |h| h.2)
                 };
                 if c.cycle.is_on() {
-                    let (gone, kept): (Vec<Link>, Vec<Link>) =
-                        links.drain(..).partition(|l| l.family == c.family);
-                    links = kept;
-                    for l in gone {
-                        probes.detach(l.program, l.id);
-                    }
+                    detach_family(&mut probes, &mut links, c.family);
                     let cpu = procfs::cpu_time_ns(pid);
                     let share = match (c.window_start.1, cpu) {
                         (Some(a), Some(b)) if b.saturating_sub(a) >= 5_000_000 => Some(

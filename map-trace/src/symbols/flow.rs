@@ -74,6 +74,7 @@ pub struct Cfg {
     /// Each block's instruction index range.
     blocks: Vec<std::ops::Range<usize>>,
     succs: Vec<Vec<usize>>,
+    preds: Vec<Vec<usize>>,
     exits: Vec<bool>,
 }
 
@@ -282,10 +283,17 @@ impl Cfg {
                 Flow::Exit | Flow::Unknown => exits[b] = true,
             }
         }
+        let mut preds = vec![vec![]; blocks.len()];
+        for (b, s) in succs.iter().enumerate() {
+            for &t in s {
+                preds[t].push(b);
+            }
+        }
         Some(Self {
             insns,
             blocks,
             succs,
+            preds,
             exits,
         })
     }
@@ -330,20 +338,17 @@ impl Cfg {
     }
 
     fn reach(&self, from: usize, forward: bool) -> Vec<bool> {
-        let n = self.blocks.len();
-        let mut preds = vec![vec![]; n];
-        for (b, s) in self.succs.iter().enumerate() {
-            for &t in s {
-                preds[t].push(b);
-            }
-        }
-        let mut seen = vec![false; n];
+        let mut seen = vec![false; self.blocks.len()];
         let mut stack = vec![from];
         while let Some(b) = stack.pop() {
             if std::mem::replace(&mut seen[b], true) {
                 continue;
             }
-            stack.extend(if forward { &self.succs[b] } else { &preds[b] });
+            stack.extend(if forward {
+                &self.succs[b]
+            } else {
+                &self.preds[b]
+            });
         }
         seen
     }
@@ -367,18 +372,17 @@ impl Cfg {
         if self.in_cycle(target) {
             return vec![];
         }
-        let mut preds = vec![vec![]; n + 1];
-        let mut rpreds = vec![vec![]; n + 1];
-        for (b, s) in self.succs.iter().enumerate() {
-            for &t in s {
-                preds[t].push(b);
-                rpreds[b].push(t);
-            }
+        // Both graphs get node `n`, a virtual exit: in the reverse graph it precedes every
+        // exiting block (a block's predecessors there are its successors).
+        let mut preds = self.preds.clone();
+        preds.push(vec![]);
+        let mut rpreds = self.succs.clone();
+        for (b, r) in rpreds.iter_mut().enumerate() {
             if self.exits[b] {
-                // Reverse graph: the virtual exit node `n` precedes every exiting block.
-                rpreds[b].push(n);
+                r.push(n);
             }
         }
+        rpreds.push(vec![]);
         let dom = Self::dominators(n + 1, 0, &preds);
         let pdom = Self::dominators(n + 1, n, &rpreds);
         let to_target = self.reach(target, false);

@@ -72,17 +72,12 @@ pub fn cpu_time_ns(pid: u32) -> Option<u64> {
 
 /// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line, in clock ticks.
 pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    let (utime, stime) = parse_ticks(stat)?;
-    Some(utime.saturating_add(stime))
-}
-
-fn parse_ticks(stat: &str) -> Option<(u64, u64)> {
     let close = stat.rfind(')')?;
     // After ") ": field 3 (state) is index 0, so utime (14) is index 11 and stime (15) index 12.
     let mut fields = stat[close + 1..].split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime, stime))
+    Some(utime.saturating_add(stime))
 }
 
 fn clock_ticks_per_second() -> u64 {
