@@ -110,6 +110,34 @@ pub enum Counter {
     NsSmallMaps = 21,
 }
 
+/// Probe families the eBPF side times, in the order of their `Ns*` counters
+/// ([`Counter::NsMaps`] first).
+pub const TIMED_FAMILIES: usize = 6;
+
+/// What one executable's probes cost (agent mode, `EXE_COST` map, per CPU): hits and handler
+/// nanoseconds per family, indexed as the `Ns*` counters from [`Counter::NsMaps`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExeCost {
+    /// Program runs (hits) per family.
+    pub hits: [u64; TIMED_FAMILIES],
+    /// Nanoseconds in the handlers per family.
+    pub ns: [u64; TIMED_FAMILIES],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: ExeCost is repr(C), made of u64 only, with no padding.
+unsafe impl aya::Pod for ExeCost {}
+
+impl core::ops::AddAssign for ExeCost {
+    fn add_assign(&mut self, o: Self) {
+        for i in 0..TIMED_FAMILIES {
+            self.hits[i] = self.hits[i].wrapping_add(o.hits[i]);
+            self.ns[i] = self.ns[i].wrapping_add(o.ns[i]);
+        }
+    }
+}
+
 /// `LAYOUTS` keys at or above this are attach cookies (executable ids), below it tgids.
 pub const COOKIE_BASE: u64 = 1 << 32;
 

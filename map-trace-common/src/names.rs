@@ -6,6 +6,9 @@ pub const EVENTS_MAP: &str = "EVENTS";
 pub const LAYOUTS_MAP: &str = "LAYOUTS";
 /// Per-CPU counters, indexed by [`crate::config::Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Per-CPU probe cost per traced executable (agent), `PerCpuHashMap<u64, ExeCost>` keyed by
+/// attach cookie; written empty by userspace before attaching.
+pub const EXE_COST_MAP: &str = "EXE_COST";
 
 /// Uprobe on the body of `runtime.hashGrow` (classic hash maps, Go 1.18–1.23, `noswissmap`).
 pub const PROG_HMAP_HASH_GROW: &str = "hmap_hash_grow";

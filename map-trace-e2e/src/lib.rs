@@ -558,7 +558,10 @@ impl Agent {
     pub fn start_with_stdout(args: &[&str], stdout: Stdio) -> Agent {
         let port = free_port();
         let mut cmd = Command::new(bin());
+        // Exact counts: no overhead budget (the default, 1% per executable, would sample the
+        // busier fixtures); the budget's own tests pass `--max-overhead`, which overrides this.
         cmd.arg("agent")
+            .args(["--max-overhead", "0"])
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{port}"))
             .args(args)

@@ -419,3 +419,106 @@ fn agent_answers_under_an_event_flood_with_a_stalled_event_log() {
     assert!(f.status.success(), "{}", f.stderr);
     assert!(f.stderr.contains("--events lines dropped"), "{}", f.stderr);
 }
+
+/// The per-executable budget: a JSON service in miniature (two small maps per request, at a
+/// paced 20,000 requests a second) is far over it, so its event probes are duty-cycled, the
+/// duty gauge and the shed counter say so, and its scaled counts agree with the truth. A light
+/// executable traced beside it keeps every probe and counts exactly.
+#[test]
+fn agent_budget_samples_a_busy_executable_and_leaves_a_light_one_exact() {
+    require_root();
+    let pick = [
+        classic_versions().last().cloned(),
+        swiss_versions().last().cloned(),
+    ];
+    let n = 160_000u64;
+    for v in pick.into_iter().flatten() {
+        let agent = Agent::start(&["--include", "growth*", "--max-overhead", "3"]);
+        let light_exe = fixture_variant(&v, "-stripped");
+        let mut light = start_waiting(&light_exe, &["int", "100000"]);
+        let mut busy = start_waiting(&fixture(&v), &["paced", &n.to_string(), "20000"]);
+        agent.wait_until(Duration::from_secs(10), "attach", |m| {
+            sample(m, "map_trace_attached_processes", &[]) == 2.0
+        });
+        let busy_maps = [("executable", "growth"), ("family", "maps")];
+        let m = agent.metrics();
+        assert_eq!(
+            sample(&m, "map_trace_probe_duty_ratio", &busy_maps),
+            1.0,
+            "{m}"
+        );
+        light.work();
+        let flood = std::thread::spawn(move || {
+            busy.work();
+            busy.exit()
+        });
+        // Decided within a few budget windows (1 s each) of the load starting.
+        let took = agent.wait_until(Duration::from_secs(6), "the busy one sampled", |m| {
+            let d = sample(m, "map_trace_probe_duty_ratio", &busy_maps);
+            d > 0.0 && d < 1.0
+        });
+        let m = agent.metrics();
+        let duty = sample(&m, "map_trace_probe_duty_ratio", &busy_maps);
+        let share = sample(
+            &m,
+            "map_trace_probe_overhead_ratio",
+            &[("executable", "growth")],
+        );
+        eprintln!("go{v}: sampled after {took:?} at duty {duty:.3}; share before {share:.3}");
+        assert_eq!(sample(&m, "map_trace_budget_sheds_total", &busy_maps), 1.0);
+        // The light one keeps everything.
+        let light_maps = [("executable", "growth-stripped"), ("family", "maps")];
+        assert_eq!(
+            sample(&m, "map_trace_probe_duty_ratio", &light_maps),
+            1.0,
+            "{m}"
+        );
+        assert_eq!(sample(&m, "map_trace_budget_sheds_total", &light_maps), 0.0);
+        let f = flood.join().unwrap();
+        assert!(f.status.success(), "{}", f.stderr);
+        assert!(light.exit().status.success());
+        std::thread::sleep(Duration::from_millis(500));
+        let m = agent.metrics();
+        // Two maps grown per request (the decoded object and the header map).
+        let truth = 2 * n;
+        let estimated = sample(&m, "map_trace_map_grows_total", &[("executable", "growth")]);
+        let err = estimated / truth as f64 - 1.0;
+        eprintln!(
+            "go{v}: {estimated} grows estimated, {truth} true ({:+.1}%)",
+            err * 100.0
+        );
+        assert!(
+            err.abs() < 0.15,
+            "go{v}: estimated {estimated}, truth {truth}"
+        );
+        let (small, grow, double) = expectations(&v);
+        let site = format!("main.fillInt (main.go:{})", fill_int_line());
+        let exact = |kind| {
+            sample(
+                &m,
+                "map_trace_map_grows_total",
+                &[
+                    ("executable", "growth-stripped"),
+                    ("site", site.as_str()),
+                    ("kind", kind),
+                ],
+            ) as u64
+        };
+        assert_eq!(
+            (
+                exact("small_to_table"),
+                exact("table_grow"),
+                exact("double")
+            ),
+            (small, grow, double),
+            "go{v}: the light executable\n{m}"
+        );
+        let (f, _) = agent.stop();
+        assert!(f.status.success(), "{}", f.stderr);
+        assert!(
+            f.stderr.contains("growth: sampling maps:"),
+            "go{v}: {}",
+            f.stderr
+        );
+    }
+}

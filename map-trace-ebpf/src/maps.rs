@@ -4,12 +4,12 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::ProbeContext,
     EbpfContext,
 };
 use map_trace_common::{
-    config::{Counter, MapLayout, COUNTER_SLOTS},
+    config::{Counter, ExeCost, MapLayout, COUNTER_SLOTS, TIMED_FAMILIES},
     event::{EvacuateStepEvent, SliceEvent, SwissEvent},
 };
 
@@ -96,17 +96,45 @@ pub fn submit_flags() -> u64 {
     }
 }
 
-/// Runs a probe's handler and adds the nanoseconds it took to `counter` on this CPU.
+/// What each traced executable's probes cost (agent mode), keyed by attach cookie. Userspace
+/// inserts an empty entry before attaching an executable's probes and removes it after
+/// detaching them; a hit whose cookie has no entry is not costed here (it still is globally).
+#[map(name = "EXE_COST")]
+pub static EXE_COST: PerCpuHashMap<u64, ExeCost> = PerCpuHashMap::with_max_entries(4096, 0);
+
+/// Runs a probe's handler and adds the nanoseconds it took to `counter` on this CPU (one of
+/// the `Ns*` counters), and in agent mode one hit and those nanoseconds to the executable's
+/// [`EXE_COST`] entry.
 #[inline(always)]
-pub fn timed(counter: Counter, f: impl FnOnce() -> u32) -> u32 {
+pub fn timed(ctx: ProbeContext, counter: Counter, f: impl FnOnce(ProbeContext) -> u32) -> u32 {
+    // SAFETY: a read-only global userspace sets before load; volatile so it is not folded.
+    let by_cookie = unsafe { core::ptr::read_volatile(&KEY_BY_COOKIE) } != 0;
+    let cookie = if by_cookie {
+        // SAFETY: the helper only reads the attach cookie of the running program's link.
+        unsafe { bpf_get_attach_cookie(ctx.as_ptr()) }
+    } else {
+        0
+    };
     // SAFETY: helper without preconditions.
     let t0 = unsafe { bpf_ktime_get_ns() };
-    let r = f();
+    let r = f(ctx);
     // SAFETY: as above.
     let dt = unsafe { bpf_ktime_get_ns() }.wrapping_sub(t0);
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
         // SAFETY: as in `count`.
         unsafe { *slot += dt };
+    }
+    let family = (counter as u32).wrapping_sub(Counter::NsMaps as u32) as usize;
+    if by_cookie && family < TIMED_FAMILIES {
+        if let Some(cost) = EXE_COST.get_ptr_mut(&cookie) {
+            // SAFETY: a per-CPU map value pointer from a successful lookup; nothing else
+            // writes this CPU's value while the program runs (as in `count`). Userspace may
+            // delete the entry meanwhile: the value stays valid until this program ends (RCU).
+            unsafe {
+                (*cost).hits[family] += 1;
+                (*cost).ns[family] += dt;
+            }
+        }
     }
     r
 }

@@ -168,6 +168,24 @@ pub struct AgentArgs {
     /// Size of the BPF ring buffer in KiB.
     #[arg(long, value_name = "KIB", default_value_t = 4096)]
     pub ring_buffer_size: u32,
+
+    /// Most of each executable's CPU time, in percent, its probes may take: over it the
+    /// resize timing is shed first, then the event probes are duty-cycled and their counts
+    /// scaled (`map_trace_probe_duty_ratio` says so). 0 turns the budget off.
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value_t = 1.0,
+        overrides_with = "max_overhead"
+    )]
+    pub max_overhead: f64,
+}
+
+impl AgentArgs {
+    /// The per-executable budget in percent, `None` when off.
+    pub fn budget(&self) -> Option<f64> {
+        (self.max_overhead > 0.0).then_some(self.max_overhead)
+    }
 }
 
 /// `map-trace replay`: feed a recording (`--record FILE`) through the outputs again.

@@ -112,6 +112,32 @@ impl Family {
         traps as u64 + hits_of(self.handler_counter())
     }
 
+    /// Estimated nanoseconds from a family's own totals, as the agent's per-executable
+    /// [`map_trace_common::config::ExeCost`] has them: `hits` program runs at the trap cost
+    /// of its kind of probe, plus `handler_ns`. Body and RET hits of the families that have
+    /// both are equally many, so they are priced at the mean of the two.
+    pub fn estimate_from(
+        self,
+        cost: &HitCost,
+        hits: u64,
+        handler_ns: u64,
+        stepped_growth_ends: bool,
+    ) -> u64 {
+        let per = match self {
+            Family::Maps | Family::SmallMaps => cost.body_ns,
+            Family::GrowthEnds if stepped_growth_ends => cost.stepped_ns,
+            Family::GrowthEnds => cost.body_ns,
+            Family::TimedResizes => cost.stepped_ns,
+            Family::Evacuation | Family::Slices => (cost.body_ns + cost.stepped_ns) / 2.0,
+        };
+        (hits as f64 * per) as u64 + handler_ns
+    }
+
+    /// Its slot in [`map_trace_common::config::ExeCost`] (the order of the `Ns*` counters).
+    pub fn cost_slot(self) -> usize {
+        (self.handler_counter() as u32 - Counter::NsMaps as u32) as usize
+    }
+
     /// The counter of nanoseconds its handlers took.
     pub fn handler_counter(self) -> Counter {
         match self {
@@ -629,6 +655,26 @@ mod tests {
         let hits = |k| u64::from(k == Counter::HitsEvacuated) * 10;
         assert_eq!(Family::GrowthEnds.estimate_ns(&c, hits, false), 100_000);
         assert_eq!(Family::GrowthEnds.estimate_ns(&c, hits, true), 40_000);
+    }
+
+    #[test]
+    fn test_estimate_from_totals_prices_each_kind_of_hit() {
+        let c = HitCost {
+            body_ns: 1_000.0,
+            stepped_ns: 12_000.0,
+            calibrated: true,
+        };
+        assert_eq!(Family::Maps.estimate_from(&c, 10, 500, false), 10_500);
+        assert_eq!(
+            Family::TimedResizes.estimate_from(&c, 10, 0, false),
+            120_000
+        );
+        assert_eq!(Family::GrowthEnds.estimate_from(&c, 1, 0, true), 12_000);
+        assert_eq!(Family::Slices.estimate_from(&c, 2, 0, false), 13_000);
+        // Slots follow the Ns counters.
+        for (i, f) in Family::ALL.iter().enumerate() {
+            assert_eq!(f.cost_slot(), i, "{f:?}");
+        }
     }
 
     #[test]

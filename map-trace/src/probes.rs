@@ -5,7 +5,7 @@ use std::{num::NonZeroU32, path::Path};
 
 use anyhow::{Context, Result};
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
     programs::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
         RawTracePoint, UProbe,
@@ -13,7 +13,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use map_trace_common::{
-    config::{Counter, MapLayout, COOKIE_BASE},
+    config::{Counter, ExeCost, MapLayout, COOKIE_BASE},
     names,
 };
 
@@ -135,6 +135,48 @@ impl Probes {
         if let Some(map) = self.ebpf.map_mut(names::LAYOUTS_MAP) {
             if let Ok(mut layouts) = HashMap::<_, u64, MapLayout>::try_from(map) {
                 let _ = layouts.remove(&scope.layout_key());
+            }
+        }
+    }
+
+    /// Starts costing an executable's probes (agent mode): an empty [`ExeCost`] entry that its
+    /// probes add their hits and handler time to. Call before attaching them.
+    pub fn add_exe_cost(&mut self, id: u32) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut(names::EXE_COST_MAP)
+            .context("EXE_COST map missing")?;
+        let mut costs: PerCpuHashMap<_, u64, ExeCost> = PerCpuHashMap::try_from(map)?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+        let zero = PerCpuValues::try_from(vec![ExeCost::default(); cpus])?;
+        costs
+            .insert(Scope::Executable(id).layout_key(), zero, 0)
+            .context("writing the executable cost map")?;
+        Ok(())
+    }
+
+    /// What an executable's probes cost so far, summed over CPUs (zero when not costed).
+    pub fn exe_cost(&self, id: u32) -> ExeCost {
+        let mut sum = ExeCost::default();
+        let Some(map) = self.ebpf.map(names::EXE_COST_MAP) else {
+            return sum;
+        };
+        let Ok(costs) = PerCpuHashMap::<&MapData, u64, ExeCost>::try_from(map) else {
+            return sum;
+        };
+        if let Ok(v) = costs.get(&Scope::Executable(id).layout_key(), 0) {
+            for c in v.iter() {
+                sum += *c;
+            }
+        }
+        sum
+    }
+
+    /// Stops costing an executable (after its probes were detached).
+    pub fn remove_exe_cost(&mut self, id: u32) {
+        if let Some(map) = self.ebpf.map_mut(names::EXE_COST_MAP) {
+            if let Ok(mut costs) = PerCpuHashMap::<_, u64, ExeCost>::try_from(map) {
+                let _ = costs.remove(&Scope::Executable(id).layout_key());
             }
         }
     }

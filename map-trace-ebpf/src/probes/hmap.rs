@@ -18,7 +18,7 @@ use crate::{
 /// <https://github.com/golang/go/blob/go1.23.9/src/runtime/map.go#L1133>
 #[uprobe]
 pub fn hmap_hash_grow(ctx: ProbeContext) -> u32 {
-    maps::timed(Counter::NsMaps, || hmap_hash_grow_handler(ctx))
+    maps::timed(ctx, Counter::NsMaps, hmap_hash_grow_handler)
 }
 
 fn hmap_hash_grow_handler(ctx: ProbeContext) -> u32 {
@@ -111,7 +111,7 @@ macro_rules! evacuated_programs {
         #[doc = concat!("[`hmap_evacuated`] with `h` in register ", stringify!($r), " of `go_abi::reg`.")]
         #[uprobe]
         pub fn $name(ctx: ProbeContext) -> u32 {
-            maps::timed(Counter::NsGrowthEnds, || {
+            maps::timed(ctx, Counter::NsGrowthEnds, |ctx| {
                 hmap_evacuated::<$r>(&ctx);
                 0
             })
@@ -158,7 +158,7 @@ evacuated_programs!(
 /// <https://github.com/golang/go/blob/go1.23.9/src/runtime/map.go#L1251>
 #[uprobe]
 pub fn hmap_evacuate(ctx: ProbeContext) -> u32 {
-    maps::timed(Counter::NsEvacuation, || hmap_evacuate_handler(ctx))
+    maps::timed(ctx, Counter::NsEvacuation, hmap_evacuate_handler)
 }
 
 fn hmap_evacuate_handler(ctx: ProbeContext) -> u32 {
@@ -183,7 +183,7 @@ fn hmap_evacuate_handler(ctx: ProbeContext) -> u32 {
 /// RET of `evacuate*`: times the call started by [`hmap_evacuate`].
 #[uprobe]
 pub fn hmap_evacuate_ret(ctx: ProbeContext) -> u32 {
-    maps::timed(Counter::NsEvacuation, || hmap_evacuate_ret_handler(ctx))
+    maps::timed(ctx, Counter::NsEvacuation, hmap_evacuate_ret_handler)
 }
 
 fn hmap_evacuate_ret_handler(ctx: ProbeContext) -> u32 {

@@ -20,7 +20,7 @@ use crate::{
 /// <https://github.com/golang/go/blob/go1.23.9/src/runtime/slice.go#L177>
 #[uprobe]
 pub fn slice_grow(ctx: ProbeContext) -> u32 {
-    maps::timed(Counter::NsSlices, || slice_grow_handler(ctx))
+    maps::timed(ctx, Counter::NsSlices, slice_grow_handler)
 }
 
 fn slice_grow_handler(ctx: ProbeContext) -> u32 {
@@ -62,7 +62,7 @@ fn slice_grow_handler(ctx: ProbeContext) -> u32 {
 /// RET of `growslice`: the new slice is in the result registers (ptr, len, cap).
 #[uprobe]
 pub fn slice_grow_ret(ctx: ProbeContext) -> u32 {
-    maps::timed(Counter::NsSlices, || slice_grow_ret_handler(ctx))
+    maps::timed(ctx, Counter::NsSlices, slice_grow_ret_handler)
 }
 
 fn slice_grow_ret_handler(ctx: ProbeContext) -> u32 {

@@ -60,7 +60,7 @@ fn map_method_event(ctx: &ProbeContext, ev: &mut SwissEvent, kind: EventKind, hi
 /// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L600>
 #[uprobe]
 pub fn swiss_grow_to_table(ctx: ProbeContext) -> u32 {
-    maps::timed(Counter::NsMaps, || swiss_grow_to_table_handler(ctx))
+    maps::timed(ctx, Counter::NsMaps, swiss_grow_to_table_handler)
 }
 
 fn swiss_grow_to_table_handler(ctx: ProbeContext) -> u32 {
@@ -82,7 +82,7 @@ fn swiss_grow_to_table_handler(ctx: ProbeContext) -> u32 {
 /// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/map.go#L500>
 #[uprobe]
 pub fn swiss_grow_to_small(ctx: ProbeContext) -> u32 {
-    maps::timed(Counter::NsSmallMaps, || swiss_grow_to_small_handler(ctx))
+    maps::timed(ctx, Counter::NsSmallMaps, swiss_grow_to_small_handler)
 }
 
 fn swiss_grow_to_small_handler(ctx: ProbeContext) -> u32 {
@@ -106,7 +106,7 @@ fn swiss_grow_to_small_handler(ctx: ProbeContext) -> u32 {
 /// <https://github.com/golang/go/blob/go1.24.11/src/internal/runtime/maps/table.go#L1019>
 #[uprobe]
 pub fn swiss_rehash(ctx: ProbeContext) -> u32 {
-    maps::timed(Counter::NsMaps, || swiss_rehash_handler(ctx))
+    maps::timed(ctx, Counter::NsMaps, swiss_rehash_handler)
 }
 
 fn swiss_rehash_handler(ctx: ProbeContext) -> u32 {
@@ -149,7 +149,7 @@ fn swiss_rehash_handler(ctx: ProbeContext) -> u32 {
 /// RET of `rehash` (or `grow`/`split`): the new table(s) are installed.
 #[uprobe]
 pub fn swiss_rehash_ret(ctx: ProbeContext) -> u32 {
-    maps::timed(Counter::NsTimedResizes, || swiss_rehash_ret_handler(ctx))
+    maps::timed(ctx, Counter::NsTimedResizes, swiss_rehash_ret_handler)
 }
 
 fn swiss_rehash_ret_handler(ctx: ProbeContext) -> u32 {

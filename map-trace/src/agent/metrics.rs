@@ -6,6 +6,8 @@
 //! `probe` by fixed sets. Durations carry no site or pod label (a histogram per site would
 //! multiply series by the bucket count).
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
@@ -46,6 +48,26 @@ pub struct ExeLabels {
     pub kind: String,
 }
 
+/// Labels of per-executable, per-probe-family series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FamilyLabels {
+    /// Executable file name.
+    pub executable: String,
+    /// Go version.
+    pub go_version: String,
+    /// Probe family: `maps` (the event probes), `timed_resizes` (Swiss resize timing).
+    pub family: String,
+}
+
+/// Labels of per-executable series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExeOnlyLabels {
+    /// Executable file name.
+    pub executable: String,
+    /// Go version.
+    pub go_version: String,
+}
+
 /// One label naming a probe or a reason.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProbeLabels {
@@ -84,6 +106,13 @@ pub struct Metrics {
     pub skipped: Family<ReasonLabels, Counter>,
     /// From a new executable's exec to its probes being live.
     pub attach_delay: Histogram,
+    /// Share of the time each family's probes are attached: 1, the duty when duty-cycled, 0
+    /// when shed.
+    pub probe_duty: Family<FamilyLabels, Gauge<f64, AtomicU64>>,
+    /// Times the budget shed a family or began duty-cycling it.
+    pub budget_sheds: Family<FamilyLabels, Counter>,
+    /// Estimated share of an executable's CPU time its probes took in the last second.
+    pub probe_overhead: Family<ExeOnlyLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Metrics {
@@ -156,8 +185,31 @@ impl Metrics {
             Unit::Seconds,
             attach_delay.clone(),
         );
+        let probe_duty = Family::<FamilyLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "probe_duty",
+            "Share of the time a probe family is attached to an executable: 1 normally; below 1 while the overhead budget duty-cycles it, when map_grows and map_grow_bytes count each event seen as 1/duty events (an estimate); 0 once shed",
+            Unit::Other("ratio".into()),
+            probe_duty.clone(),
+        );
+        let budget_sheds = Family::<FamilyLabels, Counter>::default();
+        registry.register(
+            "budget_sheds",
+            "Times the overhead budget shed a probe family of an executable (timed_resizes: resizes still counted, untimed) or began duty-cycling it (maps)",
+            budget_sheds.clone(),
+        );
+        let probe_overhead = Family::<ExeOnlyLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "probe_overhead",
+            "Estimated share of an executable's CPU time its probes took in the last window (probe hits at the measured trap cost plus handler time, over its processes' CPU time)",
+            Unit::Other("ratio".into()),
+            probe_overhead.clone(),
+        );
         Self {
             registry,
+            probe_duty,
+            budget_sheds,
+            probe_overhead,
             grows,
             grow_bytes,
             grow_duration,

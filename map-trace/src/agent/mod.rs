@@ -7,6 +7,7 @@
 //! attach cookie, so one loaded object serves every Go version) → events are attributed to the
 //! executable (cookie), the process's container (tgid) and the call site (stack) → `metrics`.
 
+pub mod budget;
 pub mod discover;
 pub mod http;
 pub mod metrics;
@@ -21,7 +22,10 @@ use std::{
 
 use anyhow::{Context, Result};
 use aya::programs::uprobe::UProbeLinkId;
-use map_trace_common::{config::Counter, event::Stack};
+use map_trace_common::{
+    config::{Counter, MapLayout, LAYOUT_TIMED_RESIZES},
+    event::Stack,
+};
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -37,7 +41,8 @@ use crate::{
         queue::{QueuedWriter, QUEUE_BYTES},
         Sink,
     },
-    plan,
+    overhead::{self, Family, HitCost},
+    plan::{self, ProbeSite},
     probes::{self, Keying, Probes, Scope},
     session,
     symbols::symbolize::{ProcessMap, Symbolizer},
@@ -45,8 +50,11 @@ use crate::{
     target::procfs,
     timeline::{interpret, interpret_swiss, SwissKind},
 };
+use budget::{Action, ExeBudget, ExeCpu, Scaler};
 use discover::{Container, ExeIdentity, Filters, ProcessInfo};
-use metrics::{ExeLabels, Metrics, ProbeLabels, ReasonLabels, SiteLabels};
+use metrics::{
+    ExeLabels, ExeOnlyLabels, FamilyLabels, Metrics, ProbeLabels, ReasonLabels, SiteLabels,
+};
 
 /// Site-cache key of an exited PIE process the agent never knew (no load address).
 const ORPHAN: u64 = u64::MAX;
@@ -59,16 +67,38 @@ struct Exe {
     name: String,
     go_version: String,
     load_factor_num: u64,
-    /// Attached probes (program, link); empty once detached.
-    links: Vec<(&'static str, UProbeLinkId)>,
+    /// Its probes are live (some may be shed or off in a duty cycle); false once detached.
+    live: bool,
+    /// Attached probes (family, program, link).
+    links: Vec<(Family, &'static str, UProbeLinkId)>,
+    /// Links of shed resize timing, detached at the next budget tick (after the body probes
+    /// stopped leaving resizes to them).
+    retiring: Vec<(Family, &'static str, UProbeLinkId)>,
+    /// Every probe of the plan, to attach a duty-cycled family again.
+    sites: Vec<ProbeSite>,
+    /// The layout it was attached with.
+    layout: MapLayout,
+    /// `/proc/self/fd/N` of the held file.
+    fd_path: std::path::PathBuf,
+    /// `--max-overhead`; `None` when off.
+    budget: Option<ExeBudget>,
+    /// CPU time its processes used while traced.
+    cpu: ExeCpu,
     symbolizer: Option<Symbolizer>,
     /// The executable, held open while attached (probes were attached through its fd).
     _file: Option<File>,
     pids: FxHashSet<u32>,
     /// Site label values handed out so far (at most `--max-sites`).
-    sites: FxHashSet<Arc<str>>,
+    site_labels: FxHashSet<Arc<str>>,
     /// Stack → site label, so each distinct stack is symbolized once per process map.
     site_cache: FxHashMap<(u64, Stack), Arc<str>>,
+}
+
+impl Exe {
+    /// What one event seen counts for: `1 / duty` while the event probes are duty-cycled.
+    fn weight(&self) -> f64 {
+        self.budget.as_ref().map_or(1.0, |b| 1.0 / b.duty())
+    }
 }
 
 /// One traced process.
@@ -109,6 +139,12 @@ struct Agent {
     next_id: u32,
     self_pid: u32,
     last_counters: FxHashMap<u32, u64>,
+    /// What one probe hit costs on this host (measured at start-up).
+    hit_cost: HitCost,
+    /// Scaled counts of duty-cycled executables.
+    scaler: Scaler<SiteLabels>,
+    /// The agent's monotonic clock, for duty cycles.
+    clock: Instant,
 }
 
 /// Runs the agent until SIGTERM/SIGINT; returns the exit code.
@@ -127,6 +163,16 @@ pub fn run(args: AgentArgs) -> Result<u8> {
         Keying::Executable,
     )?;
     let ring = probes.take_ring_buffer()?;
+    let hit_cost = match overhead::calibrate(&mut probes) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "map-trace agent: warning: could not measure what a probe hit costs ({e:#}); the overhead budget assumes {:.1} µs",
+                HitCost::FALLBACK.body_ns / 1e3
+            );
+            HitCost::FALLBACK
+        }
+    };
     let exec_method = probes.attach_exec()?;
     let events = match &args.events {
         None => None,
@@ -181,6 +227,9 @@ pub fn run(args: AgentArgs) -> Result<u8> {
             next_id: 1,
             self_pid: std::process::id(),
             last_counters: FxHashMap::default(),
+            hit_cost,
+            scaler: Scaler::default(),
+            clock: Instant::now(),
         };
         agent.loop_until_signal(ring).await
     })
@@ -211,6 +260,23 @@ impl Agent {
         let mut batch: Vec<Vec<u8>> = vec![];
         loop {
             let mut reap = false;
+            // The next duty-cycle switch of any executable.
+            let next_switch = self
+                .exes
+                .values()
+                .filter(|e| e.live)
+                .filter_map(|e| e.budget.as_ref()?.switch_at_ns())
+                .min();
+            let clock = self.clock;
+            let switch = async move {
+                match next_switch {
+                    Some(at) => {
+                        let at = clock + Duration::from_nanos(at);
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 // At most reader::BATCH records per turn: under a flood the timers and
                 // signals below still get theirs.
@@ -220,6 +286,7 @@ impl Agent {
                 // its state is dropped.
                 _ = liveness.tick() => { reader.drain(|b| batch.push(b.to_vec())); reap = true; }
                 _ = rescan.tick() => self.scan(),
+                _ = switch => self.switch_due(),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
             }
@@ -229,6 +296,7 @@ impl Agent {
             if reap {
                 self.reap();
                 self.update_counters();
+                self.govern();
             }
             self.flush_events();
         }
@@ -287,7 +355,7 @@ impl Agent {
     }
 
     fn attached(&self) -> usize {
-        self.exes.values().filter(|e| !e.links.is_empty()).count()
+        self.exes.values().filter(|e| e.live).count()
     }
 
     /// Looks at every process in /proc.
@@ -311,7 +379,7 @@ impl Agent {
             return;
         };
         if let Some(&id) = self.ids.get(&info.identity) {
-            if self.exes.get(&id).is_some_and(|e| !e.links.is_empty()) {
+            if self.exes.get(&id).is_some_and(|e| e.live) {
                 if self.filters.allows(&info) {
                     self.add_proc(id, &info);
                 } else {
@@ -388,11 +456,12 @@ impl Agent {
         let mut links = vec![];
         let mut result = self
             .probes
-            .set_layout(Scope::Executable(id), plan.layout.offsets);
+            .set_layout(Scope::Executable(id), plan.layout.offsets)
+            .and_then(|()| self.probes.add_exe_cost(id));
         if result.is_ok() {
             for site in &plan.probes {
                 match self.probes.attach(site, &fd_path, Scope::Executable(id)) {
-                    Ok(link) => links.push((site.program, link)),
+                    Ok(link) => links.push((Family::of(site.program), site.program, link)),
                     Err(e) => {
                         result = Err(e);
                         break;
@@ -401,10 +470,11 @@ impl Agent {
             }
         }
         if let Err(e) = result {
-            for (prog, link) in links {
+            for (_, prog, link) in links {
                 self.probes.detach(prog, link);
             }
             self.probes.remove_layout(Scope::Executable(id));
+            self.probes.remove_exe_cost(id);
             let vanished = !procfs::alive(pid);
             eprintln!(
                 "map-trace agent: not tracing pid {pid} ({}): {}",
@@ -437,28 +507,65 @@ impl Agent {
             plan.probes.len(),
             started.elapsed().as_millis()
         );
+        let symbolizer = Symbolizer::open(&fd_path, plan.go_version.minor);
         let exe = Exe {
             name: discover::exe_name(&info.exe_display),
             go_version: plan.go_version.raw.clone(),
             load_factor_num: plan.layout.load_factor_num,
+            live: true,
             links,
-            symbolizer: Symbolizer::open(&fd_path, plan.go_version.minor),
+            retiring: vec![],
+            sites: plan.probes.clone(),
+            layout: plan.layout.offsets,
+            fd_path,
+            budget: self.args.budget().map(ExeBudget::new),
+            cpu: ExeCpu::default(),
+            symbolizer,
             _file: Some(file),
             pids: FxHashSet::default(),
-            sites: FxHashSet::default(),
+            site_labels: FxHashSet::default(),
             site_cache: FxHashMap::default(),
         };
+        let families: Vec<Family> = budget::FAMILIES
+            .into_iter()
+            .filter(|f| exe.links.iter().any(|l| l.0 == *f))
+            .collect();
         // Keep the labels of an executable seen before (its series continue).
-        match self.exes.get_mut(&id) {
+        let exe = match self.exes.get_mut(&id) {
             Some(old) => {
-                old.links = exe.links;
-                old.symbolizer = exe.symbolizer;
-                old._file = exe._file;
+                let Exe {
+                    live,
+                    links,
+                    retiring,
+                    sites,
+                    layout,
+                    fd_path,
+                    budget,
+                    cpu,
+                    symbolizer,
+                    _file,
+                    ..
+                } = exe;
+                old.live = live;
+                old.links = links;
+                old.retiring = retiring;
+                old.sites = sites;
+                old.layout = layout;
+                old.fd_path = fd_path;
+                old.budget = budget;
+                old.cpu = cpu;
+                old.symbolizer = symbolizer;
+                old._file = _file;
                 old.site_cache.clear();
+                old
             }
-            None => {
-                self.exes.insert(id, exe);
-            }
+            None => self.exes.entry(id).or_insert(exe),
+        };
+        for f in families {
+            self.metrics
+                .probe_duty
+                .get_or_create(&family_labels(exe, f))
+                .set(1.0);
         }
         self.add_proc(id, &info);
         self.metrics.executables.set(self.attached() as i64);
@@ -498,6 +605,9 @@ impl Agent {
             0
         };
         exe.pids.insert(info.pid);
+        if let Some(ns) = procfs::cpu_time_ns(info.pid) {
+            exe.cpu.baseline(info.pid, ns);
+        }
         if let Some(old) = self.procs.insert(
             info.pid,
             Proc {
@@ -529,16 +639,29 @@ impl Agent {
         let Some(exe) = self.exes.get_mut(&id) else {
             return;
         };
-        if exe.links.is_empty() {
+        if !exe.live {
             return;
         }
-        for (prog, link) in std::mem::take(&mut exe.links) {
+        exe.live = false;
+        for (_, prog, link) in std::mem::take(&mut exe.links)
+            .into_iter()
+            .chain(std::mem::take(&mut exe.retiring))
+        {
             self.probes.detach(prog, link);
         }
         exe.symbolizer = None;
         exe._file = None;
         exe.site_cache = FxHashMap::default();
+        exe.budget = None;
+        for f in budget::FAMILIES {
+            self.metrics.probe_duty.remove(&family_labels(exe, f));
+        }
+        self.metrics.probe_overhead.remove(&ExeOnlyLabels {
+            executable: exe.name.clone(),
+            go_version: exe.go_version.clone(),
+        });
         self.probes.remove_layout(Scope::Executable(id));
+        self.probes.remove_exe_cost(id);
         self.metrics.executables.set(self.attached() as i64);
     }
 
@@ -592,6 +715,169 @@ impl Agent {
         self.metrics.lost_events.inc_by(lost);
     }
 
+    /// The once-a-second budget check of every traced executable.
+    fn govern(&mut self) {
+        let now = self.now_ns();
+        let ids: Vec<u32> = self
+            .exes
+            .iter()
+            .filter(|(_, e)| e.live && e.budget.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let cost = self.probes.exe_cost(id);
+            let Some(exe) = self.exes.get_mut(&id) else {
+                continue;
+            };
+            // Shed timing's RET probes: the body probes have sent resizes themselves since
+            // the last tick, so no call waits for them.
+            for (_, prog, link) in std::mem::take(&mut exe.retiring) {
+                self.probes.detach(prog, link);
+            }
+            let cpu = exe.cpu.update(
+                exe.pids
+                    .iter()
+                    .filter_map(|&p| Some((p, procfs::cpu_time_ns(p)?))),
+            );
+            let spent = ExeBudget::spent(&cost, &self.hit_cost);
+            let Some(b) = exe.budget.as_mut() else {
+                continue;
+            };
+            let actions = b.check(&spent, cpu, now);
+            let share = b.last_share;
+            let percent = self.args.max_overhead;
+            if let Some(share) = share {
+                self.metrics
+                    .probe_overhead
+                    .get_or_create(&ExeOnlyLabels {
+                        executable: exe.name.clone(),
+                        go_version: exe.go_version.clone(),
+                    })
+                    .set(share / 100.0);
+            }
+            for a in actions {
+                match a {
+                    Action::ShedTiming(share) => {
+                        // The body probes send resizes untimed from now on; the RET probes
+                        // go at the next tick.
+                        let mut untimed = exe.layout;
+                        untimed.flags &= !LAYOUT_TIMED_RESIZES;
+                        exe.layout = untimed;
+                        if let Err(e) = self.probes.set_layout(Scope::Executable(id), untimed) {
+                            eprintln!("map-trace agent: warning: {} : {e:#}", exe.name);
+                            continue;
+                        }
+                        let (gone, kept) = std::mem::take(&mut exe.links)
+                            .into_iter()
+                            .partition(|l| l.0 == Family::TimedResizes);
+                        exe.links = kept;
+                        exe.retiring = gone;
+                        eprintln!(
+                            "map-trace agent: {}: shed timed_resizes: its probes took an estimated {share:.1}% of its CPU time (budget {percent}%); resizes are still counted, untimed",
+                            exe.name
+                        );
+                        let l = family_labels(exe, Family::TimedResizes);
+                        self.metrics.probe_duty.get_or_create(&l).set(0.0);
+                        self.metrics.budget_sheds.get_or_create(&l).inc();
+                    }
+                    Action::StartCycling { share, duty } => {
+                        detach_family(&mut self.probes, &mut exe.links, Family::Maps);
+                        eprintln!(
+                            "map-trace agent: {}: sampling maps: its probes took an estimated {share:.1}% of its CPU time (budget {percent}%); attached {:.1}% of the time from now on, counts scaled",
+                            exe.name,
+                            duty * 100.0
+                        );
+                        let l = family_labels(exe, Family::Maps);
+                        self.metrics.probe_duty.get_or_create(&l).set(duty);
+                        self.metrics.budget_sheds.get_or_create(&l).inc();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Switches every duty-cycled executable whose switch is due.
+    fn switch_due(&mut self) {
+        let now = self.now_ns();
+        let due: Vec<u32> = self
+            .exes
+            .iter()
+            .filter(|(_, e)| {
+                e.live
+                    && e.budget
+                        .as_ref()
+                        .and_then(ExeBudget::switch_at_ns)
+                        .is_some_and(|t| t <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let cost = self.probes.exe_cost(id);
+            let Some(exe) = self.exes.get_mut(&id) else {
+                continue;
+            };
+            let est = ExeBudget::spent(&cost, &self.hit_cost)
+                .iter()
+                .find(|s| s.0 == Family::Maps)
+                .map_or(0, |s| s.1);
+            let cpu = exe.cpu.update(
+                exe.pids
+                    .iter()
+                    .filter_map(|&p| Some((p, procfs::cpu_time_ns(p)?))),
+            );
+            let Some(b) = exe.budget.as_mut() else {
+                continue;
+            };
+            if b.maps_on() {
+                detach_family(&mut self.probes, &mut exe.links, Family::Maps);
+                let keep_cycling = b.switched_off(now, est, cpu);
+                let duty = b.duty();
+                let l = family_labels(exe, Family::Maps);
+                if keep_cycling {
+                    self.metrics.probe_duty.get_or_create(&l).set(duty);
+                    continue;
+                }
+                eprintln!(
+                    "map-trace agent: {}: maps attached for good again: its probes now fit the budget",
+                    exe.name
+                );
+                self.metrics.probe_duty.get_or_create(&l).set(1.0);
+            } else {
+                b.switched_on(now, est, cpu);
+            }
+            // Attach the event probes: for a window, or for good when cycling ended.
+            let mut failed = None;
+            for site in exe
+                .sites
+                .iter()
+                .filter(|s| Family::of(s.program) == Family::Maps)
+            {
+                match self
+                    .probes
+                    .attach(site, &exe.fd_path, Scope::Executable(id))
+                {
+                    Ok(link) => exe.links.push((Family::Maps, site.program, link)),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                eprintln!(
+                    "map-trace agent: {}: could not attach its probes again: {}",
+                    exe.name,
+                    classify(&e).message
+                );
+                self.detach(id);
+            }
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.clock.elapsed().as_nanos() as u64
+    }
+
     fn counter_delta(&mut self, c: Counter) -> u64 {
         let now = self.probes.counter(c);
         let last = self.last_counters.insert(c as u32, now).unwrap_or(0);
@@ -615,13 +901,10 @@ impl Agent {
                     return;
                 };
                 let g = interpret(&ev, exe.load_factor_num, self.offset);
+                let weight = exe.weight();
                 let kind = if g.same_size { "same_size" } else { "double" };
                 if let Some(labels) = self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind) {
-                    self.metrics.grows.get_or_create(&labels).inc();
-                    self.metrics
-                        .grow_bytes
-                        .get_or_create(&labels)
-                        .inc_by(g.bytes_allocated);
+                    self.count(&labels, weight, g.bytes_allocated);
                     if let Some(sink) = self.events.as_mut() {
                         let _ = sink.grow(&g);
                     }
@@ -629,6 +912,9 @@ impl Agent {
             }
             Ok(Event::Swiss(ev)) => {
                 let Some(r) = interpret_swiss(&ev, self.offset) else {
+                    return;
+                };
+                let Some(weight) = self.exes.get(&ev.header.exe).map(Exe::weight) else {
                     return;
                 };
                 let kind = match r.kind {
@@ -655,8 +941,7 @@ impl Agent {
                         .saturating_mul(r.capacity_after)
                         .saturating_mul(r.key_size.saturating_add(r.elem_size).saturating_add(1))
                 };
-                self.metrics.grows.get_or_create(&labels).inc();
-                self.metrics.grow_bytes.get_or_create(&labels).inc_by(bytes);
+                self.count(&labels, weight, bytes);
                 if let Some(d) = r.duration_ns {
                     self.metrics
                         .grow_duration
@@ -674,6 +959,19 @@ impl Agent {
             // The agent does not attach the slice probes.
             Ok(Event::Slice(_) | Event::Evacuated(_) | Event::EvacuateStep(_)) | Err(_) => {}
         }
+    }
+
+    /// Counts one growth of `bytes` under `labels`, as `weight` growths when the event probes
+    /// are duty-cycled.
+    fn count(&mut self, labels: &SiteLabels, weight: f64, bytes: u64) {
+        let n = self.scaler.add(labels, 1, weight);
+        if n > 0 {
+            self.metrics.grows.get_or_create(labels).inc_by(n);
+        }
+        self.metrics
+            .grow_bytes
+            .get_or_create(labels)
+            .inc_by((bytes as f64 * weight).round() as u64);
     }
 
     /// Labels for an event from process `pid` of executable `exe_id`; `None` for a process the
@@ -725,10 +1023,10 @@ impl Agent {
                     }
                     None => "unknown".into(),
                 };
-                let label = if exe.sites.contains(&label) {
+                let label = if exe.site_labels.contains(&label) {
                     label
-                } else if exe.sites.len() < max_sites {
-                    exe.sites.insert(label.clone());
+                } else if exe.site_labels.len() < max_sites {
+                    exe.site_labels.insert(label.clone());
                     label
                 } else {
                     "other".into()
@@ -748,5 +1046,28 @@ impl Agent {
             site: site.to_string(),
             kind: kind.into(),
         })
+    }
+}
+
+/// Detaches one family's links.
+fn detach_family(
+    probes: &mut Probes,
+    links: &mut Vec<(Family, &'static str, UProbeLinkId)>,
+    family: Family,
+) {
+    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(links)
+        .into_iter()
+        .partition(|l| l.0 == family);
+    *links = kept;
+    for (_, prog, link) in gone {
+        probes.detach(prog, link);
+    }
+}
+
+fn family_labels(exe: &Exe, family: Family) -> FamilyLabels {
+    FamilyLabels {
+        executable: exe.name.clone(),
+        go_version: exe.go_version.clone(),
+        family: family.name().into(),
     }
 }
