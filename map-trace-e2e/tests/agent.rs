@@ -452,7 +452,7 @@ fn agent_budget_samples_a_busy_executable_and_leaves_a_light_one_exact() {
             busy.work();
             busy.exit()
         });
-        // Decided within a few budget windows (1 s each) of the load starting.
+        // Decided within a few budget windows (250 ms each) of the load starting.
         let took = agent.wait_until(Duration::from_secs(6), "the busy one sampled", |m| {
             let d = sample(m, "map_trace_probe_duty_ratio", &busy_maps);
             d > 0.0 && d < 1.0

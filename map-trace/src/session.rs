@@ -546,7 +546,9 @@ async fn stream(
                             links.extend(l);
                             let cpu = procfs::cpu_time_ns(pid);
                             c.window_start = (est(&probes), cpu);
-                            c.cycle.switch_on(now);
+                            // The window counts from when the probes are live, not from
+                            // before attaching them (coverage would be overstated).
+                            c.cycle.switch_on(now_ns());
                         }
                         // The target is exiting: the next branch sees it.
                         Err(_) if !procfs::alive(pid) => {

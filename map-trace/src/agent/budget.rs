@@ -1,6 +1,6 @@
 //! The agent's overhead budget, per executable (`map-trace agent --max-overhead`, default 1%).
 //!
-//! Every second the agent prices what each executable's probes cost (its hits at the
+//! Every 250 ms the agent prices what each executable's probes cost (its hits at the
 //! calibrated trap cost, plus the handler time the eBPF side measures, both from the
 //! executable's own `EXE_COST` entry) against the CPU time its processes used, and decides as
 //! the CLI does ([`overhead::Budget`]): the single-stepped resize timing is shed first (resizes
@@ -82,6 +82,12 @@ pub struct Cycle {
     /// The cycle.
     pub cycle: DutyCycle,
     window_start: (u64, u64),
+    /// When the probes were last detached (or cycling began), ns.
+    off_since_ns: u64,
+    /// What each event seen in the current window counts for: the time from the previous
+    /// window's end to this one's planned end, over this one's length. Measured rather than
+    /// taken from the duty, so attach and detach time, and timer lateness, are accounted for.
+    weight: f64,
 }
 
 impl ExeBudget {
@@ -110,7 +116,7 @@ impl ExeBudget {
             .collect()
     }
 
-    /// The once-a-second check, with cumulative estimates and CPU time.
+    /// A periodic check, with cumulative estimates and CPU time.
     pub fn check(&mut self, spent: &[(Family, u64)], cpu_ns: u64, now_ns: u64) -> Vec<Action> {
         let total: u64 = spent.iter().map(|s| s.1).sum();
         match self.base {
@@ -142,6 +148,8 @@ impl ExeBudget {
             self.cycle = Some(Cycle {
                 cycle,
                 window_start: (0, 0),
+                off_since_ns: now_ns,
+                weight: 1.0,
             });
         }
         actions
@@ -152,16 +160,19 @@ impl ExeBudget {
         self.cycle.as_ref().map(|c| c.cycle.switch_at_ns())
     }
 
-    /// The cycled probes were attached at `now_ns`, with the event probes' estimate and the
-    /// executable's CPU time then.
+    /// The cycled probes are live since `now_ns` (after attaching), with the event probes'
+    /// estimate and the executable's CPU time then.
     pub fn switched_on(&mut self, now_ns: u64, maps_est: u64, cpu_ns: u64) {
         if let Some(c) = self.cycle.as_mut() {
             c.cycle.switch_on(now_ns);
             c.window_start = (maps_est, cpu_ns);
+            let on = c.cycle.switch_at_ns().saturating_sub(now_ns).max(1);
+            let off = now_ns.saturating_sub(c.off_since_ns);
+            c.weight = (off + on) as f64 / on as f64;
         }
     }
 
-    /// The cycled probes were detached at `now_ns`. Returns `false` when the window they were
+    /// The cycled probes are detached from `now_ns` (before detaching). Returns `false` when the window they were
     /// on for fit the budget with room to spare: cycling ends, and the caller attaches them
     /// for good.
     pub fn switched_off(&mut self, now_ns: u64, maps_est: u64, cpu_ns: u64) -> bool {
@@ -172,6 +183,7 @@ impl ExeBudget {
         // Less CPU than this in a window says nothing about the share.
         let share = (cpu_ns.saturating_sub(c0) >= 5_000_000)
             .then(|| maps_est.saturating_sub(e0) as f64 / (cpu_ns - c0) as f64 * 100.0);
+        c.off_since_ns = now_ns;
         if c.cycle.switch_off(now_ns, share) {
             return true;
         }
@@ -185,6 +197,11 @@ impl ExeBudget {
     /// The share of time the event probes are attached: 1 unless cycling.
     pub fn duty(&self) -> f64 {
         self.cycle.as_ref().map_or(1.0, |c| c.cycle.duty())
+    }
+
+    /// What one event seen now counts for: 1 unless cycling (see [`Cycle::weight`]).
+    pub fn weight(&self) -> f64 {
+        self.cycle.as_ref().map_or(1.0, |c| c.weight)
     }
 
     /// Whether the cycled probes are attached now (`true` when not cycling).
@@ -286,16 +303,20 @@ mod tests {
         // Said once.
         let s = ExeBudget::spent(&cost(41_000, 1_000), &COST);
         assert!(b.check(&s, 3_000_000_000, 3).is_empty());
-        // A window on: 100 ms of CPU, 3 ms of probes = 3 %: keeps cycling.
+        // A window on: 100 ms of CPU, 3 ms of probes = 3 %: keeps cycling. It opened 10 ms
+        // late (attaching took that long): its events stand for the whole time since cycling
+        // began.
         let t = b.switch_at_ns().unwrap();
-        b.switched_on(t, 0, 0);
+        b.switched_on(t + 10_000_000, 0, 0);
         assert!(b.maps_on());
+        let on = (b.switch_at_ns().unwrap() - t - 10_000_000) as f64;
+        assert!((b.weight() - (t as f64 - 2.0 + 10e6 + on) / on).abs() < 1e-9);
         assert!(b.switched_off(t + 50_000_000, 3_000_000, 100_000_000));
         // The load dropped: 0.1 % in a window ends cycling.
         let t = b.switch_at_ns().unwrap();
         b.switched_on(t, 0, 0);
         assert!(!b.switched_off(t + 50_000_000, 100_000, 100_000_000));
-        assert!(b.cycle.is_none() && b.maps_on() && b.duty() == 1.0);
+        assert!(b.cycle.is_none() && b.maps_on() && b.duty() == 1.0 && b.weight() == 1.0);
     }
 
     #[test]

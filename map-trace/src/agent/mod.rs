@@ -97,7 +97,7 @@ struct Exe {
 impl Exe {
     /// What one event seen counts for: `1 / duty` while the event probes are duty-cycled.
     fn weight(&self) -> f64 {
-        self.budget.as_ref().map_or(1.0, |b| 1.0 / b.duty())
+        self.budget.as_ref().map_or(1.0, ExeBudget::weight)
     }
 }
 
@@ -254,6 +254,10 @@ impl Agent {
         );
         let mut drain = tokio::time::interval(Duration::from_millis(100));
         let mut liveness = tokio::time::interval(Duration::from_secs(1));
+        // The budget decides on windows of at least overhead::MIN_WINDOW_CPU_NS of an
+        // executable's CPU, checked this often: a busy executable is brought within its budget
+        // a fraction of a second after its load starts.
+        let mut budget_tick = tokio::time::interval(Duration::from_millis(250));
         let mut rescan =
             tokio::time::interval(Duration::from_secs(self.args.rescan_interval.max(1)));
         rescan.tick().await;
@@ -287,6 +291,7 @@ impl Agent {
                 _ = liveness.tick() => { reader.drain(|b| batch.push(b.to_vec())); reap = true; }
                 _ = rescan.tick() => self.scan(),
                 _ = switch => self.switch_due(),
+                _ = budget_tick.tick() => self.govern(),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
             }
@@ -296,7 +301,6 @@ impl Agent {
             if reap {
                 self.reap();
                 self.update_counters();
-                self.govern();
             }
             self.flush_events();
         }
@@ -715,7 +719,7 @@ impl Agent {
         self.metrics.lost_events.inc_by(lost);
     }
 
-    /// The once-a-second budget check of every traced executable.
+    /// The budget check of every traced executable (every 250 ms).
     fn govern(&mut self) {
         let now = self.now_ns();
         let ids: Vec<u32> = self
@@ -842,8 +846,6 @@ impl Agent {
                     exe.name
                 );
                 self.metrics.probe_duty.get_or_create(&l).set(1.0);
-            } else {
-                b.switched_on(now, est, cpu);
             }
             // Attach the event probes: for a window, or for good when cycling ended.
             let mut failed = None;
@@ -870,6 +872,12 @@ impl Agent {
                     classify(&e).message
                 );
                 self.detach(id);
+                continue;
+            }
+            // The window counts from when the probes are live.
+            let live_at = self.clock.elapsed().as_nanos() as u64;
+            if let Some(b) = exe.budget.as_mut().filter(|b| !b.maps_on()) {
+                b.switched_on(live_at, est, cpu);
             }
         }
     }
