@@ -25,3 +25,4 @@ pub mod symbols;
 pub mod sys;
 pub mod target;
 pub mod timeline;
+pub mod timing;

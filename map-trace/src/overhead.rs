@@ -16,7 +16,7 @@ use map_trace_common::{config::Counter, names};
 
 use crate::{
     plan::ProbeSite,
-    probes::{Probes, Scope},
+    probes::{Probes, Scope, TakenLink},
 };
 
 /// A group of probes that is attached, costed and detached together.
@@ -231,10 +231,15 @@ const CALIBRATION_RET_OFFSET: u64 = 12;
 const CALLS: u32 = 400;
 const ROUNDS: u32 = 3;
 
-/// Measures the cost of a probe hit: times 400 calls of the calibration function bare,
-/// with a uprobe on its first instruction, and with one on its RET (program
-/// [`names::PROG_CALIBRATE`]), best of 3 rounds each. Takes ~50 ms where a hit costs 14 µs.
-pub fn calibrate(probes: &mut Probes) -> Result<HitCost> {
+/// Measures the cost of a probe hit: times 400 calls of the calibration function bare, with a
+/// uprobe on its first instruction, and with one more on its RET (program
+/// [`names::PROG_CALIBRATE`]), best of 3 rounds each. The RET probe's cost is the difference
+/// between the last two.
+///
+/// Returns the cost and the two links, which stay attached: nothing calls the calibration
+/// function again, and detaching a uprobe waits for an RCU grace period in the kernel (~100 ms
+/// each on this VM's 6.18), which the caller can put where nobody waits for it.
+pub fn calibrate(probes: &mut Probes) -> Result<(HitCost, Vec<TakenLink>)> {
     let f: extern "C" fn() = calibration_point;
     let addr = f as *const () as u64;
     let (exe, file_offset) = own_file_offset(addr)?;
@@ -249,7 +254,8 @@ pub fn calibrate(probes: &mut Probes) -> Result<HitCost> {
             })
             .fold(f64::INFINITY, f64::min)
     };
-    let bare = time(ROUNDS);
+    let mut links = vec![];
+    // Adds a probe at `offset` and times the calls with every probe so far.
     let mut probed = |offset: u64| -> Result<f64> {
         let site = ProbeSite {
             program: names::PROG_CALIBRATE,
@@ -259,25 +265,28 @@ pub fn calibrate(probes: &mut Probes) -> Result<HitCost> {
             file_offset: file_offset + offset,
         };
         let before = probes.counter(Counter::Calibration);
-        let link = probes.attach(&site, &exe, Scope::Process(std::process::id()))?;
+        let id = probes.attach(&site, &exe, Scope::Process(std::process::id()))?;
+        links.extend(probes.take_link(names::PROG_CALIBRATE, id));
         let t = time(ROUNDS);
-        probes.detach(names::PROG_CALIBRATE, link);
+        crate::timing::mark("  calibration rounds");
+        // Each hit is counted in the trap itself, before the call returns.
         let hits = probes.counter(Counter::Calibration) - before;
-        if hits != u64::from(CALLS * ROUNDS) {
-            bail!(
-                "calibration probe hit {hits} times, expected {}",
-                CALLS * ROUNDS
-            );
+        let expected = u64::from(CALLS * ROUNDS) * links.len() as u64;
+        if hits != expected {
+            bail!("calibration probes hit {hits} times, expected {expected}");
         }
-        Ok(((t - bare) / f64::from(CALLS)).max(0.0))
+        Ok(t)
     };
-    let body_ns = probed(0)?;
-    let stepped_ns = probed(CALIBRATION_RET_OFFSET)?;
-    Ok(HitCost {
-        body_ns,
-        stepped_ns,
+    let bare = time(ROUNDS);
+    let body = probed(0)?;
+    let both = probed(CALIBRATION_RET_OFFSET)?;
+    let per_call = |with: f64, without: f64| ((with - without) / f64::from(CALLS)).max(0.0);
+    let cost = HitCost {
+        body_ns: per_call(body, bare),
+        stepped_ns: per_call(both, body),
         calibrated: true,
-    })
+    };
+    Ok((cost, links))
 }
 
 /// The file and file offset of `addr` in this process's executable mappings.

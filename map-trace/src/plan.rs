@@ -108,6 +108,7 @@ pub fn inspect(path: &Path, opts: Options) -> Result<Plan> {
         ))),
         _ => anyhow::Error::new(e).context(format!("reading {}", path.display())),
     })?;
+    crate::timing::mark("plan: mmap");
     inspect_bytes(&data, opts).with_context(|| path.display().to_string())
 }
 
@@ -170,7 +171,9 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         ))
         .into());
     }
+    crate::timing::mark("plan: elf parse");
     let (go_version, go_version_source) = read_go_version(&elf)?;
+    crate::timing::mark("plan: go version");
     // Versions outside the known range are refused before their tables are interpreted.
     golayout::check_range(&go_version).map_err(|e| Fail::unsupported(e.to_string()))?;
     let symbols = if elf.has_symtab() {
@@ -207,6 +210,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
     else {
         unreachable!("one result per name")
     };
+    crate::timing::mark("plan: symbols");
     let has_swiss = rehash.is_some() || table_grow.is_some();
     let layout =
         golayout::layout(&go_version, hash_grow.is_some(), has_swiss).map_err(|e| match e {

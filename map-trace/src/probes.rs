@@ -31,6 +31,9 @@ pub struct Probes {
     ebpf: Ebpf,
 }
 
+/// A probe taken out of its program ([`Probes::take_link`]); dropping it detaches it.
+pub struct TakenLink(#[allow(dead_code)] aya::programs::uprobe::UProbeLink);
+
 /// How probes find the traced process's layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Keying {
@@ -214,6 +217,7 @@ impl Probes {
             prog.load()
                 .map_err(|e| kernel_error("loading a uprobe program", e))?;
         }
+        crate::timing::mark(format_args!("  load {}", site.program));
         let location = UProbeAttachLocation::AbsoluteOffset(site.file_offset);
         let (point, scope) = match scope {
             Scope::Process(pid) => (
@@ -228,7 +232,7 @@ impl Probes {
                 UProbeScope::AllProcesses,
             ),
         };
-        prog.attach(point, exe, scope).map_err(|e| {
+        let r = prog.attach(point, exe, scope).map_err(|e| {
             kernel_error(
                 &format!(
                     "attaching a uprobe to {} at {} (file offset {:#x})",
@@ -238,7 +242,12 @@ impl Probes {
                 ),
                 e,
             )
-        })
+        });
+        crate::timing::mark(format_args!(
+            "  attach {}+{:#x}",
+            site.function, site.offset_in_function
+        ));
+        r
     }
 
     /// Detaches one probe attached by [`Probes::attach`].
@@ -246,8 +255,20 @@ impl Probes {
         if let Some(p) = self.ebpf.program_mut(program) {
             if let Ok(prog) = <&mut UProbe>::try_from(p) {
                 let _ = prog.detach(link);
+                crate::timing::mark(format_args!("  detach {program}"));
             }
         }
+    }
+
+    /// Takes one probe attached by [`Probes::attach`] out of its program: it stays attached
+    /// until the returned link is dropped, which may be after the object is.
+    pub fn take_link(
+        &mut self,
+        program: &str,
+        link: aya::programs::uprobe::UProbeLinkId,
+    ) -> Option<TakenLink> {
+        let prog: &mut UProbe = self.ebpf.program_mut(program)?.try_into().ok()?;
+        prog.take_link(link).ok().map(TakenLink)
     }
 
     /// Takes the ring buffer for the reader.

@@ -29,10 +29,12 @@ use crate::{
     recording::{RecordWriter, Recorder},
     sys,
     target::{procfs, Target},
+    timing,
 };
 
 /// Runs a session; returns the process exit code.
 pub fn run(args: Args) -> Result<u8> {
+    timing::mark("start");
     let (target, launch_cmd) = match (&args.pid, args.command.first()) {
         (Some(pid), _) => (Target::from_pid(*pid)?, None),
         (None, Some(program)) => (Target::from_command(program)?, Some(program.clone())),
@@ -42,6 +44,16 @@ pub fn run(args: Args) -> Result<u8> {
             )
         }
     };
+    timing::mark("target");
+    // The eBPF object loads on a thread of its own while the executable is inspected: most of
+    // that load is aya parsing the kernel's BTF (~20 ms here), which needs nothing from the
+    // plan. Its result is looked at only after the plan and the preflight checks, so a bad
+    // target or missing privileges are reported as before.
+    let ring_bytes = probes::ring_buffer_bytes(args.ring_buffer_size);
+    let loading = std::thread::Builder::new()
+        .name("ebpf-load".into())
+        .spawn(move || Probes::load(ring_bytes, probes::Keying::Process))
+        .context("starting the eBPF loader thread")?;
     let plan = plan::inspect(
         &target.exe,
         plan::Options {
@@ -52,7 +64,9 @@ pub fn run(args: Args) -> Result<u8> {
             slices: args.slices,
         },
     )?;
+    timing::mark("plan");
     preflight()?;
+    timing::mark("preflight");
 
     let sink = open_sinks(&args.out)?;
     let record = match &args.record {
@@ -62,21 +76,13 @@ pub fn run(args: Args) -> Result<u8> {
         None => None,
     };
 
-    let mut probes = Probes::load(
-        probes::ring_buffer_bytes(args.ring_buffer_size),
-        probes::Keying::Process,
-    )?;
-    let hit_cost = match overhead::calibrate(&mut probes) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "map-trace: warning: could not measure what a probe hit costs here ({e:#}); \
-                 overhead estimates assume {:.1} µs",
-                HitCost::FALLBACK.body_ns / 1000.0
-            );
-            HitCost::FALLBACK
-        }
-    };
+    // Opened now, before the target can exit, and while the object loads.
+    let sites = Sites::new(&target.exe, plan.go_version.minor);
+    timing::mark("sinks, sites");
+    let mut probes = loading
+        .join()
+        .map_err(|_| anyhow::anyhow!("the eBPF loader thread panicked"))??;
+    timing::mark("ebpf load joined");
 
     let (pid, child, links) = match launch_cmd {
         None => {
@@ -95,6 +101,7 @@ pub fn run(args: Args) -> Result<u8> {
         Some(argv0) => {
             let held = launch::spawn_held(&target.exe, &argv0, &args.command[1..])?;
             let pid = held.pid;
+            timing::mark("spawn held");
             let links = match attach_all(&mut probes, &plan, &target, pid) {
                 Ok(l) => l,
                 Err(e) => {
@@ -106,6 +113,7 @@ pub fn run(args: Args) -> Result<u8> {
         }
     };
 
+    timing::mark("attach all");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -114,14 +122,14 @@ pub fn run(args: Args) -> Result<u8> {
         args,
         plan,
         target,
-        Attached {
-            probes,
-            links,
-            hit_cost,
-        },
+        Attached { probes, links },
         pid,
         child,
-        Outputs { sink, record },
+        Outputs {
+            sink,
+            record,
+            sites,
+        },
     ))
 }
 
@@ -170,6 +178,8 @@ pub fn open_sinks(o: &crate::cli::OutputArgs) -> Result<Box<dyn Sink>> {
 struct Outputs {
     sink: Box<dyn Sink>,
     record: Option<RecordWriter<BufWriter<File>>>,
+    /// Call sites, for every output.
+    sites: Sites,
 }
 
 /// Privileges and kernel features every mode needs, as one-line errors.
@@ -215,11 +225,16 @@ fn take_family(links: &mut Vec<Link>, family: Family) -> Vec<Link> {
     gone
 }
 
-/// Detaches one family's links.
-fn detach_family(probes: &mut Probes, links: &mut Vec<Link>, family: Family) {
-    for l in take_family(links, family) {
+/// Detaches `links`.
+fn detach_links(probes: &mut Probes, links: Vec<Link>) {
+    for l in links {
         probes.detach(l.program, l.id);
     }
+}
+
+/// Detaches one family's links.
+fn detach_family(probes: &mut Probes, links: &mut Vec<Link>, family: Family) {
+    detach_links(probes, take_family(links, family));
 }
 
 /// Attaches the sites of one family (a duty-cycled family's next window).
@@ -304,11 +319,30 @@ enum Stop {
     Duration,
 }
 
-/// The loaded object, what is attached, and what a hit costs.
+/// The loaded object and what is attached.
 struct Attached {
     probes: Probes,
     links: Vec<Link>,
-    hit_cost: HitCost,
+}
+
+/// What a probe hit costs here (see [`overhead::calibrate`]), and the calibration's links.
+/// Measured after the target's probes are attached, so that its first attach does not pay
+/// the kernel's one-time wait, and before `attached` is announced, so that the loop after it
+/// (signals, exit) runs as soon as the target does. Its links are dropped last: their
+/// detaches (a kernel grace period each, ~100 ms here) used to be most of the time from start
+/// to live probes, which launch mode's held child waited for.
+fn calibrate(probes: &mut Probes) -> (HitCost, Vec<probes::TakenLink>) {
+    match overhead::calibrate(probes) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "map-trace: warning: could not measure what a probe hit costs here ({e:#}); \
+                 overhead estimates assume {:.1} µs",
+                HitCost::FALLBACK.body_ns / 1000.0
+            );
+            (HitCost::FALLBACK, vec![])
+        }
+    }
 }
 
 async fn stream(
@@ -323,9 +357,10 @@ async fn stream(
     let Attached {
         mut probes,
         mut links,
-        hit_cost,
     } = attached;
     let families = families(&links);
+    let (hit_cost, calibration_links) = calibrate(&mut probes);
+    timing::mark("calibrate");
     let mut budget = args.budget().map(overhead::Budget::new);
     let mut detached: Vec<(Family, u64, f64)> = vec![];
     // Links of a shed family detached at the next budget tick.
@@ -353,6 +388,7 @@ async fn stream(
         return Err(Fail::bad_target(format!("no such process: pid {pid} (it exited)")).into());
     }
 
+    timing::mark("stream setup");
     let offset = sys::monotonic_to_unix_offset();
     let start = StartInfo {
         time_ns: sys::unix_now_ns(),
@@ -376,13 +412,12 @@ async fn stream(
     };
     let mut col = Collector::new(Pipeline::new(
         settings,
-        Recorder::new(
-            Sites::new(&target.exe, plan.go_version.minor),
-            outputs.record,
-        ),
+        Recorder::new(outputs.sites, outputs.record),
         outputs.sink,
     ));
+    timing::mark("collector new");
     col.start(&start)?;
+    timing::mark("start record");
     for w in &plan.warnings {
         eprintln!("map-trace: warning: {w}");
     }
@@ -394,18 +429,22 @@ async fn stream(
         plan.probes.len(),
         if plan.probes.len() == 1 { "" } else { "s" }
     );
+    timing::mark("attached line");
     // Launch mode: the probes are live; let the child exec now.
     let mut child = match held {
         Some(h) => Some(h.release()?),
         None => None,
     };
+    timing::mark("release");
 
     // A PIE's load address, for call sites: read now, while the target surely runs (a launched
     // program may be done before its first events are read).
     col.prime(pid, Duration::from_secs(1));
     // From here on the collector thread reads the ring and writes every output; this thread
     // keeps the clock (signals, exit, duration, budget) and never waits for output.
+    timing::mark("prime");
     let mut col = collector::Handle::spawn(col, ring)?;
+    timing::mark("collector spawn");
 
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
@@ -447,9 +486,7 @@ async fn stream(
                     let spent: Vec<(Family, u64)> = hits.iter().map(|h| (h.0, h.2)).collect();
                     // Timing shed at the last tick: the body probes have sent their events
                     // themselves since then, so no call is left waiting for a RET probe.
-                    for l in std::mem::take(&mut retiring) {
-                        probes.detach(l.program, l.id);
-                    }
+                    detach_links(&mut probes, std::mem::take(&mut retiring));
                     let verdict = b.check(&spent, cpu);
                     for (family, share) in verdict.detach {
                         if detached.iter().any(|d| d.0 == family) {
@@ -567,6 +604,7 @@ async fn stream(
         }
     };
 
+    timing::mark("stopped");
     // The target's CPU time while traced, read before a launched child is waited for: until
     // then an exited child is a zombie whose CPU time is still readable.
     if let Some(cpu) = procfs::cpu_time_ns(pid) {
@@ -583,11 +621,14 @@ async fn stream(
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
         stop = Stop::TargetExited(Some(code));
     }
+    timing::mark("wait child");
     // Detach first: once no probe can fire, the counters below are final and the collector's
     // last drain sees every record that was not lost.
-    for l in links.drain(..).chain(retiring.drain(..)) {
-        probes.detach(l.program, l.id);
-    }
+    detach_links(
+        &mut probes,
+        links.drain(..).chain(retiring.drain(..)).collect(),
+    );
+    timing::mark("detach");
     let lost = probes.counter(Counter::Lost);
     let family_costs: Vec<FamilyCost> = family_hits(&probes, &families, &hit_cost, &plan)
         .into_iter()
@@ -616,6 +657,7 @@ async fn stream(
     let probe_hits = probe_hits(&probes, &plan, &args);
     let read_errors = probes.counter(Counter::ReadErrors);
     drop(probes); // detach before writing the summary
+    timing::mark("drop probes");
     let (reason, exit_status) = match stop {
         Stop::TargetExited(code) => ("target_exited", code),
         Stop::Signal => ("signal", None),
@@ -648,6 +690,11 @@ async fn stream(
         _ = sigterm.recv() => return Err(output_stalled()),
     }
     col.join();
+    timing::mark("summary written");
+    // Only now: their detach waits in the kernel, and nothing depends on it (the calibration
+    // function is never called again).
+    drop(calibration_links);
+    timing::mark("calibration detached");
     Ok(match exit_status {
         Some(code) => code.clamp(0, 255) as u8,
         None => 0,
