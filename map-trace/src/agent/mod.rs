@@ -163,14 +163,15 @@ pub fn run(args: AgentArgs) -> Result<u8> {
         Keying::Executable,
     )?;
     let ring = probes.take_ring_buffer()?;
-    let hit_cost = match overhead::calibrate(&mut probes) {
+    // The calibration's links stay until the agent exits (see `overhead::calibrate`).
+    let (hit_cost, _calibration) = match overhead::calibrate(&mut probes) {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
                 "map-trace agent: warning: could not measure what a probe hit costs ({e:#}); the overhead budget assumes {:.1} µs",
                 HitCost::FALLBACK.body_ns / 1e3
             );
-            HitCost::FALLBACK
+            (HitCost::FALLBACK, vec![])
         }
     };
     let exec_method = probes.attach_exec()?;
