@@ -622,12 +622,17 @@ async fn stream(
         stop = Stop::TargetExited(Some(code));
     }
     timing::mark("wait child");
-    // Detach first: once no probe can fire, the counters below are final and the collector's
-    // last drain sees every record that was not lost.
-    detach_links(
-        &mut probes,
-        links.drain(..).chain(retiring.drain(..)).collect(),
-    );
+    // Once no probe can fire, the counters below are final and the collector's last drain sees
+    // every record that was not lost. The target still runs: detach first. It exited: its
+    // probes cannot fire any more (they are attached for its pid only), and their release,
+    // which waits in the kernel per uprobe, is left to after the summary, in the background.
+    let target_gone = matches!(stop, Stop::TargetExited(_));
+    if !target_gone {
+        detach_links(
+            &mut probes,
+            links.drain(..).chain(retiring.drain(..)).collect(),
+        );
+    }
     timing::mark("detach");
     let lost = probes.counter(Counter::Lost);
     let family_costs: Vec<FamilyCost> = family_hits(&probes, &families, &hit_cost, &plan)
@@ -656,7 +661,13 @@ async fn stream(
     };
     let probe_hits = probe_hits(&probes, &plan, &args);
     let read_errors = probes.counter(Counter::ReadErrors);
-    drop(probes); // detach before writing the summary
+    // The target runs on: detach before writing the summary.
+    let gone_probes = if target_gone {
+        Some((probes, links, retiring))
+    } else {
+        drop(probes);
+        None
+    };
     timing::mark("drop probes");
     let (reason, exit_status) = match stop {
         Stop::TargetExited(code) => ("target_exited", code),
@@ -692,7 +703,13 @@ async fn stream(
     col.join();
     timing::mark("summary written");
     // Only now: their detach waits in the kernel, and nothing depends on it (the calibration
-    // function is never called again).
+    // function is never called again; an exited target's probes cannot fire). A child holding
+    // them releases them after we exit, so a short program's run does not end ~100 ms per
+    // probe late; where no child can be made, they are released here.
+    if gone_probes.is_some() || !calibration_links.is_empty() {
+        sys::release_files_in_background();
+    }
+    drop(gone_probes);
     drop(calibration_links);
     timing::mark("calibration detached");
     Ok(match exit_status {

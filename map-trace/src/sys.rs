@@ -153,3 +153,33 @@ mod tests {
         assert!(unix_now_ns() > 1_577_836_800 * 1_000_000_000);
     }
 }
+
+/// Hands every open file of this process to a child that closes them and exits, so that
+/// closing them costs this process nothing: map-trace's uprobe links, whose release waits in
+/// the kernel (an RCU grace period per uprobe, ~100 ms each on Linux 6.18, one after another),
+/// are released by the child after map-trace has exited. Files this process closes afterwards
+/// are released at once, as the child still holds them. Only for probes that can no longer
+/// fire (their target process is gone): until the child is done they stay registered.
+/// Returns `false` when no child could be started (the caller then closes them itself).
+pub fn release_files_in_background() -> bool {
+    // SAFETY: fork in a multithreaded process: the child runs only async-signal-safe system
+    // calls (close_range or close, _exit) before it ends, touching no lock or allocator.
+    match unsafe { libc::fork() } {
+        0 => {
+            // SAFETY: plain system calls on the child's own descriptor table.
+            unsafe {
+                // Its own process group: a Ctrl-C at the terminal after map-trace returned is
+                // not for it (it is not waiting for anything).
+                libc::setpgid(0, 0);
+                if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+                    for fd in 0..65_536 {
+                        libc::close(fd);
+                    }
+                }
+                libc::_exit(0)
+            }
+        }
+        -1 => false,
+        _ => true,
+    }
+}
