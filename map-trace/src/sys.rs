@@ -124,36 +124,6 @@ pub fn poll_readable(fd: std::os::fd::RawFd, limit: std::time::Duration) -> bool
     n > 0 && p.revents & libc::POLLIN != 0
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_capabilities() {
-        let root = "Name:\tx\nCapEff:\t000001ffffffffff\n";
-        assert_eq!(
-            missing_capabilities(parse_cap_eff(root).unwrap()),
-            Vec::<&str>::new()
-        );
-        let none = "CapEff:\t0000000000000000\n";
-        assert_eq!(
-            missing_capabilities(parse_cap_eff(none).unwrap()),
-            vec!["CAP_BPF", "CAP_PERFMON"]
-        );
-        let bpf_perfmon = (1u64 << 39) | (1u64 << 38);
-        assert!(missing_capabilities(bpf_perfmon).is_empty());
-        assert_eq!(missing_capabilities(1u64 << 39), vec!["CAP_PERFMON"]);
-    }
-
-    #[test]
-    fn test_clock_offset_is_sane() {
-        let off = monotonic_to_unix_offset();
-        // Unix time minus uptime: after 2020 by any measure.
-        assert!(off > 0);
-        assert!(unix_now_ns() > 1_577_836_800 * 1_000_000_000);
-    }
-}
-
 /// Hands every open file of this process to a child that closes them and exits, so that
 /// closing them costs this process nothing: map-trace's uprobe links, whose release waits in
 /// the kernel (an RCU grace period per uprobe, ~100 ms each on Linux 6.18, one after another),
@@ -181,5 +151,35 @@ pub fn release_files_in_background() -> bool {
         }
         -1 => false,
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_capabilities() {
+        let root = "Name:\tx\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(
+            missing_capabilities(parse_cap_eff(root).unwrap()),
+            Vec::<&str>::new()
+        );
+        let none = "CapEff:\t0000000000000000\n";
+        assert_eq!(
+            missing_capabilities(parse_cap_eff(none).unwrap()),
+            vec!["CAP_BPF", "CAP_PERFMON"]
+        );
+        let bpf_perfmon = (1u64 << 39) | (1u64 << 38);
+        assert!(missing_capabilities(bpf_perfmon).is_empty());
+        assert_eq!(missing_capabilities(1u64 << 39), vec!["CAP_PERFMON"]);
+    }
+
+    #[test]
+    fn test_clock_offset_is_sane() {
+        let off = monotonic_to_unix_offset();
+        // Unix time minus uptime: after 2020 by any measure.
+        assert!(off > 0);
+        assert!(unix_now_ns() > 1_577_836_800 * 1_000_000_000);
     }
 }
