@@ -124,33 +124,61 @@ pub fn poll_readable(fd: std::os::fd::RawFd, limit: std::time::Duration) -> bool
     n > 0 && p.revents & libc::POLLIN != 0
 }
 
-/// Hands every open file of this process to a child that closes them and exits, so that
-/// closing them costs this process nothing: map-trace's uprobe links, whose release waits in
-/// the kernel (an RCU grace period per uprobe, ~100 ms each on Linux 6.18, one after another),
-/// are released by the child after map-trace has exited. Files this process closes afterwards
-/// are released at once, as the child still holds them. Only for probes that can no longer
-/// fire (their target process is gone): until the child is done they stay registered.
-/// Returns `false` when no child could be started (the caller then closes them itself).
+/// Hands every open file of this process to a child that closes them once this process has
+/// exited, so that closing them costs this process nothing: map-trace's uprobe links, whose
+/// release waits in the kernel (an RCU grace period per uprobe, ~100 ms each on Linux 6.18,
+/// one after another), are released by the child after map-trace is gone. The child holds a
+/// reference to every file until then, so the ones this process closes meanwhile are
+/// released at once. Only for probes that can no longer fire (their target process is gone):
+/// until the child is done they stay registered. Returns `false` when no child could be
+/// started (the caller then pays for the release itself).
 pub fn release_files_in_background() -> bool {
+    let mut gate = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return false;
+    }
     // SAFETY: fork in a multithreaded process: the child runs only async-signal-safe system
-    // calls (close_range or close, _exit) before it ends, touching no lock or allocator.
+    // calls (close, read, close_range, _exit) before it ends, touching no lock or allocator.
     match unsafe { libc::fork() } {
         0 => {
             // SAFETY: plain system calls on the child's own descriptor table.
             unsafe {
-                // Its own process group: a Ctrl-C at the terminal after map-trace returned is
-                // not for it (it is not waiting for anything).
+                // Its own process group, so a Ctrl-C meant for the terminal's next command is
+                // not for it; and no stdio, so whoever reads map-trace's output sees its end
+                // when map-trace exits.
                 libc::setpgid(0, 0);
-                if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
-                    for fd in 0..65_536 {
+                for fd in [0, 1, 2, gate[1]] {
+                    libc::close(fd);
+                }
+                // Until map-trace exits (its end of the pipe closes): had the child closed
+                // first, map-trace would hold the last references and wait for them itself.
+                let mut b = 0u8;
+                while libc::read(gate[0], (&raw mut b).cast(), 1) < 0
+                    && *libc::__errno_location() == libc::EINTR
+                {}
+                if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                    for fd in 3..65_536 {
                         libc::close(fd);
                     }
                 }
                 libc::_exit(0)
             }
         }
-        -1 => false,
-        _ => true,
+        -1 => {
+            // SAFETY: closing the pipe just made.
+            unsafe {
+                libc::close(gate[0]);
+                libc::close(gate[1]);
+            }
+            false
+        }
+        _ => {
+            // The write end stays open, on purpose, until this process exits.
+            // SAFETY: closing this process's copy of the read end.
+            unsafe { libc::close(gate[0]) };
+            true
+        }
     }
 }
 

@@ -405,8 +405,11 @@ pub fn bench(only: Option<&str>) -> Result<()> {
                  BEGIN {{ printf(\"attached\\n\"); }}",
                 c = compile.display()
             );
+            // Unbuffered: into a pipe, bpftrace 0.17 holds its BEGIN line until it exits.
             let (ns, rss) = attach_run(
-                Command::new(&bpftrace).arg("-e").arg(script),
+                Command::new(&bpftrace)
+                    .args(["-B", "none", "-e"])
+                    .arg(script),
                 "attached",
                 false,
             )?;
@@ -418,7 +421,7 @@ pub fn bench(only: Option<&str>) -> Result<()> {
         println!("{:<36} {:>12} {:>14}", "", "attach ms", "peak RSS MiB");
         println!(
             "{:<36} {:>12.1} {:>14.1}",
-            "map-trace (2 entry + 3 RET probes)",
+            "map-trace (2 entry + 2 RET probes)",
             mt_ns / 1e6,
             mt_rss / 1024.0
         );
