@@ -111,12 +111,19 @@ impl Probes {
         // own timer (see session.rs), which spares the traced program a wakeup per event.
         let wakeup_bytes = u64::from(ring_bytes / 4);
         let by_cookie = u8::from(keying == Keying::Executable);
-        let ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        // aya parses the kernel BTF here (~14 ms), which this object does not need.
+        crate::timing::mark("load: loader new (kernel BTF)");
+        // Per-executable costs are the agent's; the CLI's one process is costed globally.
+        let exe_costs = if keying == Keying::Executable { 4096 } else { 1 };
+        let ebpf = loader
             .map_max_entries(names::EVENTS_MAP, ring_bytes)
+            .map_max_entries(names::EXE_COST_MAP, exe_costs)
             .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
             .override_global("KEY_BY_COOKIE", &by_cookie, true)
             .load(OBJECT)
             .map_err(|e| kernel_error("loading the eBPF object", e))?;
+        crate::timing::mark("load: object (maps created)");
         Ok(Self { ebpf })
     }
 

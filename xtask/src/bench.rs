@@ -58,6 +58,10 @@ fn spread_ms(v: &[u64]) -> String {
 fn attach_run(cmd: &mut Command, marker: &str, on_stderr: bool) -> Result<(u64, u64)> {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
+    // The previous run's probes may still be unregistering in the kernel (an RCU grace period
+    // per uprobe, serialized with new registrations): start from a quiet kernel, as a user
+    // attaching during an incident does.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let t0 = std::time::Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
@@ -88,7 +92,18 @@ fn attach_run(cmd: &mut Command, marker: &str, on_stderr: bool) -> Result<(u64, 
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     std::thread::spawn(move || lines.for_each(drop));
-    child.wait()?;
+    // bpftrace 0.17 can miss a SIGINT while it waits for events (it checks its flag only when
+    // its epoll wait returns, and nothing fires here): give it 5 s, then SIGKILL, which also
+    // releases its probes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while child.try_wait()?.is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            child.wait()?;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     found.context(format!("no {marker:?} line"))
 }
 
