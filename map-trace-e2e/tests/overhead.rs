@@ -221,7 +221,10 @@ fn max_overhead_sheds_the_default_timing_and_growth_ends_but_keeps_the_events() 
         let (events, f) = trace_json(
             &fx,
             &["--max-overhead", "5"],
-            &["maprounds", "600", "2000", "20"],
+            // Long enough (~3.5 s here with the debug build) that sampling windows open well
+            // after the shed: at a duty near 0.1 one opens about every second, and 600 rounds
+            // (1.4 s) sometimes ended before the first one past the 500 ms mark below.
+            &["maprounds", "1500", "2000", "20"],
         );
         assert!(f.status.success(), "go{v}: {}", f.stderr);
         let swiss = is_swiss(&v);
@@ -254,7 +257,7 @@ fn max_overhead_sheds_the_default_timing_and_growth_ends_but_keeps_the_events() 
             "go{v}: {}",
             f.stderr
         );
-        // The events keep coming after the shed, for the whole run (600 rounds of 2000 maps),
+        // The events keep coming after the shed, for the whole run (1500 rounds of 2000 maps),
         // in the windows the sampling leaves attached.
         let (grow_kind, resize_kind) = if swiss {
             ("map_small_to_table", "map_table_grow")
