@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::plan::PlanError;
+
 /// Exit code: bad target or usage (no such pid, not a Go binary, no map symbols).
 pub const EXIT_BAD_TARGET: u8 = 2;
 /// Exit code: unsupported Go version or missing kernel feature.
@@ -58,10 +60,29 @@ impl fmt::Display for Fail {
 
 impl std::error::Error for Fail {}
 
+/// The exit code of a reason an executable cannot be traced.
+fn plan_code(e: &PlanError) -> u8 {
+    match e {
+        PlanError::NotGo(_)
+        | PlanError::ForeignArch(_)
+        | PlanError::Malformed(_)
+        | PlanError::Missing(_) => EXIT_BAD_TARGET,
+        PlanError::Unsupported(_) => EXIT_UNSUPPORTED,
+        PlanError::Unreadable(_) => EXIT_PRIVILEGES,
+    }
+}
+
 /// Finds the exit code for an error chain; the message is the whole chain on one line.
 pub fn classify(err: &anyhow::Error) -> Fail {
     let message = format!("{err:#}").replace('\n', " ");
     for cause in err.chain() {
+        if let Some(p) = cause.downcast_ref::<PlanError>() {
+            return Fail {
+                code: plan_code(p),
+                message,
+                quiet: false,
+            };
+        }
         if let Some(f) = cause.downcast_ref::<Fail>() {
             return Fail {
                 code: f.code,

@@ -8,7 +8,6 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::{
-    error::Fail,
     golayout::{self, Layout, LayoutError, MapImpl},
     symbols::{
         buildinfo::{self, BuildInfoError, GoVersion},
@@ -20,6 +19,31 @@ use crate::{
     },
 };
 use map_trace_common::names;
+
+/// Why an executable cannot be traced. Each kind is a class of failure, not a message: the
+/// exit code is decided from it at the edge (`error::classify`), and the agent decides from it
+/// whether to remember a file as "not Go". The text is the one line users see.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Not a Go program (not ELF, no Go tables, an architecture map-trace does not know).
+    #[error("{0}")]
+    NotGo(String),
+    /// A Go program built for another architecture than this host's.
+    #[error("{0}")]
+    ForeignArch(String),
+    /// A Go program whose tables are damaged or do not fit together.
+    #[error("{0}")]
+    Malformed(String),
+    /// A Go version, or a runtime layout, map-trace does not support.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The file cannot be read for lack of permission.
+    #[error("{0}")]
+    Unreadable(String),
+    /// No such file.
+    #[error("{0}")]
+    Missing(String),
+}
 
 /// One uprobe to attach.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,11 +122,11 @@ pub struct Options {
 /// Reads and inspects an executable.
 pub fn inspect(path: &Path, opts: Options) -> Result<Plan> {
     let data = map_file(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => anyhow::Error::new(Fail::privileges(format!(
+        std::io::ErrorKind::PermissionDenied => anyhow::Error::new(PlanError::Unreadable(format!(
             "cannot read {}: permission denied",
             path.display()
         ))),
-        std::io::ErrorKind::NotFound => anyhow::Error::new(Fail::bad_target(format!(
+        std::io::ErrorKind::NotFound => anyhow::Error::new(PlanError::Missing(format!(
             "{}: no such file",
             path.display()
         ))),
@@ -157,14 +181,14 @@ const EVACUATE: [&str; 4] = [
 /// Inspects an executable's bytes.
 pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
     let elf = Elf::parse(data).map_err(|e| match e {
-        ElfError::NotElf => Fail::bad_target("not a Go binary (not an ELF executable)"),
-        other => Fail::bad_target(format!("not a Go binary: {other}")),
+        ElfError::NotElf => PlanError::NotGo("not a Go binary (not an ELF executable)".into()),
+        other => PlanError::NotGo(format!("not a Go binary: {other}")),
     })?;
     let arch = elf
         .arch()
-        .ok_or_else(|| Fail::bad_target("not a Go binary for x86-64 or arm64"))?;
+        .ok_or_else(|| PlanError::NotGo("not a Go binary for x86-64 or arm64".into()))?;
     if arch != Arch::host() {
-        return Err(Fail::bad_target(format!(
+        return Err(PlanError::ForeignArch(format!(
             "{} binary cannot be traced on this {} host",
             arch.goarch(),
             Arch::host().goarch()
@@ -175,21 +199,20 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
     let (go_version, go_version_source) = read_go_version(&elf)?;
     crate::timing::mark("plan: go version");
     // Versions outside the known range are refused before their tables are interpreted.
-    golayout::check_range(&go_version).map_err(|e| Fail::unsupported(e.to_string()))?;
+    golayout::check_range(&go_version).map_err(|e| PlanError::Unsupported(e.to_string()))?;
     let symbols = if elf.has_symtab() {
         Symbols::Symtab(&elf)
     } else {
         // Stripped (-ldflags=-s): the runtime's own function table still names everything.
-        let (table, text_base) = elf
-            .go_pclntab()
-            .ok_or_else(|| Fail::bad_target("not a Go binary (stripped, and no .gopclntab)"))?;
+        let (table, text_base) = elf.go_pclntab().ok_or_else(|| {
+            PlanError::NotGo("not a Go binary (stripped, and no .gopclntab)".into())
+        })?;
         Symbols::Pclntab(Pclntab::parse(table, text_base).map_err(|e| match e {
             // Every supported release (checked above) writes a known magic and a text base:
             // anything else is a damaged file.
-            PclntabError::Corrupt(_) | PclntabError::Magic(_) => {
-                Fail::bad_target(format!("malformed Go binary: {e}"))
+            PclntabError::Corrupt(_) | PclntabError::Magic(_) | PclntabError::NoTextBase => {
+                PlanError::Malformed(format!("malformed Go binary: {e}"))
             }
-            PclntabError::NoTextBase => Fail::bad_target(format!("malformed Go binary: {e}")),
         })?)
     };
     let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table, growslice, advance_mark, ev0, ev32, ev64, evstr] =
@@ -214,8 +237,8 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
     let has_swiss = rehash.is_some() || table_grow.is_some();
     let layout =
         golayout::layout(&go_version, hash_grow.is_some(), has_swiss).map_err(|e| match e {
-            LayoutError::NoMapCode { .. } => Fail::bad_target(e.to_string()),
-            _ => Fail::unsupported(e.to_string()),
+            LayoutError::NoMapCode { .. } => PlanError::Malformed(e.to_string()),
+            _ => PlanError::Unsupported(e.to_string()),
         })?;
 
     let mut layout = layout;
@@ -367,18 +390,19 @@ fn read_go_version(elf: &Elf<'_>) -> Result<(GoVersion, VersionSource)> {
         Ok(bi) => bi,
         Err(BuildInfoError::Missing) => return runtime_build_version(elf),
         Err(BuildInfoError::PreGo118) => {
-            return Err(Fail::unsupported(format!(
+            return Err(PlanError::Unsupported(format!(
                 "unsupported Go version (older than Go 1.18): map-trace supports {}",
                 golayout::SUPPORTED
             ))
             .into())
         }
         Err(BuildInfoError::Corrupt(why)) => {
-            return Err(Fail::bad_target(format!("malformed Go binary: {why}")).into())
+            return Err(PlanError::Malformed(format!("malformed Go binary: {why}")).into())
         }
     };
-    let v = GoVersion::parse(&bi.version, &bi.modinfo)
-        .ok_or_else(|| Fail::unsupported(format!("unrecognized Go version {:?}", bi.version)))?;
+    let v = GoVersion::parse(&bi.version, &bi.modinfo).ok_or_else(|| {
+        PlanError::Unsupported(format!("unrecognized Go version {:?}", bi.version))
+    })?;
     Ok((v, VersionSource::BuildInfo))
 }
 
@@ -395,23 +419,23 @@ fn runtime_build_version(elf: &Elf<'_>) -> Result<(GoVersion, VersionSource)> {
     let no_buildinfo = "not a Go binary (no Go build information)";
     let (table, _) = elf
         .go_pclntab()
-        .ok_or_else(|| Fail::bad_target(format!("{no_buildinfo} and no .gopclntab")))?;
+        .ok_or_else(|| PlanError::NotGo(format!("{no_buildinfo} and no .gopclntab")))?;
     let raw = buildversion::find(elf).map_err(|e| match e {
-        BuildVersionError::NotFound => Fail::bad_target(format!(
+        BuildVersionError::NotFound => PlanError::NotGo(format!(
             "{no_buildinfo}: .go.buildinfo is missing and no runtime.buildVersion string was found"
         )),
-        e => Fail::bad_target(format!(
+        e => PlanError::Malformed(format!(
             "malformed Go binary: .go.buildinfo is missing and {e}"
         )),
     })?;
     let v = GoVersion::parse(&raw, "")
-        .ok_or_else(|| Fail::unsupported(format!("unrecognized Go version {raw:?}")))?;
+        .ok_or_else(|| PlanError::Unsupported(format!("unrecognized Go version {raw:?}")))?;
     let magic = table
         .get(..4)
         .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
         .unwrap_or(0);
     if !buildversion::layout_agrees(v.major, v.minor, magic) {
-        return Err(Fail::bad_target(format!(
+        return Err(PlanError::Malformed(format!(
             "malformed Go binary: .go.buildinfo is missing, and runtime.buildVersion says {raw} but the .gopclntab magic {magic:#x} is not that release's"
         ))
         .into());
@@ -452,8 +476,8 @@ fn finish_site(
 /// oldbuckets at 24 on 64-bit targets, in every classic release (1.18–1.25).
 const HMAP_OLDBUCKETS: u32 = 24;
 
-fn malformed(function: &str, e: impl std::fmt::Display) -> Fail {
-    Fail::bad_target(format!("malformed Go binary: {function}: {e}"))
+fn malformed(function: &str, e: impl std::fmt::Display) -> PlanError {
+    PlanError::Malformed(format!("malformed Go binary: {function}: {e}"))
 }
 
 fn body_site(

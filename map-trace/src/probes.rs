@@ -8,7 +8,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
     programs::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
-        RawTracePoint, UProbe,
+        ProgramError, RawTracePoint, UProbe,
     },
     Ebpf, EbpfLoader,
 };
@@ -69,23 +69,48 @@ pub fn ring_buffer_bytes(kib: u32) -> u32 {
     want.checked_next_power_of_two().unwrap_or(1 << 31)
 }
 
+/// What went wrong in the kernel, from the error's types rather than its text: aya's
+/// [`ProgramError::LoadError`] (the verifier's answer to `BPF_PROG_LOAD`) and the errno of the
+/// first [`std::io::Error`] in the chain.
+fn kernel_cause(err: &(dyn std::error::Error + 'static)) -> (bool, Option<i32>) {
+    let (mut prog_load, mut errno) = (false, None);
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if matches!(
+            e.downcast_ref::<ProgramError>(),
+            Some(ProgramError::LoadError { .. })
+        ) {
+            prog_load = true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            errno = errno.or(io.raw_os_error());
+        }
+        cur = e.source();
+    }
+    (prog_load, errno)
+}
+
 fn kernel_error(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
+    let (prog_load, errno) = kernel_cause(&err);
     let text = format!("{:#}", anyhow::Error::new(err));
-    if text.contains("Verifier output") {
-        // EACCES from BPF_PROG_LOAD here is a rejected program, not a missing privilege.
-        Fail::unsupported(format!(
-            "{what}: the kernel's BPF verifier rejected it: {text}"
-        ))
-        .into()
-    } else if text.contains("No such process") {
-        Fail::bad_target(format!("{what}: the process exited")).into()
-    } else if text.contains("Operation not permitted") || text.contains("Permission denied") {
-        Fail::privileges(format!(
+    match errno {
+        // EPERM: no CAP_BPF / CAP_PERFMON, whatever the call.
+        Some(libc::EPERM) => Fail::privileges(format!(
             "{what}: {text} (need CAP_BPF and CAP_PERFMON, or root)"
         ))
-        .into()
-    } else {
-        Fail::unsupported(format!("{what}: the kernel refused: {text}")).into()
+        .into(),
+        // EACCES (or anything else) from BPF_PROG_LOAD is a rejected program, not a missing
+        // privilege.
+        _ if prog_load => Fail::unsupported(format!(
+            "{what}: the kernel's BPF verifier rejected it: {text}"
+        ))
+        .into(),
+        Some(libc::ESRCH) => Fail::bad_target(format!("{what}: the process exited")).into(),
+        Some(libc::EACCES) => Fail::privileges(format!(
+            "{what}: {text} (need CAP_BPF and CAP_PERFMON, or root)"
+        ))
+        .into(),
+        _ => Fail::unsupported(format!("{what}: the kernel refused: {text}")).into(),
     }
 }
 
@@ -115,7 +140,11 @@ impl Probes {
         // aya parses the kernel BTF here (~14 ms), which this object does not need.
         crate::timing::mark("load: loader new (kernel BTF)");
         // Per-executable costs are the agent's; the CLI's one process is costed globally.
-        let exe_costs = if keying == Keying::Executable { 4096 } else { 1 };
+        let exe_costs = if keying == Keying::Executable {
+            4096
+        } else {
+            1
+        };
         let ebpf = loader
             .map_max_entries(names::EVENTS_MAP, ring_bytes)
             .map_max_entries(names::EXE_COST_MAP, exe_costs)
@@ -302,6 +331,36 @@ impl Probes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_kernel_errors_are_classified_by_type_not_text() {
+        use crate::error::{classify, EXIT_BAD_TARGET, EXIT_PRIVILEGES, EXIT_UNSUPPORTED};
+        let io = |n| std::io::Error::from_raw_os_error(n);
+        let load = |n| ProgramError::LoadError {
+            io_error: io(n),
+            verifier_log: aya_obj::VerifierLog::new(String::new()),
+        };
+        let code = |e: anyhow::Error| classify(&e).code;
+        assert_eq!(
+            code(kernel_error("x", load(libc::EACCES))),
+            EXIT_UNSUPPORTED
+        );
+        assert_eq!(
+            code(kernel_error("x", load(libc::EINVAL))),
+            EXIT_UNSUPPORTED
+        );
+        assert_eq!(code(kernel_error("x", load(libc::EPERM))), EXIT_PRIVILEGES);
+        assert_eq!(code(kernel_error("x", io(libc::ESRCH))), EXIT_BAD_TARGET);
+        assert_eq!(code(kernel_error("x", io(libc::EACCES))), EXIT_PRIVILEGES);
+        assert_eq!(code(kernel_error("x", io(libc::ENOMEM))), EXIT_UNSUPPORTED);
+        // Wrapped, as aya's attach errors wrap the syscall's.
+        let wrapped = ProgramError::SyscallError(aya::sys::SyscallError {
+            call: "perf_event_open",
+            io_error: io(libc::ESRCH),
+        });
+        let msg = classify(&kernel_error("attaching", wrapped)).message;
+        assert!(msg.contains("the process exited"), "{msg}");
+    }
 
     #[test]
     fn test_ring_buffer_bytes_power_of_two() {

@@ -31,7 +31,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     cli::AgentArgs,
-    error::{classify, Fail, EXIT_BAD_TARGET},
+    error::{classify, Fail},
     events::{
         decode::{decode, Event},
         reader::Reader,
@@ -42,7 +42,7 @@ use crate::{
         Sink,
     },
     overhead::{self, Family, HitCost},
-    plan::{self, ProbeSite},
+    plan::{self, PlanError, ProbeSite},
     probes::{self, Keying, Probes, Scope},
     session,
     symbols::symbolize::{ProcessMap, Symbolizer},
@@ -421,21 +421,18 @@ impl Agent {
         ) {
             Ok(p) => p,
             Err(e) => {
-                let fail = classify(&e);
-                let not_go = fail.code == EXIT_BAD_TARGET
-                    && (fail.message.contains("not a Go binary")
-                        || fail.message.contains("cannot be traced on this"));
-                if not_go {
+                let why = e.chain().find_map(|c| c.downcast_ref::<PlanError>());
+                if matches!(why, Some(PlanError::NotGo(_) | PlanError::ForeignArch(_))) {
                     self.skipped.insert(info.identity, Skip::NotGo);
                 } else {
                     eprintln!(
                         "map-trace agent: not tracing pid {pid} ({}): {}",
-                        info.exe_display, fail.message
+                        info.exe_display,
+                        classify(&e).message
                     );
-                    let reason = if fail.code == crate::error::EXIT_UNSUPPORTED {
-                        "unsupported"
-                    } else {
-                        "malformed"
+                    let reason = match why {
+                        Some(PlanError::Unsupported(_)) => "unsupported",
+                        _ => "malformed",
                     };
                     self.skip(&info, reason);
                 }
