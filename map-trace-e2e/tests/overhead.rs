@@ -325,7 +325,7 @@ fn max_overhead_sheds_the_default_timing_and_growth_ends_but_keeps_the_events() 
                 .lines()
                 .filter_map(|l| l.strip_prefix("round_ns ")?.parse().ok())
                 .collect();
-            assert_eq!(rounds.len(), 600);
+            assert_eq!(rounds.len(), 1500);
             let (before, after) = (median(rounds[..2].to_vec()), median(rounds[100..].to_vec()));
             eprintln!("go{v}: {before} ns/round timed, {after} after the shed");
             assert!(before > 1.3 * after, "go{v}: {before} vs {after}");
