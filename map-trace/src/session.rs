@@ -185,6 +185,11 @@ struct Outputs {
 /// Privileges and kernel features every mode needs, as one-line errors.
 pub fn preflight() -> Result<()> {
     sys::check_privileges().map_err(Fail::privileges)?;
+    // Before Linux 5.11 BPF maps count against RLIMIT_MEMLOCK, charged to the user: maps
+    // other processes hold (another tracer, or an earlier map-trace's probes still being
+    // released in the background) can leave too little for the probe map below, which would
+    // read as a missing privilege. Raised here for the whole run (the load raises it too).
+    sys::raise_memlock_rlimit();
     match crate::kernel::check() {
         Ok(()) => Ok(()),
         Err(crate::kernel::Missing::Feature(what, min)) => {
