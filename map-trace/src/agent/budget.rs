@@ -106,14 +106,14 @@ impl ExeBudget {
     pub fn spent(cost: &ExeCost, hit_cost: &HitCost) -> Vec<(Family, u64)> {
         FAMILIES
             .iter()
-            .map(|&f| {
-                let i = f.cost_slot();
-                (
-                    f,
-                    f.estimate_from(hit_cost, cost.hits[i], cost.ns[i], false),
-                )
-            })
+            .map(|&f| (f, Self::estimate(f, cost, hit_cost)))
             .collect()
+    }
+
+    /// Estimated ns of one family from the executable's cost counters.
+    pub fn estimate(family: Family, cost: &ExeCost, hit_cost: &HitCost) -> u64 {
+        let i = family.cost_slot();
+        family.estimate_from(hit_cost, cost.hits[i], cost.ns[i], false)
     }
 
     /// A periodic check, with cumulative estimates and CPU time.

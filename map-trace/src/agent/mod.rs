@@ -69,11 +69,11 @@ struct Exe {
     load_factor_num: u64,
     /// Its probes are live (some may be shed or off in a duty cycle); false once detached.
     live: bool,
-    /// Attached probes (family, program, link).
-    links: Vec<(Family, &'static str, UProbeLinkId)>,
+    /// Attached probes.
+    links: Vec<Link>,
     /// Links of shed resize timing, detached at the next budget tick (after the body probes
     /// stopped leaving resizes to them).
-    retiring: Vec<(Family, &'static str, UProbeLinkId)>,
+    retiring: Vec<Link>,
     /// Every probe of the plan, to attach a duty-cycled family again.
     sites: Vec<ProbeSite>,
     /// The layout it was attached with.
@@ -98,6 +98,15 @@ impl Exe {
     /// What one event seen counts for: `1 / duty` while the event probes are duty-cycled.
     fn weight(&self) -> f64 {
         self.budget.as_ref().map_or(1.0, ExeBudget::weight)
+    }
+
+    /// Reads its processes' CPU time; returns the total used while traced.
+    fn read_cpu(&mut self) -> u64 {
+        self.cpu.update(
+            self.pids
+                .iter()
+                .filter_map(|&p| Some((p, procfs::cpu_time_ns(p)?))),
+        )
     }
 }
 
@@ -535,30 +544,12 @@ impl Agent {
         // Keep the labels of an executable seen before (its series continue).
         let exe = match self.exes.get_mut(&id) {
             Some(old) => {
-                let Exe {
-                    live,
-                    links,
-                    retiring,
-                    sites,
-                    layout,
-                    fd_path,
-                    budget,
-                    cpu,
-                    symbolizer,
-                    _file,
-                    ..
-                } = exe;
-                old.live = live;
-                old.links = links;
-                old.retiring = retiring;
-                old.sites = sites;
-                old.layout = layout;
-                old.fd_path = fd_path;
-                old.budget = budget;
-                old.cpu = cpu;
-                old.symbolizer = symbolizer;
-                old._file = _file;
-                old.site_cache.clear();
+                let mut exe = exe;
+                exe.name = std::mem::take(&mut old.name);
+                exe.go_version = std::mem::take(&mut old.go_version);
+                exe.pids = std::mem::take(&mut old.pids);
+                exe.site_labels = std::mem::take(&mut old.site_labels);
+                *old = exe;
                 old
             }
             None => self.exes.entry(id).or_insert(exe),
@@ -658,10 +649,7 @@ impl Agent {
         for f in budget::FAMILIES {
             self.metrics.probe_duty.remove(&family_labels(exe, f));
         }
-        self.metrics.probe_overhead.remove(&ExeOnlyLabels {
-            executable: exe.name.clone(),
-            go_version: exe.go_version.clone(),
-        });
+        self.metrics.probe_overhead.remove(&exe_labels(exe));
         self.probes.remove_layout(Scope::Executable(id));
         self.probes.remove_exe_cost(id);
         self.metrics.executables.set(self.attached() as i64);
@@ -736,11 +724,7 @@ impl Agent {
             for (_, prog, link) in std::mem::take(&mut exe.retiring) {
                 self.probes.detach(prog, link);
             }
-            let cpu = exe.cpu.update(
-                exe.pids
-                    .iter()
-                    .filter_map(|&p| Some((p, procfs::cpu_time_ns(p)?))),
-            );
+            let cpu = exe.read_cpu();
             let spent = ExeBudget::spent(&cost, &self.hit_cost);
             let Some(b) = exe.budget.as_mut() else {
                 continue;
@@ -751,10 +735,7 @@ impl Agent {
             if let Some(share) = share {
                 self.metrics
                     .probe_overhead
-                    .get_or_create(&ExeOnlyLabels {
-                        executable: exe.name.clone(),
-                        go_version: exe.go_version.clone(),
-                    })
+                    .get_or_create(&exe_labels(exe))
                     .set(share / 100.0);
             }
             for a in actions {
@@ -769,11 +750,7 @@ impl Agent {
                             eprintln!("map-trace agent: warning: {} : {e:#}", exe.name);
                             continue;
                         }
-                        let (gone, kept) = std::mem::take(&mut exe.links)
-                            .into_iter()
-                            .partition(|l| l.0 == Family::TimedResizes);
-                        exe.links = kept;
-                        exe.retiring = gone;
+                        exe.retiring = take_family(&mut exe.links, Family::TimedResizes);
                         eprintln!(
                             "map-trace agent: {}: shed timed_resizes: its probes took an estimated {share:.1}% of its CPU time (budget {percent}%); resizes are still counted, untimed",
                             exe.name
@@ -818,15 +795,8 @@ impl Agent {
             let Some(exe) = self.exes.get_mut(&id) else {
                 continue;
             };
-            let est = ExeBudget::spent(&cost, &self.hit_cost)
-                .iter()
-                .find(|s| s.0 == Family::Maps)
-                .map_or(0, |s| s.1);
-            let cpu = exe.cpu.update(
-                exe.pids
-                    .iter()
-                    .filter_map(|&p| Some((p, procfs::cpu_time_ns(p)?))),
-            );
+            let est = ExeBudget::estimate(Family::Maps, &cost, &self.hit_cost);
+            let cpu = exe.read_cpu();
             let Some(b) = exe.budget.as_mut() else {
                 continue;
             };
@@ -1055,18 +1025,29 @@ impl Agent {
     }
 }
 
-/// Detaches one family's links.
-fn detach_family(
-    probes: &mut Probes,
-    links: &mut Vec<(Family, &'static str, UProbeLinkId)>,
-    family: Family,
-) {
-    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(links)
+/// An attached probe: its family, program and link.
+type Link = (Family, &'static str, UProbeLinkId);
+
+/// Removes one family's links from `links` and returns them.
+fn take_family(links: &mut Vec<Link>, family: Family) -> Vec<Link> {
+    let (gone, kept) = std::mem::take(links)
         .into_iter()
         .partition(|l| l.0 == family);
     *links = kept;
-    for (_, prog, link) in gone {
+    gone
+}
+
+/// Detaches one family's links.
+fn detach_family(probes: &mut Probes, links: &mut Vec<Link>, family: Family) {
+    for (_, prog, link) in take_family(links, family) {
         probes.detach(prog, link);
+    }
+}
+
+fn exe_labels(exe: &Exe) -> ExeOnlyLabels {
+    ExeOnlyLabels {
+        executable: exe.name.clone(),
+        go_version: exe.go_version.clone(),
     }
 }
 
