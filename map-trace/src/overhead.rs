@@ -289,6 +289,22 @@ pub fn calibrate(probes: &mut Probes) -> Result<(HitCost, Vec<TakenLink>)> {
     Ok((cost, links))
 }
 
+/// [`calibrate`], or when it fails, one warning line (starting with `who`) and
+/// [`HitCost::FALLBACK`].
+pub fn calibrate_or_fallback(probes: &mut Probes, who: &str) -> (HitCost, Vec<TakenLink>) {
+    match calibrate(probes) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "{who}: warning: could not measure what a probe hit costs here ({e:#}); \
+                 overhead estimates assume {:.1} µs",
+                HitCost::FALLBACK.body_ns / 1000.0
+            );
+            (HitCost::FALLBACK, vec![])
+        }
+    }
+}
+
 /// The file and file offset of `addr` in this process's executable mappings.
 fn own_file_offset(addr: u64) -> Result<(std::path::PathBuf, u64)> {
     let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;

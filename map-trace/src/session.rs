@@ -337,17 +337,7 @@ struct Attached {
 /// detaches (a kernel grace period each, ~100 ms here) used to be most of the time from start
 /// to live probes, which launch mode's held child waited for.
 fn calibrate(probes: &mut Probes) -> (HitCost, Vec<probes::TakenLink>) {
-    match overhead::calibrate(probes) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "map-trace: warning: could not measure what a probe hit costs here ({e:#}); \
-                 overhead estimates assume {:.1} µs",
-                HitCost::FALLBACK.body_ns / 1000.0
-            );
-            (HitCost::FALLBACK, vec![])
-        }
-    }
+    overhead::calibrate_or_fallback(probes, "map-trace")
 }
 
 async fn stream(

@@ -173,16 +173,7 @@ pub fn run(args: AgentArgs) -> Result<u8> {
     )?;
     let ring = probes.take_ring_buffer()?;
     // The calibration's links stay until the agent exits (see `overhead::calibrate`).
-    let (hit_cost, _calibration) = match overhead::calibrate(&mut probes) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "map-trace agent: warning: could not measure what a probe hit costs ({e:#}); the overhead budget assumes {:.1} µs",
-                HitCost::FALLBACK.body_ns / 1e3
-            );
-            (HitCost::FALLBACK, vec![])
-        }
-    };
+    let (hit_cost, _calibration) = overhead::calibrate_or_fallback(&mut probes, "map-trace agent");
     let exec_method = probes.attach_exec()?;
     let events = match &args.events {
         None => None,
