@@ -120,3 +120,62 @@ fn test_missing_privileges_exit_4() {
     assert!(stderr.contains("CAP_BPF"), "{stderr}");
     assert!(f.stdout.is_empty(), "the child must not run untraced");
 }
+
+/// The subcommands are words before any other argument: after `--` `agent` and `replay` are
+/// programs to launch (here a Go fixture copied to a file named `agent`, found through
+/// `$PATH`), and mixing one mode's flags with another's is a usage error, exit 2.
+#[test]
+fn test_a_program_named_agent_is_launched_and_mixed_modes_exit_2() {
+    require_root();
+    let v = versions()[0].clone();
+    let dir = temp("named-like-a-subcommand");
+    std::fs::create_dir_all(&dir).unwrap();
+    let agent = dir.join("agent");
+    std::fs::copy(fixture(&v), &agent).unwrap();
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = temp("named-like-a-subcommand.json");
+    let mut c = Command::new(bin());
+    c.env("PATH", path)
+        .args(["--format", "json", "-o", out.to_str().unwrap()]);
+    c.args(["--max-overhead", "0", "--", "agent", "int", "100"]);
+    let f = run_to_end(c);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    let events = json_lines(&std::fs::read_to_string(&out).unwrap());
+    let start = events
+        .iter()
+        .find(|e| e["event"] == "start")
+        .expect("start");
+    assert_eq!(
+        start["exe"].as_str(),
+        Some(agent.to_str().unwrap()),
+        "{start}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "map_grow"),
+        "no map growth traced: {}",
+        f.stderr
+    );
+
+    for args in [
+        &["--pid", "1", "agent"][..],
+        &["agent", "--pid", "1"],
+        &["replay"],
+        &["replay", "x.rec", "--slices"],
+        &["--metrics-addr", "127.0.0.1:1"],
+        &["--no-such-flag"],
+    ] {
+        let f = run_to_end({
+            let mut c = Command::new(bin());
+            c.args(args);
+            c
+        });
+        assert_eq!(f.status.code(), Some(2), "{args:?}: {}", f.stderr);
+        assert!(f.stderr.contains("error:"), "{args:?}: {}", f.stderr);
+        assert!(!f.stderr.contains("panicked"), "{args:?}");
+    }
+}

@@ -2,6 +2,8 @@
 
 use std::{path::PathBuf, time::Duration};
 
+#[cfg(test)]
+use clap::CommandFactory;
 use clap::{Parser, ValueEnum};
 
 /// Output format for events and the summary.
@@ -27,16 +29,43 @@ pub enum Color {
 /// Trace Go map growth with eBPF uprobes.
 ///
 /// Attach to a running Go process with `--pid`, or launch one after `--` and trace it from its
-/// first instruction. Exit codes: 0 success (launch mode: the child's status), 1 internal error,
-/// 2 bad target or usage, 3 unsupported Go version or kernel feature, 4 missing privileges.
+/// first instruction. `map-trace agent` traces every Go process on the host and exports
+/// Prometheus metrics; `map-trace replay FILE` replays a recording. Exit codes: 0 success
+/// (launch mode: the child's status), 1 internal error, 2 bad target or usage, 3 unsupported Go
+/// version or kernel feature, 4 missing privileges.
 #[derive(Debug, Parser)]
 #[command(name = "map-trace", version, about, long_about = None)]
 // A flag given twice takes its last value (`--max-overhead 0` after a wrapper's default).
 #[command(args_override_self = true)]
+// `map-trace --pid 1 agent` is a usage error, not a trace of pid 1; after `--` every word is
+// the command to launch, so `map-trace -- agent` launches a program named `agent`.
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 ok (launch mode: the child's exit status), 1 internal \
 error, 2 bad target or usage, 3 unsupported (Go version, kernel feature), 4 missing privileges."
 )]
+pub struct Cli {
+    /// A mode other than tracing one process.
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+
+    /// Tracing one process (no subcommand).
+    #[command(flatten)]
+    pub trace: Args,
+}
+
+/// The subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Mode {
+    /// Trace every Go process on this host and export Prometheus metrics.
+    Agent(AgentArgs),
+    /// Feed a recording (`--record FILE`) through the outputs again.
+    Replay(ReplayArgs),
+}
+
+/// `map-trace [--pid PID | -- COMMAND]`: trace one process.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// Trace this running process.
     #[arg(short, long, value_name = "PID", conflicts_with = "command")]
@@ -117,8 +146,8 @@ pub struct Args {
 /// /proc/PID/exe), attaches one set of probes per executable file, notices new processes by an
 /// exec tracepoint, and serves metrics at http://ADDR/metrics. Runs until SIGTERM or SIGINT,
 /// then detaches everything and exits 0. Needs Linux 5.15 (BPF attach cookies).
-#[derive(Debug, Parser)]
-#[command(name = "map-trace agent", version, about, long_about = None)]
+#[derive(Debug, clap::Args)]
+#[command(about, long_about = None)]
 #[command(
     after_help = "Exit codes: 0 stopped by a signal, 1 internal error, 2 bad usage (e.g. the metrics address cannot be bound), 3 unsupported kernel, 4 missing privileges."
 )]
@@ -192,8 +221,8 @@ impl AgentArgs {
 ///
 /// Produces what the live run produced (text or JSON, `--trace-out`, `--report`), with its
 /// times and counts: everything comes from the recording, nothing from this machine.
-#[derive(Debug, Parser)]
-#[command(name = "map-trace replay", version, about, long_about = None)]
+#[derive(Debug, clap::Args)]
+#[command(about, long_about = None)]
 #[command(
     after_help = "Exit codes: 0 ok, 1 internal error (e.g. an output cannot be written), 2 bad \
 usage or a recording that cannot be read (one line says where)."
@@ -281,6 +310,54 @@ impl Args {
 mod tests {
     use super::*;
 
+    fn parse(argv: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("map-trace").chain(argv.iter().copied()))
+    }
+
+    fn trace(argv: &[&str]) -> Result<Args, clap::Error> {
+        let cli = parse(argv)?;
+        assert!(cli.mode.is_none(), "{argv:?} parsed as a subcommand");
+        Ok(cli.trace)
+    }
+
+    fn agent(argv: &[&str]) -> Result<AgentArgs, clap::Error> {
+        match parse(argv)?.mode {
+            Some(Mode::Agent(a)) => Ok(a),
+            other => panic!("{argv:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn test_subcommands_and_the_command_after_double_dash() {
+        // A program named like a subcommand is launched when it follows `--`.
+        let a = trace(&["--", "agent", "--metrics-addr", "x"]).unwrap();
+        assert_eq!(a.command, vec!["agent", "--metrics-addr", "x"]);
+        let a = trace(&["--format", "json", "--", "replay"]).unwrap();
+        assert_eq!(a.command, vec!["replay"]);
+        assert!(matches!(
+            parse(&["agent"]).unwrap().mode,
+            Some(Mode::Agent(_))
+        ));
+        // Flags of one mode are usage errors (exit 2) in another.
+        for bad in [
+            &["--pid", "1", "agent"][..],
+            &["agent", "--pid", "1"],
+            &["replay", "r", "--slices"],
+            &["--metrics-addr", "127.0.0.1:1"],
+            &["--no-such-flag"],
+            &["--pid", "x"],
+        ] {
+            let e = parse(bad).expect_err(&format!("{bad:?} accepted"));
+            assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");
+        }
+        // Help lists the modes; each has its own.
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("agent") && help.contains("replay"), "{help}");
+        let mut cmd = Cli::command();
+        let agent = cmd.find_subcommand_mut("agent").unwrap();
+        assert!(agent.render_help().to_string().contains("--metrics-addr"));
+    }
+
     #[test]
     fn test_parse_duration_units() {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
@@ -300,10 +377,10 @@ mod tests {
 
     #[test]
     fn test_agent_args_defaults() {
-        let a = AgentArgs::try_parse_from(["agent"]).unwrap();
+        let a = agent(&["agent"]).unwrap();
         assert_eq!(a.metrics_addr.to_string(), "127.0.0.1:9464");
         assert_eq!(a.max_sites, 20);
-        let a = AgentArgs::try_parse_from([
+        let a = agent(&[
             "agent",
             "--metrics-addr",
             "0.0.0.0:9000",
@@ -314,41 +391,36 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(a.include, vec!["api*", "web"]);
-        assert!(AgentArgs::try_parse_from(["agent", "--metrics-addr", "nope"]).is_err());
+        assert!(agent(&["agent", "--metrics-addr", "nope"]).is_err());
     }
 
     #[test]
     fn test_replay_args() {
-        let a = ReplayArgs::try_parse_from(["replay", "run.rec", "--format", "json", "-o", "x"])
-            .unwrap();
+        let Some(Mode::Replay(a)) = parse(&["replay", "run.rec", "--format", "json", "-o", "x"])
+            .unwrap()
+            .mode
+        else {
+            panic!("not replay")
+        };
         assert_eq!(a.recording, PathBuf::from("run.rec"));
         assert_eq!(a.out.format, Format::Json);
-        assert!(ReplayArgs::try_parse_from(["replay"]).is_err());
-        let a = Args::try_parse_from(["map-trace", "--record", "r", "--", "./p"]).unwrap();
+        assert!(parse(&["replay"]).is_err());
+        let a = trace(&["--record", "r", "--", "./p"]).unwrap();
         assert_eq!(a.record, Some(PathBuf::from("r")));
     }
 
     #[test]
     fn test_cli_budget_defaults_to_5_percent_and_0_turns_it_off() {
-        let a = Args::try_parse_from(["map-trace", "--", "./p"]).unwrap();
+        let a = trace(&["--", "./p"]).unwrap();
         assert_eq!(a.budget(), Some(5.0));
-        let a = Args::try_parse_from(["map-trace", "--max-overhead", "0", "--", "./p"]).unwrap();
+        let a = trace(&["--max-overhead", "0", "--", "./p"]).unwrap();
         assert_eq!(a.budget(), None);
         // The last one given wins (a wrapper's default, then the user's).
-        let a = Args::try_parse_from([
-            "map-trace",
-            "--max-overhead",
-            "0",
-            "--max-overhead",
-            "2.5%",
-            "--",
-            "./p",
-        ])
-        .unwrap();
+        let a = trace(&["--max-overhead", "0", "--max-overhead", "2.5%", "--", "./p"]).unwrap();
         assert_eq!(a.budget(), Some(2.5));
         for bad in ["-1", "101", "x", "nan"] {
             assert!(
-                Args::try_parse_from(["map-trace", "--max-overhead", bad, "--", "./p"]).is_err(),
+                trace(&["--max-overhead", bad, "--", "./p"]).is_err(),
                 "{bad}"
             );
         }
@@ -356,8 +428,8 @@ mod tests {
 
     #[test]
     fn test_cli_pid_and_command_conflict() {
-        assert!(Args::try_parse_from(["map-trace", "--pid", "1", "--", "ls"]).is_err());
-        let a = Args::try_parse_from(["map-trace", "--format", "json", "--", "./p", "-x"]).unwrap();
+        assert!(trace(&["--pid", "1", "--", "ls"]).is_err());
+        let a = trace(&["--format", "json", "--", "./p", "-x"]).unwrap();
         assert_eq!(a.command, vec!["./p", "-x"]);
         assert_eq!(a.out.format, Format::Json);
     }
