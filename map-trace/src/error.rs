@@ -1,12 +1,14 @@
 //! Failure classes and their exit codes.
 //!
-//! Modules return their own error enums; anything that should map to a specific exit code is
-//! wrapped in a [`Fail`] at the point where the class is known. `classify` turns whatever
-//! reached `main` into one line and a code.
+//! Modules return their own error enums (`plan::PlanError`, `target::TargetError`,
+//! `kernel::PreflightError`, `probes::KernelError`); this module alone maps them to exit codes.
+//! A mode that finds a failure class of its own at its edge (a replay's unreadable recording,
+//! an agent's metrics address) wraps it in a [`Fail`]. `classify` turns whatever reached `main`
+//! into one line and a code.
 
 use std::fmt;
 
-use crate::plan::PlanError;
+use crate::{kernel::PreflightError, plan::PlanError, probes::KernelError, target::TargetError};
 
 /// Exit code: bad target or usage (no such pid, not a Go binary, no map symbols).
 pub const EXIT_BAD_TARGET: u8 = 2;
@@ -72,13 +74,57 @@ fn plan_code(e: &PlanError) -> u8 {
     }
 }
 
+/// The exit code of a reason the target cannot be found.
+fn target_code(e: &TargetError) -> u8 {
+    match e {
+        TargetError::ExeUnreadable(_) => EXIT_PRIVILEGES,
+        TargetError::NoSuchProcess(_)
+        | TargetError::Exited(_)
+        | TargetError::NoExecutable(_)
+        | TargetError::NotExecutable(_)
+        | TargetError::NoSuchCommand(_)
+        | TargetError::Nothing => EXIT_BAD_TARGET,
+    }
+}
+
+/// The exit code of a host that cannot trace.
+fn preflight_code(e: &PreflightError) -> u8 {
+    match e {
+        PreflightError::Capabilities(_) | PreflightError::Refused => EXIT_PRIVILEGES,
+        PreflightError::Feature { .. } | PreflightError::TooOld(_) => EXIT_UNSUPPORTED,
+    }
+}
+
+/// The exit code of a kernel refusal.
+fn kernel_code(e: &KernelError) -> u8 {
+    match e {
+        KernelError::Privileges { .. } => EXIT_PRIVILEGES,
+        KernelError::Rejected { .. } | KernelError::Refused { .. } => EXIT_UNSUPPORTED,
+        KernelError::Exited { .. } => EXIT_BAD_TARGET,
+    }
+}
+
+/// The exit code a typed error of a module decides, if it is one.
+fn typed_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    if let Some(e) = cause.downcast_ref::<PlanError>() {
+        return Some(plan_code(e));
+    }
+    if let Some(e) = cause.downcast_ref::<TargetError>() {
+        return Some(target_code(e));
+    }
+    if let Some(e) = cause.downcast_ref::<PreflightError>() {
+        return Some(preflight_code(e));
+    }
+    cause.downcast_ref::<KernelError>().map(kernel_code)
+}
+
 /// Finds the exit code for an error chain; the message is the whole chain on one line.
 pub fn classify(err: &anyhow::Error) -> Fail {
     let message = format!("{err:#}").replace('\n', " ");
     for cause in err.chain() {
-        if let Some(p) = cause.downcast_ref::<PlanError>() {
+        if let Some(code) = typed_code(cause) {
             return Fail {
-                code: plan_code(p),
+                code,
                 message,
                 quiet: false,
             };
@@ -104,5 +150,49 @@ pub fn classify(err: &anyhow::Error) -> Fail {
         code: EXIT_INTERNAL,
         message,
         quiet: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_and_line(e: impl Into<anyhow::Error>) -> (u8, String) {
+        let f = classify(&e.into());
+        (f.code, f.message)
+    }
+
+    #[test]
+    fn test_typed_errors_map_to_exit_codes_and_keep_their_line() {
+        assert_eq!(
+            code_and_line(TargetError::NoSuchProcess(7)),
+            (EXIT_BAD_TARGET, "no such process: pid 7".into())
+        );
+        assert_eq!(
+            code_and_line(TargetError::ExeUnreadable(7)).0,
+            EXIT_PRIVILEGES
+        );
+        assert_eq!(code_and_line(TargetError::Nothing).0, EXIT_BAD_TARGET);
+        assert_eq!(
+            code_and_line(PreflightError::Capabilities("missing privileges".into())).0,
+            EXIT_PRIVILEGES
+        );
+        let (code, line) = code_and_line(PreflightError::Feature {
+            release: "4.19.0".into(),
+            what: "BPF ring buffers",
+            min: "5.8",
+        });
+        assert_eq!(code, EXIT_UNSUPPORTED);
+        assert_eq!(
+            line,
+            "kernel 4.19.0 lacks BPF ring buffers: map-trace needs Linux 5.8 or later"
+        );
+        // A typed error under context keeps its code; the line is the whole chain.
+        let e = anyhow::Error::new(PlanError::Unsupported("go1.17".into())).context("inspecting x");
+        assert_eq!(
+            code_and_line(e),
+            (EXIT_UNSUPPORTED, "inspecting x: go1.17".into())
+        );
+        assert_eq!(code_and_line(anyhow::anyhow!("other")).0, EXIT_INTERNAL);
     }
 }

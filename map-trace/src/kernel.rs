@@ -33,6 +33,50 @@ pub enum Missing {
     Privileges,
 }
 
+/// Why this host cannot trace, as [`preflight`] finds it; the exit code is decided from it at
+/// the edge (`error::classify`). The text is the one line users see.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    /// This process lacks capabilities (from its effective set).
+    #[error("{0}")]
+    Capabilities(String),
+    /// The kernel refused the feature probe for lack of privileges.
+    #[error("the kernel refused to create a BPF map: need CAP_BPF (or CAP_SYS_ADMIN)")]
+    Refused,
+    /// The kernel lacks a feature.
+    #[error("kernel {release} lacks {what}: map-trace needs Linux {min} or later")]
+    Feature {
+        release: String,
+        what: &'static str,
+        min: &'static str,
+    },
+    /// A mode's own minimum kernel (the agent's attach cookies).
+    #[error("{0}")]
+    TooOld(String),
+}
+
+/// Privileges and kernel features every mode needs, as one-line errors.
+pub fn preflight() -> Result<(), PreflightError> {
+    crate::sys::check_privileges().map_err(PreflightError::Capabilities)?;
+    // Before Linux 5.11 BPF maps count against RLIMIT_MEMLOCK, charged to the user: maps
+    // other processes hold (another tracer, or an earlier map-trace's probes still being
+    // released in the background) can leave too little for the probe map below, which would
+    // read as a missing privilege. Raised here for the whole run (the load raises it too).
+    crate::sys::raise_memlock_rlimit();
+    match check() {
+        Ok(()) => Ok(()),
+        Err(Missing::Feature(what, min)) => {
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            Err(PreflightError::Feature {
+                release: release.trim().to_string(),
+                what,
+                min,
+            })
+        }
+        Err(Missing::Privileges) => Err(PreflightError::Refused),
+    }
+}
+
 /// Checks BPF ring buffers and uprobe perf events.
 pub fn check() -> Result<(), Missing> {
     if !Path::new("/sys/bus/event_source/devices/uprobe/type").exists() {

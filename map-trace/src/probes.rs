@@ -17,7 +17,7 @@ use map_trace_common::{
     names,
 };
 
-use crate::{error::Fail, plan::ProbeSite};
+use crate::plan::ProbeSite;
 
 /// The eBPF object `cargo xtask build` compiled for this architecture (empty in builds made
 /// without xtask).
@@ -90,28 +90,39 @@ fn kernel_cause(err: &(dyn std::error::Error + 'static)) -> (bool, Option<i32>) 
     (prog_load, errno)
 }
 
+/// What the kernel refused, and why; the exit code is decided from it at the edge
+/// (`error::classify`). The text is the one line users see.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// EPERM from any call, or EACCES outside a program load: missing capabilities.
+    #[error("{what}: {text} (need CAP_BPF and CAP_PERFMON, or root)")]
+    Privileges { what: String, text: String },
+    /// A program load the verifier refused.
+    #[error("{what}: the kernel's BPF verifier rejected it: {text}")]
+    Rejected { what: String, text: String },
+    /// ESRCH: the process to attach to is gone.
+    #[error("{what}: the process exited")]
+    Exited { what: String },
+    /// Anything else the kernel refused.
+    #[error("{what}: the kernel refused: {text}")]
+    Refused { what: String, text: String },
+}
+
 fn kernel_error(what: &str, err: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
     let (prog_load, errno) = kernel_cause(&err);
     let text = format!("{:#}", anyhow::Error::new(err));
+    let what = what.to_string();
     match errno {
         // EPERM: no CAP_BPF / CAP_PERFMON, whatever the call.
-        Some(libc::EPERM) => Fail::privileges(format!(
-            "{what}: {text} (need CAP_BPF and CAP_PERFMON, or root)"
-        ))
-        .into(),
+        Some(libc::EPERM) => KernelError::Privileges { what, text },
         // EACCES (or anything else) from BPF_PROG_LOAD is a rejected program, not a missing
         // privilege.
-        _ if prog_load => Fail::unsupported(format!(
-            "{what}: the kernel's BPF verifier rejected it: {text}"
-        ))
-        .into(),
-        Some(libc::ESRCH) => Fail::bad_target(format!("{what}: the process exited")).into(),
-        Some(libc::EACCES) => Fail::privileges(format!(
-            "{what}: {text} (need CAP_BPF and CAP_PERFMON, or root)"
-        ))
-        .into(),
-        _ => Fail::unsupported(format!("{what}: the kernel refused: {text}")).into(),
+        _ if prog_load => KernelError::Rejected { what, text },
+        Some(libc::ESRCH) => KernelError::Exited { what },
+        Some(libc::EACCES) => KernelError::Privileges { what, text },
+        _ => KernelError::Refused { what, text },
     }
+    .into()
 }
 
 impl Probes {

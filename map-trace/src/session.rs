@@ -17,7 +17,6 @@ use tokio::{
 use crate::{
     cli::{Args, Format},
     collector::{self, Collector, Control, Sites},
-    error::Fail,
     events::reader::BlockingReader,
     golayout::MapImpl,
     launch,
@@ -28,7 +27,7 @@ use crate::{
     probes::{self, Probes},
     recording::{RecordWriter, Recorder},
     sys,
-    target::{procfs, Target},
+    target::{procfs, Target, TargetError},
     timing,
 };
 
@@ -38,11 +37,7 @@ pub fn run(args: Args) -> Result<u8> {
     let (target, launch_cmd) = match (&args.pid, args.command.first()) {
         (Some(pid), _) => (Target::from_pid(*pid)?, None),
         (None, Some(program)) => (Target::from_command(program)?, Some(program.clone())),
-        (None, None) => {
-            return Err(
-                Fail::bad_target("nothing to trace: give --pid PID or -- COMMAND [ARGS]").into(),
-            )
-        }
+        (None, None) => return Err(crate::target::TargetError::Nothing.into()),
     };
     timing::mark("target");
     // The eBPF object loads on a thread of its own while the executable is inspected: most of
@@ -65,7 +60,7 @@ pub fn run(args: Args) -> Result<u8> {
         },
     )?;
     timing::mark("plan");
-    preflight()?;
+    crate::kernel::preflight()?;
     timing::mark("preflight");
 
     let sink = open_sinks(&args.out)?;
@@ -182,31 +177,6 @@ struct Outputs {
     sites: Sites,
 }
 
-/// Privileges and kernel features every mode needs, as one-line errors.
-pub fn preflight() -> Result<()> {
-    sys::check_privileges().map_err(Fail::privileges)?;
-    // Before Linux 5.11 BPF maps count against RLIMIT_MEMLOCK, charged to the user: maps
-    // other processes hold (another tracer, or an earlier map-trace's probes still being
-    // released in the background) can leave too little for the probe map below, which would
-    // read as a missing privilege. Raised here for the whole run (the load raises it too).
-    sys::raise_memlock_rlimit();
-    match crate::kernel::check() {
-        Ok(()) => Ok(()),
-        Err(crate::kernel::Missing::Feature(what, min)) => {
-            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-            Err(Fail::unsupported(format!(
-                "kernel {} lacks {what}: map-trace needs Linux {min} or later",
-                release.trim()
-            ))
-            .into())
-        }
-        Err(crate::kernel::Missing::Privileges) => Err(Fail::privileges(
-            "the kernel refused to create a BPF map: need CAP_BPF (or CAP_SYS_ADMIN)",
-        )
-        .into()),
-    }
-}
-
 /// A line to stderr in one write: a launched target shares map-trace's stderr, and
 /// `eprintln!` may write a line in pieces that the target's own lines would cut into.
 fn say(line: &str) {
@@ -281,7 +251,7 @@ fn attach_all(probes: &mut Probes, plan: &Plan, target: &Target, pid: u32) -> Re
     let mut links = vec![];
     for site in &plan.probes {
         if target.pid.is_some() && !procfs::alive(pid) {
-            return Err(Fail::bad_target(format!("no such process: pid {pid} (it exited)")).into());
+            return Err(TargetError::Exited(pid).into());
         }
         let id = probes.attach(site, &target.exe, probes::Scope::Process(pid))?;
         links.push(Link {
@@ -380,7 +350,7 @@ async fn stream(
         .ok()
         .and_then(|fd| unsafe { AsyncFd::register(fd) }.ok());
     if pidfd.is_none() && target.pid.is_some() && !procfs::alive(pid) {
-        return Err(Fail::bad_target(format!("no such process: pid {pid} (it exited)")).into());
+        return Err(TargetError::Exited(pid).into());
     }
 
     timing::mark("stream setup");

@@ -44,7 +44,6 @@ use crate::{
     overhead::{self, Family, HitCost},
     plan::{self, PlanError, ProbeSite},
     probes::{self, Keying, Probes, Scope},
-    session,
     symbols::symbolize::{ProcessMap, Symbolizer},
     sys,
     target::procfs,
@@ -158,9 +157,9 @@ struct Agent {
 
 /// Runs the agent until SIGTERM/SIGINT; returns the exit code.
 pub fn run(args: AgentArgs) -> Result<u8> {
-    session::preflight()?;
+    crate::kernel::preflight()?;
     if crate::kernel::release().is_some_and(|r| r < MIN_KERNEL) {
-        return Err(Fail::unsupported(format!(
+        return Err(crate::kernel::PreflightError::TooOld(format!(
             "map-trace agent needs Linux {}.{} or later (BPF attach cookies); the one-process \
              CLI (map-trace --pid) works from 5.8",
             MIN_KERNEL.0, MIN_KERNEL.1

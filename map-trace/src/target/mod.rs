@@ -6,7 +6,32 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::error::Fail;
+/// Why a process or program cannot be the target; the exit code is decided from it at the
+/// edge (`error::classify`). The text is the one line users see.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// No process with this pid.
+    #[error("no such process: pid {0}")]
+    NoSuchProcess(u32),
+    /// The process existed and has exited since.
+    #[error("no such process: pid {0} (it exited)")]
+    Exited(u32),
+    /// A kernel thread or a zombie: no executable to read.
+    #[error("pid {0} has no executable (a kernel thread or a zombie): not a Go process")]
+    NoExecutable(u32),
+    /// `/proc/PID/exe` cannot be read.
+    #[error("cannot read /proc/{0}/exe: permission denied (run as root, or grant CAP_SYS_PTRACE)")]
+    ExeUnreadable(u32),
+    /// A program file without execute permission.
+    #[error("{}: not executable", .0.display())]
+    NotExecutable(PathBuf),
+    /// No such file, and no such command on `$PATH`.
+    #[error("{0}: no such file or command")]
+    NoSuchCommand(String),
+    /// Neither `--pid` nor a command.
+    #[error("nothing to trace: give --pid PID or -- COMMAND [ARGS]")]
+    Nothing,
+}
 
 /// The executable to trace.
 #[derive(Clone, Debug)]
@@ -56,8 +81,8 @@ fn resolve_program(program: &str) -> Result<PathBuf> {
     };
     match found {
         Some(p) if is_executable(&p) => Ok(p),
-        Some(p) => Err(Fail::bad_target(format!("{}: not executable", p.display())).into()),
-        None => Err(Fail::bad_target(format!("{program}: no such file or command")).into()),
+        Some(p) => Err(TargetError::NotExecutable(p).into()),
+        None => Err(TargetError::NoSuchCommand(program.to_string()).into()),
     }
 }
 

@@ -4,7 +4,7 @@ use std::{io, path::PathBuf};
 
 use anyhow::Result;
 
-use crate::error::Fail;
+use super::TargetError;
 
 /// A process's executable as seen through procfs.
 pub struct ExeLink {
@@ -18,11 +18,11 @@ pub struct ExeLink {
 /// problem.
 pub fn exe_link(pid: u32) -> Result<ExeLink> {
     if pid == 0 {
-        return Err(Fail::bad_target("no such process: pid 0").into());
+        return Err(TargetError::NoSuchProcess(0).into());
     }
     let dir = PathBuf::from(format!("/proc/{pid}"));
     if !dir.join("stat").exists() {
-        return Err(Fail::bad_target(format!("no such process: pid {pid}")).into());
+        return Err(TargetError::NoSuchProcess(pid).into());
     }
     let path = dir.join("exe");
     match std::fs::read_link(&path) {
@@ -32,18 +32,14 @@ pub fn exe_link(pid: u32) -> Result<ExeLink> {
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if dir.join("stat").exists() {
-                Err(Fail::bad_target(format!(
-                    "pid {pid} has no executable (a kernel thread or a zombie): not a Go process"
-                ))
-                .into())
+                Err(TargetError::NoExecutable(pid).into())
             } else {
-                Err(Fail::bad_target(format!("no such process: pid {pid} (it exited)")).into())
+                Err(TargetError::Exited(pid).into())
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(Fail::privileges(format!(
-            "cannot read /proc/{pid}/exe: permission denied (run as root, or grant CAP_SYS_PTRACE)"
-        ))
-        .into()),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            Err(TargetError::ExeUnreadable(pid).into())
+        }
         Err(e) => Err(anyhow::Error::new(e).context(format!("reading /proc/{pid}/exe"))),
     }
 }
