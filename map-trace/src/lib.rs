@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod cli;
 pub mod collector;
+pub mod config;
 pub mod error;
 pub mod events;
 pub mod golayout;

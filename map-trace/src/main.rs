@@ -10,15 +10,17 @@ use clap::Parser;
 use map_trace::{
     agent,
     cli::{Cli, Mode},
-    error, replay, session,
+    config, error, replay, session,
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.mode {
         Some(Mode::Agent(a)) => agent::run(a),
-        Some(Mode::Replay(r)) => replay::run(r),
-        None => session::run(cli.trace),
+        Some(Mode::Replay(r)) => replay::run(config::Replay::from_args(r)),
+        None => config::Trace::from_args(cli.trace)
+            .map_err(Into::into)
+            .and_then(session::run),
     };
     match result {
         Ok(code) => ExitCode::from(code),

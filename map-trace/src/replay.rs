@@ -10,10 +10,10 @@ use std::{
 
 use anyhow::Result;
 
-use crate::{cli::ReplayArgs, error::Fail, recording, session::open_sinks};
+use crate::{config, error::Fail, output, recording};
 
 /// Runs `map-trace replay`; returns the process exit code.
-pub fn run(args: ReplayArgs) -> Result<u8> {
+pub fn run(args: config::Replay) -> Result<u8> {
     let name = args.recording.display().to_string();
     let input: Box<dyn io::BufRead> = if name == "-" {
         Box::new(io::stdin().lock())
@@ -23,7 +23,7 @@ pub fn run(args: ReplayArgs) -> Result<u8> {
             Err(e) => return Err(Fail::bad_target(format!("cannot open {name}: {e}")).into()),
         }
     };
-    let sink = open_sinks(&args.out)?;
+    let sink = output::open::open(&args.outputs)?;
     match recording::replay(input, sink) {
         Ok(()) => Ok(0),
         Err(e) if e.is_bad_input() => Err(Fail::bad_target(format!("{name}: {e}")).into()),

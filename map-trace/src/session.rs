@@ -2,7 +2,7 @@
 
 use std::{
     fs::File,
-    io::{self, BufWriter, Write},
+    io::{self, BufWriter},
     os::unix::process::ExitStatusExt,
     time::Duration,
 };
@@ -15,12 +15,12 @@ use tokio::{
 };
 
 use crate::{
-    cli::{Args, Format},
     collector::{self, Collector, Control, Sites},
+    config::{self, TargetSpec},
     events::reader::BlockingReader,
     golayout::MapImpl,
     launch,
-    output::{json::JsonSink, text::TextSink, Sink, StartInfo},
+    output::{self, Sink, StartInfo},
     overhead::{self, Detached, Family, FamilyCost, HitCost, Overhead},
     pipeline::{Ending, Pipeline, Settings},
     plan::{self, Plan},
@@ -32,39 +32,29 @@ use crate::{
 };
 
 /// Runs a session; returns the process exit code.
-pub fn run(args: Args) -> Result<u8> {
+pub fn run(cfg: config::Trace) -> Result<u8> {
     timing::mark("start");
-    let (target, launch_cmd) = match (&args.pid, args.command.first()) {
-        (Some(pid), _) => (Target::from_pid(*pid)?, None),
-        (None, Some(program)) => (Target::from_command(program)?, Some(program.clone())),
-        (None, None) => return Err(crate::target::TargetError::Nothing.into()),
+    let (target, launch_cmd) = match &cfg.target {
+        TargetSpec::Pid(pid) => (Target::from_pid(*pid)?, None),
+        TargetSpec::Launch(argv) => (Target::from_command(&argv[0])?, Some(argv.clone())),
     };
     timing::mark("target");
     // The eBPF object loads on a thread of its own while the executable is inspected: most of
     // that load is aya parsing the kernel's BTF (~20 ms here), which needs nothing from the
     // plan. Its result is looked at only after the plan and the preflight checks, so a bad
     // target or missing privileges are reported as before.
-    let ring_bytes = probes::ring_buffer_bytes(args.ring_buffer_size);
+    let ring_bytes = cfg.ring_bytes;
     let loading = std::thread::Builder::new()
         .name("ebpf-load".into())
         .spawn(move || Probes::load(ring_bytes, probes::Keying::Process))
         .context("starting the eBPF loader thread")?;
-    let plan = plan::inspect(
-        &target.exe,
-        plan::Options {
-            small_maps: args.small_maps,
-            growth_ends: true,
-            timed_resizes: true,
-            evacuation: args.evacuation,
-            slices: args.slices,
-        },
-    )?;
+    let plan = plan::inspect(&target.exe, cfg.plan)?;
     timing::mark("plan");
     crate::kernel::preflight()?;
     timing::mark("preflight");
 
-    let sink = open_sinks(&args.out)?;
-    let record = match &args.record {
+    let sink = output::open::open(&cfg.outputs)?;
+    let record = match &cfg.record {
         Some(path) => Some(RecordWriter::new(BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,
         ))),
@@ -93,8 +83,8 @@ pub fn run(args: Args) -> Result<u8> {
             let links = attach_all(&mut probes, &plan, &target, pid)?;
             (pid, None, links)
         }
-        Some(argv0) => {
-            let held = launch::spawn_held(&target.exe, &argv0, &args.command[1..])?;
+        Some(argv) => {
+            let held = launch::spawn_held(&target.exe, &argv[0], &argv[1..])?;
             let pid = held.pid;
             timing::mark("spawn held");
             let links = match attach_all(&mut probes, &plan, &target, pid) {
@@ -114,7 +104,7 @@ pub fn run(args: Args) -> Result<u8> {
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(stream(
-        args,
+        cfg,
         plan,
         target,
         Attached { probes, links },
@@ -126,47 +116,6 @@ pub fn run(args: Args) -> Result<u8> {
             sites,
         },
     ))
-}
-
-/// The sinks of `--format`, `--color`, `-o`, `--trace-out` and `--report`, their files
-/// created.
-///
-/// # Errors
-/// A file that cannot be created.
-pub fn open_sinks(o: &crate::cli::OutputArgs) -> Result<Box<dyn Sink>> {
-    let (output, trace_out, report) = (
-        o.output.as_deref(),
-        o.trace_out.as_deref(),
-        o.report.as_deref(),
-    );
-    let out: Box<dyn Write + Send> = match output {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(BufWriter::new(io::stdout())),
-    };
-    let mut sink: Box<dyn Sink> =
-        match o.format {
-            Format::Text => Box::new(TextSink::new(out).color(
-                crate::output::text::color_for_stdout(o.color, output.is_none()),
-            )),
-            Format::Json => Box::new(JsonSink::new(out)),
-        };
-    if let Some(path) = trace_out {
-        let file = BufWriter::new(
-            File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        sink = Box::new(crate::output::Tee(vec![
-            sink,
-            Box::new(crate::output::perfetto::PerfettoSink::new(file)),
-        ]));
-    }
-    if let Some(path) = report {
-        let report = crate::output::report::ReportSink::create(path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        sink = Box::new(crate::output::Tee(vec![sink, Box::new(report)]));
-    }
-    Ok(sink)
 }
 
 /// Where a session writes: its sinks, and `--record`'s file.
@@ -311,7 +260,7 @@ fn calibrate(probes: &mut Probes) -> (HitCost, Vec<probes::TakenLink>) {
 }
 
 async fn stream(
-    args: Args,
+    cfg: config::Trace,
     plan: Plan,
     target: Target,
     attached: Attached,
@@ -326,7 +275,7 @@ async fn stream(
     let families = families(&links);
     let (hit_cost, calibration_links) = calibrate(&mut probes);
     timing::mark("calibrate");
-    let mut budget = args.budget().map(overhead::Budget::new);
+    let mut budget = cfg.budget.map(overhead::Budget::new);
     let mut detached: Vec<(Family, u64, f64)> = vec![];
     // Links of a shed family detached at the next budget tick.
     let mut retiring: Vec<Link> = vec![];
@@ -371,9 +320,9 @@ async fn stream(
         load_factor_num: plan.layout.load_factor_num,
         mono_to_unix_ns: offset,
         infer_growth_ends: plan.infer_growth_ends,
-        slices: args.slices,
-        min_bytes: args.min_bytes,
-        runtime_maps: args.runtime_maps,
+        slices: cfg.plan.slices,
+        min_bytes: cfg.min_bytes,
+        runtime_maps: cfg.runtime_maps,
     };
     let mut col = Collector::new(Pipeline::new(
         settings,
@@ -411,7 +360,7 @@ async fn stream(
     let mut col = collector::Handle::spawn(col, ring)?;
     timing::mark("collector spawn");
 
-    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let deadline = cfg.duration.map(|d| tokio::time::Instant::now() + d);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
     let stop = loop {
         let sleep = async {
@@ -622,9 +571,9 @@ async fn stream(
         estimated_ns: family_costs.iter().map(|f| f.estimated_ns).sum(),
         families: family_costs,
         target_cpu_ns: cpu_at_start.zip(cpu_last).map(|(a, b)| b.saturating_sub(a)),
-        budget_percent: args.budget(),
+        budget_percent: cfg.budget,
     };
-    let probe_hits = probe_hits(&probes, &plan, &args);
+    let probe_hits = probe_hits(&probes, &plan, &cfg.plan);
     let read_errors = probes.counter(Counter::ReadErrors);
     // The target runs on: detach before writing the summary.
     let gone_probes = if target_gone {
@@ -700,9 +649,9 @@ fn output_stalled() -> anyhow::Error {
 }
 
 /// Hits per probe family, as shown in summaries.
-fn probe_hits(probes: &Probes, plan: &Plan, args: &Args) -> Vec<(String, u64)> {
+fn probe_hits(probes: &Probes, plan: &Plan, opts: &plan::Options) -> Vec<(String, u64)> {
     let map_impl = plan.layout.map_impl;
-    let slices = args.slices;
+    let slices = opts.slices;
     let mut hits = map_probe_hits(probes, map_impl);
     if plan
         .probes
@@ -714,7 +663,7 @@ fn probe_hits(probes: &Probes, plan: &Plan, args: &Args) -> Vec<(String, u64)> {
             probes.counter(Counter::HitsEvacuated),
         ));
     }
-    if args.evacuation && map_impl == MapImpl::Classic {
+    if opts.evacuation && map_impl == MapImpl::Classic {
         hits.push((
             "runtime.evacuate*".into(),
             probes.counter(Counter::HitsEvacuate),

@@ -1,6 +1,7 @@
 //! Outputs: each format is a [`Sink`] fed the same start info, grows and summary.
 
 pub mod json;
+pub mod open;
 pub mod perfetto;
 pub mod queue;
 pub mod report;

@@ -14,7 +14,7 @@ mod table;
 use std::io::{self, Write};
 
 pub use live::{bytes_short, clock_ms, duration_short, site_text};
-pub use style::{color_for_stdout, use_color, WIDTH};
+pub use style::{color_for_stdout, use_color, ColorWhen, WIDTH};
 
 use super::{EndInfo, Sink, StartInfo};
 use crate::timeline::{EvacuateStep, Evacuated, Grow, SliceGrow, SwissResize};

@@ -7,8 +7,6 @@
 
 use std::{ffi::OsStr, io::IsTerminal};
 
-use crate::cli::Color;
-
 /// Columns every line fits in.
 pub const WIDTH: usize = 80;
 
@@ -223,18 +221,26 @@ impl Line {
     }
 }
 
+/// When the text output is coloured (the resolved `--color`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
 /// Whether to colour: `always`, `never`, or (`auto`) when the output is a terminal and
 /// `NO_COLOR` is unset or empty (<https://no-color.org>).
-pub fn use_color(choice: Color, output_is_tty: bool, no_color: Option<&OsStr>) -> bool {
+pub fn use_color(choice: ColorWhen, output_is_tty: bool, no_color: Option<&OsStr>) -> bool {
     match choice {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => output_is_tty && no_color.is_none_or(OsStr::is_empty),
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => output_is_tty && no_color.is_none_or(OsStr::is_empty),
     }
 }
 
 /// [`use_color`] for this process: `to_stdout` is false when the output goes to a file.
-pub fn color_for_stdout(choice: Color, to_stdout: bool) -> bool {
+pub fn color_for_stdout(choice: ColorWhen, to_stdout: bool) -> bool {
     use_color(
         choice,
         to_stdout && std::io::stdout().is_terminal(),
@@ -280,11 +286,11 @@ mod tests {
     fn test_use_color_auto_respects_tty_and_no_color() {
         let empty = OsStr::new("");
         let one = OsStr::new("1");
-        assert!(use_color(Color::Auto, true, None));
-        assert!(use_color(Color::Auto, true, Some(empty)));
-        assert!(!use_color(Color::Auto, true, Some(one)));
-        assert!(!use_color(Color::Auto, false, None));
-        assert!(use_color(Color::Always, false, Some(one)));
-        assert!(!use_color(Color::Never, true, None));
+        assert!(use_color(ColorWhen::Auto, true, None));
+        assert!(use_color(ColorWhen::Auto, true, Some(empty)));
+        assert!(!use_color(ColorWhen::Auto, true, Some(one)));
+        assert!(!use_color(ColorWhen::Auto, false, None));
+        assert!(use_color(ColorWhen::Always, false, Some(one)));
+        assert!(!use_color(ColorWhen::Never, true, None));
     }
 }
