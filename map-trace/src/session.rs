@@ -21,10 +21,10 @@ use crate::{
     golayout::MapImpl,
     launch,
     output::{self, Sink, StartInfo},
-    overhead::{self, Detached, Family, FamilyCost, HitCost, Overhead},
+    overhead::{self, governor::Governor, HitCost},
     pipeline::{Ending, Pipeline, Settings},
     plan::{self, Plan},
-    probes::{self, Probes},
+    probes::{self, Links, Probes},
     recording::{RecordWriter, Recorder},
     sys,
     target::{procfs, Target, TargetError},
@@ -133,108 +133,21 @@ fn say(line: &str) {
     let _ = io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
-/// One attached probe, kept so that its family can be detached.
-struct Link {
-    family: Family,
-    program: &'static str,
-    id: aya::programs::uprobe::UProbeLinkId,
-}
-
-/// Removes one family's links from `links` and returns them.
-fn take_family(links: &mut Vec<Link>, family: Family) -> Vec<Link> {
-    let (gone, kept) = std::mem::take(links)
-        .into_iter()
-        .partition(|l| l.family == family);
-    *links = kept;
-    gone
-}
-
-/// Detaches `links`.
-fn detach_links(probes: &mut Probes, links: Vec<Link>) {
-    for l in links {
-        probes.detach(l.program, l.id);
-    }
-}
-
-/// Detaches one family's links.
-fn detach_family(probes: &mut Probes, links: &mut Vec<Link>, family: Family) {
-    detach_links(probes, take_family(links, family));
-}
-
-/// Attaches the sites of one family (a duty-cycled family's next window).
-fn attach_family(
-    probes: &mut Probes,
-    plan: &Plan,
-    target: &Target,
-    pid: u32,
-    family: Family,
-) -> Result<Vec<Link>> {
-    let mut links = vec![];
-    for site in plan
-        .probes
-        .iter()
-        .filter(|s| Family::of(s.program) == family)
-    {
-        let id = probes.attach(site, &target.exe, probes::Scope::Process(pid))?;
-        links.push(Link {
-            family,
-            program: site.program,
-            id,
-        });
-    }
-    Ok(links)
-}
-
-/// A family being duty-cycled: the cycle, and the estimate and CPU time when its current
-/// window opened.
-struct Cycling {
-    cycle: overhead::DutyCycle,
-    family: Family,
-    since_unix_ns: u64,
-    window_start: (u64, Option<u64>),
-    lost_before: u64,
-}
-
-fn attach_all(probes: &mut Probes, plan: &Plan, target: &Target, pid: u32) -> Result<Vec<Link>> {
+/// Sets the target's layout and attaches every probe of the plan; a running target that
+/// exits meanwhile is an error.
+fn attach_all(probes: &mut Probes, plan: &Plan, target: &Target, pid: u32) -> Result<Links> {
     probes.set_layout(probes::Scope::Process(pid), plan.layout.offsets)?;
-    let mut links = vec![];
-    for site in &plan.probes {
-        if target.pid.is_some() && !procfs::alive(pid) {
-            return Err(TargetError::Exited(pid).into());
-        }
-        let id = probes.attach(site, &target.exe, probes::Scope::Process(pid))?;
-        links.push(Link {
-            family: Family::of(site.program),
-            program: site.program,
-            id,
-        });
-    }
-    Ok(links)
-}
-
-/// Probe families attached, in report order.
-fn families(links: &[Link]) -> Vec<Family> {
-    let mut f: Vec<Family> = links.iter().map(|l| l.family).collect();
-    f.sort();
-    f.dedup();
-    f
-}
-
-/// Cumulative hits and estimated nanoseconds per family.
-fn family_hits(
-    probes: &Probes,
-    families: &[Family],
-    cost: &HitCost,
-    plan: &Plan,
-) -> Vec<(Family, u64, u64)> {
-    families
-        .iter()
-        .map(|&f| {
-            let hits = f.counters().iter().map(|&c| probes.counter(c)).sum();
-            let est = f.estimate_ns(cost, |c| probes.counter(c), plan.growth_ends_stepped);
-            (f, hits, est)
-        })
-        .collect()
+    probes.attach_sites(
+        &plan.probes,
+        &target.exe,
+        probes::Scope::Process(pid),
+        || {
+            if target.pid.is_some() && !procfs::alive(pid) {
+                return Err(TargetError::Exited(pid).into());
+            }
+            Ok(())
+        },
+    )
 }
 
 enum Stop {
@@ -246,7 +159,7 @@ enum Stop {
 /// The loaded object and what is attached.
 struct Attached {
     probes: Probes,
-    links: Vec<Link>,
+    links: Links,
 }
 
 /// What a probe hit costs here (see [`overhead::calibrate`]), and the calibration's links.
@@ -272,17 +185,9 @@ async fn stream(
         mut probes,
         mut links,
     } = attached;
-    let families = families(&links);
     let (hit_cost, calibration_links) = calibrate(&mut probes);
     timing::mark("calibrate");
-    let mut budget = cfg.budget.map(overhead::Budget::new);
-    let mut detached: Vec<(Family, u64, f64)> = vec![];
-    // Links of a shed family detached at the next budget tick.
-    let mut retiring: Vec<Link> = vec![];
-    // The event probes, duty-cycled once they alone are over budget.
-    let mut cycling: Option<Cycling> = None;
-    let clock = std::time::Instant::now();
-    let now_ns = move || clock.elapsed().as_nanos() as u64;
+    let mut governor = Governor::new(cfg.budget, &plan, pid, &links, hit_cost);
     let cpu_at_start = procfs::cpu_time_ns(pid);
     let mut cpu_last = cpu_at_start;
     let mut budget_tick = tokio::time::interval(Duration::from_millis(250));
@@ -369,12 +274,10 @@ async fn stream(
                 None => std::future::pending().await,
             }
         };
+        let switch_at = governor.switch_at();
         let switch = async {
-            match &cycling {
-                Some(c) => {
-                    let at = clock + Duration::from_nanos(c.cycle.switch_at_ns());
-                    tokio::time::sleep_until(at.into()).await;
-                }
+            match switch_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
                 None => std::future::pending().await,
             }
         };
@@ -395,120 +298,12 @@ async fn stream(
             r = col.done() => return Err(collector_stopped(r).into()),
             _ = budget_tick.tick() => {
                 cpu_last = procfs::cpu_time_ns(pid).or(cpu_last);
-                if let (Some(b), Some(cpu)) = (budget.as_mut(), cpu_last) {
-                    let hits = family_hits(&probes, &families, &hit_cost, &plan);
-                    let spent: Vec<(Family, u64)> = hits.iter().map(|h| (h.0, h.2)).collect();
-                    // Timing shed at the last tick: the body probes have sent their events
-                    // themselves since then, so no call is left waiting for a RET probe.
-                    detach_links(&mut probes, std::mem::take(&mut retiring));
-                    let verdict = b.check(&spent, cpu);
-                    for (family, share) in verdict.detach {
-                        if detached.iter().any(|d| d.0 == family) {
-                            continue;
-                        }
-                        if family == Family::TimedResizes {
-                            // Body probes first: from now on they send the events untimed;
-                            // the RET probes go at the next tick.
-                            let mut untimed = plan.layout.offsets;
-                            untimed.flags &= !map_trace_common::config::LAYOUT_TIMED_RESIZES;
-                            probes.set_layout(probes::Scope::Process(pid), untimed)?;
-                            retiring.extend(take_family(&mut links, family));
-                        } else {
-                            detach_family(&mut probes, &mut links, family);
-                        }
-                        let d = Detached {
-                            time_ns: sys::unix_now_ns(),
-                            family,
-                            share_percent: share,
-                            budget_percent: b.percent(),
-                            hits: hits.iter().find(|h| h.0 == family).map_or(0, |h| h.1),
-                            sampled_duty: None,
-                        };
-                        let keeps = match family {
-                            Family::TimedResizes => "; resizes are still reported, untimed",
-                            Family::GrowthEnds => "; growth ends are inferred from each map's next grow from now on",
-                            _ => "",
-                        };
-                        say(&format!(
-                            "map-trace: detached {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {}%){keeps}",
-                            family.flag().unwrap_or(family.name()),
-                            b.percent()
-                        ));
-                        detached.push((family, d.time_ns, share));
-                        col.send(Control::Detached(d));
-                    }
-                    if let (Some(share), None) = (verdict.default_over, &cycling) {
-                        // Nothing left to shed: keep measuring within the budget by attaching
-                        // the event probes for a window at a time.
-                        let family = Family::Maps;
-                        detach_family(&mut probes, &mut links, family);
-                        let cycle = overhead::DutyCycle::start(b.percent(), share, now_ns());
-                        let d = Detached {
-                            time_ns: sys::unix_now_ns(),
-                            family,
-                            share_percent: share,
-                            budget_percent: b.percent(),
-                            hits: hits.iter().find(|h| h.0 == family).map_or(0, |h| h.1),
-                            sampled_duty: Some(cycle.duty()),
-                        };
-                        say(&format!(
-                            "map-trace: sampling {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {}%); from now on they are attached {:.1}% of the time, and counts are scaled",
-                            family.name(),
-                            b.percent(),
-                            cycle.duty() * 100.0
-                        ));
-                        detached.push((family, d.time_ns, share));
-                        cycling = Some(Cycling {
-                            cycle,
-                            family,
-                            since_unix_ns: d.time_ns,
-                            window_start: (0, None),
-                            lost_before: probes.counter(Counter::Lost),
-                        });
-                        col.send(Control::Detached(d));
-                    }
+                for notice in governor.tick(&mut probes, &mut links, cpu_last)? {
+                    say(&notice.line);
+                    col.send(Control::Detached(notice.detached));
                 }
             }
-            _ = switch => {
-                let Some(c) = cycling.as_mut() else { continue };
-                let now = now_ns();
-                let est = |probes: &Probes| {
-                    family_hits(probes, &[c.family], &hit_cost, &plan)
-                        .first()
-                        .map_or(0, |h| h.2)
-                };
-                if c.cycle.is_on() {
-                    detach_family(&mut probes, &mut links, c.family);
-                    let cpu = procfs::cpu_time_ns(pid);
-                    let share = match (c.window_start.1, cpu) {
-                        (Some(a), Some(b)) if b.saturating_sub(a) >= 5_000_000 => Some(
-                            est(&probes).saturating_sub(c.window_start.0) as f64
-                                / (b - a) as f64
-                                * 100.0,
-                        ),
-                        _ => None,
-                    };
-                    // A duty back at 1 (cheap again) leaves no off time: the next window
-                    // opens at once.
-                    c.cycle.switch_off(now, share);
-                } else {
-                    match attach_family(&mut probes, &plan, &target, pid, c.family) {
-                        Ok(l) => {
-                            links.extend(l);
-                            let cpu = procfs::cpu_time_ns(pid);
-                            c.window_start = (est(&probes), cpu);
-                            // The window counts from when the probes are live, not from
-                            // before attaching them (coverage would be overstated).
-                            c.cycle.switch_on(now_ns());
-                        }
-                        // The target is exiting: the next branch sees it.
-                        Err(_) if !procfs::alive(pid) => {
-                            c.cycle.switch_off(now, None);
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
+            _ = switch => governor.switch(&mut probes, &mut links, &target.exe)?,
             _ = exited => break Stop::TargetExited(None),
             _ = sleep => break Stop::Duration,
             _ = sigint.recv() => if !launched { break Stop::Signal },
@@ -541,38 +336,17 @@ async fn stream(
     // probes cannot fire any more (they are attached for its pid only), and their release,
     // which waits in the kernel per uprobe, is left to after the summary, in the background.
     let target_gone = matches!(stop, Stop::TargetExited(_));
+    let mut retiring = governor.take_retiring();
     if !target_gone {
-        detach_links(
-            &mut probes,
-            links.drain(..).chain(retiring.drain(..)).collect(),
-        );
+        probes.detach_links(std::mem::take(&mut links));
+        probes.detach_links(std::mem::take(&mut retiring));
     }
     timing::mark("detach");
     let lost = probes.counter(Counter::Lost);
-    let family_costs: Vec<FamilyCost> = family_hits(&probes, &families, &hit_cost, &plan)
-        .into_iter()
-        .map(|(family, hits, estimated_ns)| FamilyCost {
-            family,
-            hits,
-            estimated_ns,
-            detached: detached.iter().find(|d| d.0 == family).map(|d| (d.1, d.2)),
-        })
-        .collect();
-    let sampling = cycling.map(|c| overhead::Sampling {
-        family: c.family,
-        since_ns: c.since_unix_ns,
-        attached_ns: c.cycle.attached_until(now_ns()),
-        elapsed_ns: now_ns().saturating_sub(c.cycle.since_ns),
-        lost_before: c.lost_before,
-    });
-    let overhead = Overhead {
-        sampling,
-        hit_cost,
-        estimated_ns: family_costs.iter().map(|f| f.estimated_ns).sum(),
-        families: family_costs,
-        target_cpu_ns: cpu_at_start.zip(cpu_last).map(|(a, b)| b.saturating_sub(a)),
-        budget_percent: cfg.budget,
-    };
+    let overhead = governor.report(
+        &probes,
+        cpu_at_start.zip(cpu_last).map(|(a, b)| b.saturating_sub(a)),
+    );
     let probe_hits = probe_hits(&probes, &plan, &cfg.plan);
     let read_errors = probes.counter(Counter::ReadErrors);
     // The target runs on: detach before writing the summary.

@@ -19,6 +19,9 @@ use map_trace_common::{
 
 use crate::plan::ProbeSite;
 
+mod links;
+pub use links::{Link, Links};
+
 /// The eBPF object `cargo xtask build` compiled for this architecture (empty in builds made
 /// without xtask).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/map-trace.bpf.o"));

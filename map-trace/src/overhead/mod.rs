@@ -9,6 +9,8 @@
 //! events then come untimed from the body probes), then the growth-end probe (`growth_ends`;
 //! ends are then inferred from each map's next grow). The plain event probes (`maps`) stay.
 
+pub mod governor;
+
 use std::{hint::black_box, time::Instant};
 
 use anyhow::{bail, Context, Result};

@@ -1,0 +1,112 @@
+//! Attached probes, grouped by family: what a budget sheds, duty-cycles and re-attaches. The
+//! CLI keeps one set per traced process, the agent one per executable.
+
+use std::path::Path;
+
+use anyhow::Result;
+use aya::programs::uprobe::UProbeLinkId;
+
+use super::{Probes, Scope};
+use crate::{overhead::Family, plan::ProbeSite};
+
+/// One attached probe: its program and family, and aya's handle for detaching it.
+pub struct Link {
+    family: Family,
+    program: &'static str,
+    id: UProbeLinkId,
+}
+
+/// The attached probes of one target.
+#[derive(Default)]
+pub struct Links(Vec<Link>);
+
+impl Links {
+    /// The families attached, in report order.
+    pub fn families(&self) -> Vec<Family> {
+        let mut f: Vec<Family> = self.0.iter().map(|l| l.family).collect();
+        f.sort();
+        f.dedup();
+        f
+    }
+
+    /// Removes one family's links and returns them.
+    pub fn take_family(&mut self, family: Family) -> Links {
+        let (gone, kept) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|l| l.family == family);
+        self.0 = kept;
+        Links(gone)
+    }
+
+    /// Moves every link of `other` into these.
+    pub fn append(&mut self, mut other: Links) {
+        self.0.append(&mut other.0);
+    }
+
+    /// Whether a link of `family` is attached.
+    pub fn has(&self, family: Family) -> bool {
+        self.0.iter().any(|l| l.family == family)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Probes {
+    /// Attaches `sites` to `exe` for `scope`. `before_each` runs before every attach and stops
+    /// it with its error (a target that exited meanwhile); what was attached until then stays
+    /// attached until the object is dropped.
+    pub fn attach_sites<'a>(
+        &mut self,
+        sites: impl IntoIterator<Item = &'a ProbeSite>,
+        exe: &Path,
+        scope: Scope,
+        mut before_each: impl FnMut() -> Result<()>,
+    ) -> Result<Links> {
+        let mut links = vec![];
+        for site in sites {
+            before_each()?;
+            let id = self.attach(site, exe, scope)?;
+            links.push(Link {
+                family: Family::of(site.program),
+                program: site.program,
+                id,
+            });
+        }
+        Ok(Links(links))
+    }
+
+    /// Attaches the sites of one `family` of `sites` (a shed family again, or a duty-cycled
+    /// family's next window).
+    pub fn attach_family(
+        &mut self,
+        sites: &[ProbeSite],
+        family: Family,
+        exe: &Path,
+        scope: Scope,
+    ) -> Result<Links> {
+        self.attach_sites(
+            sites.iter().filter(|s| Family::of(s.program) == family),
+            exe,
+            scope,
+            || Ok(()),
+        )
+    }
+
+    /// Detaches `links`.
+    pub fn detach_links(&mut self, links: Links) {
+        for l in links.0 {
+            self.detach(l.program, l.id);
+        }
+    }
+
+    /// Detaches one family of `links`.
+    pub fn detach_family(&mut self, links: &mut Links, family: Family) {
+        self.detach_links(links.take_family(family));
+    }
+}
