@@ -10,6 +10,9 @@ pub const COUNTERS_MAP: &str = "COUNTERS";
 /// attach cookie; written empty by userspace before attaching.
 pub const EXE_COST_MAP: &str = "EXE_COST";
 
+/// Every map userspace opens by name.
+pub const MAPS: [&str; 4] = [EVENTS_MAP, LAYOUTS_MAP, COUNTERS_MAP, EXE_COST_MAP];
+
 /// Uprobe on the body of `runtime.hashGrow` (classic hash maps, Go 1.18–1.23, `noswissmap`).
 pub const PROG_HMAP_HASH_GROW: &str = "hmap_hash_grow";
 /// Body uprobe on `internal/runtime/maps.(*Map).growToTable` (Swiss maps, Go 1.24+).
@@ -58,9 +61,48 @@ pub const PROG_HMAP_EVACUATED: [&str; EVAC_REGS] = [
     "hmap_evacuated_25",
     "hmap_evacuated_26",
 ];
-/// Registers a `hmap_evacuated_N` program exists for: amd64 uses the first 13 (RAX, RBX, RCX,
-/// RDI, RSI, R8–R11, RDX, R12, R13, R15), arm64 all 27 (R0–R26).
+/// Registers a `hmap_evacuated_N` program exists for: amd64 uses the first 13
+/// ([`X86_64_REGS`]), arm64 all 27 (R0–R26).
 pub const EVAC_REGS: usize = 27;
+/// The amd64 registers `hmap_evacuated_0..13` read, in the eBPF side's `go_abi::reg` order (Go's
+/// nine integer argument registers, then the four others the runtime leaves `h` in). The
+/// userspace decoder's table (`symbols::flow::X86_REGS`) is checked against it in a unit test,
+/// and xtask's build checks the object has a program per register, and no more.
+pub const X86_64_REGS: [&str; 13] = [
+    "rax", "rbx", "rcx", "rdi", "rsi", "r8", "r9", "r10", "r11", "rdx", "r12", "r13", "r15",
+];
+
+/// How many `hmap_evacuated_N` programs the object built for `arch` (`x86_64`, `aarch64`)
+/// has.
+pub const fn evac_regs(arch: &str) -> usize {
+    match arch.as_bytes() {
+        b"x86_64" => X86_64_REGS.len(),
+        _ => EVAC_REGS,
+    }
+}
+
+/// Every program userspace loads or attaches by name, except the per-register
+/// [`PROG_HMAP_EVACUATED`] (see [`programs_for`]).
+pub const PROGRAMS: [&str; 11] = [
+    PROG_HMAP_HASH_GROW,
+    PROG_SWISS_GROW_TO_TABLE,
+    PROG_SWISS_REHASH,
+    PROG_SWISS_REHASH_RET,
+    PROG_SWISS_GROW_TO_SMALL,
+    PROG_SLICE_GROW,
+    PROG_SLICE_GROW_RET,
+    PROG_SCHED_EXEC,
+    PROG_HMAP_EVACUATE,
+    PROG_HMAP_EVACUATE_RET,
+    PROG_CALIBRATE,
+];
+
+/// Every program name the object built for `arch` must hold.
+pub fn programs_for(arch: &str) -> impl Iterator<Item = &'static str> {
+    PROGRAMS
+        .into_iter()
+        .chain(PROG_HMAP_EVACUATED[..evac_regs(arch)].iter().copied())
+}
 /// Opt-in body uprobe on `runtime.evacuate*` (`--evacuation`).
 pub const PROG_HMAP_EVACUATE: &str = "hmap_evacuate";
 /// Uprobe on each RET of `runtime.evacuate*`.

@@ -41,7 +41,9 @@ pub fn arg(ctx: &ProbeContext, n: usize) -> u64 {
 /// compiler chose the register (decoded per binary by userspace). `N` is a constant, so each
 /// program loads one fixed context field.
 /// amd64: RAX, RBX, RCX, RDI, RSI, R8, R9, R10, R11 (the argument registers, so `reg::<n>` is
-/// `arg(n)` for n < 9), then RDX, R12, R13, R15. arm64: R0–R26.
+/// `arg(n)` for n < 9), then RDX, R12, R13, R15: `map_trace_common::names::X86_64_REGS`, which
+/// userspace decodes with, and xtask checks the built object has one program per register of.
+/// arm64: R0–R26.
 #[inline(always)]
 pub fn reg<const N: usize>(ctx: &ProbeContext) -> u64 {
     // SAFETY: as in `arg`.

@@ -174,6 +174,7 @@ pub fn build_ebpf_for(tools: &Tools, arch: &str) -> Result<PathBuf> {
     }
     let obj = target.join(format!("map-trace-{arch}.bpf.o"));
     fs::copy(&built, &obj)?;
+    crate::object::check(&obj, arch)?;
     Ok(obj)
 }
 

@@ -7,6 +7,7 @@ mod build;
 mod cache;
 mod fuzz;
 mod go;
+mod object;
 mod test;
 mod tools;
 mod vm;

@@ -18,7 +18,8 @@ use iced_x86::{Decoder, DecoderOptions, FlowControl, InstructionInfoFactory, OpA
 
 use super::elf::Arch;
 
-/// amd64 registers in the eBPF side's `go_abi::reg` order; a write to any other register is not
+/// amd64 registers in the eBPF side's `go_abi::reg` order (`map_trace_common::names::X86_64_REGS`,
+/// checked by a test); a write to any other register is not
 /// tracked (it cannot hold a value map-trace reads).
 pub const X86_REGS: [Register; 13] = [
     Register::RAX,
@@ -420,5 +421,22 @@ impl Cfg {
         }
         out.sort_unstable();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decoder's registers are the eBPF programs' (`hmap_evacuated_N` reads register N of
+    /// `go_abi::reg`), as `map_trace_common::names` lists them once for both sides.
+    #[test]
+    fn test_x86_regs_match_the_shared_register_table() {
+        let ours: Vec<String> = X86_REGS
+            .iter()
+            .map(|r| format!("{r:?}").to_lowercase())
+            .collect();
+        assert_eq!(ours, map_trace_common::names::X86_64_REGS);
+        assert_eq!(map_trace_common::names::evac_regs("x86_64"), X86_REGS.len());
     }
 }
