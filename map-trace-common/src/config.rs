@@ -110,6 +110,41 @@ pub enum Counter {
     NsSmallMaps = 21,
 }
 
+/// How a hit counter's probe is named to people: in summaries, and in the agent's
+/// `map_trace_probe_hits_total{probe=…}` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HitName {
+    /// The Go function (or probes) in the summary's hit counts.
+    pub summary: &'static str,
+    /// The metric label value.
+    pub label: &'static str,
+}
+
+impl Counter {
+    /// The names of a hit counter's probe; `None` for counters that are not probe hits.
+    pub const fn hit_name(self) -> Option<HitName> {
+        let (summary, label) = match self {
+            Counter::HitsHashGrow => ("runtime.hashGrow", "hash_grow"),
+            Counter::HitsGrowToTable => ("maps.(*Map).growToTable", "grow_to_table"),
+            Counter::HitsRehash => ("maps.(*table).rehash", "rehash"),
+            Counter::HitsSwissRet => ("return probes", "swiss_return"),
+            Counter::HitsUnconfigured => ("probes of processes not traced", "unconfigured"),
+            Counter::HitsGrowToSmall => ("maps.(*Map).growToSmall", "grow_to_small"),
+            Counter::HitsGrowslice => ("runtime.growslice", "growslice"),
+            Counter::HitsGrowsliceRet => ("runtime.growslice return probes", "growslice_return"),
+            Counter::HitsEvacuated => (
+                "runtime.advanceEvacuationMark (growth finished)",
+                "growth_finished",
+            ),
+            Counter::HitsEvacuate => ("runtime.evacuate*", "evacuate"),
+            Counter::HitsEvacuateRet => ("runtime.evacuate* return probes", "evacuate_return"),
+            Counter::Calibration => ("map-trace's calibration probe", "calibration"),
+            _ => return None,
+        };
+        Some(HitName { summary, label })
+    }
+}
+
 /// Probe families the eBPF side times, in the order of their `Ns*` counters
 /// ([`Counter::NsMaps`] first).
 pub const TIMED_FAMILIES: usize = 6;

@@ -422,67 +422,33 @@ fn output_stalled() -> anyhow::Error {
     anyhow::anyhow!("stopped while the output was stalled: the rest of the events and the summary were not written")
 }
 
-/// Hits per probe family, as shown in summaries.
+/// Hits per probe, as shown in summaries (named by [`Counter::hit_name`]).
 fn probe_hits(probes: &Probes, plan: &Plan, opts: &plan::Options) -> Vec<(String, u64)> {
     let map_impl = plan.layout.map_impl;
-    let slices = opts.slices;
-    let mut hits = map_probe_hits(probes, map_impl);
+    let mut counters = match map_impl {
+        MapImpl::Classic => vec![Counter::HitsHashGrow],
+        MapImpl::Swiss => vec![
+            Counter::HitsGrowToSmall,
+            Counter::HitsGrowToTable,
+            Counter::HitsRehash,
+            Counter::HitsSwissRet,
+        ],
+    };
     if plan
         .probes
         .iter()
         .any(|p| p.function == "runtime.advanceEvacuationMark")
     {
-        hits.push((
-            "runtime.advanceEvacuationMark (growth finished)".into(),
-            probes.counter(Counter::HitsEvacuated),
-        ));
+        counters.push(Counter::HitsEvacuated);
     }
     if opts.evacuation && map_impl == MapImpl::Classic {
-        hits.push((
-            "runtime.evacuate*".into(),
-            probes.counter(Counter::HitsEvacuate),
-        ));
-        hits.push((
-            "runtime.evacuate* return probes".into(),
-            probes.counter(Counter::HitsEvacuateRet),
-        ));
+        counters.extend([Counter::HitsEvacuate, Counter::HitsEvacuateRet]);
     }
-    if slices {
-        hits.push((
-            "runtime.growslice".into(),
-            probes.counter(Counter::HitsGrowslice),
-        ));
-        hits.push((
-            "runtime.growslice return probes".into(),
-            probes.counter(Counter::HitsGrowsliceRet),
-        ));
+    if opts.slices {
+        counters.extend([Counter::HitsGrowslice, Counter::HitsGrowsliceRet]);
     }
-    hits
-}
-
-fn map_probe_hits(probes: &Probes, map_impl: MapImpl) -> Vec<(String, u64)> {
-    match map_impl {
-        MapImpl::Classic => vec![(
-            "runtime.hashGrow".into(),
-            probes.counter(Counter::HitsHashGrow),
-        )],
-        MapImpl::Swiss => vec![
-            (
-                "maps.(*Map).growToSmall".into(),
-                probes.counter(Counter::HitsGrowToSmall),
-            ),
-            (
-                "maps.(*Map).growToTable".into(),
-                probes.counter(Counter::HitsGrowToTable),
-            ),
-            (
-                "maps.(*table).rehash".into(),
-                probes.counter(Counter::HitsRehash),
-            ),
-            (
-                "return probes".into(),
-                probes.counter(Counter::HitsSwissRet),
-            ),
-        ],
-    }
+    counters
+        .into_iter()
+        .filter_map(|c| Some((c.hit_name()?.summary.to_string(), probes.counter(c))))
+        .collect()
 }
