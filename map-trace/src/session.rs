@@ -128,7 +128,7 @@ struct Outputs {
 
 /// A line to stderr in one write: a launched target shares map-trace's stderr, and
 /// `eprintln!` may write a line in pieces that the target's own lines would cut into.
-fn say(line: &str) {
+fn eprint_line_whole(line: &str) {
     use std::io::Write as _;
     let _ = io::stderr().write_all(format!("{line}\n").as_bytes());
 }
@@ -229,13 +229,13 @@ async fn stream(
         min_bytes: cfg.min_bytes,
         runtime_maps: cfg.runtime_maps,
     };
-    let mut col = Collector::new(Pipeline::new(
+    let mut collector = Collector::new(Pipeline::new(
         settings,
         Recorder::new(outputs.sites, outputs.record),
         outputs.sink,
     ));
     timing::mark("collector new");
-    col.start(&start)?;
+    collector.start(&start)?;
     timing::mark("start record");
     for w in &plan.warnings {
         eprintln!("map-trace: warning: {w}");
@@ -258,11 +258,11 @@ async fn stream(
 
     // A PIE's load address, for call sites: read now, while the target surely runs (a launched
     // program may be done before its first events are read).
-    col.prime(pid, Duration::from_secs(1));
+    collector.prime(pid, Duration::from_secs(1));
     // From here on the collector thread reads the ring and writes every output; this thread
     // keeps the clock (signals, exit, duration, budget) and never waits for output.
     timing::mark("prime");
-    let mut col = collector::Handle::spawn(col, ring)?;
+    let mut collecting = collector::Handle::spawn(collector, ring)?;
     timing::mark("collector spawn");
 
     let deadline = cfg.duration.map(|d| tokio::time::Instant::now() + d);
@@ -295,12 +295,12 @@ async fn stream(
             }
         };
         tokio::select! {
-            r = col.done() => return Err(collector_stopped(r).into()),
+            r = collecting.done() => return Err(collector_stopped(r).into()),
             _ = budget_tick.tick() => {
                 cpu_last = procfs::cpu_time_ns(pid).or(cpu_last);
                 for notice in governor.tick(&mut probes, &mut links, cpu_last)? {
-                    say(&notice.line);
-                    col.send(Control::Detached(notice.detached));
+                    eprint_line_whole(&notice.line);
+                    collecting.send(Control::Detached(notice.detached));
                 }
             }
             _ = switch => governor.switch(&mut probes, &mut links, &target.exe)?,
@@ -367,7 +367,7 @@ async fn stream(
             "map-trace: warning: {lost} events lost (ring buffer full); try --ring-buffer-size"
         );
     }
-    col.send(Control::Finish(Ending {
+    collecting.send(Control::Finish(Ending {
         time_ns: sys::unix_now_ns(),
         lost,
         probe_hits,
@@ -379,7 +379,7 @@ async fn stream(
     // The collector writes what is queued and the summary. If the output is stalled (a pipe
     // whose reader stopped) that waits for it; a second signal gives up on the summary.
     tokio::select! {
-        r = col.done() => {
+        r = collecting.done() => {
             match r {
                 Ok(Ok(())) => {}
                 other => return Err(collector_stopped(other).into()),
@@ -388,7 +388,7 @@ async fn stream(
         _ = sigint.recv() => return Err(output_stalled()),
         _ = sigterm.recv() => return Err(output_stalled()),
     }
-    col.join();
+    collecting.join();
     timing::mark("summary written");
     // Only now: their detach waits in the kernel, and nothing depends on it (the calibration
     // function is never called again; an exited target's probes cannot fire). A child holding
