@@ -191,7 +191,7 @@ async fn stream(
     let cpu_at_start = procfs::cpu_time_ns(pid);
     let mut cpu_last = cpu_at_start;
     let mut budget_tick = tokio::time::interval(Duration::from_millis(250));
-    let ring = BlockingReader::new(probes.take_ring_buffer()?);
+    let ring = BlockingReader::new(probes.take_ring()?);
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;

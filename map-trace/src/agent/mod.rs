@@ -170,7 +170,7 @@ pub fn run(args: AgentArgs) -> Result<u8> {
         probes::ring_buffer_bytes(args.ring_buffer_size),
         Keying::Executable,
     )?;
-    let ring = probes.take_ring_buffer()?;
+    let ring = probes.take_ring()?;
     // The calibration's links stay until the agent exits (see `overhead::calibrate`).
     let (hit_cost, _calibration) = overhead::calibrate_or_fallback(&mut probes, "map-trace agent");
     let exec_method = probes.attach_exec()?;
@@ -236,10 +236,7 @@ pub fn run(args: AgentArgs) -> Result<u8> {
 }
 
 impl Agent {
-    async fn loop_until_signal(
-        &mut self,
-        ring: aya::maps::RingBuf<aya::maps::MapData>,
-    ) -> Result<u8> {
+    async fn loop_until_signal(&mut self, ring: crate::events::reader::Ring) -> Result<u8> {
         let mut reader = Reader::new(ring)?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;

@@ -13,6 +13,16 @@ use std::{
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
+/// The `EVENTS` ring buffer, taken from the loaded object ([`crate::probes::Probes::take_ring`]),
+/// for one of the readers below.
+pub struct Ring(RingBuf<MapData>);
+
+impl Ring {
+    pub(crate) fn new(rb: RingBuf<MapData>) -> Self {
+        Self(rb)
+    }
+}
+
 /// Records handed over per call at most.
 pub const BATCH: usize = 1024;
 
@@ -34,7 +44,7 @@ pub struct Reader {
 
 impl Reader {
     /// Wraps a ring buffer.
-    pub fn new(rb: RingBuf<MapData>) -> io::Result<Self> {
+    pub fn new(Ring(rb): Ring) -> io::Result<Self> {
         // SAFETY: the RingBuf owns its map fd; it stays open and unchanged for as long as the
         // AsyncFd owns the RingBuf.
         let fd = unsafe { AsyncFd::register(rb) }.map_err(|e| io::Error::other(e.to_string()))?;
@@ -73,7 +83,7 @@ pub struct BlockingReader {
 
 impl BlockingReader {
     /// Wraps a ring buffer.
-    pub fn new(rb: RingBuf<MapData>) -> Self {
+    pub fn new(Ring(rb): Ring) -> Self {
         Self { rb }
     }
 

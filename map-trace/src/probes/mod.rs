@@ -321,13 +321,13 @@ impl Probes {
         prog.take_link(link).ok().map(TakenLink)
     }
 
-    /// Takes the ring buffer for the reader.
-    pub fn take_ring_buffer(&mut self) -> Result<RingBuf<MapData>> {
+    /// Takes the ring buffer for a reader (`events::reader`).
+    pub fn take_ring(&mut self) -> Result<crate::events::reader::Ring> {
         let map = self
             .ebpf
             .take_map(names::EVENTS_MAP)
             .context("EVENTS map missing")?;
-        Ok(RingBuf::try_from(map)?)
+        Ok(crate::events::reader::Ring::new(RingBuf::try_from(map)?))
     }
 
     /// Current value of a counter, summed over CPUs.
