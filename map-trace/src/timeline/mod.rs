@@ -18,7 +18,7 @@ mod test_events;
 
 use std::sync::Arc;
 
-use crate::symbols::pclntab::SourcePos;
+use crate::symbols::{pclntab::SourcePos, symbolize::CallStack};
 
 pub use aggregate::Timeline;
 pub use interpret::{
@@ -46,6 +46,16 @@ impl Origin {
     /// A map grown by the Go runtime itself (no frame outside it).
     pub fn is_runtime(&self) -> bool {
         self.site.is_none() && !self.stack.is_empty()
+    }
+}
+
+/// The symbolizer's stack, as the timeline keeps it.
+impl From<CallStack> for Origin {
+    fn from(s: CallStack) -> Self {
+        Self {
+            stack: s.frames,
+            site: s.site,
+        }
     }
 }
 
@@ -285,5 +295,15 @@ mod tests {
             site: None
         }
         .is_runtime());
+    }
+
+    #[test]
+    fn test_origin_from_call_stack_keeps_frames_and_site() {
+        let o = Origin::from(CallStack {
+            frames: vec![pos("runtime.mapassign", 1), pos("main.fill", 9)],
+            site: Some(1),
+        });
+        assert_eq!(o.site(), Some(&pos("main.fill", 9)));
+        assert_eq!(o.stack.len(), 2);
     }
 }
