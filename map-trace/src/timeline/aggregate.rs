@@ -18,7 +18,7 @@ pub struct Timeline {
     /// No finishing probe: infer a growth's end from the map's next grow.
     infer_ends: bool,
     /// Caps on the per-map histories.
-    budget: history::Budget,
+    caps: history::HistoryCaps,
 }
 
 impl Timeline {
@@ -83,7 +83,7 @@ impl Timeline {
             };
             m.history.close(since, g.time_ns, end);
         }
-        self.budget.point(
+        self.caps.push(
             &mut m.history,
             Point {
                 time_ns: g.time_ns,
@@ -209,7 +209,7 @@ impl Timeline {
         let (before, after) =
             history::swiss_slots(r.kind, m.slots, r.capacity_before, r.capacity_after);
         m.slots = after;
-        self.budget.point(
+        self.caps.push(
             &mut m.history,
             Point {
                 time_ns: r.time_ns,
@@ -267,13 +267,13 @@ impl Timeline {
     }
 
     /// What the history caps cut so far.
-    pub fn cuts(&self) -> &history::Budget {
-        &self.budget
+    pub fn cuts(&self) -> &history::HistoryCaps {
+        &self.caps
     }
 
     /// The summary when tracing stopped at `end_ns`: a hash-bucket growth still open then is
     /// in progress (its span ends at `end_ns`), or, when ends are inferred, of unknown end.
-    pub fn finish(mut self, end_ns: u64) -> (Vec<MapSummary>, history::Budget) {
+    pub fn finish(mut self, end_ns: u64) -> (Vec<MapSummary>, history::HistoryCaps) {
         for m in &mut self.maps {
             let Some(since) = m.growing_since_ns.filter(|_| m.swiss.is_none()) else {
                 continue;
@@ -285,8 +285,8 @@ impl Timeline {
                     .close(since, end_ns.max(since), SpanEnd::InProgress);
             }
         }
-        let budget = std::mem::take(&mut self.budget);
-        (self.into_summary(), budget)
+        let caps = std::mem::take(&mut self.caps);
+        (self.into_summary(), caps)
     }
 
     /// [`Timeline::summary`] without copying (the timeline is consumed).
