@@ -10,7 +10,7 @@ pub const MAX_POINTS_PER_MAP: usize = 10_000;
 pub const MAX_POINTS_TOTAL: usize = 100_000;
 
 /// Histories up to this many points are kept in vectors of exactly their length.
-pub const SMALL_HISTORY: usize = 16;
+pub const EXACT_FIT_POINTS: usize = 16;
 
 /// What one event did to its map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +129,7 @@ pub struct HistoryCaps {
 }
 
 impl HistoryCaps {
-    /// Adds a point if there is room; counts it as dropped if not. The first [`SMALL_HISTORY`]
+    /// Adds a point if there is room; counts it as dropped if not. The first [`EXACT_FIT_POINTS`]
     /// points of a map grow its vector one at a time (most maps grow a few times; the usual
     /// doubling, from a minimum of four, would double or quadruple the memory of 100,000 small
     /// maps).
@@ -145,7 +145,7 @@ impl HistoryCaps {
             return;
         }
         self.kept += 1;
-        if n == h.points.capacity() && n < SMALL_HISTORY {
+        if n == h.points.capacity() && n < EXACT_FIT_POINTS {
             h.points.reserve_exact(1);
         }
         h.points.push(p);

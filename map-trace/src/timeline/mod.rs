@@ -25,7 +25,7 @@ pub use interpret::{
     interpret, interpret_evacuate_step, interpret_evacuated, interpret_slice, interpret_swiss,
     to_unix_ns,
 };
-pub use summary::{by_site, Goids, MapSummary, SiteSummary, SwissSummary};
+pub use summary::{by_site, GoroutineIds, MapSummary, SiteSummary, SwissSummary};
 
 /// Where a grow was called from: the symbolized stack, innermost first, and which frame is the
 /// call site (the first outside the Go runtime; `None` when every frame is the runtime's own).

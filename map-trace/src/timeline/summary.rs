@@ -9,15 +9,15 @@ use rustc_hash::FxHashMap;
 use super::{history::History, Origin};
 use crate::{golayout::sizing, symbols::pclntab::SourcePos};
 
-/// Goroutine ids seen for one map: sorted, deduplicated, at most [`Goids::MAX`] kept (a map is
+/// Goroutine ids seen for one map: sorted, deduplicated, at most [`GoroutineIds::MAX`] kept (a map is
 /// usually grown by one or a few goroutines; the cap bounds memory when it is not).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Goids {
+pub struct GoroutineIds {
     ids: Vec<u64>,
     truncated: bool,
 }
 
-impl Goids {
+impl GoroutineIds {
     /// Most ids kept per map.
     pub const MAX: usize = 64;
 
@@ -67,7 +67,7 @@ pub struct MapSummary {
     /// Sum of bytes allocated for new bucket arrays.
     pub bytes_allocated: u64,
     /// Goroutines that triggered grows.
-    pub goroutines: Goids,
+    pub goroutines: GoroutineIds,
     /// Time of the first grow (Unix ns).
     pub first_time_ns: u64,
     /// Time of the last grow (Unix ns).
@@ -120,7 +120,7 @@ impl MapSummary {
             buckets_last: buckets,
             entries_last: 0,
             bytes_allocated: 0,
-            goroutines: Goids::default(),
+            goroutines: GoroutineIds::default(),
             first_time_ns: time_ns,
             last_time_ns: time_ns,
             swiss,
@@ -254,7 +254,7 @@ mod tests {
     use super::*;
     use crate::timeline::{
         interpret,
-        test_events::{pos, raw},
+        test_events::{grow_record, pos},
         Timeline,
     };
 
@@ -262,7 +262,11 @@ mod tests {
     fn test_presize_hint() {
         let mut t = Timeline::new();
         for (b, count) in [(1u8, 13u64), (2, 26), (3, 52)] {
-            t.push(&interpret(&raw(0xc000, count, b, u64::from(b)), 13, 0));
+            t.push(&interpret(
+                &grow_record(0xc000, count, b, u64::from(b)),
+                13,
+                0,
+            ));
         }
         let m = &t.into_summary()[0];
         assert_eq!(m.buckets_last, 16);
@@ -287,7 +291,7 @@ mod tests {
             (0xb0, 13, 1, 10),
             (0xc0, 13, 1, 20),
         ] {
-            let mut g = interpret(&raw(map, count, b, map), 13, 0);
+            let mut g = interpret(&grow_record(map, count, b, map), 13, 0);
             g.origin = origin(line);
             g.type_name = Some("map[int]int".into());
             t.push(&g);
@@ -307,7 +311,7 @@ mod tests {
 
     #[test]
     fn test_goids_sorted_dedup_capped() {
-        let mut g = Goids::default();
+        let mut g = GoroutineIds::default();
         for id in [5, 1, 5, 3] {
             g.insert(id);
         }
@@ -316,7 +320,7 @@ mod tests {
         for id in 100..200 {
             g.insert(id);
         }
-        assert_eq!(g.ids().len(), Goids::MAX);
+        assert_eq!(g.ids().len(), GoroutineIds::MAX);
         assert!(g.truncated());
     }
 }

@@ -5,7 +5,7 @@ use map_trace_common::event::{EventHeader, EventKind, MapGrowEvent, SwissEvent};
 use crate::{golayout::sizing::over_load_factor, symbols::pclntab::SourcePos};
 
 /// A classic grow record of `map` with `count` entries in 2^`b` buckets, at monotonic `ts`.
-pub fn raw(map: u64, count: u64, b: u8, ts: u64) -> MapGrowEvent {
+pub fn grow_record(map: u64, count: u64, b: u8, ts: u64) -> MapGrowEvent {
     MapGrowEvent {
         header: EventHeader {
             kind: EventKind::MapGrow as u32,
@@ -37,7 +37,7 @@ pub fn sequential_inserts(n: u64, lfn: u64) -> Vec<MapGrowEvent> {
     let mut out = vec![];
     for count in 0..n {
         if over_load_factor(count + 1, b, lfn) {
-            out.push(raw(0xc000, count, b, count));
+            out.push(grow_record(0xc000, count, b, count));
             b += 1;
         }
     }
@@ -55,7 +55,13 @@ pub fn pos(function: &str, line: u32) -> SourcePos {
 
 /// A Swiss resize record of `map`: table capacity `cap` (doubled for a grow), directory
 /// length before and after.
-pub fn swiss(kind: EventKind, map: u64, cap: u16, dir_before: u64, dir_after: u64) -> SwissEvent {
+pub fn swiss_record(
+    kind: EventKind,
+    map: u64,
+    cap: u16,
+    dir_before: u64,
+    dir_after: u64,
+) -> SwissEvent {
     SwissEvent {
         header: EventHeader {
             kind: kind as u32,
