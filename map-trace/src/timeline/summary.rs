@@ -9,8 +9,8 @@ use rustc_hash::FxHashMap;
 use super::{history::History, Origin};
 use crate::{golayout::sizing, symbols::pclntab::SourcePos};
 
-/// Goroutine ids seen for one map: sorted, deduplicated, at most [`GoroutineIds::MAX`] kept (a map is
-/// usually grown by one or a few goroutines; the cap bounds memory when it is not).
+/// Goroutine ids seen for one map: sorted, deduplicated, at most [`GoroutineIds::MAX`] kept (a
+/// map is usually grown by one or a few goroutines; the cap bounds memory when it is not).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GoroutineIds {
     ids: Vec<u64>,
