@@ -229,7 +229,7 @@ impl Resolve for Sites {
             self.map_tried = true;
             self.map = ProcessMap::read(pid, self.ino);
         }
-        let o = sym.origin(stack.frames(), self.map.as_ref());
+        let o: Origin = sym.call_stack(stack.frames(), self.map.as_ref()).into();
         let o = (!o.stack.is_empty()).then(|| Arc::new(o));
         // Bounded: one entry per distinct stack.
         if self.origins.len() < 100_000 {

@@ -3,6 +3,9 @@
 //! Offsets are data, one row per range of Go releases, each checked against that release's
 //! source and DWARF (`runtime/runtime2.go` for `g`, `runtime/map.go` or `map_noswiss.go` for
 //! `hmap`, `internal/abi/type.go` for the map type). The e2e tests verify them at run time.
+//! What the runtime computes from them (load factors, bucket arrays, hints) is in [`sizing`].
+
+pub mod sizing;
 
 use map_trace_common::config::MapLayout;
 

@@ -66,7 +66,7 @@ pub struct EndInfo {
     /// Cost of a probe hit, hits and estimated time per probe family, what was detached.
     pub overhead: Overhead,
     /// What the caps on the per-map histories (`MapSummary::history`) cut.
-    pub history_cuts: crate::timeline::history::Budget,
+    pub history_cuts: crate::timeline::history::HistoryCaps,
     /// The event probes were duty-cycled (`--max-overhead`): counts are a sample.
     pub sampled: Option<Sampled>,
 }

@@ -22,6 +22,16 @@ pub fn is_runtime(function: &str) -> bool {
     RUNTIME_PREFIXES.iter().any(|p| function.starts_with(p))
 }
 
+/// A symbolized stack: its frames, innermost first, and which frame is the call site (the first
+/// outside the Go runtime; `None` when every frame is the runtime's own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallStack {
+    /// Frames, innermost first (addresses that did not resolve are left out).
+    pub frames: Vec<SourcePos>,
+    /// Index into `frames` of the call site.
+    pub site: Option<usize>,
+}
+
 /// Where one process mapped an executable file: `(start, end, file offset)` per mapping.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessMap {
@@ -174,11 +184,11 @@ impl Symbolizer {
         pos
     }
 
-    /// The stack symbolized as an [`Origin`](crate::timeline::Origin).
-    pub fn origin(&mut self, pcs: &[u64], map: Option<&ProcessMap>) -> crate::timeline::Origin {
+    /// The stack symbolized, with its call site.
+    pub fn call_stack(&mut self, pcs: &[u64], map: Option<&ProcessMap>) -> CallStack {
         let (frames, site) = self.stack(pcs, map);
-        crate::timeline::Origin {
-            stack: frames.iter().map(|f| (**f).clone()).collect(),
+        CallStack {
+            frames: frames.iter().map(|f| (**f).clone()).collect(),
             site,
         }
     }

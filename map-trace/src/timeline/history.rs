@@ -10,7 +10,7 @@ pub const MAX_POINTS_PER_MAP: usize = 10_000;
 pub const MAX_POINTS_TOTAL: usize = 100_000;
 
 /// Histories up to this many points are kept in vectors of exactly their length.
-pub const SMALL_HISTORY: usize = 16;
+pub const EXACT_FIT_POINTS: usize = 16;
 
 /// What one event did to its map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,9 +114,10 @@ impl History {
     }
 }
 
-/// Counts what the caps cut, over all maps.
+/// Enforces [`MAX_POINTS_PER_MAP`] and [`MAX_POINTS_TOTAL`] as points are added to the maps'
+/// histories, and counts what they cut, over all maps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Budget {
+pub struct HistoryCaps {
     /// Points kept over all maps.
     pub kept: usize,
     /// Points not kept.
@@ -127,12 +128,12 @@ pub struct Budget {
     pub total_reached: bool,
 }
 
-impl Budget {
-    /// Adds a point if there is room; counts it as dropped if not. The first [`SMALL_HISTORY`]
+impl HistoryCaps {
+    /// Adds a point if there is room; counts it as dropped if not. The first [`EXACT_FIT_POINTS`]
     /// points of a map grow its vector one at a time (most maps grow a few times; the usual
     /// doubling, from a minimum of four, would double or quadruple the memory of 100,000 small
     /// maps).
-    pub fn point(&mut self, h: &mut History, p: Point) {
+    pub fn push(&mut self, h: &mut History, p: Point) {
         let n = h.points.len();
         if n >= MAX_POINTS_PER_MAP || self.kept >= MAX_POINTS_TOTAL {
             if h.dropped == 0 && n >= MAX_POINTS_PER_MAP {
@@ -144,7 +145,7 @@ impl Budget {
             return;
         }
         self.kept += 1;
-        if n == h.points.capacity() && n < SMALL_HISTORY {
+        if n == h.points.capacity() && n < EXACT_FIT_POINTS {
             h.points.reserve_exact(1);
         }
         h.points.push(p);
@@ -213,19 +214,19 @@ mod tests {
     }
 
     #[test]
-    fn test_budget_caps_per_map_and_counts() {
-        let mut b = Budget::default();
+    fn test_caps_cut_per_map_and_count() {
+        let mut caps = HistoryCaps::default();
         let mut h = History::default();
         for t in 0..MAX_POINTS_PER_MAP as u64 + 5 {
-            b.point(&mut h, grow_point(t));
+            caps.push(&mut h, grow_point(t));
         }
         assert_eq!(h.points.len(), MAX_POINTS_PER_MAP);
-        assert_eq!((h.dropped, b.dropped, b.maps_capped), (5, 5, 1));
-        assert!(!b.total_reached);
+        assert_eq!((h.dropped, caps.dropped, caps.maps_capped), (5, 5, 1));
+        assert!(!caps.total_reached);
         // A small map's vector holds exactly its points.
         let mut small = History::default();
         for t in 0..3 {
-            b.point(&mut small, grow_point(t));
+            caps.push(&mut small, grow_point(t));
         }
         assert_eq!(small.points.capacity(), 3);
     }
@@ -233,8 +234,8 @@ mod tests {
     #[test]
     fn test_spans_come_from_the_points() {
         let mut h = History::default();
-        let mut b = Budget::default();
-        b.point(&mut h, grow_point(100));
+        let mut caps = HistoryCaps::default();
+        caps.push(&mut h, grow_point(100));
         assert_eq!(h.spans().count(), 0, "an open growth has no span yet");
         h.close(100, 250, SpanEnd::Probe);
         // Only the last grow, still open, can be closed.

@@ -1,0 +1,429 @@
+//! Events → per-map summaries: [`Timeline`] decides which map each event belongs to (an
+//! address is reused by a new map), closes growth spans, and records each map's history.
+
+use rustc_hash::FxHashMap;
+
+use super::{
+    history::{self, Mark, Point, SpanEnd},
+    site_of, EvacuateStep, Evacuated, EvacuationEnd, Grow, MapSummary, SwissKind, SwissResize,
+};
+
+/// Per-map aggregation of grows, in arrival order.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    maps: Vec<MapSummary>,
+    /// Index of the current summary for a map address.
+    current: FxHashMap<u64, usize>,
+    grows: u64,
+    /// No finishing probe: infer a growth's end from the map's next grow.
+    infer_ends: bool,
+    /// Caps on the per-map histories.
+    caps: history::HistoryCaps,
+}
+
+impl Timeline {
+    /// An empty timeline.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A timeline for a binary whose finishing block could not be probed: a growth's end is
+    /// inferred from the same map's next grow ([`EvacuationEnd::NextGrow`]).
+    pub fn inferring_ends() -> Self {
+        Self {
+            infer_ends: true,
+            ..Self::default()
+        }
+    }
+
+    /// The growth-end probe was detached (`--max-overhead`): ends are inferred from here on.
+    pub fn infer_ends_from_now(&mut self) {
+        self.infer_ends = true;
+    }
+
+    /// Adds a grow. A map is its address plus its call site: a grow whose map is smaller than
+    /// the last one recorded at that address, of another type, or grown from another site, is a
+    /// different map that reused the address (the old one was freed, or a map on a goroutine
+    /// stack moved): it starts a new entry.
+    ///
+    /// Returns the inferred end of the map's previous growth when ends are inferred. With the
+    /// finishing probe, a previous growth that is still open here ended unseen (`clear(m)`
+    /// finishes a growth too, or its record was lost) and is simply closed.
+    pub fn push(&mut self, g: &Grow) -> Option<Evacuated> {
+        self.grows += 1;
+        let idx = match self.current.get(&g.map) {
+            Some(&i)
+                if self.maps[i].buckets_last <= g.buckets_before
+                    && self.maps[i].maptype == g.maptype
+                    && site_of(&self.maps[i].origin) == site_of(&g.origin) =>
+            {
+                i
+            }
+            _ => {
+                self.maps.push(MapSummary::first_seen(
+                    g.map,
+                    g.maptype,
+                    (g.key_size, g.elem_size),
+                    g.time_ns,
+                    g.buckets_before,
+                    None,
+                    (g.origin.clone(), g.type_name.clone()),
+                ));
+                let i = self.maps.len() - 1;
+                self.current.insert(g.map, i);
+                i
+            }
+        };
+        let m = &mut self.maps[idx];
+        if let Some(since) = m.growing_since_ns {
+            let end = if self.infer_ends {
+                SpanEnd::Inferred
+            } else {
+                SpanEnd::Unseen
+            };
+            m.history.close(since, g.time_ns, end);
+        }
+        self.caps.push(
+            &mut m.history,
+            Point {
+                time_ns: g.time_ns,
+                mark: if g.same_size {
+                    Mark::SameSize
+                } else {
+                    Mark::Doubling
+                },
+                size_before: g.buckets_before,
+                size_after: g.buckets_after,
+                entries: g.entries,
+                goid: g.goid,
+                bytes_allocated: g.bytes_allocated,
+                directory_len: 0,
+                duration_ns: 0,
+                end: None,
+            },
+        );
+        let inferred = match m.growing_since_ns.take() {
+            Some(since) if self.infer_ends => {
+                let span = g.time_ns.saturating_sub(since);
+                m.evacuations += 1;
+                m.evacuation_total_ns = m.evacuation_total_ns.saturating_add(span);
+                m.evacuation_max_ns = m.evacuation_max_ns.max(span);
+                Some(Evacuated {
+                    time_ns: g.time_ns,
+                    pid: g.pid,
+                    tid: g.tid,
+                    goid: 0,
+                    map: g.map,
+                    buckets: m.buckets_last,
+                    entries: g.entries,
+                    duration_ns: Some(span),
+                    end: EvacuationEnd::NextGrow,
+                    partial: g.partial,
+                    origin: m.origin.clone(),
+                    type_name: m.type_name.clone(),
+                })
+            }
+            _ => None,
+        };
+        m.growing_since_ns = Some(g.time_ns);
+        m.grows += 1;
+        m.same_size_grows += u64::from(g.same_size);
+        m.buckets_last = g.buckets_after;
+        m.entries_last = g.entries;
+        m.bytes_allocated = m.bytes_allocated.saturating_add(g.bytes_allocated);
+        m.goroutines.insert(g.goid);
+        m.last_time_ns = g.time_ns;
+        inferred
+    }
+
+    /// Adds a finished growth: closes the map's open growth, filling in `e`'s duration, call
+    /// site and type. Returns false when no grow of this map was seen (it began before tracing,
+    /// or the map was hidden); `e` is then left as it came.
+    pub fn push_evacuated(&mut self, e: &mut Evacuated) -> bool {
+        let Some(&idx) = self.current.get(&e.map) else {
+            return false;
+        };
+        let m = &mut self.maps[idx];
+        if m.swiss.is_some() {
+            return false;
+        }
+        e.origin = m.origin.clone();
+        e.type_name = m.type_name.clone();
+        m.evacuations += 1;
+        if let Some(since) = m.growing_since_ns.take() {
+            let span = e.time_ns.saturating_sub(since);
+            e.duration_ns = Some(span);
+            m.history.close(since, e.time_ns, SpanEnd::Probe);
+            m.evacuation_total_ns = m.evacuation_total_ns.saturating_add(span);
+            m.evacuation_max_ns = m.evacuation_max_ns.max(span);
+        }
+        true
+    }
+
+    /// Adds an `evacuate` call (`--evacuation`) to its map's totals; false for a map whose grow
+    /// was not seen.
+    pub fn push_evacuate_step(&mut self, s: &EvacuateStep) -> bool {
+        let Some(&idx) = self.current.get(&s.map) else {
+            return false;
+        };
+        let m = &mut self.maps[idx];
+        m.evacuate_steps += 1;
+        m.evacuate_steps_ns = m.evacuate_steps_ns.saturating_add(s.duration_ns);
+        true
+    }
+
+    /// Adds a Swiss resize. A map becomes a table only once in its life, so a small→table
+    /// conversion at an address already seen is a new map that reused the address (a freed
+    /// heap map, or a map on a goroutine stack).
+    pub fn push_swiss(&mut self, r: &SwissResize) {
+        self.grows += 1;
+        let idx = match self.current.get(&r.map) {
+            Some(&i)
+                if self.maps[i].maptype == r.maptype
+                    && site_of(&self.maps[i].origin) == site_of(&r.origin)
+                    && !(r.kind == SwissKind::SmallAlloc
+                        || (r.kind == SwissKind::SmallToTable
+                            && self.maps[i]
+                                .swiss
+                                .as_ref()
+                                .is_some_and(|s| s.small_to_table > 0))) =>
+            {
+                i
+            }
+            _ => {
+                self.maps.push(MapSummary::first_seen(
+                    r.map,
+                    r.maptype,
+                    (r.key_size, r.elem_size),
+                    r.time_ns,
+                    0,
+                    Some(Box::default()),
+                    (r.origin.clone(), r.type_name.clone()),
+                ));
+                let i = self.maps.len() - 1;
+                self.current.insert(r.map, i);
+                i
+            }
+        };
+        let m = &mut self.maps[idx];
+        let (before, after) =
+            history::swiss_slots(r.kind, m.slots, r.capacity_before, r.capacity_after);
+        m.slots = after;
+        self.caps.push(
+            &mut m.history,
+            Point {
+                time_ns: r.time_ns,
+                mark: Mark::Swiss(r.kind),
+                size_before: before,
+                size_after: after,
+                entries: r.entries,
+                goid: r.goid,
+                bytes_allocated: 0,
+                directory_len: u32::try_from(r.directory_len_after).unwrap_or(u32::MAX),
+                duration_ns: r.duration_ns.unwrap_or(0),
+                end: Some(SpanEnd::Resize),
+            },
+        );
+        m.grows += 1;
+        m.entries_last = r.entries;
+        m.goroutines.insert(r.goid);
+        m.last_time_ns = r.time_ns;
+        let s = m.swiss.get_or_insert_with(Box::default);
+        match r.kind {
+            SwissKind::SmallToTable => {
+                s.small_to_table += 1;
+                s.capacity_last = s.capacity_last.max(r.capacity_after);
+            }
+            SwissKind::SmallAlloc => s.small_allocs += 1,
+            SwissKind::TableGrow => {
+                s.table_grows += 1;
+                s.capacity_last = s.capacity_last.max(r.capacity_after);
+            }
+            SwissKind::TableSplit => {
+                s.table_splits += 1;
+                if r.directory_len_after > r.directory_len_before {
+                    s.directory_doublings += 1;
+                }
+            }
+        }
+        s.directory_len_last = r.directory_len_after;
+        let d = r.duration_ns.unwrap_or(0);
+        s.total_duration_ns = s.total_duration_ns.saturating_add(d);
+        s.max_duration_ns = s.max_duration_ns.max(d);
+    }
+
+    /// Total grows pushed.
+    pub fn grows(&self) -> u64 {
+        self.grows
+    }
+
+    /// Maps ordered by grows (most first), then by first appearance.
+    pub fn summary(&self) -> Vec<MapSummary> {
+        Self {
+            maps: self.maps.clone(),
+            ..Self::default()
+        }
+        .into_summary()
+    }
+
+    /// What the history caps cut so far.
+    pub fn history_caps(&self) -> &history::HistoryCaps {
+        &self.caps
+    }
+
+    /// The summary when tracing stopped at `end_ns`: a hash-bucket growth still open then is
+    /// in progress (its span ends at `end_ns`), or, when ends are inferred, of unknown end.
+    pub fn finish(mut self, end_ns: u64) -> (Vec<MapSummary>, history::HistoryCaps) {
+        for m in &mut self.maps {
+            let Some(since) = m.growing_since_ns.filter(|_| m.swiss.is_none()) else {
+                continue;
+            };
+            if self.infer_ends {
+                m.history.end_unknown_since = Some(since);
+            } else {
+                m.history
+                    .close(since, end_ns.max(since), SpanEnd::InProgress);
+            }
+        }
+        let caps = std::mem::take(&mut self.caps);
+        (self.into_summary(), caps)
+    }
+
+    /// [`Timeline::summary`] without copying (the timeline is consumed).
+    pub fn into_summary(self) -> Vec<MapSummary> {
+        let mut v = self.maps;
+        v.sort_by(|a, b| {
+            b.grows
+                .cmp(&a.grows)
+                .then(a.first_time_ns.cmp(&b.first_time_ns))
+        });
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use map_trace_common::event::EventKind;
+
+    use super::*;
+    use crate::timeline::{
+        interpret, interpret_swiss,
+        test_events::{grow_record, pos, sequential_inserts, swiss_record},
+        Origin,
+    };
+
+    #[test]
+    fn test_same_address_from_another_site_is_another_map() {
+        // A map on a goroutine stack moved, and another took its address: the sites differ.
+        let at = |line| {
+            Some(Arc::new(Origin {
+                stack: vec![pos("runtime.mapassign_fast64", 1), pos("main.f", line)],
+                site: Some(1),
+            }))
+        };
+        let mut t = Timeline::new();
+        let mut g = interpret(&grow_record(0xc000, 13, 1, 1), 13, 0);
+        g.origin = at(10);
+        t.push(&g);
+        let mut g = interpret(&grow_record(0xc000, 26, 2, 2), 13, 0);
+        g.origin = at(10);
+        t.push(&g);
+        let mut g = interpret(&grow_record(0xc000, 52, 3, 3), 13, 0);
+        g.origin = at(20);
+        t.push(&g);
+        let maps = t.into_summary();
+        assert_eq!(maps.len(), 2);
+        assert_eq!(maps[0].grows, 2);
+        assert_eq!(maps[1].grows, 1);
+        assert_eq!(
+            maps[1].origin.as_deref().and_then(Origin::site),
+            Some(&pos("main.f", 20))
+        );
+    }
+
+    #[test]
+    fn test_sequential_100k_grows_match_runtime_go122() {
+        let evs = sequential_inserts(100_000, 13);
+        assert_eq!(evs.len(), 14);
+        let entries: Vec<u64> = evs.iter().map(|e| e.count).collect();
+        assert_eq!(&entries[..4], &[8, 13, 26, 52]);
+        assert_eq!(*entries.last().unwrap(), 53248);
+        let mut t = Timeline::new();
+        for e in &evs {
+            let g = interpret(e, 13, 0);
+            assert!(!g.same_size, "{g:?}");
+            t.push(&g);
+        }
+        let s = t.summary();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].grows, s[0].buckets_first, s[0].buckets_last),
+            (14, 1, 16384)
+        );
+    }
+
+    #[test]
+    fn test_sequential_100k_grows_go121_load_factor() {
+        assert_eq!(sequential_inserts(100_000, 12).len(), 15);
+        assert_eq!(sequential_inserts(1000, 12).len(), 8);
+        assert_eq!(sequential_inserts(1_000_000, 13).len(), 18);
+    }
+
+    #[test]
+    fn test_swiss_summary_counts() {
+        let mut t = Timeline::new();
+        let mut evs = vec![swiss_record(EventKind::MapSmallToTable, 0xa, 8, 0, 1)];
+        for cap in [16u16, 32, 64, 128, 256, 512] {
+            evs.push(swiss_record(EventKind::MapTableGrow, 0xa, cap, 1, 1));
+        }
+        evs.push(swiss_record(EventKind::MapTableSplit, 0xa, 1024, 1, 2));
+        evs.push(swiss_record(EventKind::MapTableSplit, 0xa, 1024, 2, 2));
+        for e in &evs {
+            t.push_swiss(&interpret_swiss(e, 0).unwrap());
+        }
+        let s = t.summary();
+        assert_eq!(s.len(), 1);
+        let sw = s[0].swiss.as_ref().unwrap();
+        assert_eq!(
+            (
+                sw.small_to_table,
+                sw.table_grows,
+                sw.table_splits,
+                sw.directory_doublings
+            ),
+            (1, 6, 2, 1)
+        );
+        assert_eq!(
+            (
+                sw.directory_len_last,
+                sw.total_duration_ns,
+                sw.max_duration_ns
+            ),
+            (2, 9 * 70_000, 70_000)
+        );
+        // A new small map at the same address is a different map.
+        t.push_swiss(
+            &interpret_swiss(&swiss_record(EventKind::MapSmallToTable, 0xa, 8, 0, 1), 0).unwrap(),
+        );
+        assert_eq!(t.summary().len(), 2);
+        assert!(interpret_swiss(&swiss_record(EventKind::MapGrow, 0xa, 8, 0, 1), 0).is_none());
+    }
+
+    #[test]
+    fn test_time_conversion_and_address_reuse() {
+        let mut t = Timeline::new();
+        let a = interpret(&grow_record(0xc0, 8, 0, 100), 13, 1_000);
+        assert_eq!(a.time_ns, 1_100);
+        t.push(&a);
+        t.push(&interpret(&grow_record(0xc0, 13, 1, 200), 13, 0));
+        // A new map at the same address starts small again.
+        t.push(&interpret(&grow_record(0xc0, 8, 0, 300), 13, 0));
+        let s = t.summary();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].grows, 2);
+        assert_eq!(s[1].grows, 1);
+        assert_eq!(t.grows(), 3);
+    }
+}
