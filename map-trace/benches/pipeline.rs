@@ -9,39 +9,14 @@ use std::{hint::black_box, io, time::Instant};
 
 use map_trace::{
     events::decode::decode,
-    output::{json::JsonSink, EndInfo, Sink, StartInfo},
+    output::{json::JsonSink, Sink},
     pipeline::{Ending, NoSymbols, Pipeline, Settings},
-    timeline::{Grow, SliceGrow, SwissResize},
+    testkit::{records, Discard},
 };
-use map_trace_common::event::{as_bytes, EventHeader, EventKind, MapGrowEvent, SwissEvent};
+use map_trace_common::event::{as_bytes, EventKind, MapGrowEvent, SwissEvent};
 
 /// Records are built in a buffer this large (the largest record is 176 bytes).
 const RECORD_MAX: usize = 256;
-
-/// A sink that writes nothing: the timeline alone.
-struct Discard;
-
-impl Sink for Discard {
-    fn start(&mut self, _: &StartInfo) -> io::Result<()> {
-        Ok(())
-    }
-    fn grow(&mut self, _: &Grow) -> io::Result<()> {
-        Ok(())
-    }
-    fn swiss(&mut self, _: &SwissResize) -> io::Result<()> {
-        Ok(())
-    }
-    fn slice(&mut self, _: &SliceGrow) -> io::Result<()> {
-        Ok(())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-    fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
-        black_box(e.maps.len());
-        Ok(())
-    }
-}
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -63,13 +38,8 @@ fn record(i: usize, maps: u64, buf: &mut [u8; RECORD_MAX]) -> usize {
             // maps/2 addresses, and a classic map's B rises by one each time it comes round.
             let half = maps / 2;
             let map = 0x00c0_0000_0000 + ((i as u64 / 2) % half) * 0x30;
-            let header = |kind: EventKind| EventHeader {
-                kind: kind as u32,
-                tid: 7,
-                pid: 42,
-                exe: 0,
-                goid: (i % 64) as u64,
-                ts_ns: 1_000_000 + i as u64 * 100,
+            let header = |kind: EventKind| {
+                records::header(kind, 42, (i % 64) as u64, 1_000_000 + i as u64 * 100)
             };
             if i.is_multiple_of(2) {
                 let round = ((i as u64 / 2) / half) as u8;

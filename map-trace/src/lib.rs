@@ -25,5 +25,7 @@ pub mod session;
 pub mod symbols;
 pub mod sys;
 pub mod target;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod timeline;
 pub mod timing;

@@ -328,98 +328,31 @@ impl<R: Resolve> Pipeline<R> {
 mod tests {
     use super::*;
     use crate::{
-        symbols::pclntab::SourcePos,
-        timeline::{Evacuated, Grow, SliceGrow, SwissResize},
+        testkit::{records, Calls, FakeResolver},
+        timeline::{Grow, SliceGrow, SwissResize},
     };
     use map_trace_common::event::{
-        as_bytes, EventHeader, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent,
+        as_bytes, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent,
     };
 
     /// Stacks whose first pc is 1 are the runtime's own; others are `main.f`.
-    struct Fake;
-
-    impl Resolve for Fake {
-        fn origin(&mut self, _pid: u32, stack: &Stack) -> Option<Arc<Origin>> {
-            let f = |function: &str| SourcePos {
-                function: function.into(),
-                file: "x.go".into(),
-                line: 1,
-            };
-            Some(Arc::new(if stack.pcs[0] == 1 {
-                Origin {
-                    stack: vec![f("runtime.mapassign"), f("runtime.main")],
-                    site: None,
-                }
-            } else {
-                Origin {
-                    stack: vec![f("runtime.mapassign"), f("main.f")],
-                    site: Some(1),
-                }
-            }))
-        }
-        fn type_name(&mut self, _addr: u64) -> Option<Arc<str>> {
-            Some("map[int]int".into())
-        }
+    fn resolver() -> FakeResolver {
+        FakeResolver::default().frames(
+            1,
+            &[
+                ("runtime.mapassign", "x.go", 1),
+                ("runtime.main", "x.go", 1),
+            ],
+        )
     }
 
-    /// Counts sink calls by kind.
-    #[derive(Default)]
-    struct Calls(Arc<std::sync::Mutex<Vec<String>>>);
-
-    impl Sink for Calls {
-        fn start(&mut self, _: &StartInfo) -> io::Result<()> {
-            Ok(())
-        }
-        fn grow(&mut self, g: &Grow) -> io::Result<()> {
-            self.0.lock().unwrap().push(format!("grow {:#x}", g.map));
-            Ok(())
-        }
-        fn swiss(&mut self, _: &SwissResize) -> io::Result<()> {
-            self.0.lock().unwrap().push("swiss".into());
-            Ok(())
-        }
-        fn slice(&mut self, s: &SliceGrow) -> io::Result<()> {
-            self.0.lock().unwrap().push(format!("slice {}", s.bytes));
-            Ok(())
-        }
-        fn evacuated(&mut self, e: &Evacuated) -> io::Result<()> {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("evacuated {:#x} {:?}", e.map, e.duration_ns));
-            Ok(())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-        fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
-            self.0.lock().unwrap().push(format!(
-                "end events {} hidden {} undecodable {} slices {:?}",
-                e.events, e.runtime_events_hidden, e.undecodable, e.slices
-            ));
-            Ok(())
-        }
-    }
-
-    fn header(kind: EventKind, pid: u32, ts: u64) -> EventHeader {
-        EventHeader {
-            kind: kind as u32,
-            tid: pid,
-            pid,
-            exe: 0,
-            goid: 1,
-            ts_ns: ts,
-        }
-    }
-
+    /// A grow of `map` by process `pid`, at a site of the runtime's own or of the program.
     fn grow(map: u64, runtime: bool, pid: u32) -> MapGrowEvent {
         let mut ev = MapGrowEvent {
-            header: header(EventKind::MapGrow, pid, 10),
-            map,
+            header: records::header(EventKind::MapGrow, pid, 1, 10),
             count: 8,
             b: 0,
-            bucket_size: 144,
-            ..Default::default()
+            ..records::grow(map, 8, 0, 10)
         };
         ev.stack.pcs[0] = if runtime { 1 } else { 2 };
         ev.stack.depth = 1;
@@ -428,10 +361,8 @@ mod tests {
 
     fn evacuated(map: u64) -> MapEvacuatedEvent {
         MapEvacuatedEvent {
-            header: header(EventKind::MapEvacuated, 7, 30),
-            map,
-            b: 1,
-            ..Default::default()
+            header: records::header(EventKind::MapEvacuated, 7, 1, 30),
+            ..records::evacuated(map, 0, 1, 30)
         }
     }
 
@@ -449,8 +380,7 @@ mod tests {
 
     fn run(settings: Settings, records: &[&[u8]]) -> Vec<String> {
         let calls = Calls::default();
-        let seen = calls.0.clone();
-        let mut p = Pipeline::new(settings, Fake, Box::new(calls));
+        let mut p = Pipeline::new(settings, resolver(), Box::new(calls.clone()));
         for r in records {
             p.record(r);
         }
@@ -464,17 +394,14 @@ mod tests {
             overhead: Overhead::default(),
         })
         .unwrap();
-        let v = std::mem::take(&mut *seen.lock().unwrap());
-        v
+        calls.lines()
     }
 
     #[test]
     fn test_pipeline_hides_runtime_maps_and_their_growth_ends() {
         let slice = |cap| SliceEvent {
-            header: header(EventKind::SliceGrow, 7, 40),
-            new_cap: cap,
-            elem_size: 8,
-            ..Default::default()
+            header: records::header(EventKind::SliceGrow, 7, 1, 40),
+            ..records::slice(0, cap, 8, 40)
         };
         let records: Vec<Vec<u8>> = vec![
             as_bytes(&grow(0xa0, true, 7)).to_vec(),
@@ -539,7 +466,7 @@ mod tests {
                 Ok(())
             }
         }
-        let mut p = Pipeline::new(settings(), Fake, Box::new(Failing));
+        let mut p = Pipeline::new(settings(), resolver(), Box::new(Failing));
         p.record(as_bytes(&grow(0xb0, false, 7)));
         assert_eq!(p.take_error().unwrap().to_string(), "disk full");
         assert!(p.take_error().is_none());

@@ -79,31 +79,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::records;
     use map_trace_common::event::as_bytes;
 
     fn grow() -> MapGrowEvent {
-        MapGrowEvent {
-            header: EventHeader {
-                kind: EventKind::MapGrow as u32,
-                tid: 11,
-                pid: 10,
-                exe: 0,
-                goid: 1,
-                ts_ns: 123,
-            },
-            map: 0xc000010000,
-            maptype: 0x4a0000,
-            count: 13,
-            key_size: 8,
-            elem_size: 8,
-            bucket_size: 144,
-            b: 1,
-            flags: 0,
-            noverflow: 0,
-            read_error: 0,
-            _pad: 0,
-            stack: Default::default(),
-        }
+        records::grow(0xc000010000, 13, 1, 123)
     }
 
     #[test]

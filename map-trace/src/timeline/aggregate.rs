@@ -308,9 +308,10 @@ mod tests {
     use map_trace_common::event::EventKind;
 
     use super::*;
+    use crate::testkit::records;
     use crate::timeline::{
         interpret, interpret_swiss,
-        test_events::{grow_record, pos, sequential_inserts, swiss_record},
+        test_events::{pos, sequential_inserts},
         Origin,
     };
 
@@ -324,13 +325,13 @@ mod tests {
             }))
         };
         let mut t = Timeline::new();
-        let mut g = interpret(&grow_record(0xc000, 13, 1, 1), 13, 0);
+        let mut g = interpret(&records::grow(0xc000, 13, 1, 1), 13, 0);
         g.origin = at(10);
         t.push(&g);
-        let mut g = interpret(&grow_record(0xc000, 26, 2, 2), 13, 0);
+        let mut g = interpret(&records::grow(0xc000, 26, 2, 2), 13, 0);
         g.origin = at(10);
         t.push(&g);
-        let mut g = interpret(&grow_record(0xc000, 52, 3, 3), 13, 0);
+        let mut g = interpret(&records::grow(0xc000, 52, 3, 3), 13, 0);
         g.origin = at(20);
         t.push(&g);
         let maps = t.into_summary();
@@ -374,12 +375,12 @@ mod tests {
     #[test]
     fn test_swiss_summary_counts() {
         let mut t = Timeline::new();
-        let mut evs = vec![swiss_record(EventKind::MapSmallToTable, 0xa, 8, 0, 1)];
+        let mut evs = vec![records::swiss(EventKind::MapSmallToTable, 0xa, 8, 0, 1)];
         for cap in [16u16, 32, 64, 128, 256, 512] {
-            evs.push(swiss_record(EventKind::MapTableGrow, 0xa, cap, 1, 1));
+            evs.push(records::swiss(EventKind::MapTableGrow, 0xa, cap, 1, 1));
         }
-        evs.push(swiss_record(EventKind::MapTableSplit, 0xa, 1024, 1, 2));
-        evs.push(swiss_record(EventKind::MapTableSplit, 0xa, 1024, 2, 2));
+        evs.push(records::swiss(EventKind::MapTableSplit, 0xa, 1024, 1, 2));
+        evs.push(records::swiss(EventKind::MapTableSplit, 0xa, 1024, 2, 2));
         for e in &evs {
             t.push_swiss(&interpret_swiss(e, 0).unwrap());
         }
@@ -405,21 +406,21 @@ mod tests {
         );
         // A new small map at the same address is a different map.
         t.push_swiss(
-            &interpret_swiss(&swiss_record(EventKind::MapSmallToTable, 0xa, 8, 0, 1), 0).unwrap(),
+            &interpret_swiss(&records::swiss(EventKind::MapSmallToTable, 0xa, 8, 0, 1), 0).unwrap(),
         );
         assert_eq!(t.summary().len(), 2);
-        assert!(interpret_swiss(&swiss_record(EventKind::MapGrow, 0xa, 8, 0, 1), 0).is_none());
+        assert!(interpret_swiss(&records::swiss(EventKind::MapGrow, 0xa, 8, 0, 1), 0).is_none());
     }
 
     #[test]
     fn test_time_conversion_and_address_reuse() {
         let mut t = Timeline::new();
-        let a = interpret(&grow_record(0xc0, 8, 0, 100), 13, 1_000);
+        let a = interpret(&records::grow(0xc0, 8, 0, 100), 13, 1_000);
         assert_eq!(a.time_ns, 1_100);
         t.push(&a);
-        t.push(&interpret(&grow_record(0xc0, 13, 1, 200), 13, 0));
+        t.push(&interpret(&records::grow(0xc0, 13, 1, 200), 13, 0));
         // A new map at the same address starts small again.
-        t.push(&interpret(&grow_record(0xc0, 8, 0, 300), 13, 0));
+        t.push(&interpret(&records::grow(0xc0, 8, 0, 300), 13, 0));
         let s = t.summary();
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].grows, 2);

@@ -137,43 +137,41 @@ pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::{
-        test_events::{grow_record, swiss_record},
-        Timeline,
-    };
+    use crate::testkit::records;
+    use crate::timeline::Timeline;
 
     #[test]
     fn test_same_size_grow_detected() {
         // 40 entries in 8 buckets (B=3) is under 6.5*8 = 52: a grow now is a same-size grow.
-        let g = interpret(&grow_record(1, 40, 3, 0), 13, 0);
+        let g = interpret(&records::grow(1, 40, 3, 0), 13, 0);
         assert!(g.same_size);
         assert_eq!((g.buckets_before, g.buckets_after), (8, 8));
         // With Go 1.21's 6.0 the threshold is 48; at 52 entries both double.
-        assert!(!interpret(&grow_record(1, 52, 3, 0), 12, 0).same_size);
-        assert!(!interpret(&grow_record(1, 52, 3, 0), 13, 0).same_size);
-        assert!(interpret(&grow_record(1, 51, 3, 0), 13, 0).same_size);
-        assert!(!interpret(&grow_record(1, 51, 3, 0), 12, 0).same_size);
+        assert!(!interpret(&records::grow(1, 52, 3, 0), 12, 0).same_size);
+        assert!(!interpret(&records::grow(1, 52, 3, 0), 13, 0).same_size);
+        assert!(interpret(&records::grow(1, 51, 3, 0), 13, 0).same_size);
+        assert!(!interpret(&records::grow(1, 51, 3, 0), 12, 0).same_size);
     }
 
     #[test]
     fn test_bytes_allocated_includes_preallocated_overflow() {
         // B 3 → 4: 16 buckets + 1 overflow bucket of 144 bytes.
-        let g = interpret(&grow_record(1, 52, 3, 0), 13, 0);
+        let g = interpret(&records::grow(1, 52, 3, 0), 13, 0);
         assert_eq!(g.bytes_allocated, 17 * 144);
         // B 0 → 1: 2 buckets.
         assert_eq!(
-            interpret(&grow_record(1, 8, 0, 0), 13, 0).bytes_allocated,
+            interpret(&records::grow(1, 8, 0, 0), 13, 0).bytes_allocated,
             2 * 144
         );
         // Garbage B does not overflow.
-        let _ = interpret(&grow_record(1, u64::MAX, 200, 0), 13, 0);
+        let _ = interpret(&records::grow(1, u64::MAX, 200, 0), 13, 0);
     }
 
     #[test]
     fn test_interpret_swiss_untimed_when_the_duration_is_zero() {
         // The body probes send growToTable (always) and table resizes (once the budget shed
         // the timing) with duration 0; the RET probe stamps at least 1.
-        let mut ev = swiss_record(EventKind::MapSmallToTable, 0xa, 8, 0, 1);
+        let mut ev = records::swiss(EventKind::MapSmallToTable, 0xa, 8, 0, 1);
         ev.duration_ns = 0;
         assert_eq!(interpret_swiss(&ev, 0).unwrap().duration_ns, None);
         ev.duration_ns = 1;
@@ -181,7 +179,7 @@ mod tests {
         // An untimed resize adds nothing to the map's durations.
         let mut t = Timeline::new();
         let mut r =
-            interpret_swiss(&swiss_record(EventKind::MapTableGrow, 0xb, 16, 1, 1), 0).unwrap();
+            interpret_swiss(&records::swiss(EventKind::MapTableGrow, 0xb, 16, 1, 1), 0).unwrap();
         t.push_swiss(&r);
         r.duration_ns = None;
         r.capacity_before = 32;

@@ -252,18 +252,15 @@ pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::{
-        interpret,
-        test_events::{grow_record, pos},
-        Timeline,
-    };
+    use crate::testkit::records;
+    use crate::timeline::{interpret, test_events::pos, Timeline};
 
     #[test]
     fn test_presize_hint() {
         let mut t = Timeline::new();
         for (b, count) in [(1u8, 13u64), (2, 26), (3, 52)] {
             t.push(&interpret(
-                &grow_record(0xc000, count, b, u64::from(b)),
+                &records::grow(0xc000, count, b, u64::from(b)),
                 13,
                 0,
             ));
@@ -291,7 +288,7 @@ mod tests {
             (0xb0, 13, 1, 10),
             (0xc0, 13, 1, 20),
         ] {
-            let mut g = interpret(&grow_record(map, count, b, map), 13, 0);
+            let mut g = interpret(&records::grow(map, count, b, map), 13, 0);
             g.origin = origin(line);
             g.type_name = Some("map[int]int".into());
             t.push(&g);
