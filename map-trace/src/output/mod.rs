@@ -1,5 +1,6 @@
 //! Outputs: each format is a [`Sink`] fed the same start info, grows and summary.
 
+pub mod format;
 pub mod json;
 pub mod open;
 pub mod perfetto;
@@ -8,6 +9,8 @@ pub mod report;
 pub mod text;
 
 use std::io;
+
+pub use format::hex;
 
 use crate::overhead::{Detached, Overhead};
 use crate::timeline::{EvacuateStep, Evacuated, Grow, MapSummary, SliceGrow, SwissResize};
@@ -120,11 +123,6 @@ pub trait Sink: Send {
     fn flush(&mut self) -> io::Result<()>;
     /// Tracing ended.
     fn finish(&mut self, end: &EndInfo) -> io::Result<()>;
-}
-
-/// `0x…` as Go prints pointers.
-pub fn hex(v: u64) -> String {
-    format!("{v:#x}")
 }
 
 /// An address, written `"0x…"` as Go prints pointers (in JSON records and recordings; a

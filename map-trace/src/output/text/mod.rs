@@ -13,6 +13,7 @@ mod table;
 
 use std::io::{self, Write};
 
+pub use super::format::{bytes, clock, duration};
 pub use live::{bytes_short, clock_ms, duration_short, site_text};
 pub use style::{color_for_stdout, use_color, ColorWhen, WIDTH};
 
@@ -53,44 +54,6 @@ impl<W: Write> TextSink<W> {
 
     fn lines(&mut self, ls: &[Line]) -> io::Result<()> {
         ls.iter().try_for_each(|l| self.line(l))
-    }
-}
-
-/// `HH:MM:SS.micro` (UTC) of a Unix-ns timestamp.
-pub fn clock(time_ns: u64) -> String {
-    let secs = time_ns / 1_000_000_000;
-    let micros = (time_ns % 1_000_000_000) / 1000;
-    let day = secs % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{micros:06}",
-        day / 3600,
-        day % 3600 / 60,
-        day % 60
-    )
-}
-
-/// Bytes with a binary unit: `288 B`, `2.3 KiB`, `4.0 MiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
-/// A duration: `830 ns`, `74.1 µs`, `12.3 ms`.
-pub fn duration(ns: u64) -> String {
-    match ns {
-        0..=999 => format!("{ns} ns"),
-        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        1_000_000..=999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
-        _ => format!("{:.2} s", ns as f64 / 1e9),
     }
 }
 
