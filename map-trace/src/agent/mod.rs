@@ -21,7 +21,6 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use aya::programs::uprobe::UProbeLinkId;
 use map_trace_common::{
     config::{Counter, MapLayout, LAYOUT_TIMED_RESIZES},
     event::Stack,
@@ -43,7 +42,7 @@ use crate::{
     },
     overhead::{self, Family, HitCost},
     plan::{self, PlanError, ProbeSite},
-    probes::{self, Keying, Probes, Scope},
+    probes::{self, Keying, Links, Probes, Scope},
     symbols::symbolize::{ProcessMap, Symbolizer},
     sys,
     target::procfs,
@@ -69,10 +68,10 @@ struct Exe {
     /// Its probes are live (some may be shed or off in a duty cycle); false once detached.
     live: bool,
     /// Attached probes.
-    links: Vec<Link>,
+    links: Links,
     /// Links of shed resize timing, detached at the next budget tick (after the body probes
     /// stopped leaving resizes to them).
-    retiring: Vec<Link>,
+    retiring: Links,
     /// Every probe of the plan, to attach a duty-cycled family again.
     sites: Vec<ProbeSite>,
     /// The layout it was attached with.
@@ -451,46 +450,38 @@ impl Agent {
             id
         });
         let started = Instant::now();
-        let mut links = vec![];
-        let mut result = self
+        let result = self
             .probes
             .set_layout(Scope::Executable(id), plan.layout.offsets)
-            .and_then(|()| self.probes.add_exe_cost(id));
-        if result.is_ok() {
-            for site in &plan.probes {
-                match self.probes.attach(site, &fd_path, Scope::Executable(id)) {
-                    Ok(link) => links.push((Family::of(site.program), site.program, link)),
-                    Err(e) => {
-                        result = Err(e);
-                        break;
+            .and_then(|()| self.probes.add_exe_cost(id))
+            .and_then(|()| {
+                self.probes
+                    .attach_sites(&plan.probes, &fd_path, Scope::Executable(id), || Ok(()))
+            });
+        let links = match result {
+            Ok(links) => links,
+            Err(e) => {
+                self.probes.remove_layout(Scope::Executable(id));
+                self.probes.remove_exe_cost(id);
+                let vanished = !procfs::alive(pid);
+                eprintln!(
+                    "map-trace agent: not tracing pid {pid} ({}): {}",
+                    info.exe_display,
+                    if vanished {
+                        "it exited while probes were attached".to_string()
+                    } else {
+                        classify(&e).message
                     }
-                }
-            }
-        }
-        if let Err(e) = result {
-            for (_, prog, link) in links {
-                self.probes.detach(prog, link);
-            }
-            self.probes.remove_layout(Scope::Executable(id));
-            self.probes.remove_exe_cost(id);
-            let vanished = !procfs::alive(pid);
-            eprintln!(
-                "map-trace agent: not tracing pid {pid} ({}): {}",
-                info.exe_display,
+                );
                 if vanished {
-                    "it exited while probes were attached".to_string()
+                    // Not the file's fault: the next process running it is tried again.
+                    self.count_skip("vanished");
                 } else {
-                    classify(&e).message
+                    self.skip(&info, "attach_failed");
                 }
-            );
-            if vanished {
-                // Not the file's fault: the next process running it is tried again.
-                self.count_skip("vanished");
-            } else {
-                self.skip(&info, "attach_failed");
+                return;
             }
-            return;
-        }
+        };
         if let Some(ts) = exec_ts_ns {
             let now = sys::monotonic_ns();
             self.metrics
@@ -512,7 +503,7 @@ impl Agent {
             load_factor_num: plan.layout.load_factor_num,
             live: true,
             links,
-            retiring: vec![],
+            retiring: Links::default(),
             sites: plan.probes.clone(),
             layout: plan.layout.offsets,
             fd_path,
@@ -526,7 +517,7 @@ impl Agent {
         };
         let families: Vec<Family> = budget::FAMILIES
             .into_iter()
-            .filter(|f| exe.links.iter().any(|l| l.0 == *f))
+            .filter(|f| exe.links.has(*f))
             .collect();
         // Keep the labels of an executable seen before (its series continue).
         let exe = match self.exes.get_mut(&id) {
@@ -623,12 +614,8 @@ impl Agent {
             return;
         }
         exe.live = false;
-        for (_, prog, link) in std::mem::take(&mut exe.links)
-            .into_iter()
-            .chain(std::mem::take(&mut exe.retiring))
-        {
-            self.probes.detach(prog, link);
-        }
+        self.probes.detach_links(std::mem::take(&mut exe.links));
+        self.probes.detach_links(std::mem::take(&mut exe.retiring));
         exe.symbolizer = None;
         exe._file = None;
         exe.site_cache = FxHashMap::default();
@@ -708,9 +695,7 @@ impl Agent {
             };
             // Shed timing's RET probes: the body probes have sent resizes themselves since
             // the last tick, so no call waits for them.
-            for (_, prog, link) in std::mem::take(&mut exe.retiring) {
-                self.probes.detach(prog, link);
-            }
+            self.probes.detach_links(std::mem::take(&mut exe.retiring));
             let cpu = exe.read_cpu();
             let spent = ExeBudget::spent(&cost, &self.hit_cost);
             let Some(b) = exe.budget.as_mut() else {
@@ -737,7 +722,7 @@ impl Agent {
                             eprintln!("map-trace agent: warning: {} : {e:#}", exe.name);
                             continue;
                         }
-                        exe.retiring = take_family(&mut exe.links, Family::TimedResizes);
+                        exe.retiring = exe.links.take_family(Family::TimedResizes);
                         eprintln!(
                             "map-trace agent: {}: shed timed_resizes: its probes took an estimated {share:.1}% of its CPU time (budget {percent}%); resizes are still counted, untimed",
                             exe.name
@@ -747,7 +732,7 @@ impl Agent {
                         self.metrics.budget_sheds.get_or_create(&l).inc();
                     }
                     Action::StartCycling { share, duty } => {
-                        detach_family(&mut self.probes, &mut exe.links, Family::Maps);
+                        self.probes.detach_family(&mut exe.links, Family::Maps);
                         eprintln!(
                             "map-trace agent: {}: sampling maps: its probes took an estimated {share:.1}% of its CPU time (budget {percent}%); attached {:.1}% of the time from now on, counts scaled",
                             exe.name,
@@ -788,7 +773,7 @@ impl Agent {
                 continue;
             };
             if b.maps_on() {
-                detach_family(&mut self.probes, &mut exe.links, Family::Maps);
+                self.probes.detach_family(&mut exe.links, Family::Maps);
                 let keep_cycling = b.switched_off(now, est, cpu);
                 let duty = b.duty();
                 let l = family_labels(exe, Family::Maps);
@@ -803,24 +788,13 @@ impl Agent {
                 self.metrics.probe_duty.get_or_create(&l).set(1.0);
             }
             // Attach the event probes: for a window, or for good when cycling ended.
-            let mut failed = None;
-            for site in exe
-                .sites
-                .iter()
-                .filter(|s| Family::of(s.program) == Family::Maps)
-            {
-                match self
-                    .probes
-                    .attach(site, &exe.fd_path, Scope::Executable(id))
-                {
-                    Ok(link) => exe.links.push((Family::Maps, site.program, link)),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(e) = failed {
+            let attached = self.probes.attach_family(
+                &exe.sites,
+                Family::Maps,
+                &exe.fd_path,
+                Scope::Executable(id),
+            );
+            if let Err(e) = attached.map(|l| exe.links.append(l)) {
                 eprintln!(
                     "map-trace agent: {}: could not attach its probes again: {}",
                     exe.name,
@@ -1009,25 +983,6 @@ impl Agent {
             site: site.to_string(),
             kind: kind.into(),
         })
-    }
-}
-
-/// An attached probe: its family, program and link.
-type Link = (Family, &'static str, UProbeLinkId);
-
-/// Removes one family's links from `links` and returns them.
-fn take_family(links: &mut Vec<Link>, family: Family) -> Vec<Link> {
-    let (gone, kept) = std::mem::take(links)
-        .into_iter()
-        .partition(|l| l.0 == family);
-    *links = kept;
-    gone
-}
-
-/// Detaches one family's links.
-fn detach_family(probes: &mut Probes, links: &mut Vec<Link>, family: Family) {
-    for (_, prog, link) in take_family(links, family) {
-        probes.detach(prog, link);
     }
 }
 

@@ -58,9 +58,9 @@ impl Links {
 }
 
 impl Probes {
-    /// Attaches `sites` to `exe` for `scope`. `before_each` runs before every attach and stops
-    /// it with its error (a target that exited meanwhile); what was attached until then stays
-    /// attached until the object is dropped.
+    /// Attaches `sites` to `exe` for `scope`, all or none: `before_each` runs before every
+    /// attach and stops it with its error (a target that exited meanwhile), and on any error
+    /// what was attached until then is detached again.
     pub fn attach_sites<'a>(
         &mut self,
         sites: impl IntoIterator<Item = &'a ProbeSite>,
@@ -68,17 +68,22 @@ impl Probes {
         scope: Scope,
         mut before_each: impl FnMut() -> Result<()>,
     ) -> Result<Links> {
-        let mut links = vec![];
+        let mut links = Links::default();
         for site in sites {
-            before_each()?;
-            let id = self.attach(site, exe, scope)?;
-            links.push(Link {
-                family: Family::of(site.program),
-                program: site.program,
-                id,
-            });
+            let attached = before_each().and_then(|()| self.attach(site, exe, scope));
+            match attached {
+                Ok(id) => links.0.push(Link {
+                    family: Family::of(site.program),
+                    program: site.program,
+                    id,
+                }),
+                Err(e) => {
+                    self.detach_links(links);
+                    return Err(e);
+                }
+            }
         }
-        Ok(Links(links))
+        Ok(links)
     }
 
     /// Attaches the sites of one `family` of `sites` (a shed family again, or a duty-cycled
