@@ -1,0 +1,252 @@
+//! One ring-buffer record → metrics and `--events` lines: decoding, attribution to the
+//! executable, the process's container and the call site (with the `--max-sites` cap), and
+//! the counts (scaled while duty-cycled).
+
+use super::*;
+use crate::timeline::SwissResize;
+
+impl Agent {
+    /// Handles one ring-buffer record.
+    pub(super) fn record(&mut self, bytes: &[u8]) {
+        match decode(bytes) {
+            Ok(Event::Exec(h)) => {
+                // The announcement precedes the process's own events in the ring, so its
+                // container and load address are known before its first grow is counted.
+                self.excluded.remove(&h.pid);
+                if let Some(p) = self.procs.remove(&h.pid) {
+                    self.forget_pid(p.exe, h.pid);
+                }
+                self.consider(h.pid, Some(h.ts_ns));
+            }
+            Ok(Event::MapGrow(ev)) => {
+                let Some(exe) = self.exes.get(&ev.header.exe) else {
+                    return;
+                };
+                let g = interpret(&ev, exe.load_factor_num, self.offset);
+                let weight = exe.weight();
+                let kind = if g.same_size { "same_size" } else { "double" };
+                if let Some(labels) = self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind) {
+                    self.count(&labels, weight, g.bytes_allocated);
+                    if let Some(sink) = self.events.as_mut() {
+                        let _ = sink.grow(&g);
+                    }
+                }
+            }
+            Ok(Event::Swiss(ev)) => {
+                let Some(r) = interpret_swiss(&ev, self.offset) else {
+                    return;
+                };
+                let Some(weight) = self.exes.get(&ev.header.exe).map(Exe::weight) else {
+                    return;
+                };
+                let Some(kind) = swiss_kind_label(r.kind) else {
+                    return;
+                };
+                let Some(labels) = self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind)
+                else {
+                    return;
+                };
+                self.count(&labels, weight, swiss_new_bytes(&r));
+                if let Some(d) = r.duration_ns {
+                    self.metrics
+                        .grow_duration
+                        .get_or_create(&ExeLabels {
+                            executable: labels.executable.clone(),
+                            go_version: labels.go_version.clone(),
+                            kind: kind.into(),
+                        })
+                        .observe(d as f64 / 1e9);
+                }
+                if let Some(sink) = self.events.as_mut() {
+                    let _ = sink.swiss(&r);
+                }
+            }
+            // The agent does not attach the slice probes.
+            Ok(Event::Slice(_) | Event::Evacuated(_) | Event::EvacuateStep(_)) | Err(_) => {}
+        }
+    }
+
+    /// Counts one growth of `bytes` under `labels`, as `weight` growths when the event probes
+    /// are duty-cycled.
+    pub(super) fn count(&mut self, labels: &SiteLabels, weight: f64, bytes: u64) {
+        let n = self.scaler.add(labels, 1, weight);
+        if n > 0 {
+            self.metrics.grows.get_or_create(labels).inc_by(n);
+        }
+        self.metrics
+            .grow_bytes
+            .get_or_create(labels)
+            .inc_by((bytes as f64 * weight).round() as u64);
+    }
+
+    /// Labels for an event from process `pid` of executable `exe_id`; `None` for a process the
+    /// filters exclude (its file carries probes for another, allowed, process).
+    pub(super) fn labels(
+        &mut self,
+        exe_id: u32,
+        pid: u32,
+        stack: &Stack,
+        kind: &str,
+    ) -> Option<SiteLabels> {
+        if self.excluded.contains(&pid) {
+            return None;
+        }
+        if !self.procs.contains_key(&pid) {
+            // Its exec announcement was lost or predates the agent: look now.
+            // Gone already: it is counted below without container labels (and, for a PIE,
+            // without a site) rather than not at all.
+            if let Some(info) = discover::process(pid) {
+                if self.ids.get(&info.identity) != Some(&exe_id) || !self.filters.allows(&info) {
+                    self.excluded.insert(pid);
+                    return None;
+                }
+                self.add_proc(exe_id, &info);
+            }
+        }
+        let orphan = Proc {
+            exe: exe_id,
+            container: Arc::default(),
+            map: None,
+            map_key: if self
+                .exes
+                .get(&exe_id)
+                .and_then(|e| e.symbolizer.as_ref())
+                .is_some_and(Symbolizer::needs_process_map)
+            {
+                ORPHAN
+            } else {
+                0
+            },
+        };
+        let proc = self.procs.get(&pid).unwrap_or(&orphan);
+        let exe = self.exes.get_mut(&exe_id)?;
+        let max_sites = self.args.max_sites;
+        let site = match exe.site_cache.get(&(proc.map_key, *stack)) {
+            Some(s) => s.clone(),
+            None => {
+                let label: Arc<str> = match exe.symbolizer.as_mut() {
+                    Some(sym) => {
+                        let (frames, site) = sym.stack(stack.frames(), proc.map.as_ref());
+                        match site.map(|i| &frames[i]) {
+                            Some(f) => f.to_string().into(),
+                            None => "unknown".into(),
+                        }
+                    }
+                    None => "unknown".into(),
+                };
+                let label = capped_site_label(&mut exe.site_labels, max_sites, label);
+                // An exited PIE process's stacks could not be symbolized: nothing to cache.
+                if exe.site_cache.len() < 10_000 && proc.map_key != ORPHAN {
+                    exe.site_cache.insert((proc.map_key, *stack), label.clone());
+                }
+                label
+            }
+        };
+        Some(SiteLabels {
+            executable: exe.name.clone(),
+            go_version: exe.go_version.clone(),
+            pod_uid: proc.container.pod_uid.clone(),
+            container_id: proc.container.container_id.clone(),
+            site: site.to_string(),
+            kind: kind.into(),
+        })
+    }
+}
+
+/// The site label of a call site, `label` while fewer than `max` distinct ones were handed out
+/// (they are kept in `seen`), `other` after that: each executable's series stay bounded.
+fn capped_site_label(seen: &mut FxHashSet<Arc<str>>, max: usize, label: Arc<str>) -> Arc<str> {
+    if seen.contains(&label) {
+        label
+    } else if seen.len() < max {
+        seen.insert(label.clone());
+        label
+    } else {
+        "other".into()
+    }
+}
+
+/// The `kind` label of a Swiss resize; `None` for a first allocation, which is not counted.
+fn swiss_kind_label(kind: SwissKind) -> Option<&'static str> {
+    match kind {
+        SwissKind::SmallToTable => Some("small_to_table"),
+        SwissKind::TableGrow => Some("table_grow"),
+        SwissKind::TableSplit => Some("table_split"),
+        SwissKind::SmallAlloc => None,
+    }
+}
+
+/// The bytes a Swiss resize allocated: one table of `capacity_after` slots (two for a split),
+/// each a key, an element and a control byte; 0 when the event's reads failed.
+fn swiss_new_bytes(r: &SwissResize) -> u64 {
+    let tables: u64 = if r.kind == SwissKind::TableSplit {
+        2
+    } else {
+        1
+    };
+    if r.partial {
+        0
+    } else {
+        tables
+            .saturating_mul(r.capacity_after)
+            .saturating_mul(r.key_size.saturating_add(r.elem_size).saturating_add(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use map_trace_common::event::EventKind;
+
+    use super::*;
+    use crate::testkit::records;
+
+    #[test]
+    fn test_site_labels_are_capped_per_executable() {
+        let mut seen = FxHashSet::default();
+        let l = |s: &str| -> Arc<str> { s.into() };
+        assert_eq!(
+            &*capped_site_label(&mut seen, 2, l("main.a (a.go:1)")),
+            "main.a (a.go:1)"
+        );
+        assert_eq!(
+            &*capped_site_label(&mut seen, 2, l("main.b (b.go:2)")),
+            "main.b (b.go:2)"
+        );
+        // A third distinct site is "other"; the first two keep their labels.
+        assert_eq!(
+            &*capped_site_label(&mut seen, 2, l("main.c (c.go:3)")),
+            "other"
+        );
+        assert_eq!(
+            &*capped_site_label(&mut seen, 2, l("main.a (a.go:1)")),
+            "main.a (a.go:1)"
+        );
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            &*capped_site_label(&mut FxHashSet::default(), 0, l("x")),
+            "other"
+        );
+    }
+
+    #[test]
+    fn test_swiss_resizes_count_their_new_tables() {
+        let resize = |kind, cap| {
+            interpret_swiss(&records::swiss(kind, 0xc000, cap, 1, 2), 0).expect("a resize")
+        };
+        // A grow doubles one table: 256 slots of 8 + 8 + 1 bytes.
+        let g = resize(EventKind::MapTableGrow, 128);
+        assert_eq!(swiss_kind_label(g.kind), Some("table_grow"));
+        assert_eq!(swiss_new_bytes(&g), 256 * 17);
+        // A split makes two tables of the same capacity.
+        let s = resize(EventKind::MapTableSplit, 1024);
+        assert_eq!(swiss_kind_label(s.kind), Some("table_split"));
+        assert_eq!(swiss_new_bytes(&s), 2 * 1024 * 17);
+        // Failed reads: counted, without bytes.
+        let mut ev = records::swiss(EventKind::MapTableGrow, 0xc000, 128, 1, 1);
+        ev.read_error = 1;
+        let p = interpret_swiss(&ev, 0).expect("a resize");
+        assert!(p.partial);
+        assert_eq!(swiss_new_bytes(&p), 0);
+        assert_eq!(swiss_kind_label(SwissKind::SmallAlloc), None);
+    }
+}
