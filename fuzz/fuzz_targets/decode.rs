@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         lost: 1,
         probe_hits: vec![],
         read_errors: 0,
-        reason: "signal",
+        reason: map_trace::output::StopReason::Signal,
         exit_status: None,
         overhead: Default::default(),
     });

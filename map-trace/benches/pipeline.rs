@@ -124,7 +124,7 @@ fn run(n: usize, maps: u64, stages: Stages) -> (f64, usize) {
         lost: 0,
         probe_hits: vec![],
         read_errors: 0,
-        reason: "signal",
+        reason: map_trace::output::StopReason::Signal,
         exit_status: None,
         overhead: Default::default(),
     })

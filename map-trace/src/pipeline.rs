@@ -73,7 +73,7 @@ pub struct Ending {
     /// Failed reads of target memory.
     pub read_errors: u64,
     /// `target_exited`, `signal` or `duration`.
-    pub reason: &'static str,
+    pub reason: crate::output::StopReason,
     /// The launched child's exit code, or its signal as 128+N.
     pub exit_status: Option<i32>,
     /// What the probes cost.
@@ -389,7 +389,7 @@ mod tests {
             lost: 0,
             probe_hits: vec![],
             read_errors: 0,
-            reason: "target_exited",
+            reason: crate::output::StopReason::TargetExited,
             exit_status: None,
             overhead: Overhead::default(),
         })

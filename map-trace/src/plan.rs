@@ -93,6 +93,10 @@ pub enum VersionSource {
 }
 
 impl VersionSource {
+    /// Every source, for parsing names.
+    pub const ALL: [VersionSource; 2] =
+        [VersionSource::BuildInfo, VersionSource::RuntimeBuildVersion];
+
     /// The name in the JSON `start` record's `go_version_source`.
     pub fn name(self) -> &'static str {
         match self {

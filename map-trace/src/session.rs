@@ -20,7 +20,7 @@ use crate::{
     events::reader::BlockingReader,
     golayout::MapImpl,
     launch,
-    output::{self, Sink, StartInfo},
+    output::{self, Sink, StartInfo, StopReason},
     overhead::{self, governor::Governor, HitCost},
     pipeline::{Ending, Pipeline, Settings},
     plan::{self, Plan},
@@ -214,9 +214,9 @@ async fn stream(
         pid,
         exe: target.display.clone(),
         go_version: plan.go_version.raw.clone(),
-        go_version_source: plan.go_version_source.name(),
-        map_impl: plan.layout.map_impl.name(),
-        arch: plan.arch.goarch(),
+        go_version_source: plan.go_version_source,
+        map_impl: plan.layout.map_impl,
+        arch: plan.arch,
         probes: plan.probes.clone(),
         launched,
     };
@@ -358,9 +358,9 @@ async fn stream(
     };
     timing::mark("drop probes");
     let (reason, exit_status) = match stop {
-        Stop::TargetExited(code) => ("target_exited", code),
-        Stop::Signal => ("signal", None),
-        Stop::Duration => ("duration", None),
+        Stop::TargetExited(code) => (StopReason::TargetExited, code),
+        Stop::Signal => (StopReason::Signal, None),
+        Stop::Duration => (StopReason::Duration, None),
     };
     if lost > 0 {
         eprintln!(

@@ -50,6 +50,9 @@ pub enum MapImpl {
 }
 
 impl MapImpl {
+    /// Every implementation, for parsing names.
+    pub const ALL: [MapImpl; 2] = [MapImpl::Classic, MapImpl::Swiss];
+
     /// Name used in outputs.
     pub fn name(self) -> &'static str {
         match self {

@@ -250,9 +250,9 @@ impl<W: Write + Send> Sink for JsonSink<W> {
             "pid": s.pid,
             "exe": s.exe,
             "go_version": s.go_version,
-            "go_version_source": s.go_version_source,
-            "map_impl": s.map_impl,
-            "arch": s.arch,
+            "go_version_source": s.go_version_source.name(),
+            "map_impl": s.map_impl.name(),
+            "arch": s.arch.goarch(),
             "launched": s.launched,
             "probes": probes,
             "map_trace_version": env!("CARGO_PKG_VERSION"),
@@ -360,7 +360,7 @@ impl<W: Write + Send> Sink for JsonSink<W> {
             overhead: overhead_json(&e.overhead),
             probe_hits: hits,
             read_errors: e.read_errors,
-            reason: e.reason,
+            reason: e.reason.name(),
             runtime_events_hidden: e.runtime_events_hidden,
             sampled: e.sampled.map(|s| {
                 json!({

@@ -15,6 +15,35 @@ pub use format::hex;
 use crate::overhead::{Detached, Overhead};
 use crate::timeline::{EvacuateStep, Evacuated, Grow, MapSummary, SliceGrow, SwissResize};
 
+/// Why tracing stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The traced process exited.
+    TargetExited,
+    /// map-trace got SIGINT, SIGTERM, SIGHUP or SIGQUIT.
+    Signal,
+    /// `--duration` ran out.
+    Duration,
+}
+
+impl StopReason {
+    /// Every reason, for parsing names.
+    pub const ALL: [StopReason; 3] = [
+        StopReason::TargetExited,
+        StopReason::Signal,
+        StopReason::Duration,
+    ];
+
+    /// The name in outputs and recordings.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::TargetExited => "target_exited",
+            StopReason::Signal => "signal",
+            StopReason::Duration => "duration",
+        }
+    }
+}
+
 /// What is known when tracing starts.
 #[derive(Clone, Debug)]
 pub struct StartInfo {
@@ -26,13 +55,13 @@ pub struct StartInfo {
     pub exe: String,
     /// Go version string from the binary.
     pub go_version: String,
-    /// Where it was read: `buildinfo` (`.go.buildinfo`) or `runtime.buildVersion` (the
-    /// section was removed; see `plan::VersionSource`).
-    pub go_version_source: &'static str,
-    /// `classic` (hash buckets) or `swiss` (Swiss tables).
-    pub map_impl: &'static str,
-    /// `amd64` / `arm64`.
-    pub arch: &'static str,
+    /// Where it was read: `.go.buildinfo`, or `runtime.buildVersion` when the section was
+    /// removed.
+    pub go_version_source: crate::plan::VersionSource,
+    /// Hash buckets or Swiss tables.
+    pub map_impl: crate::golayout::MapImpl,
+    /// The executable's architecture.
+    pub arch: crate::symbols::elf::Arch,
     /// The probes attached.
     pub probes: Vec<crate::plan::ProbeSite>,
     /// Launched by map-trace (`-- COMMAND`) rather than attached by pid.
@@ -54,8 +83,8 @@ pub struct EndInfo {
     pub probe_hits: Vec<(String, u64)>,
     /// Failed reads of target memory (events with partial fields).
     pub read_errors: u64,
-    /// Why tracing stopped: `target_exited`, `signal`, `duration`.
-    pub reason: &'static str,
+    /// Why tracing stopped.
+    pub reason: StopReason,
     /// The launched child's exit code, or its signal as 128+N.
     pub exit_status: Option<i32>,
     /// Events of maps the Go runtime grew itself, not reported (no `--runtime-maps`).

@@ -171,7 +171,7 @@ impl<W: Write + Send> Sink for PerfettoSink<W> {
         let pid = self.pid;
         self.event(&json!({
             "ph": "M", "name": "process_name", "pid": pid,
-            "args": { "name": format!("{} ({}, {} maps)", s.exe, s.go_version, s.map_impl) },
+            "args": { "name": format!("{} ({}, {} maps)", s.exe, s.go_version, s.map_impl.name()) },
         }))
     }
 
@@ -334,9 +334,9 @@ mod tests {
                 pid: 7,
                 exe: "/app".into(),
                 go_version: "go1.26.6".into(),
-                go_version_source: "buildinfo",
-                map_impl: "swiss",
-                arch: "amd64",
+                go_version_source: crate::plan::VersionSource::BuildInfo,
+                map_impl: crate::golayout::MapImpl::Swiss,
+                arch: crate::symbols::elf::Arch::X86_64,
                 probes: vec![],
                 launched: true,
             })
@@ -383,7 +383,7 @@ mod tests {
                 undecodable: 0,
                 probe_hits: vec![],
                 read_errors: 0,
-                reason: "target_exited",
+                reason: crate::output::StopReason::TargetExited,
                 exit_status: None,
                 runtime_events_hidden: 0,
                 load_factor_num: 13,

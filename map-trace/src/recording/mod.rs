@@ -50,9 +50,9 @@ mod tests {
             pid: 7,
             exe: "/app".into(),
             go_version: "go1.23.9".into(),
-            go_version_source: "runtime.buildVersion",
-            map_impl: "classic",
-            arch: "amd64",
+            go_version_source: crate::plan::VersionSource::RuntimeBuildVersion,
+            map_impl: crate::golayout::MapImpl::Classic,
+            arch: crate::symbols::elf::Arch::X86_64,
             probes: vec![ProbeSite {
                 program: "hmap_hash_grow",
                 function: "runtime.hashGrow",
@@ -82,7 +82,7 @@ mod tests {
             lost: 2,
             probe_hits: vec![("runtime.hashGrow".into(), 5)],
             read_errors: 1,
-            reason: "signal",
+            reason: crate::output::StopReason::Signal,
             exit_status: None,
             overhead: Overhead {
                 sampling: Some(Sampling {

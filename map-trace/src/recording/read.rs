@@ -11,10 +11,13 @@ use map_trace_common::event::{Stack, STACK_FRAMES};
 use rustc_hash::FxHashMap;
 
 use crate::{
-    output::{Sink, StartInfo},
+    golayout::MapImpl,
+    output::{Sink, StartInfo, StopReason},
     overhead::{Detached, Family, FamilyCost, HitCost, Overhead, Sampling},
     pipeline::{Ending, Pipeline, Resolve},
     plan::ProbeSite,
+    plan::VersionSource,
+    symbols::elf::Arch,
     timeline::Origin,
 };
 
@@ -79,8 +82,9 @@ impl ReplayError {
     }
 }
 
-/// The `'static` string equal to `s`: the outputs' start and summary types hold `&'static str`
-/// (names that are literals in a live run). Each distinct string is leaked once.
+/// The `'static` string equal to `s`, for a recorded probe's program and function names
+/// (`plan::ProbeSite` holds the literals a live run plans with). Each distinct string is leaked
+/// once.
 fn intern(s: &str) -> &'static str {
     static TABLE: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
     let mut t = TABLE
@@ -94,12 +98,17 @@ fn intern(s: &str) -> &'static str {
     k
 }
 
-fn one_of(what: &str, v: &str, allowed: &[&'static str]) -> Result<&'static str, String> {
-    allowed
-        .iter()
-        .find(|a| **a == v)
-        .copied()
-        .ok_or_else(|| format!("{what} {v:?} is not one of {}", allowed.join(", ")))
+/// The value of `all` whose name is `v`, or a line saying which names are allowed.
+fn one_of<T: Copy>(
+    what: &str,
+    v: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, String> {
+    all.iter().copied().find(|a| name(*a) == v).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|a| name(*a)).collect();
+        format!("{what} {v:?} is not one of {}", names.join(", "))
+    })
 }
 
 fn family(name: &str) -> Result<Family, String> {
@@ -133,10 +142,11 @@ fn start_info(s: Start) -> Result<StartInfo, String> {
         go_version_source: one_of(
             "go_version_source",
             s.go_version_source.as_deref().unwrap_or("buildinfo"),
-            &["buildinfo", "runtime.buildVersion"],
+            &VersionSource::ALL,
+            VersionSource::name,
         )?,
-        map_impl: one_of("map_impl", &s.map_impl, &["classic", "swiss"])?,
-        arch: one_of("arch", &s.arch, &["amd64", "arm64"])?,
+        map_impl: one_of("map_impl", &s.map_impl, &MapImpl::ALL, MapImpl::name)?,
+        arch: one_of("arch", &s.arch, &Arch::ALL, Arch::goarch)?,
         probes: s
             .probes
             .into_iter()
@@ -159,11 +169,7 @@ pub(super) fn ending(e: End) -> Result<Ending, String> {
         lost: e.lost,
         probe_hits: e.probe_hits,
         read_errors: e.read_errors,
-        reason: one_of(
-            "reason",
-            &e.reason,
-            &["target_exited", "signal", "duration"],
-        )?,
+        reason: one_of("reason", &e.reason, &StopReason::ALL, StopReason::name)?,
         exit_status: e.exit_status,
         overhead: Overhead {
             hit_cost: HitCost {

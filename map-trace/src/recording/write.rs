@@ -54,9 +54,9 @@ impl<W: Write> RecordWriter<W> {
                 pid: start.pid,
                 exe: start.exe.clone(),
                 go_version: start.go_version.clone(),
-                go_version_source: Some(start.go_version_source.to_string()),
-                map_impl: start.map_impl.to_string(),
-                arch: start.arch.to_string(),
+                go_version_source: Some(start.go_version_source.name().to_string()),
+                map_impl: start.map_impl.name().to_string(),
+                arch: start.arch.goarch().to_string(),
                 launched: start.launched,
                 probes: start
                     .probes
@@ -138,7 +138,7 @@ impl<W: Write> RecordWriter<W> {
         let o = &e.overhead;
         self.line(&Line::End(End {
             time_ns: e.time_ns,
-            reason: e.reason.to_string(),
+            reason: e.reason.name().to_string(),
             exit_status: e.exit_status,
             lost: e.lost,
             read_errors: e.read_errors,

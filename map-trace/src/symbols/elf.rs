@@ -58,6 +58,9 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// Every architecture, for parsing names.
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
+
     /// The architecture map-trace itself was built for.
     pub fn host() -> Self {
         if cfg!(target_arch = "aarch64") {

@@ -6,7 +6,9 @@
 
 pub mod records;
 mod resolver;
+mod run;
 mod sinks;
 
 pub use resolver::FakeResolver;
+pub use run::start_info;
 pub use sinks::{Calls, Capture, Discard};

@@ -11,12 +11,14 @@
 use std::collections::HashSet;
 
 use map_trace::{
-    output::StartInfo,
+    golayout::MapImpl,
+    output::{StartInfo, StopReason},
     overhead::{Family, FamilyCost, HitCost, Overhead},
     pipeline::{Ending, Settings},
     plan::ProbeSite,
     recording::RecordWriter,
     symbols::{pclntab::SourcePos, symbolize::is_runtime},
+    testkit,
     timeline::Origin,
 };
 use map_trace_common::event::{
@@ -193,17 +195,14 @@ fn classic_probes() -> Vec<ProbeSite> {
     ]
 }
 
-fn start(go_version: &str, map_impl: &'static str, launched: bool) -> StartInfo {
+fn start(go_version: &str, map_impl: MapImpl, launched: bool) -> StartInfo {
     StartInfo {
         time_ns: EPOCH_2026 - 2_000_000,
         pid: PID,
         exe: "/srv/app/bin/app".into(),
         go_version: go_version.into(),
-        go_version_source: "buildinfo",
-        map_impl,
-        arch: "amd64",
-        probes: vec![],
         launched,
+        ..testkit::start_info(map_impl)
     }
 }
 
@@ -245,7 +244,7 @@ fn overhead(families: &[(Family, u64)], detached: Option<(u64, f64)>) -> Overhea
     }
 }
 
-fn ending(us: u64, reason: &'static str, exit_status: Option<i32>) -> Ending {
+fn ending(us: u64, reason: StopReason, exit_status: Option<i32>) -> Ending {
     Ending {
         time_ns: unix(us),
         lost: 0,
@@ -403,7 +402,7 @@ impl Rec {
 /// Ring-buffer drops: `lost: 3` in the end line, and records missing from the middle of a map's
 /// sequence (the 4 → 8 grow and its end; the end of the 8 → 16 growth).
 pub fn drops() -> Vec<u8> {
-    let mut s = start("go1.23.9", "classic", true);
+    let mut s = start("go1.23.9", MapImpl::Classic, true);
     s.probes = classic_probes();
     let mut r = Rec::new(&s, &settings());
     let a = 0xc0_0001_0000;
@@ -419,7 +418,7 @@ pub fn drops() -> Vec<u8> {
     let b = 0xc0_0001_2000;
     r.grow(1200, 1, b, T_STR, PC_LOAD, 0, 8);
     r.evacuated(1250, 1, b, 1, 9);
-    let mut e = ending(2000, "target_exited", Some(0));
+    let mut e = ending(2000, StopReason::TargetExited, Some(0));
     e.lost = 3;
     e.probe_hits = vec![
         ("runtime.hashGrow".into(), 6),
@@ -434,7 +433,7 @@ pub fn drops() -> Vec<u8> {
 /// slot), a map shared by two goroutines that split its tables, and a new small map at the
 /// address of one that died.
 pub fn goroutines() -> Vec<u8> {
-    let mut s = start("go1.26.6", "swiss", true);
+    let mut s = start("go1.26.6", MapImpl::Swiss, true);
     s.probes = vec![
         probe(
             "swiss_grow_to_table",
@@ -693,7 +692,7 @@ pub fn goroutines() -> Vec<u8> {
         0,
         8_000,
     );
-    let mut e = ending(1000, "target_exited", Some(0));
+    let mut e = ending(1000, StopReason::TargetExited, Some(0));
     e.probe_hits = vec![
         ("maps.(*Map).growToSmall".into(), 0),
         ("maps.(*Map).growToTable".into(), 5),
@@ -708,7 +707,7 @@ pub fn goroutines() -> Vec<u8> {
 /// with another type (already larger than the first), then a smaller one of the same site and
 /// type as the second, then one of the same site and size but another type.
 pub fn address_reuse() -> Vec<u8> {
-    let mut s = start("go1.23.9", "classic", true);
+    let mut s = start("go1.23.9", MapImpl::Classic, true);
     s.probes = classic_probes();
     let mut r = Rec::new(&s, &settings());
     let a = 0xc0_0002_0000;
@@ -731,7 +730,7 @@ pub fn address_reuse() -> Vec<u8> {
     // 4: same site, and 2 buckets as 3 ended, but another type.
     r.grow(1000, 1, a, T_PTR, PC_LOAD, 1, 13);
     r.evacuated(1010, 1, a, 2, 14);
-    let mut e = ending(1500, "target_exited", Some(0));
+    let mut e = ending(1500, StopReason::TargetExited, Some(0));
     e.probe_hits = vec![
         ("runtime.hashGrow".into(), 7),
         ("runtime.advanceEvacuationMark (growth finished)".into(), 7),
@@ -745,7 +744,7 @@ pub fn address_reuse() -> Vec<u8> {
 /// hidden, a map still growing when tracing stopped (by a signal), and a map whose stack did
 /// not symbolize.
 pub fn unseen_end() -> Vec<u8> {
-    let mut s = start("go1.22.10", "classic", false);
+    let mut s = start("go1.22.10", MapImpl::Classic, false);
     s.probes = classic_probes();
     s.probes.push(probe(
         "hmap_evacuate",
@@ -783,7 +782,7 @@ pub fn unseen_end() -> Vec<u8> {
     r.grow(70, 4, m, T_INT, PC_FILL, 3, 52);
     r.step(71, 4, m, 0, 420);
     // SIGINT: m's growth to 16 buckets is still in progress.
-    let mut e = ending(300, "signal", None);
+    let mut e = ending(300, StopReason::Signal, None);
     e.probe_hits = vec![
         ("runtime.hashGrow".into(), 4),
         ("runtime.advanceEvacuationMark (growth finished)".into(), 4),
@@ -804,7 +803,7 @@ pub fn unseen_end() -> Vec<u8> {
 /// Go 1.21 (load factor 6, `load_factor_num` 12) without a finishing probe: growth ends are
 /// inferred from each map's next grow; same-size grows; the trace stopped by `--duration`.
 pub fn inferred_ends() -> Vec<u8> {
-    let mut s = start("go1.21.13", "classic", false);
+    let mut s = start("go1.21.13", MapImpl::Classic, false);
     s.probes = vec![probe("hmap_hash_grow", "runtime.hashGrow", 0x40_cb0a, 10)];
     let settings = Settings {
         load_factor_num: 12,
@@ -821,7 +820,7 @@ pub fn inferred_ends() -> Vec<u8> {
     r.grow(100, 3, b, T_PTR, PC_CACHE, 3, 20);
     r.grow(170, 1, a, T_INT, PC_FILL, 3, 48);
     r.grow(300, 3, b, T_PTR, PC_CACHE, 3, 30);
-    let mut e = ending(5000, "duration", None);
+    let mut e = ending(5000, StopReason::Duration, None);
     e.probe_hits = vec![("runtime.hashGrow".into(), 6)];
     e.overhead = overhead(&[(Family::Maps, 6)], None);
     r.end(&e, 0, 6)
@@ -831,7 +830,7 @@ pub fn inferred_ends() -> Vec<u8> {
 /// another process and an exec record (both ignored), a partial grow, slices below and above
 /// `--min-bytes 1024`, and `--max-overhead 5` detaching `--slices` midway.
 pub fn undecodable() -> Vec<u8> {
-    let mut s = start("go1.23.9", "classic", true);
+    let mut s = start("go1.23.9", MapImpl::Classic, true);
     s.probes = classic_probes();
     s.probes
         .push(probe("slice_grow", "runtime.growslice", 0x46_770a, 10));
@@ -908,7 +907,7 @@ pub fn undecodable() -> Vec<u8> {
     .unwrap();
     r.grow(200, 1, a, T_INT, PC_FILL, 1, 13);
     r.evacuated(230, 1, a, 2, 14);
-    let mut e = ending(400, "target_exited", Some(3));
+    let mut e = ending(400, StopReason::TargetExited, Some(3));
     e.read_errors = 1;
     e.probe_hits = vec![
         ("runtime.hashGrow".into(), 3),

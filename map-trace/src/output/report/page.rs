@@ -8,9 +8,10 @@ use super::{
     esc, ReportSink, SliceKey, SliceSite, MAX_CHARTS, MAX_SITE_ROWS, MAX_SLICE_SITES,
 };
 use crate::{
+    golayout::MapImpl,
     output::{
         format::{bytes, duration, utc},
-        EndInfo,
+        EndInfo, StopReason,
     },
     symbols::pclntab::SourcePos,
     timeline::{
@@ -68,12 +69,11 @@ impl ReportSink {
             row(
                 "Map implementation",
                 match s.map_impl {
-                    "swiss" => "swiss (Swiss tables)",
-                    "classic" => "classic (hash buckets)",
-                    other => other,
+                    MapImpl::Swiss => "swiss (Swiss tables)",
+                    MapImpl::Classic => "classic (hash buckets)",
                 },
             );
-            row("Architecture", &esc(s.arch));
+            row("Architecture", &esc(s.arch.goarch()));
             row(
                 "Process",
                 &format!(
@@ -91,10 +91,9 @@ impl ReportSink {
         row("Trace end", &utc(e.time_ns));
         row("Traced for", &duration(e.time_ns.saturating_sub(start_ns)));
         let reason = match e.reason {
-            "target_exited" => "the target exited",
-            "signal" => "a signal",
-            "duration" => "--duration elapsed",
-            other => other,
+            StopReason::TargetExited => "the target exited",
+            StopReason::Signal => "a signal",
+            StopReason::Duration => "--duration elapsed",
         };
         let stopped = match e.exit_status {
             Some(c) => format!("{reason} (exit status {c})"),

@@ -1,6 +1,7 @@
 //! The report sink end to end: a timeline in, the page's structure out.
 
 use super::*;
+use crate::golayout::MapImpl;
 use crate::{
     plan::ProbeSite,
     timeline::history::MAX_POINTS_PER_MAP,
@@ -106,15 +107,11 @@ fn swiss(kind: SwissKind, map: u64, at_us: u64, cap: (u64, u64), dir: u64) -> Sw
     }
 }
 
-fn start_info(map_impl: &'static str, ends_probed: bool) -> StartInfo {
+fn start_info(map_impl: MapImpl, ends_probed: bool) -> StartInfo {
     StartInfo {
         time_ns: T0,
         pid: 42,
         exe: "/srv/app <prod> & \"x\"".into(),
-        go_version: "go1.23.9".into(),
-        go_version_source: "buildinfo",
-        map_impl,
-        arch: "amd64",
         probes: if ends_probed {
             vec![ProbeSite {
                 program: "hmap_evacuated_0",
@@ -127,6 +124,7 @@ fn start_info(map_impl: &'static str, ends_probed: bool) -> StartInfo {
             vec![]
         },
         launched: true,
+        ..crate::testkit::start_info(map_impl)
     }
 }
 
@@ -139,7 +137,7 @@ fn end_info(maps: Vec<MapSummary>, events: u64) -> EndInfo {
         undecodable: 0,
         probe_hits: vec![("runtime.hashGrow".into(), events)],
         read_errors: 0,
-        reason: "target_exited",
+        reason: crate::output::StopReason::TargetExited,
         exit_status: Some(0),
         runtime_events_hidden: 0,
         load_factor_num: 13,
@@ -160,7 +158,7 @@ fn out_path(name: &str) -> PathBuf {
 fn classic_page(name: &str, evs: &[(Grow, Option<Evacuated>)], probed: bool) -> String {
     let path = out_path(name);
     let mut sink = ReportSink::create(&path).unwrap();
-    sink.start(&start_info("classic", probed)).unwrap();
+    sink.start(&start_info(MapImpl::Classic, probed)).unwrap();
     let mut t = Timeline::new();
     for (g, e) in evs {
         t.push(g);
@@ -300,7 +298,7 @@ fn test_report_inferred_and_unseen_ends() {
     let mut t = Timeline::inferring_ends();
     let path = out_path("inferred.html");
     let mut sink = ReportSink::create(&path).unwrap();
-    sink.start(&start_info("classic", false)).unwrap();
+    sink.start(&start_info(MapImpl::Classic, false)).unwrap();
     for g in &gs {
         if let Some(e) = t.push(g) {
             sink.evacuated(&e).unwrap();
@@ -325,7 +323,7 @@ fn test_report_inferred_and_unseen_ends() {
 fn test_report_swiss_structure() {
     let path = out_path("swiss.html");
     let mut sink = ReportSink::create(&path).unwrap();
-    sink.start(&start_info("swiss", false)).unwrap();
+    sink.start(&start_info(MapImpl::Swiss, false)).unwrap();
     let mut t = Timeline::new();
     let mut evs = vec![swiss(SwissKind::SmallToTable, 0xc0, 0, (8, 16), 0)];
     for (i, cap) in [16u64, 32, 64, 128, 256, 512].into_iter().enumerate() {
@@ -365,7 +363,7 @@ fn test_report_swiss_structure() {
 fn test_report_caps_and_omitted_maps() {
     let path = out_path("caps.html");
     let mut sink = ReportSink::create(&path).unwrap();
-    sink.start(&start_info("classic", true)).unwrap();
+    sink.start(&start_info(MapImpl::Classic, true)).unwrap();
     let mut t = Timeline::new();
     // MAX_CHARTS + 5 maps of one grow, and one map of many same-size grows.
     for i in 0..(MAX_CHARTS as u64 + 5) {
@@ -416,7 +414,7 @@ fn test_report_follows_timeline_map_identity() {
 fn test_report_slices_section() {
     let path = out_path("slices.html");
     let mut sink = ReportSink::create(&path).unwrap();
-    sink.start(&start_info("classic", true)).unwrap();
+    sink.start(&start_info(MapImpl::Classic, true)).unwrap();
     for cap in [1u64, 2, 4, 8] {
         sink.slice(&SliceGrow {
             time_ns: T0 + cap,

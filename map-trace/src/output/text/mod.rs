@@ -59,7 +59,12 @@ impl<W: Write> TextSink<W> {
 
 /// The first line: what is traced, and a legend of the live lines' columns.
 fn start_lines(s: &StartInfo) -> Vec<Line> {
-    let tail = format!(" ({}, {} maps, {})", s.go_version, s.map_impl, s.arch);
+    let tail = format!(
+        " ({}, {} maps, {})",
+        s.go_version,
+        s.map_impl.name(),
+        s.arch.goarch()
+    );
     let head = format!("# tracing pid {} ", s.pid);
     let room = WIDTH.saturating_sub(style::width(&head) + style::width(&tail));
     let mut first = Line::new();
@@ -71,7 +76,7 @@ fn start_lines(s: &StartInfo) -> Vec<Line> {
     let mut legend = Line::new();
     legend.push(
         Style::Dim,
-        if s.map_impl == "swiss" {
+        if s.map_impl == crate::golayout::MapImpl::Swiss {
             "# TIME(UTC) gGOROUTINE MAP table|grow|split|new SLOTS len ENTRIES TOOK SITE"
         } else {
             "# TIME(UTC) gGOROUTINE MAP grow|same-size BUCKETS len ENTRIES ALLOC SITE"

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{style::width, TextSink, WIDTH};
+use crate::golayout::MapImpl;
 use crate::{
     output::{EndInfo, Sink, StartInfo},
     overhead::{Detached, Family, FamilyCost, HitCost, Overhead},
@@ -72,18 +73,14 @@ struct Trace {
 }
 
 impl Trace {
-    fn new(color: bool, map_impl: &'static str) -> Self {
+    fn new(color: bool, map_impl: MapImpl) -> Self {
         let mut sink = TextSink::new(vec![]).color(color);
         sink.start(&StartInfo {
             time_ns: T0,
             pid: u32::MAX,
             exe: format!("/very/long/path/{}/binary", "deep/".repeat(20)),
-            go_version: "go1.23.9".into(),
-            go_version_source: "buildinfo",
-            map_impl,
-            arch: "amd64",
-            probes: vec![],
             launched: true,
+            ..crate::testkit::start_info(map_impl)
         })
         .unwrap();
         Self {
@@ -135,7 +132,7 @@ impl Trace {
                     ("return probes".into(), u64::MAX),
                 ],
                 read_errors: 0,
-                reason: "target_exited",
+                reason: crate::output::StopReason::TargetExited,
                 exit_status: Some(255),
                 runtime_events_hidden: u64::MAX,
                 load_factor_num: 13,
@@ -221,7 +218,7 @@ fn evac(map: u64, t: u64, buckets: u64, end: EvacuationEnd) -> Evacuated {
 /// A classic trace: several maps from every site and type, growths ended by the probe, by the
 /// next grow, and one still open; huge numbers at the end.
 fn classic(color: bool) -> String {
-    let mut tr = Trace::new(color, "classic");
+    let mut tr = Trace::new(color, MapImpl::Classic);
     let sites = sites();
     let types = types();
     let mut map = 0xc0_0000_0000_u64;
@@ -275,7 +272,7 @@ fn classic(color: bool) -> String {
 }
 
 fn swiss_trace(color: bool) -> String {
-    let mut tr = Trace::new(color, "swiss");
+    let mut tr = Trace::new(color, MapImpl::Swiss);
     let sites = sites();
     let types = types();
     for (i, (site, ty)) in sites.iter().zip(types.iter().cycle()).enumerate() {
