@@ -44,6 +44,49 @@ pub struct Trace {
     pub outputs: Outputs,
 }
 
+/// `map-trace agent`.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    /// Where `/metrics` is served.
+    pub metrics_addr: std::net::SocketAddr,
+    /// `--events FILE` (`-`: standard output).
+    pub events: Option<PathBuf>,
+    /// Which processes may be traced.
+    pub filters: crate::agent::discover::Filters,
+    /// Most executables traced at once.
+    pub max_executables: usize,
+    /// Distinct site labels per executable.
+    pub max_sites: usize,
+    /// Between full /proc rescans (at least 1 s).
+    pub rescan: Duration,
+    /// The ring buffer, in bytes.
+    pub ring_bytes: u32,
+    /// The per-executable budget in percent; `None` when off.
+    pub budget: Option<f64>,
+}
+
+impl Agent {
+    /// Resolves the agent's flags.
+    pub fn from_args(a: cli::AgentArgs) -> Self {
+        Self {
+            metrics_addr: a.metrics_addr,
+            budget: a.budget(),
+            ring_bytes: crate::probes::ring_buffer_bytes(a.ring_buffer_size),
+            rescan: Duration::from_secs(a.rescan_interval.max(1)),
+            max_executables: a.max_executables,
+            max_sites: a.max_sites,
+            events: a.events,
+            filters: crate::agent::discover::Filters {
+                include: a.include,
+                exclude: a.exclude,
+                cgroups: a.cgroup,
+                exclude_cgroups: a.exclude_cgroup,
+                containers: a.container,
+            },
+        }
+    }
+}
+
 /// `map-trace replay FILE`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replay {

@@ -16,7 +16,7 @@ use map_trace::{
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.mode {
-        Some(Mode::Agent(a)) => agent::run(a),
+        Some(Mode::Agent(a)) => agent::run(config::Agent::from_args(a)),
         Some(Mode::Replay(r)) => replay::run(config::Replay::from_args(r)),
         None => config::Trace::from_args(cli.trace)
             .map_err(Into::into)

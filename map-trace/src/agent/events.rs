@@ -120,7 +120,7 @@ impl Agent {
         };
         let proc = self.procs.get(&pid).unwrap_or(&orphan);
         let exe = self.exes.get_mut(&exe_id)?;
-        let max_sites = self.args.max_sites;
+        let max_sites = self.cfg.max_sites;
         let site = match exe.site_cache.get(&(proc.map_key, *stack)) {
             Some(s) => s.clone(),
             None => {

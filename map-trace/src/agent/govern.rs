@@ -29,7 +29,7 @@ impl Agent {
             };
             let actions = b.check(&spent, cpu, now);
             let share = b.last_share;
-            let percent = self.args.max_overhead;
+            let percent = self.cfg.budget.unwrap_or(0.0);
             if let Some(share) = share {
                 self.metrics
                     .probe_overhead

@@ -32,7 +32,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
-    cli::AgentArgs,
+    config,
     error::{classify, Fail},
     events::{
         decode::{decode, Event},
@@ -45,7 +45,7 @@ use crate::{
     },
     overhead::{self, Family, HitCost},
     plan::{self, PlanError, ProbeSite},
-    probes::{self, Keying, Links, Probes, Scope},
+    probes::{Keying, Links, Probes, Scope},
     symbols::symbolize::{ProcessMap, Symbolizer},
     sys,
     target::procfs,
@@ -128,7 +128,7 @@ enum Skip {
 }
 
 struct Agent {
-    args: AgentArgs,
+    cfg: config::Agent,
     filters: Filters,
     probes: Probes,
     metrics: Arc<Metrics>,
@@ -158,7 +158,7 @@ struct Agent {
 }
 
 /// Runs the agent until SIGTERM/SIGINT; returns the exit code.
-pub fn run(args: AgentArgs) -> Result<u8> {
+pub fn run(cfg: config::Agent) -> Result<u8> {
     crate::kernel::preflight()?;
     if crate::kernel::release().is_some_and(|r| r < MIN_KERNEL) {
         return Err(crate::kernel::PreflightError::TooOld(format!(
@@ -168,15 +168,12 @@ pub fn run(args: AgentArgs) -> Result<u8> {
         ))
         .into());
     }
-    let mut probes = Probes::load(
-        probes::ring_buffer_bytes(args.ring_buffer_size),
-        Keying::Executable,
-    )?;
+    let mut probes = Probes::load(cfg.ring_bytes, Keying::Executable)?;
     let ring = probes.take_ring()?;
     // The calibration's links stay until the agent exits (see `overhead::calibrate`).
     let (hit_cost, _calibration) = overhead::calibrate_or_fallback(&mut probes, "map-trace agent");
     let exec_method = probes.attach_exec()?;
-    let events = match &args.events {
+    let events = match &cfg.events {
         None => None,
         Some(p) => {
             let out: Box<dyn Write + Send> = if p.as_os_str() == "-" {
@@ -191,11 +188,8 @@ pub fn run(args: AgentArgs) -> Result<u8> {
             ))
         }
     };
-    let listener = std::net::TcpListener::bind(args.metrics_addr).map_err(|e| {
-        Fail::bad_target(format!(
-            "cannot serve metrics on {}: {e}",
-            args.metrics_addr
-        ))
+    let listener = std::net::TcpListener::bind(cfg.metrics_addr).map_err(|e| {
+        Fail::bad_target(format!("cannot serve metrics on {}: {e}", cfg.metrics_addr))
     })?;
     let metrics = Arc::new(Metrics::new());
     // /metrics and /healthz answer from a thread of their own, whatever the event rate.
@@ -207,14 +201,8 @@ pub fn run(args: AgentArgs) -> Result<u8> {
         .context("starting the tokio runtime")?;
     rt.block_on(async move {
         let mut agent = Agent {
-            filters: Filters {
-                include: args.include.clone(),
-                exclude: args.exclude.clone(),
-                cgroups: args.cgroup.clone(),
-                exclude_cgroups: args.exclude_cgroup.clone(),
-                containers: args.container.clone(),
-            },
-            args,
+            filters: cfg.filters.clone(),
+            cfg,
             probes,
             metrics,
             events,
@@ -247,7 +235,7 @@ impl Agent {
         self.scan();
         eprintln!(
             "map-trace agent: serving http://{}/metrics; tracing {} processes of {} executables",
-            self.args.metrics_addr,
+            self.cfg.metrics_addr,
             self.procs.len(),
             self.attached()
         );
@@ -257,8 +245,7 @@ impl Agent {
         // executable's CPU, checked this often: a busy executable is brought within its budget
         // a fraction of a second after its load starts.
         let mut budget_tick = tokio::time::interval(Duration::from_millis(250));
-        let mut rescan =
-            tokio::time::interval(Duration::from_secs(self.args.rescan_interval.max(1)));
+        let mut rescan = tokio::time::interval(self.cfg.rescan);
         rescan.tick().await;
         let mut batch: Vec<Vec<u8>> = vec![];
         loop {

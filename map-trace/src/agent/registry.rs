@@ -83,12 +83,12 @@ impl Agent {
                 return;
             }
         };
-        if self.attached() >= self.args.max_executables {
+        if self.attached() >= self.cfg.max_executables {
             // Not remembered as skipped: once a slot frees up, the next process running this
             // file is tried again.
             eprintln!(
                 "map-trace agent: not tracing {} (pid {pid}): --max-executables {} reached",
-                info.exe_display, self.args.max_executables
+                info.exe_display, self.cfg.max_executables
             );
             self.count_skip("limit");
             return;
@@ -156,7 +156,7 @@ impl Agent {
             sites: plan.probes.clone(),
             layout: plan.layout.offsets,
             fd_path,
-            budget: self.args.budget().map(ExeBudget::new),
+            budget: self.cfg.budget.map(ExeBudget::new),
             cpu: ExeCpu::default(),
             symbolizer,
             _file: Some(file),
