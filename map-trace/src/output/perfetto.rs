@@ -322,7 +322,7 @@ impl<W: Write + Send> Sink for PerfettoSink<W> {
 mod tests {
     use super::*;
     use crate::timeline::{interpret, interpret_swiss};
-    use map_trace_common::event::{EventHeader, EventKind, MapGrowEvent, SwissEvent};
+    use map_trace_common::event::{EventKind, MapGrowEvent, SwissEvent};
 
     #[test]
     fn test_trace_is_valid_trace_event_json() {
@@ -331,24 +331,13 @@ mod tests {
             let mut s = PerfettoSink::new(&mut buf);
             s.start(&StartInfo {
                 time_ns: 0,
-                pid: 7,
-                exe: "/app".into(),
                 go_version: "go1.26.6".into(),
-                go_version_source: crate::plan::VersionSource::BuildInfo,
-                map_impl: crate::golayout::MapImpl::Swiss,
-                arch: crate::symbols::elf::Arch::X86_64,
-                probes: vec![],
                 launched: true,
+                ..crate::testkit::start_info(crate::golayout::MapImpl::Swiss)
             })
             .unwrap();
-            let header = |kind: EventKind, goid, ts| EventHeader {
-                kind: kind as u32,
-                pid: 7,
-                tid: 7,
-                exe: 0,
-                goid,
-                ts_ns: ts,
-            };
+            let header =
+                |kind: EventKind, goid, ts| crate::testkit::records::header(kind, 7, goid, ts);
             let g = interpret(
                 &MapGrowEvent {
                     header: header(EventKind::MapGrow, 1, 1_000),

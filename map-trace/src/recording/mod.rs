@@ -39,20 +39,14 @@ mod tests {
         overhead::{Detached, Family, FamilyCost, HitCost, Overhead, Sampling},
         pipeline::{Ending, Pipeline, Resolve, Settings},
         plan::ProbeSite,
-        testkit::{Capture, FakeResolver},
+        testkit::{records, Capture, FakeResolver},
     };
     use format::{End, Line};
-    use map_trace_common::event::{as_bytes, EventHeader, EventKind, MapGrowEvent};
+    use map_trace_common::event::{as_bytes, EventKind, MapGrowEvent};
 
     fn start() -> StartInfo {
         StartInfo {
-            time_ns: 1_000,
-            pid: 7,
-            exe: "/app".into(),
-            go_version: "go1.23.9".into(),
             go_version_source: crate::plan::VersionSource::RuntimeBuildVersion,
-            map_impl: crate::golayout::MapImpl::Classic,
-            arch: crate::symbols::elf::Arch::X86_64,
             probes: vec![ProbeSite {
                 program: "hmap_hash_grow",
                 function: "runtime.hashGrow",
@@ -60,7 +54,7 @@ mod tests {
                 offset_in_function: 10,
                 file_offset: 0xdc0a,
             }],
-            launched: false,
+            ..crate::testkit::start_info(crate::golayout::MapImpl::Classic)
         }
     }
 
@@ -112,14 +106,7 @@ mod tests {
 
     fn grow(map: u64, b: u8, line: u64, ts: u64) -> MapGrowEvent {
         let mut ev = MapGrowEvent {
-            header: EventHeader {
-                kind: EventKind::MapGrow as u32,
-                tid: 7,
-                pid: 7,
-                exe: 0,
-                goid: 3,
-                ts_ns: ts,
-            },
+            header: records::header(EventKind::MapGrow, 7, 3, ts),
             map,
             maptype: 0x4a0000,
             count: 13 << b >> 1,

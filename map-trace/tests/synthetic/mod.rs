@@ -258,13 +258,9 @@ fn ending(us: u64, reason: StopReason, exit_status: Option<i32>) -> Ending {
 
 fn header(kind: EventKind, us: u64, goid: u64) -> EventHeader {
     EventHeader {
-        kind: kind as u32,
         // One thread per goroutine is as good as any: only goids are reported.
         tid: PID + goid as u32,
-        pid: PID,
-        exe: 0,
-        goid,
-        ts_ns: at(us),
+        ..testkit::records::header(kind, PID, goid, at(us))
     }
 }
 
