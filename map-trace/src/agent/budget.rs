@@ -199,7 +199,7 @@ impl ExeBudget {
         self.cycle.as_ref().map_or(1.0, |c| c.cycle.duty())
     }
 
-    /// What one event seen now counts for: 1 unless cycling (see [`Cycle::weight`]).
+    /// What one event seen now counts for: 1 unless cycling (see `Cycle::weight`).
     pub fn weight(&self) -> f64 {
         self.cycle.as_ref().map_or(1.0, |c| c.weight)
     }

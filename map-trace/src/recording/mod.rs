@@ -3,17 +3,17 @@
 //! A recording is JSON lines (format version [`RECORD_VERSION`]):
 //!
 //! 1. a header: `{"record_version":1,"map_trace_version":…,"start":{…},"settings":{…}}`, what the
-//!    outputs' start record shows ([`StartInfo`]) and what the [`Pipeline`] needs ([`Settings`]);
+//!    outputs' start record shows ([`StartInfo`](crate::output::StartInfo)) and what the [`Pipeline`](crate::pipeline::Pipeline) needs ([`Settings`](crate::pipeline::Settings));
 //! 2. in arrival order, one `{"record":"<hex>"}` per ring-buffer record (its bytes, verbatim,
 //!    whatever their pid or kind), `{"detached":{…}}` when `--max-overhead` detached a family,
 //!    and symbol-table entries written the first time the run resolved a stack or a type
 //!    address, before the record that needed them: `{"stack":{"pcs":["0x…",…],"origin":…}}`,
 //!    `{"type":{"addr":"0x…","name":…}}`, so that a replay needs no executable;
-//! 3. an end line: `{"end":{…}}`, what the summary adds to the pipeline's own counts ([`Ending`];
+//! 3. an end line: `{"end":{…}}`, what the summary adds to the pipeline's own counts ([`Ending`](crate::pipeline::Ending);
 //!    `undecodable` and `events` are written for people and ignored on replay, which counts
 //!    them again).
 //!
-//! [`replay`] feeds a recording through the same pipeline into any [`Sink`]: the outputs are
+//! [`replay`] feeds a recording through the same pipeline into any [`Sink`](crate::output::Sink): the outputs are
 //! those of the live run, times included (they come from the recording).
 
 //!
