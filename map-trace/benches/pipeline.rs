@@ -92,7 +92,7 @@ enum Stages {
 fn run(n: usize, maps: u64, stages: Stages) -> (f64, usize) {
     let sink: Box<dyn Sink> = match stages {
         Stages::All => Box::new(JsonSink::new(io::BufWriter::new(io::sink()))),
-        _ => Box::new(Discard),
+        _ => Box::new(Discard::default()),
     };
     let settings = Settings {
         pid: 42,

@@ -327,10 +327,7 @@ impl<R: Resolve> Pipeline<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        testkit::{records, Calls, FakeResolver},
-        timeline::{Grow, SliceGrow, SwissResize},
-    };
+    use crate::testkit::{records, Calls, Discard, FakeResolver};
     use map_trace_common::event::{
         as_bytes, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent,
     };
@@ -445,28 +442,10 @@ mod tests {
 
     #[test]
     fn test_pipeline_keeps_the_first_output_error() {
-        struct Failing;
-        impl Sink for Failing {
-            fn start(&mut self, _: &StartInfo) -> io::Result<()> {
-                Ok(())
-            }
-            fn grow(&mut self, _: &Grow) -> io::Result<()> {
-                Err(io::Error::other("disk full"))
-            }
-            fn swiss(&mut self, _: &SwissResize) -> io::Result<()> {
-                Ok(())
-            }
-            fn slice(&mut self, _: &SliceGrow) -> io::Result<()> {
-                Ok(())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-            fn finish(&mut self, _: &EndInfo) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut p = Pipeline::new(settings(), resolver(), Box::new(Failing));
+        let failing = Discard {
+            fail_grow: Some("disk full"),
+        };
+        let mut p = Pipeline::new(settings(), resolver(), Box::new(failing));
         p.record(as_bytes(&grow(0xb0, false, 7)));
         assert_eq!(p.take_error().unwrap().to_string(), "disk full");
         assert!(p.take_error().is_none());

@@ -97,6 +97,29 @@ impl Governor {
             .collect()
     }
 
+    /// Remembers that `family` was shed (detached, or from now on sampled at `sampled_duty`)
+    /// with `share` of the target's CPU time, and tells the outputs and the user.
+    fn shed(
+        &mut self,
+        family: Family,
+        share: f64,
+        percent: f64,
+        hits: u64,
+        sampled_duty: Option<f64>,
+        line: String,
+    ) -> Notice {
+        let detached = Detached {
+            time_ns: sys::unix_now_ns(),
+            family,
+            share_percent: share,
+            budget_percent: percent,
+            hits,
+            sampled_duty,
+        };
+        self.detached.push((family, detached.time_ns, share));
+        Notice { line, detached }
+    }
+
     /// When the duty cycle switches next, if one runs.
     pub fn switch_at(&self) -> Option<Instant> {
         self.cycling
@@ -141,14 +164,6 @@ impl Governor {
             } else {
                 probes.detach_family(links, family);
             }
-            let d = Detached {
-                time_ns: sys::unix_now_ns(),
-                family,
-                share_percent: share,
-                budget_percent: percent,
-                hits: hits_of(family),
-                sampled_duty: None,
-            };
             let keeps = match family {
                 Family::TimedResizes => "; resizes are still reported, untimed",
                 Family::GrowthEnds => {
@@ -156,14 +171,11 @@ impl Governor {
                 }
                 _ => "",
             };
-            self.detached.push((family, d.time_ns, share));
-            notices.push(Notice {
-                line: format!(
-                    "map-trace: detached {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {percent}%){keeps}",
-                    family.flag().unwrap_or(family.name()),
-                ),
-                detached: d,
-            });
+            let line = format!(
+                "map-trace: detached {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {percent}%){keeps}",
+                family.flag().unwrap_or(family.name()),
+            );
+            notices.push(self.shed(family, share, percent, hits_of(family), None, line));
         }
         if let (Some(share), None) = (verdict.default_over, &self.cycling) {
             // Nothing left to shed: keep measuring within the budget by attaching the event
@@ -171,24 +183,21 @@ impl Governor {
             let family = Family::Maps;
             probes.detach_family(links, family);
             let cycle = DutyCycle::start(percent, share, self.now_ns());
-            let d = Detached {
-                time_ns: sys::unix_now_ns(),
+            let line = format!(
+                "map-trace: sampling {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {percent}%); from now on they are attached {:.1}% of the time, and counts are scaled",
+                family.name(),
+                cycle.duty() * 100.0
+            );
+            let notice = self.shed(
                 family,
-                share_percent: share,
-                budget_percent: percent,
-                hits: hits_of(family),
-                sampled_duty: Some(cycle.duty()),
-            };
-            self.detached.push((family, d.time_ns, share));
-            let since_unix_ns = d.time_ns;
-            notices.push(Notice {
-                line: format!(
-                    "map-trace: sampling {}: its probes took an estimated {share:.1}% of the target's CPU time (budget {percent}%); from now on they are attached {:.1}% of the time, and counts are scaled",
-                    family.name(),
-                    cycle.duty() * 100.0
-                ),
-                detached: d,
-            });
+                share,
+                percent,
+                hits_of(family),
+                Some(cycle.duty()),
+                line,
+            );
+            let since_unix_ns = notice.detached.time_ns;
+            notices.push(notice);
             self.cycling = Some(Cycling {
                 cycle,
                 family,

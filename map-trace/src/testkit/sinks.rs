@@ -12,15 +12,22 @@ use crate::{
     timeline::{EvacuateStep, Evacuated, Grow, SliceGrow, SwissResize},
 };
 
-/// A sink that writes nothing (the pipeline's own cost, in benches).
-pub struct Discard;
+/// A sink that writes nothing (the pipeline's own cost, in benches); with `fail_grow`, every
+/// grow fails with that error message (an output that broke: a full disk, a closed pipe).
+#[derive(Default)]
+pub struct Discard {
+    pub fail_grow: Option<&'static str>,
+}
 
 impl Sink for Discard {
     fn start(&mut self, _: &StartInfo) -> io::Result<()> {
         Ok(())
     }
     fn grow(&mut self, _: &Grow) -> io::Result<()> {
-        Ok(())
+        match self.fail_grow {
+            Some(why) => Err(io::Error::other(why)),
+            None => Ok(()),
+        }
     }
     fn swiss(&mut self, _: &SwissResize) -> io::Result<()> {
         Ok(())
