@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use map_trace::{
     output::{json::JsonSink, perfetto::PerfettoSink, text::TextSink, Sink, Tee},
-    pipeline::{Ending, NoSymbols, Pipeline, Settings},
+    pipeline::{SessionEnd, NoSymbols, Pipeline, Settings},
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     for chunk in data.chunks(size_of::<map_trace_common::event::SwissEvent>()) {
         p.record(chunk);
     }
-    let _ = p.finish(Ending {
+    let _ = p.finish(SessionEnd {
         time_ns: u64::MAX,
         lost: 1,
         probe_hits: vec![],

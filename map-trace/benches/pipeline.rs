@@ -10,7 +10,7 @@ use std::{hint::black_box, io, time::Instant};
 use map_trace::{
     events::decode::decode,
     output::{json::JsonSink, Sink},
-    pipeline::{Ending, NoSymbols, Pipeline, Settings},
+    pipeline::{NoSymbols, Pipeline, SessionEnd, Settings},
     testkit::{records, Discard},
 };
 use map_trace_common::event::{as_bytes, EventKind, MapGrowEvent, SwissEvent};
@@ -119,7 +119,7 @@ fn run(n: usize, maps: u64, stages: Stages) -> (f64, usize) {
     let events = p.events();
     let rate = n as f64 / start.elapsed().as_secs_f64();
     let summary = Instant::now();
-    p.finish(Ending {
+    p.finish(SessionEnd {
         time_ns: u64::MAX / 2,
         lost: 0,
         probe_hits: vec![],

@@ -23,7 +23,7 @@ use crate::{
     events::reader::{BlockingReader, BATCH},
     output::StartInfo,
     overhead::Detached,
-    pipeline::{Ending, Pipeline, Resolve},
+    pipeline::{Pipeline, Resolve, SessionEnd},
     recording::Recorder,
     symbols::symbolize::{ProcessMap, Symbolizer},
     target::procfs,
@@ -39,7 +39,7 @@ pub enum Control {
     /// `--max-overhead` detached a family: say so in every output.
     Detached(Detached),
     /// The probes are detached: drain what is queued, write the summary and stop.
-    Finish(Ending),
+    Finish(SessionEnd),
 }
 
 /// The running collector thread.
@@ -160,7 +160,7 @@ impl Collector {
             .or_else(|| self.pipeline.resolver_mut().take_error())
     }
 
-    fn finish(&mut self, ending: Ending) -> io::Result<()> {
+    fn finish(&mut self, ending: SessionEnd) -> io::Result<()> {
         let (undecodable, events) = (self.pipeline.undecodable(), self.pipeline.events());
         let rec = self.pipeline.resolver_mut();
         rec.end(&ending, undecodable, events);

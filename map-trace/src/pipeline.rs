@@ -61,9 +61,11 @@ pub struct Settings {
     pub runtime_maps: bool,
 }
 
-/// What the end of tracing adds to the pipeline's own counts (see [`EndInfo`]).
+/// What the session knows when tracing stops (when, why, what the kernel lost, the probes' hits
+/// and cost): the pipeline adds its own counts and summaries to it and hands the sinks an
+/// [`EndInfo`].
 #[derive(Clone, Debug)]
-pub struct Ending {
+pub struct SessionEnd {
     /// Unix ns at detach.
     pub time_ns: u64,
     /// Events the kernel side could not queue.
@@ -286,7 +288,7 @@ impl<R: Resolve> Pipeline<R> {
     ///
     /// # Errors
     /// The first output error of the run, or the sink's.
-    pub fn finish(&mut self, ending: Ending) -> io::Result<()> {
+    pub fn finish(&mut self, ending: SessionEnd) -> io::Result<()> {
         if let Some(e) = self.write_err.take() {
             return Err(e);
         }
@@ -381,7 +383,7 @@ mod tests {
         for r in records {
             p.record(r);
         }
-        p.finish(Ending {
+        p.finish(SessionEnd {
             time_ns: 0,
             lost: 0,
             probe_hits: vec![],

@@ -22,7 +22,7 @@ use crate::{
     launch,
     output::{self, Sink, StartInfo, StopReason},
     overhead::{self, governor::Governor, HitCost},
-    pipeline::{Ending, Pipeline, Settings},
+    pipeline::{Pipeline, SessionEnd, Settings},
     plan::{self, Plan},
     probes::{self, Links, Probes},
     recording::{RecordWriter, Recorder},
@@ -367,7 +367,7 @@ async fn stream(
             "map-trace: warning: {lost} events lost (ring buffer full); try --ring-buffer-size"
         );
     }
-    collecting.send(Control::Finish(Ending {
+    collecting.send(Control::Finish(SessionEnd {
         time_ns: sys::unix_now_ns(),
         lost,
         probe_hits,

@@ -68,7 +68,8 @@ pub struct StartInfo {
     pub launched: bool,
 }
 
-/// What is known when tracing ends.
+/// What the sinks get when tracing ends: the session's [`crate::pipeline::SessionEnd`] with the
+/// pipeline's counts and the summaries.
 #[derive(Clone, Debug)]
 pub struct EndInfo {
     /// Unix ns at detach.

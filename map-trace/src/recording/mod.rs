@@ -9,7 +9,7 @@
 //!    and symbol-table entries written the first time the run resolved a stack or a type
 //!    address, before the record that needed them: `{"stack":{"pcs":["0x…",…],"origin":…}}`,
 //!    `{"type":{"addr":"0x…","name":…}}`, so that a replay needs no executable;
-//! 3. an end line: `{"end":{…}}`, what the summary adds to the pipeline's own counts ([`Ending`](crate::pipeline::Ending);
+//! 3. an end line: `{"end":{…}}`, what the summary adds to the pipeline's own counts ([`SessionEnd`](crate::pipeline::SessionEnd);
 //!    `undecodable` and `events` are written for people and ignored on replay, which counts
 //!    them again).
 //!
@@ -37,7 +37,7 @@ mod tests {
     use crate::{
         output::{json::JsonSink, StartInfo},
         overhead::{Detached, Family, FamilyCost, HitCost, Overhead, Sampling},
-        pipeline::{Ending, Pipeline, Resolve, Settings},
+        pipeline::{Pipeline, Resolve, SessionEnd, Settings},
         plan::ProbeSite,
         testkit::{records, Capture, FakeResolver},
     };
@@ -70,8 +70,8 @@ mod tests {
         }
     }
 
-    fn ending() -> Ending {
-        Ending {
+    fn ending() -> SessionEnd {
+        SessionEnd {
             time_ns: 1_700_000_000_000_900_000,
             lost: 2,
             probe_hits: vec![("runtime.hashGrow".into(), 5)],
@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(e.probe_hits, ending().probe_hits);
     }
 
-    fn ending_of(e: End) -> Ending {
+    fn ending_of(e: End) -> SessionEnd {
         read::ending(e).unwrap()
     }
 

@@ -14,7 +14,7 @@ use crate::{
     golayout::MapImpl,
     output::{Sink, StartInfo, StopReason},
     overhead::{Detached, Family, FamilyCost, HitCost, Overhead, Sampling},
-    pipeline::{Ending, Pipeline, Resolve},
+    pipeline::{Pipeline, Resolve, SessionEnd},
     plan::ProbeSite,
     plan::VersionSource,
     symbols::elf::Arch,
@@ -162,9 +162,9 @@ fn start_info(s: Start) -> Result<StartInfo, String> {
     })
 }
 
-pub(super) fn ending(e: End) -> Result<Ending, String> {
+pub(super) fn ending(e: End) -> Result<SessionEnd, String> {
     let o = e.overhead;
-    Ok(Ending {
+    Ok(SessionEnd {
         time_ns: e.time_ns,
         lost: e.lost,
         probe_hits: e.probe_hits,

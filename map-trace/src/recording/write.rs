@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{
     output::{Hex, StartInfo},
     overhead::Detached,
-    pipeline::{Ending, Resolve, Settings},
+    pipeline::{Resolve, SessionEnd, Settings},
     timeline::Origin,
 };
 
@@ -134,7 +134,7 @@ impl<W: Write> RecordWriter<W> {
     ///
     /// # Errors
     /// Writing.
-    pub fn end(&mut self, e: &Ending, undecodable: u64, events: u64) -> io::Result<()> {
+    pub fn end(&mut self, e: &SessionEnd, undecodable: u64, events: u64) -> io::Result<()> {
         let o = &e.overhead;
         self.line(&Line::End(End {
             time_ns: e.time_ns,
@@ -243,7 +243,7 @@ impl<R: Resolve, W: Write> Recorder<R, W> {
     }
 
     /// The end line (see [`RecordWriter::end`]).
-    pub fn end(&mut self, e: &Ending, undecodable: u64, events: u64) {
+    pub fn end(&mut self, e: &SessionEnd, undecodable: u64, events: u64) {
         self.write(|w| w.end(e, undecodable, events));
     }
 

@@ -14,7 +14,7 @@ use map_trace::{
     golayout::MapImpl,
     output::{StartInfo, StopReason},
     overhead::{Family, FamilyCost, HitCost, Overhead},
-    pipeline::{Ending, Settings},
+    pipeline::{SessionEnd, Settings},
     plan::ProbeSite,
     recording::RecordWriter,
     symbols::{pclntab::SourcePos, symbolize::is_runtime},
@@ -244,8 +244,8 @@ fn overhead(families: &[(Family, u64)], detached: Option<(u64, f64)>) -> Overhea
     }
 }
 
-fn ending(us: u64, reason: StopReason, exit_status: Option<i32>) -> Ending {
-    Ending {
+fn ending(us: u64, reason: StopReason, exit_status: Option<i32>) -> SessionEnd {
+    SessionEnd {
         time_ns: unix(us),
         lost: 0,
         probe_hits: vec![],
@@ -389,7 +389,7 @@ impl Rec {
         });
     }
 
-    fn end(mut self, e: &Ending, undecodable: u64, events: u64) -> Vec<u8> {
+    fn end(mut self, e: &SessionEnd, undecodable: u64, events: u64) -> Vec<u8> {
         self.w.end(e, undecodable, events).unwrap();
         self.w.into_inner()
     }
