@@ -82,12 +82,12 @@ impl Handle {
 
 /// The pipeline, fed ring-buffer records, with `--record`'s recorder around its resolver.
 pub struct Collector {
-    pipeline: Pipeline<Recorder<Sites, BufWriter<File>>>,
+    pipeline: Pipeline<Recorder<ProcessSites, BufWriter<File>>>,
 }
 
 impl Collector {
     /// A collector writing through `pipeline`.
-    pub fn new(pipeline: Pipeline<Recorder<Sites, BufWriter<File>>>) -> Self {
+    pub fn new(pipeline: Pipeline<Recorder<ProcessSites, BufWriter<File>>>) -> Self {
         Self { pipeline }
     }
 
@@ -119,7 +119,7 @@ impl Collector {
         self.pipeline.resolver_mut().flush();
     }
 
-    /// Reads where a PIE is loaded (see [`Sites::prime`]).
+    /// Reads where a PIE is loaded (see [`ProcessSites::prime`]).
     pub fn prime(&mut self, pid: u32, limit: Duration) {
         self.pipeline.resolver_mut().inner_mut().prime(pid, limit);
     }
@@ -174,7 +174,7 @@ impl Collector {
 
 /// Call sites for one traced process: its executable's symbolizer, where a PIE is loaded, and
 /// every distinct stack already symbolized.
-pub struct Sites {
+pub struct ProcessSites {
     symbolizer: Option<Symbolizer>,
     /// Inode of the executable, to find its mappings in /proc/PID/maps.
     ino: u64,
@@ -183,7 +183,7 @@ pub struct Sites {
     origins: FxHashMap<Stack, Option<Arc<Origin>>>,
 }
 
-impl Sites {
+impl ProcessSites {
     pub fn new(exe: &Path, go_minor: u32) -> Self {
         use std::os::unix::fs::MetadataExt;
         Self {
@@ -217,7 +217,7 @@ impl Sites {
     }
 }
 
-impl Resolve for Sites {
+impl Resolve for ProcessSites {
     /// The symbolized stack of an event of process `pid`.
     fn origin(&mut self, pid: u32, stack: &Stack) -> Option<Arc<Origin>> {
         let sym = self.symbolizer.as_mut()?;

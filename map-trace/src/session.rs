@@ -15,7 +15,7 @@ use tokio::{
 };
 
 use crate::{
-    collector::{self, Collector, Control, Sites},
+    collector::{self, Collector, Control, ProcessSites},
     config::{self, TargetSpec},
     events::reader::BlockingReader,
     golayout::MapImpl,
@@ -62,7 +62,7 @@ pub fn run(cfg: config::Trace) -> Result<u8> {
     };
 
     // Opened now, before the target can exit, and while the object loads.
-    let sites = Sites::new(&target.exe, plan.go_version.minor);
+    let sites = ProcessSites::new(&target.exe, plan.go_version.minor);
     timing::mark("sinks, sites");
     let mut probes = loading
         .join()
@@ -123,7 +123,7 @@ struct Outputs {
     sink: Box<dyn Sink>,
     record: Option<RecordWriter<BufWriter<File>>>,
     /// Call sites, for every output.
-    sites: Sites,
+    sites: ProcessSites,
 }
 
 /// A line to stderr in one write: a launched target shares map-trace's stderr, and
