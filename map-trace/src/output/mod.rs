@@ -2,6 +2,7 @@
 
 pub mod format;
 pub mod json;
+pub mod lines;
 pub mod open;
 pub mod perfetto;
 pub mod queue;

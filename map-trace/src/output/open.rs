@@ -48,7 +48,9 @@ fn create(path: &std::path::Path) -> Result<BufWriter<File>> {
 pub fn open(o: &Outputs) -> Result<Box<dyn Sink>> {
     let out: Box<dyn Write + Send> = match &o.output {
         Some(path) => Box::new(create(path)?),
-        None => Box::new(BufWriter::new(io::stdout())),
+        // A launched program shares standard output: whole lines only, so that its writes
+        // cannot cut one of ours.
+        None => Box::new(super::lines::WholeLines::new(io::stdout())),
     };
     let mut sink: Box<dyn Sink> = match o.format {
         Format::Text => Box::new(TextSink::new(out).color(o.color)),
