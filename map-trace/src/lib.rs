@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod golayout;
+pub mod heap;
 pub mod kernel;
 pub mod launch;
 pub mod output;

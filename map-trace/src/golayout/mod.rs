@@ -5,6 +5,7 @@
 //! `hmap`, `internal/abi/type.go` for the map type). The e2e tests verify them at run time.
 //! What the runtime computes from them (load factors, bucket arrays, hints) is in [`sizing`].
 
+pub mod heap;
 pub mod sizing;
 
 use map_trace_common::config::MapLayout;

@@ -1,0 +1,316 @@
+//! Every `--sample-interval`: which of the tracked maps are still live, and what they hold.
+//!
+//! A map header is reported only while the runtime's heap metadata says its slot is an
+//! allocated object of the header's size class ([`HeapIndex::slot`]) and the header reads as a
+//! plausible map whose identity is the one pinned at its first sample. Go does not clear freed
+//! memory, so a dead header still shows its old count: the slot check is what makes a freed map
+//! disappear, within one GC cycle (its span is swept) plus an interval. A slot freed and handed to
+//! a new map shows a new seed; so does a live map the program emptied (delete down to zero or
+//! `clear`), which the runtime reseeds. Those are told apart by the sweep generation (the span
+//! was already swept this cycle at the last sample, and no cycle began since: the slot cannot
+//! have been freed and reused) or by the storage pointer and geometry, which an emptied map
+//! keeps.
+
+use rustc_hash::FxHashMap;
+
+use super::{
+    header::{self, Reading, TypeSizes},
+    memory::{Memory, ReadError},
+    spans::{HeapIndex, Slot},
+};
+use crate::golayout::heap::{
+    held_bytes, HeaderLayout, CLASSIC_MAPTYPE_BUCKET_SIZE, SWISS_MAPTYPE_GROUP_SIZE,
+};
+
+/// A map to sample: its header address and type descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Header address.
+    pub map: u64,
+    /// Map type descriptor address.
+    pub maptype: u64,
+}
+
+/// What one sample of one map found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Live: what it holds now.
+    Live(Health),
+    /// Its slot is free, or holds another object now: the map was freed.
+    Freed,
+    /// Not a heap object (a header on a goroutine stack, or never in the heap): never reported.
+    NotHeap,
+    /// Its memory could not be read this time (unmapped, a torn read).
+    Unreadable,
+}
+
+/// A live map's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// `len(m)`.
+    pub entries: u64,
+    /// Heap bytes held (header, arrays, tables), rounded to size classes.
+    pub storage_bytes: u64,
+    /// `storage_bytes` minus what `make(map[K]V, entries)` would hold.
+    pub retained_bytes: u64,
+    /// Hash-bucket maps: overflow buckets.
+    pub overflow_buckets: u64,
+    /// Swiss maps: tombstones.
+    pub tombstones: u64,
+    /// The program emptied the map since the last sample (the runtime reseeded it).
+    pub reseeded: bool,
+}
+
+/// The identity pinned at a map's first sample.
+#[derive(Clone, Copy, Debug)]
+struct Pinned {
+    seed: u64,
+    storage_ptr: u64,
+    geometry: u64,
+    /// `mheap_.sweepgen` at the last sample.
+    heap_sweepgen: u32,
+    /// The header's span had been swept in that cycle.
+    swept: bool,
+}
+
+/// Samples the maps of one process.
+pub struct Sampler<M> {
+    mem: M,
+    heap: HeapIndex,
+    layout: HeaderLayout,
+    load_factor_num: u64,
+    pinned: FxHashMap<u64, Pinned>,
+    units: FxHashMap<u64, u64>,
+}
+
+impl<M: Memory> Sampler<M> {
+    /// A sampler reading `mem` through `heap`, for headers of `layout`.
+    pub fn new(mem: M, heap: HeapIndex, layout: HeaderLayout, load_factor_num: u64) -> Self {
+        Self {
+            mem,
+            heap,
+            layout,
+            load_factor_num,
+            pinned: FxHashMap::default(),
+            units: FxHashMap::default(),
+        }
+    }
+
+    /// The memory it reads (for its cost counters).
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// The bucket or group size of a map type, read once per type.
+    fn unit(&mut self, maptype: u64) -> Result<u64, ReadError> {
+        if let Some(&u) = self.units.get(&maptype) {
+            return Ok(u);
+        }
+        let u = match self.layout {
+            HeaderLayout::Classic { .. } => {
+                let mut b = [0u8; 2];
+                self.mem
+                    .read(maptype + CLASSIC_MAPTYPE_BUCKET_SIZE, &mut b)?;
+                u64::from(u16::from_le_bytes(b))
+            }
+            HeaderLayout::Swiss => self.mem.u64(maptype + SWISS_MAPTYPE_GROUP_SIZE)?,
+        };
+        if self.units.len() < 1 << 16 {
+            self.units.insert(maptype, u);
+        }
+        Ok(u)
+    }
+
+    /// Samples `maps`. A refused or vanished process fails the whole round (the caller stops
+    /// sampling); other read failures are the map's [`Outcome::Unreadable`].
+    pub fn sample(&mut self, maps: &[Candidate]) -> Result<Vec<(u64, Outcome)>, ReadError> {
+        let heap_sweepgen = self.heap.sweepgen(&self.mem)?;
+        let mut out = Vec::with_capacity(maps.len());
+        for c in maps {
+            let o = match self.one(*c, heap_sweepgen) {
+                Ok(o) => o,
+                Err(e @ (ReadError::Refused | ReadError::Gone)) => return Err(e),
+                Err(ReadError::Unmapped(_)) => Outcome::Unreadable,
+            };
+            if matches!(o, Outcome::Freed | Outcome::NotHeap) {
+                self.pinned.remove(&c.map);
+            }
+            out.push((c.map, o));
+        }
+        Ok(out)
+    }
+
+    /// Forgets a map (no longer tracked).
+    pub fn forget(&mut self, map: u64) {
+        self.pinned.remove(&map);
+    }
+
+    fn one(&mut self, c: Candidate, heap_sweepgen: u32) -> Result<Outcome, ReadError> {
+        let elem = held_bytes(self.layout.size());
+        let span_sweepgen = match self.heap.slot(&self.mem, c.map, elem)? {
+            Slot::Allocated { span_sweepgen } => span_sweepgen,
+            Slot::Free => return Ok(Outcome::Freed),
+            Slot::NotHeapObject => return Ok(Outcome::NotHeap),
+        };
+        let sizes = TypeSizes {
+            unit: self.unit(c.maptype)?,
+        };
+        let Some(r) = header::read(&self.mem, c.map, self.layout, sizes)? else {
+            // An allocated object of the header's size that is no map: the slot was reused.
+            return Ok(Outcome::Freed);
+        };
+        // Swept this cycle: sweepgen == heap's (swept) or heap's + 3 (cached, swept).
+        let swept =
+            span_sweepgen == heap_sweepgen || span_sweepgen == heap_sweepgen.wrapping_add(3);
+        let mut reseeded = false;
+        if let Some(p) = self.pinned.get(&c.map) {
+            if p.seed != r.seed {
+                let fenced = p.swept && p.heap_sweepgen == heap_sweepgen;
+                let same_storage = r.storage_ptr != 0
+                    && r.storage_ptr == p.storage_ptr
+                    && r.geometry == p.geometry;
+                if !(fenced || same_storage) {
+                    return Ok(Outcome::Freed);
+                }
+                reseeded = true;
+            }
+        }
+        self.pinned.insert(
+            c.map,
+            Pinned {
+                seed: r.seed,
+                storage_ptr: r.storage_ptr,
+                geometry: r.geometry,
+                heap_sweepgen,
+                swept,
+            },
+        );
+        Ok(Outcome::Live(self.health(&r, sizes, reseeded)))
+    }
+
+    fn health(&self, r: &Reading, sizes: TypeSizes, reseeded: bool) -> Health {
+        let need = header::needed_bytes(self.layout, sizes, r.entries, self.load_factor_num);
+        Health {
+            entries: r.entries,
+            storage_bytes: r.storage_bytes,
+            retained_bytes: r.storage_bytes.saturating_sub(need),
+            overflow_buckets: r.overflow_buckets,
+            tombstones: r.tombstones,
+            reseeded,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::golayout::heap::SPAN_IN_USE;
+    use crate::heap::{memory::FakeMemory, spans::fake};
+
+    const MAPTYPE: u64 = 0x5000;
+
+    fn hmap(mem: &mut FakeMemory, addr: u64, count: u64, b: u8, seed: u32, buckets: u64) {
+        let mut h = [0u8; 48];
+        h[..8].copy_from_slice(&count.to_le_bytes());
+        h[9] = b;
+        h[12..16].copy_from_slice(&seed.to_le_bytes());
+        h[16..24].copy_from_slice(&buckets.to_le_bytes());
+        mem.put(addr, &h);
+    }
+
+    fn setup(sweepgen: u32, span_sweepgen: u32, alloc: &[u64]) -> (FakeMemory, u64) {
+        let mut mem = FakeMemory::default();
+        fake::heap(&mut mem, sweepgen);
+        let start = fake::span(&mut mem, 0, 48, SPAN_IN_USE, 0, span_sweepgen, alloc);
+        mem.zeroed(MAPTYPE, 96);
+        mem.put(MAPTYPE + 82, &144u16.to_le_bytes());
+        (mem, start)
+    }
+
+    fn sampler(mem: FakeMemory) -> Sampler<FakeMemory> {
+        Sampler::new(
+            mem,
+            HeapIndex::new(fake::layout(), fake::MHEAP),
+            HeaderLayout::Classic { size: 48 },
+            13,
+        )
+    }
+
+    fn one(s: &mut Sampler<FakeMemory>, map: u64) -> Outcome {
+        s.sample(&[Candidate {
+            map,
+            maptype: MAPTYPE,
+        }])
+        .unwrap()[0]
+            .1
+    }
+
+    #[test]
+    fn test_live_then_freed_when_the_sweep_frees_the_slot() {
+        let (mut mem, start) = setup(10, 10, &[0]);
+        hmap(&mut mem, start, 1000, 8, 42, 0x9_0000);
+        let mut s = sampler(mem);
+        let Outcome::Live(h) = one(&mut s, start) else {
+            panic!()
+        };
+        assert_eq!(h.entries, 1000);
+        // 256 + 16 buckets × 144 = 39168 → 40960; B = 8 is what 1000 entries need.
+        assert_eq!(h.storage_bytes, 48 + 40960);
+        assert_eq!(h.retained_bytes, 0);
+        // The GC swept the span: the slot's alloc bit is clear now; the stale header remains.
+        fake::span(&mut s.mem, 0, 48, SPAN_IN_USE, 0, 12, &[]);
+        assert_eq!(one(&mut s, start), Outcome::Freed);
+    }
+
+    #[test]
+    fn test_emptied_map_is_still_live_and_a_reused_slot_is_not_the_old_map() {
+        let (mut mem, start) = setup(10, 10, &[0, 1]);
+        hmap(&mut mem, start, 1000, 8, 42, 0x9_0000);
+        hmap(&mut mem, start + 48, 1000, 8, 43, 0xa_0000);
+        let mut s = sampler(mem);
+        assert!(matches!(one(&mut s, start), Outcome::Live(_)));
+        assert!(matches!(one(&mut s, start + 48), Outcome::Live(_)));
+        // A GC cycle passes (sweepgen 10 → 12), the span is swept again, both slots still
+        // allocated. The first map was emptied (new seed, same buckets): still live, and all
+        // of its storage is retained. The second slot now holds a new map (new seed, new
+        // buckets, B = 0): the old map is gone.
+        s.mem.put(
+            fake::MHEAP + fake::layout().mheap_sweepgen,
+            &12u32.to_le_bytes(),
+        );
+        fake::span(&mut s.mem, 0, 48, SPAN_IN_USE, 0, 12, &[0, 1]);
+        hmap(&mut s.mem, start, 0, 8, 99, 0x9_0000);
+        hmap(&mut s.mem, start + 48, 3, 0, 7, 0xb_0000);
+        let Outcome::Live(h) = one(&mut s, start) else {
+            panic!()
+        };
+        assert!(h.reseeded);
+        assert_eq!((h.entries, h.retained_bytes), (0, 40960));
+        assert_eq!(one(&mut s, start + 48), Outcome::Freed);
+    }
+
+    #[test]
+    fn test_the_sweep_fence_accepts_a_reseed_with_new_storage_within_one_cycle() {
+        let (mut mem, start) = setup(10, 10, &[0]);
+        hmap(&mut mem, start, 1000, 8, 42, 0x9_0000);
+        let mut s = sampler(mem);
+        assert!(matches!(one(&mut s, start), Outcome::Live(_)));
+        // Same cycle, span already swept at the last sample: a new seed cannot be a reuse.
+        hmap(&mut s.mem, start, 0, 8, 5, 0xc_0000);
+        assert!(matches!(
+            one(&mut s, start),
+            Outcome::Live(Health { reseeded: true, .. })
+        ));
+    }
+
+    #[test]
+    fn test_headers_on_stacks_are_never_reported() {
+        let mut mem = FakeMemory::default();
+        fake::heap(&mut mem, 10);
+        let stack = fake::span(&mut mem, 2, 48, 2, 0, 10, &[0]);
+        hmap(&mut mem, stack, 100, 4, 1, 0x9_0000);
+        mem.zeroed(MAPTYPE, 96);
+        let mut s = sampler(mem);
+        assert_eq!(one(&mut s, stack), Outcome::NotHeap);
+    }
+}
