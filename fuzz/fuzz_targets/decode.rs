@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         slices: flags & 16 != 0,
         min_bytes: u64::from(flags >> 5) << 10,
         runtime_maps: true,
+        kept: Default::default(),
     };
     let mut p = Pipeline::new(settings, NoSymbols, Box::new(Tee(sinks)));
     // Several records per input: slots of the largest record's size.

@@ -102,6 +102,7 @@ fn run(n: usize, maps: u64, stages: Stages) -> (f64, usize) {
         slices: false,
         min_bytes: 0,
         runtime_maps: true,
+        kept: Default::default(),
     };
     let mut p = Pipeline::new(settings, NoSymbols, sink);
     let start = Instant::now();

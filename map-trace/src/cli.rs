@@ -135,6 +135,32 @@ pub struct Args {
     #[arg(long)]
     pub runtime_maps: bool,
 
+    /// How often the tracked maps are sampled: their live entries, storage and retained bytes,
+    /// read from the target's memory (process_vm_readv; the target is never stopped), and only
+    /// while the runtime's heap metadata says each header is a live object.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub sample_interval: Duration,
+
+    /// Most maps sampled per interval, largest storage first.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_sampled_maps: usize,
+
+    /// Do not sample the tracked maps (no map_sample records, no LIVE/STORAGE/RETAINED).
+    #[arg(long)]
+    pub no_sampling: bool,
+
+    /// "Kept after deletes": a map's storage is at least RATIO times what its entries need…
+    #[arg(long, value_name = "RATIO", default_value_t = 4)]
+    pub kept_ratio: u64,
+
+    /// …and at least BYTES…
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub kept_min_bytes: u64,
+
+    /// …for N samples in a row.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kept_samples: u32,
+
     /// Program to launch and trace, with its arguments (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

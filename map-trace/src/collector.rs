@@ -13,7 +13,7 @@ use std::{
     path::Path,
     sync::{mpsc, Arc},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use map_trace_common::event::Stack;
@@ -21,9 +21,16 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     events::reader::{BlockingReader, BATCH},
+    heap::{
+        locate,
+        memory::{ProcessMemory, ReadError},
+        sampler::Sampler,
+        spans::HeapIndex,
+    },
     output::StartInfo,
     overhead::Detached,
     pipeline::{Pipeline, Resolve, SessionEnd},
+    plan::HeapPlan,
     recording::Recorder,
     symbols::symbolize::{ProcessMap, Symbolizer},
     target::procfs,
@@ -83,12 +90,128 @@ impl Handle {
 /// The pipeline, fed ring-buffer records, with `--record`'s recorder around its resolver.
 pub struct Collector {
     pipeline: Pipeline<Recorder<ProcessSites, BufWriter<File>>>,
+    sampling: Option<Sampling>,
+}
+
+/// Map sampling, on the collector thread: between batches of records, every interval, the
+/// pipeline's largest tracked maps are read from the target's memory.
+pub struct Sampling {
+    pid: u32,
+    ino: u64,
+    plan: HeapPlan,
+    load_factor_num: u64,
+    every: Duration,
+    max: usize,
+    next: Instant,
+    /// Built at the first round that has maps to read: by then a launched program has exec'd,
+    /// so a PIE's load address is known.
+    sampler: Option<Sampler<ProcessMemory>>,
+}
+
+impl Sampling {
+    /// Sampling of process `pid` (its executable's inode `ino`) every `every`, at most `max`
+    /// maps a round.
+    pub fn new(
+        pid: u32,
+        ino: u64,
+        plan: HeapPlan,
+        load_factor_num: u64,
+        every: Duration,
+        max: usize,
+    ) -> Self {
+        Self {
+            pid,
+            ino,
+            plan,
+            load_factor_num,
+            every,
+            max,
+            next: Instant::now() + every,
+            sampler: None,
+        }
+    }
+
+    fn sampler(&mut self) -> Option<&mut Sampler<ProcessMemory>> {
+        if self.sampler.is_none() {
+            let bias = match self.plan.pie_first_load {
+                None => 0,
+                Some(first) => {
+                    let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).ok()?;
+                    locate::load_bias(&maps, self.ino, first)?
+                }
+            };
+            let heap = HeapIndex::new(self.plan.layout, self.plan.mheap_vaddr.wrapping_add(bias));
+            self.sampler = Some(Sampler::new(
+                ProcessMemory::new(self.pid),
+                heap,
+                self.plan.header,
+                self.load_factor_num,
+            ));
+        }
+        self.sampler.as_mut()
+    }
 }
 
 impl Collector {
-    /// A collector writing through `pipeline`.
-    pub fn new(pipeline: Pipeline<Recorder<ProcessSites, BufWriter<File>>>) -> Self {
-        Self { pipeline }
+    /// A collector writing through `pipeline`, sampling maps if `sampling` is given.
+    pub fn new(
+        pipeline: Pipeline<Recorder<ProcessSites, BufWriter<File>>>,
+        sampling: Option<Sampling>,
+    ) -> Self {
+        Self { pipeline, sampling }
+    }
+
+    /// Whether sampling runs, and why not: told to the outputs and the recording.
+    pub fn sampling_state(&mut self, enabled: bool, note: Option<String>) {
+        self.pipeline
+            .resolver_mut()
+            .sampling_state(enabled, note.as_deref());
+        self.pipeline.sampling_state(enabled, note);
+    }
+
+    /// A sampling round, when one is due.
+    fn sample(&mut self, force: bool) {
+        let Some(s) = self.sampling.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        if !force && now < s.next {
+            return;
+        }
+        s.next = now + s.every;
+        let (targets, capped) = self.pipeline.sample_candidates(s.max);
+        if targets.is_empty() {
+            return;
+        }
+        let Some(sampler) = s.sampler() else {
+            return;
+        };
+        match sampler.sample(&targets) {
+            Ok(results) => {
+                let t = crate::sys::unix_now_ns();
+                self.pipeline.samples(t, &results, capped);
+                self.pipeline.resolver_mut().samples(t, &results, capped);
+            }
+            Err(ReadError::Refused) => {
+                let note = format!(
+                    "reading pid {}'s memory was refused (EPERM; ptrace access, Yama's ptrace_scope): no map sampling, tracing goes on",
+                    s.pid
+                );
+                crate::output::lines::eprint_line(&format!("map-trace: warning: {note}"));
+                self.sampling = None;
+                self.sampling_state(false, Some(note));
+            }
+            // The target exited: the last samples stand.
+            Err(ReadError::Gone) => self.sampling = None,
+            // mheap_ itself unreadable: not this process's heap after all.
+            Err(ReadError::Unmapped(a)) => {
+                let note =
+                    format!("the runtime's heap metadata at {a:#x} is not mapped: no map sampling");
+                crate::output::lines::eprint_line(&format!("map-trace: warning: {note}"));
+                self.sampling = None;
+                self.sampling_state(false, Some(note));
+            }
+        }
     }
 
     /// Writes the start record (on the caller's thread, before [`Handle::spawn`]).
@@ -132,6 +255,10 @@ impl Collector {
                     Ok(Control::Detached(d)) => self.detached(&d),
                     Ok(Control::Finish(ending)) => {
                         ring.drain_all(|b| self.record(b));
+                        // The state at the end, when the target still runs.
+                        if ending.reason != crate::output::StopReason::TargetExited {
+                            self.sample(true);
+                        }
                         if let Some(e) = self.take_error() {
                             return Err(e);
                         }
@@ -143,6 +270,7 @@ impl Collector {
                 }
             }
             let n = ring.drain(|b| self.record(b));
+            self.sample(false);
             self.flush();
             if let Some(e) = self.take_error() {
                 return Err(e);

@@ -41,7 +41,20 @@ pub struct Trace {
     pub min_bytes: u64,
     /// `--runtime-maps`: also report the runtime's own maps.
     pub runtime_maps: bool,
+    /// Map sampling; `None` with `--no-sampling`.
+    pub sampling: Option<Sampling>,
+    /// `--kept-ratio`, `--kept-min-bytes`, `--kept-samples`.
+    pub kept: crate::timeline::health::KeptRule,
     pub outputs: Outputs,
+}
+
+/// How the tracked maps are sampled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sampling {
+    /// `--sample-interval` (at least 10 ms).
+    pub interval: Duration,
+    /// `--max-sampled-maps`.
+    pub max_maps: usize,
 }
 
 /// `map-trace agent`.
@@ -121,6 +134,15 @@ impl Trace {
             record: a.record.clone(),
             min_bytes: a.min_bytes,
             runtime_maps: a.runtime_maps,
+            sampling: (!a.no_sampling && a.max_sampled_maps > 0).then(|| Sampling {
+                interval: a.sample_interval.max(Duration::from_millis(10)),
+                max_maps: a.max_sampled_maps,
+            }),
+            kept: crate::timeline::health::KeptRule {
+                ratio: a.kept_ratio.max(1),
+                min_bytes: a.kept_min_bytes,
+                samples: a.kept_samples,
+            },
             outputs: outputs(&a.out),
         })
     }

@@ -16,8 +16,9 @@ use crate::{
     output::{EndInfo, Sink, StartInfo},
     overhead::{Detached, Overhead},
     timeline::{
+        health::{Outcome, SamplingReport},
         interpret, interpret_evacuate_step, interpret_evacuated, interpret_slice, interpret_swiss,
-        Origin, Timeline,
+        Origin, SampleNews, SampleTarget, Timeline,
     },
 };
 
@@ -59,6 +60,13 @@ pub struct Settings {
     pub min_bytes: u64,
     /// `--runtime-maps`: report maps the Go runtime grows for itself.
     pub runtime_maps: bool,
+    /// When a sampled map is "kept after deletes" (absent in recordings from before sampling,
+    /// and when it is the default).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::timeline::health::KeptRule::is_default"
+    )]
+    pub kept: crate::timeline::health::KeptRule,
 }
 
 /// What the session knows when tracing stops (when, why, what the kernel lost, the probes' hits
@@ -104,11 +112,14 @@ pub struct Pipeline<R> {
     /// Slice growths reported / below `--min-bytes`.
     slices_shown: u64,
     slices_below: u64,
+    /// What map sampling did.
+    sampling: SamplingReport,
 }
 
 impl<R: Resolve> Pipeline<R> {
     /// A pipeline feeding `sink`.
     pub fn new(settings: Settings, resolver: R, sink: Box<dyn Sink>) -> Self {
+        let settings_rule = settings.kept;
         Self {
             timeline: if settings.infer_growth_ends {
                 Timeline::inferring_ends()
@@ -125,6 +136,10 @@ impl<R: Resolve> Pipeline<R> {
             slices_shown: 0,
             slices_below: 0,
             events_before_sampling: None,
+            sampling: SamplingReport {
+                rule: settings_rule,
+                ..SamplingReport::default()
+            },
         }
     }
 
@@ -200,6 +215,41 @@ impl<R: Resolve> Pipeline<R> {
             return false;
         }
         true
+    }
+
+    /// Whether map sampling runs, and why not (in the summary).
+    pub fn sampling_state(&mut self, enabled: bool, note: Option<String>) {
+        self.sampling.enabled = enabled;
+        if note.is_some() {
+            self.sampling.note = note;
+        }
+    }
+
+    /// The maps the next sampling round reads: `(header, map type)`, largest first, at most
+    /// `max`; and whether more were tracked than that.
+    pub fn sample_candidates(&self, max: usize) -> (Vec<SampleTarget>, bool) {
+        let mut v = self.timeline.sample_candidates(max.saturating_add(1));
+        let capped = v.len() > max;
+        v.truncate(max);
+        (v, capped)
+    }
+
+    /// One sampling round's results, at Unix ns `time_ns`.
+    pub fn samples(&mut self, time_ns: u64, results: &[(SampleTarget, Outcome)], capped: bool) {
+        self.sampling.rounds += 1;
+        self.sampling.samples += results.len() as u64;
+        self.sampling.rounds_capped += u64::from(capped);
+        let (pid, rule) = (self.settings.pid, self.settings.kept);
+        for &(target, outcome) in results {
+            match self
+                .timeline
+                .push_sample(time_ns, pid, target, outcome, &rule)
+            {
+                Some(SampleNews::Live(s)) => self.emit(|k| k.map_sample(&s)),
+                Some(SampleNews::Freed(f)) => self.emit(|k| k.map_freed(&f)),
+                None => {}
+            }
+        }
     }
 
     /// One ring-buffer record.
@@ -321,6 +371,7 @@ impl<R: Resolve> Pipeline<R> {
             }),
             overhead: ending.overhead,
             history_cuts,
+            health: std::mem::take(&mut self.sampling),
         };
         self.sink.finish(&end)
     }
@@ -374,6 +425,7 @@ mod tests {
             slices: true,
             min_bytes: 100,
             runtime_maps: false,
+            kept: Default::default(),
         }
     }
 

@@ -81,6 +81,67 @@ pub struct Plan {
     /// Classic maps: the growth-end probe sits on the finishing store, which the kernel
     /// single-steps, because no emulated instruction equivalent to it was found.
     pub growth_ends_stepped: bool,
+    /// What map sampling needs of this binary, or why it cannot sample.
+    pub heap: Result<HeapPlan, String>,
+}
+
+/// Where the runtime's heap metadata is, and its layout, for map sampling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapPlan {
+    /// Link-time address of `runtime.mheap_` (add the load bias of a PIE).
+    pub mheap_vaddr: u64,
+    /// How it was found.
+    pub mheap_source: crate::heap::locate::Source,
+    /// The release's heap metadata offsets.
+    pub layout: crate::golayout::heap::HeapLayout,
+    /// The map header's.
+    pub header: crate::golayout::heap::HeaderLayout,
+    /// A PIE: the link-time address of its first PT_LOAD segment (file offset 0), to compute
+    /// the load bias from `/proc/PID/maps`. `None`: not position-independent.
+    pub pie_first_load: Option<u64>,
+}
+
+/// What sampling needs: the layouts of `version`, and `mheap_`.
+fn heap_plan(
+    elf: &Elf<'_>,
+    symbols: &Symbols<'_>,
+    version: &GoVersion,
+    arch: Arch,
+    map_impl: MapImpl,
+) -> Result<HeapPlan, String> {
+    let layout = crate::golayout::heap::heap_layout(version.minor, arch).ok_or_else(|| {
+        format!(
+            "Go {}'s heap metadata could not be verified for this build: no map sampling (live entries, storage)",
+            version.raw
+        )
+    })?;
+    let lookup = |name: &str| {
+        let names = [match name {
+            crate::heap::locate::MALLOCINIT => crate::heap::locate::MALLOCINIT,
+            _ => crate::heap::locate::MHEAP_INIT,
+        }];
+        symbols.functions(&names).pop().flatten()
+    };
+    let (mheap_vaddr, mheap_source) = crate::heap::locate::mheap_vaddr(elf, arch, lookup)
+        .ok_or_else(|| {
+            "runtime.mheap_ was not found (no .symtab, and runtime.mallocinit does not show it): no map sampling".to_string()
+        })?;
+    let pie_first_load = elf
+        .is_pie()
+        .then(|| {
+            elf.loads()
+                .iter()
+                .find(|(_, off, _)| *off == 0)
+                .map(|l| l.0)
+        })
+        .flatten();
+    Ok(HeapPlan {
+        mheap_vaddr,
+        mheap_source,
+        layout,
+        header: crate::golayout::heap::header_layout(version.minor, map_impl),
+        pie_first_load,
+    })
 }
 
 /// Where the Go version came from.
@@ -372,6 +433,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             )),
         }
     }
+    let heap = heap_plan(&elf, &symbols, &go_version, arch, layout.map_impl);
     Ok(Plan {
         go_version,
         go_version_source,
@@ -381,6 +443,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         warnings,
         infer_growth_ends,
         growth_ends_stepped,
+        heap,
     })
 }
 

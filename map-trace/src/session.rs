@@ -126,11 +126,35 @@ struct Outputs {
     sites: ProcessSites,
 }
 
-/// A line to stderr in one write: a launched target shares map-trace's stderr, and
-/// `eprintln!` may write a line in pieces that the target's own lines would cut into.
-fn eprint_line_whole(line: &str) {
-    use std::io::Write as _;
-    let _ = io::stderr().write_all(format!("{line}\n").as_bytes());
+use crate::output::lines::eprint_line as eprint_line_whole;
+
+/// Map sampling for this run, or why there is none (`--no-sampling` gives no note).
+fn sampling(
+    cfg: &config::Trace,
+    plan: &Plan,
+    target: &Target,
+    pid: u32,
+) -> (Option<collector::Sampling>, Option<String>) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(want) = cfg.sampling else {
+        return (None, Some("--no-sampling".into()));
+    };
+    let heap = match &plan.heap {
+        Ok(h) => *h,
+        Err(why) => return (None, Some(why.clone())),
+    };
+    let ino = std::fs::metadata(&target.exe).map(|m| m.ino()).unwrap_or(0);
+    (
+        Some(collector::Sampling::new(
+            pid,
+            ino,
+            heap,
+            plan.layout.load_factor_num,
+            want.interval,
+            want.max_maps,
+        )),
+        None,
+    )
 }
 
 /// Sets the target's layout and attaches every probe of the plan; a running target that
@@ -228,15 +252,25 @@ async fn stream(
         slices: cfg.plan.slices,
         min_bytes: cfg.min_bytes,
         runtime_maps: cfg.runtime_maps,
+        kept: cfg.kept,
     };
-    let mut collector = Collector::new(Pipeline::new(
-        settings,
-        Recorder::new(outputs.sites, outputs.record),
-        outputs.sink,
-    ));
+    let (sampling, sampling_note) = sampling(&cfg, &plan, &target, pid);
+    let sampling_on = sampling.is_some();
+    let mut collector = Collector::new(
+        Pipeline::new(
+            settings,
+            Recorder::new(outputs.sites, outputs.record),
+            outputs.sink,
+        ),
+        sampling,
+    );
     timing::mark("collector new");
     collector.start(&start)?;
+    collector.sampling_state(sampling_on, sampling_note.clone());
     timing::mark("start record");
+    if let Some(note) = sampling_note.filter(|_| cfg.sampling.is_some()) {
+        eprintln!("map-trace: note: {note}");
+    }
     for w in &plan.warnings {
         eprintln!("map-trace: warning: {w}");
     }

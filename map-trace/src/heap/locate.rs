@@ -42,6 +42,22 @@ pub fn mheap_vaddr(
     Some((found, Source::MallocInit))
 }
 
+/// A PIE's load bias in process `pid`: where its mapping at file offset 0 starts, minus the
+/// link-time address of that segment (`first_load`). `maps` is `/proc/PID/maps`' text and
+/// `ino` the executable's inode.
+pub fn load_bias(maps: &str, ino: u64, first_load: u64) -> Option<u64> {
+    maps.lines().find_map(|line| {
+        let mut f = line.split_ascii_whitespace();
+        let (range, _perms, off, _dev, inode) =
+            (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+        if inode.parse::<u64>().ok()? != ino || u64::from_str_radix(off, 16).ok()? != 0 {
+            return None;
+        }
+        let start = u64::from_str_radix(range.split_once('-')?.0, 16).ok()?;
+        Some(start.wrapping_sub(first_load & !0xfff))
+    })
+}
+
 /// amd64: the target of the last `LEA RAX, [RIP+disp]` before `CALL callee`, with nothing
 /// writing RAX in between.
 pub fn amd64_receiver(code: &[u8], addr: u64, callee: u64) -> Option<u64> {
@@ -110,6 +126,15 @@ pub fn arm64_receiver(code: &[u8], addr: u64, callee: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_load_bias_from_the_mapping_at_offset_zero() {
+        let maps = "555555554000-555555556000 r--p 00000000 fe:01 77 /x\n\
+                    555555556000-555555600000 r-xp 00002000 fe:01 77 /x\n\
+                    7f0000000000-7f0000001000 r--p 00000000 fe:01 78 /lib\n";
+        assert_eq!(load_bias(maps, 77, 0), Some(0x5555_5555_4000));
+        assert_eq!(load_bias(maps, 79, 0), None);
+    }
 
     #[test]
     fn test_amd64_lea_before_call() {

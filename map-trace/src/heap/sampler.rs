@@ -21,45 +21,10 @@ use super::{
 use crate::golayout::heap::{
     held_bytes, HeaderLayout, CLASSIC_MAPTYPE_BUCKET_SIZE, SWISS_MAPTYPE_GROUP_SIZE,
 };
+pub use crate::timeline::health::{Health, Outcome};
 
-/// A map to sample: its header address and type descriptor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Candidate {
-    /// Header address.
-    pub map: u64,
-    /// Map type descriptor address.
-    pub maptype: u64,
-}
-
-/// What one sample of one map found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Live: what it holds now.
-    Live(Health),
-    /// Its slot is free, or holds another object now: the map was freed.
-    Freed,
-    /// Not a heap object (a header on a goroutine stack, or never in the heap): never reported.
-    NotHeap,
-    /// Its memory could not be read this time (unmapped, a torn read).
-    Unreadable,
-}
-
-/// A live map's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Health {
-    /// `len(m)`.
-    pub entries: u64,
-    /// Heap bytes held (header, arrays, tables), rounded to size classes.
-    pub storage_bytes: u64,
-    /// `storage_bytes` minus what `make(map[K]V, entries)` would hold.
-    pub retained_bytes: u64,
-    /// Hash-bucket maps: overflow buckets.
-    pub overflow_buckets: u64,
-    /// Swiss maps: tombstones.
-    pub tombstones: u64,
-    /// The program emptied the map since the last sample (the runtime reseeded it).
-    pub reseeded: bool,
-}
+/// A map to sample (the timeline's [`SampleTarget`]).
+pub use crate::timeline::SampleTarget as Candidate;
 
 /// The identity pinned at a map's first sample.
 #[derive(Clone, Copy, Debug)]
@@ -123,7 +88,11 @@ impl<M: Memory> Sampler<M> {
 
     /// Samples `maps`. A refused or vanished process fails the whole round (the caller stops
     /// sampling); other read failures are the map's [`Outcome::Unreadable`].
-    pub fn sample(&mut self, maps: &[Candidate]) -> Result<Vec<(u64, Outcome)>, ReadError> {
+    ///
+    /// Identities are kept for the maps of this round only: a map that drops out of the
+    /// largest `--max-sampled-maps` is pinned again when it comes back, so the pins stay
+    /// bounded by the round's size.
+    pub fn sample(&mut self, maps: &[Candidate]) -> Result<Vec<(Candidate, Outcome)>, ReadError> {
         let heap_sweepgen = self.heap.sweepgen(&self.mem)?;
         let mut out = Vec::with_capacity(maps.len());
         for c in maps {
@@ -133,16 +102,15 @@ impl<M: Memory> Sampler<M> {
                 Err(ReadError::Unmapped(_)) => Outcome::Unreadable,
             };
             if matches!(o, Outcome::Freed | Outcome::NotHeap) {
-                self.pinned.remove(&c.map);
+                self.pinned.remove(&c.id);
             }
-            out.push((c.map, o));
+            out.push((*c, o));
+        }
+        if self.pinned.len() > maps.len() {
+            let ids: rustc_hash::FxHashSet<u64> = maps.iter().map(|c| c.id).collect();
+            self.pinned.retain(|id, _| ids.contains(id));
         }
         Ok(out)
-    }
-
-    /// Forgets a map (no longer tracked).
-    pub fn forget(&mut self, map: u64) {
-        self.pinned.remove(&map);
     }
 
     fn one(&mut self, c: Candidate, heap_sweepgen: u32) -> Result<Outcome, ReadError> {
@@ -163,7 +131,7 @@ impl<M: Memory> Sampler<M> {
         let swept =
             span_sweepgen == heap_sweepgen || span_sweepgen == heap_sweepgen.wrapping_add(3);
         let mut reseeded = false;
-        if let Some(p) = self.pinned.get(&c.map) {
+        if let Some(p) = self.pinned.get(&c.id) {
             if p.seed != r.seed {
                 let fenced = p.swept && p.heap_sweepgen == heap_sweepgen;
                 let same_storage = r.storage_ptr != 0
@@ -176,7 +144,7 @@ impl<M: Memory> Sampler<M> {
             }
         }
         self.pinned.insert(
-            c.map,
+            c.id,
             Pinned {
                 seed: r.seed,
                 storage_ptr: r.storage_ptr,
@@ -238,6 +206,7 @@ mod tests {
 
     fn one(s: &mut Sampler<FakeMemory>, map: u64) -> Outcome {
         s.sample(&[Candidate {
+            id: map,
             map,
             maptype: MAPTYPE,
         }])
@@ -268,8 +237,19 @@ mod tests {
         hmap(&mut mem, start, 1000, 8, 42, 0x9_0000);
         hmap(&mut mem, start + 48, 1000, 8, 43, 0xa_0000);
         let mut s = sampler(mem);
-        assert!(matches!(one(&mut s, start), Outcome::Live(_)));
-        assert!(matches!(one(&mut s, start + 48), Outcome::Live(_)));
+        let both = |s: &mut Sampler<FakeMemory>| -> Vec<Outcome> {
+            let c = |map| Candidate {
+                id: map,
+                map,
+                maptype: MAPTYPE,
+            };
+            s.sample(&[c(start), c(start + 48)])
+                .unwrap()
+                .into_iter()
+                .map(|r| r.1)
+                .collect()
+        };
+        assert!(both(&mut s).iter().all(|o| matches!(o, Outcome::Live(_))));
         // A GC cycle passes (sweepgen 10 → 12), the span is swept again, both slots still
         // allocated. The first map was emptied (new seed, same buckets): still live, and all
         // of its storage is retained. The second slot now holds a new map (new seed, new
@@ -281,12 +261,11 @@ mod tests {
         fake::span(&mut s.mem, 0, 48, SPAN_IN_USE, 0, 12, &[0, 1]);
         hmap(&mut s.mem, start, 0, 8, 99, 0x9_0000);
         hmap(&mut s.mem, start + 48, 3, 0, 7, 0xb_0000);
-        let Outcome::Live(h) = one(&mut s, start) else {
-            panic!()
-        };
+        let r = both(&mut s);
+        let Outcome::Live(h) = r[0] else { panic!() };
         assert!(h.reseeded);
         assert_eq!((h.entries, h.retained_bytes), (0, 40960));
-        assert_eq!(one(&mut s, start + 48), Outcome::Freed);
+        assert_eq!(r[1], Outcome::Freed);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::{hex, EndInfo, Hex, Sink, StartInfo};
 use crate::{
     symbols::pclntab::SourcePos,
     timeline::{
+        health::{MapFreed, MapSample},
         EvacuateStep, Evacuated, EvacuationEnd, Grow, MapSummary, Origin, SiteSummary, SliceGrow,
         SwissKind, SwissResize,
     },
@@ -124,6 +125,55 @@ struct SliceRecord<'a> {
     partial: bool,
     site: Option<&'a SourcePos>,
     stack: &'a [SourcePos],
+}
+
+/// The `map_sample` record: what a live map holds now.
+#[derive(Serialize)]
+struct SampleRecord<'a> {
+    event: &'static str,
+    time_ns: u64,
+    pid: u32,
+    map: Hex,
+    #[serde(rename = "type")]
+    type_name: Option<&'a str>,
+    site: Option<&'a SourcePos>,
+    entries: u64,
+    peak_entries: u64,
+    storage_bytes: u64,
+    retained_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overflow_buckets: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tombstones: Option<u64>,
+    reseeded: bool,
+}
+
+/// The `map_kept_after_deletes` finding.
+#[derive(Serialize)]
+struct KeptRecord<'a> {
+    event: &'static str,
+    time_ns: u64,
+    pid: u32,
+    map: Hex,
+    #[serde(rename = "type")]
+    type_name: Option<&'a str>,
+    site: Option<&'a SourcePos>,
+    entries: u64,
+    peak_entries: u64,
+    storage_bytes: u64,
+    retained_bytes: u64,
+    advice: String,
+}
+
+/// The `map_freed` record: a sampled map the GC freed.
+#[derive(Serialize)]
+struct FreedRecord<'a> {
+    event: &'static str,
+    time_ns: u64,
+    map: Hex,
+    #[serde(rename = "type")]
+    type_name: Option<&'a str>,
+    site: Option<&'a SourcePos>,
 }
 
 /// A Swiss record; kind-specific fields are omitted when they do not apply.
@@ -338,6 +388,52 @@ impl<W: Write + Send> Sink for JsonSink<W> {
         self.out.flush()
     }
 
+    fn map_sample(&mut self, m: &MapSample) -> io::Result<()> {
+        let site = site_stack(&m.origin).0;
+        let h = &m.health;
+        self.line(&SampleRecord {
+            event: "map_sample",
+            time_ns: m.time_ns,
+            pid: m.pid,
+            map: Hex(m.map),
+            type_name: m.type_name.as_deref(),
+            site,
+            entries: h.entries,
+            peak_entries: m.peak_entries,
+            storage_bytes: h.storage_bytes,
+            retained_bytes: h.retained_bytes,
+            overflow_buckets: (!m.swiss).then_some(h.overflow_buckets),
+            tombstones: m.swiss.then_some(h.tombstones),
+            reseeded: h.reseeded,
+        })?;
+        if m.kept_raised {
+            self.line(&KeptRecord {
+                event: "map_kept_after_deletes",
+                time_ns: m.time_ns,
+                pid: m.pid,
+                map: Hex(m.map),
+                type_name: m.type_name.as_deref(),
+                site,
+                entries: h.entries,
+                peak_entries: m.peak_entries,
+                storage_bytes: h.storage_bytes,
+                retained_bytes: h.retained_bytes,
+                advice: crate::output::format::kept_advice(m),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn map_freed(&mut self, f: &MapFreed) -> io::Result<()> {
+        self.line(&FreedRecord {
+            event: "map_freed",
+            time_ns: f.time_ns,
+            map: Hex(f.map),
+            type_name: f.type_name.as_deref(),
+            site: site_stack(&f.origin).0,
+        })
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -375,6 +471,16 @@ impl<W: Write + Send> Sink for JsonSink<W> {
                     "events_estimated": s.events_estimated(),
                 })
             }),
+            sampling: e
+                .health
+                .enabled
+                .then(|| sampling_json(&e.health))
+                .or_else(|| {
+                    e.health
+                        .note
+                        .as_ref()
+                        .map(|n| json!({ "enabled": false, "note": n }))
+                }),
             sites: Each(&sites, &site_json),
             slice_grows: e.slices.map(|s| s.0),
             slice_grows_below_min_bytes: e.slices.map(|s| s.1),
@@ -416,6 +522,9 @@ struct SummaryRecord<'a> {
     /// Only when the event probes were duty-cycled.
     #[serde(skip_serializing_if = "Option::is_none")]
     sampled: Option<Value>,
+    /// Map sampling: what it covered (absent when it neither ran nor was refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sampling: Option<Value>,
     sites: Each<'a, SiteSummary>,
     slice_grows: Option<u64>,
     slice_grows_below_min_bytes: Option<u64>,
@@ -470,11 +579,69 @@ fn map_json(m: &MapSummary, load_factor_num: u64) -> Value {
     if let (Value::Object(a), Value::Object(b)) = (&mut v, extra) {
         a.extend(b);
     }
+    if let (Value::Object(a), Some(h)) = (&mut v, &m.health) {
+        if h.samples > 0 || h.freed_ns.is_some() {
+            a.insert("health".into(), health_json(h, m.swiss.is_some()));
+        }
+    }
     v
+}
+
+/// A sampled map's `health` object in the summary.
+fn health_json(h: &crate::timeline::health::HealthSummary, swiss: bool) -> Value {
+    let mut v = json!({
+        "samples": h.samples,
+        "last_sample_ns": h.last_ns,
+        "entries": h.last.entries,
+        "peak_entries": h.peak_entries,
+        "storage_bytes": h.last.storage_bytes,
+        "retained_bytes": h.last.retained_bytes,
+        "kept_after_deletes_since_ns": h.kept_since_ns,
+        "freed_ns": h.freed_ns,
+    });
+    if let Value::Object(a) = &mut v {
+        if swiss {
+            a.insert("tombstones".into(), json!(h.last.tombstones));
+        } else {
+            a.insert("overflow_buckets".into(), json!(h.last.overflow_buckets));
+        }
+    }
+    v
+}
+
+/// The summary's `sampling` object.
+fn sampling_json(r: &crate::timeline::health::SamplingReport) -> Value {
+    json!({
+        "enabled": true,
+        "note": r.note,
+        "rounds": r.rounds,
+        "samples": r.samples,
+        "rounds_capped": r.rounds_capped,
+        "kept_ratio": r.rule.ratio,
+        "kept_min_bytes": r.rule.min_bytes,
+        "kept_samples": r.rule.samples,
+    })
 }
 
 /// One call site of the summary.
 fn site_json(t: &SiteSummary) -> Value {
+    let mut v = site_core_json(t);
+    if let (Value::Object(a), Some(l)) = (&mut v, &t.live) {
+        a.insert(
+            "live".into(),
+            json!({
+                "maps": l.maps,
+                "entries": l.entries,
+                "storage_bytes": l.storage_bytes,
+                "retained_bytes": l.retained_bytes,
+                "kept_after_deletes": l.kept,
+            }),
+        );
+    }
+    v
+}
+
+fn site_core_json(t: &SiteSummary) -> Value {
     json!({
         "site": t.site,
         "type": t.type_name.as_deref(),

@@ -80,6 +80,12 @@ impl<W: Write> Drop for WholeLines<W> {
     }
 }
 
+/// A line to stderr in one write: a launched target shares map-trace's stderr, and
+/// `eprintln!` may write a line in pieces that the target's own lines would cut into.
+pub fn eprint_line(line: &str) {
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

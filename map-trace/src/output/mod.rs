@@ -14,7 +14,10 @@ use std::io;
 pub use format::hex;
 
 use crate::overhead::{Detached, Overhead};
-use crate::timeline::{EvacuateStep, Evacuated, Grow, MapSummary, SliceGrow, SwissResize};
+use crate::timeline::{
+    health::{MapFreed, MapSample},
+    EvacuateStep, Evacuated, Grow, MapSummary, SliceGrow, SwissResize,
+};
 
 /// Why tracing stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +106,8 @@ pub struct EndInfo {
     pub history_cuts: crate::timeline::history::HistoryCaps,
     /// The event probes were duty-cycled (`--max-overhead`): counts are a sample.
     pub sampled: Option<Sampled>,
+    /// Map sampling (`--sample-interval`): what it covered, or why it did not run.
+    pub health: crate::timeline::health::SamplingReport,
 }
 
 /// What a duty-cycled run saw, and what that scales to.
@@ -147,6 +152,14 @@ pub trait Sink: Send {
     }
     /// `--max-overhead` detached a probe family.
     fn detached(&mut self, _d: &Detached) -> io::Result<()> {
+        Ok(())
+    }
+    /// One live map's sample (every `--sample-interval`).
+    fn map_sample(&mut self, _s: &MapSample) -> io::Result<()> {
+        Ok(())
+    }
+    /// A sampled map was found freed by the GC.
+    fn map_freed(&mut self, _f: &MapFreed) -> io::Result<()> {
         Ok(())
     }
     /// Pushes buffered output out (called after each batch of events, so output stays live
@@ -228,6 +241,12 @@ impl Sink for Tee {
     }
     fn detached(&mut self, d: &Detached) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.detached(d))
+    }
+    fn map_sample(&mut self, s: &MapSample) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.map_sample(s))
+    }
+    fn map_freed(&mut self, f: &MapFreed) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.map_freed(f))
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.flush())

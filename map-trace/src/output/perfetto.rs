@@ -366,6 +366,7 @@ mod tests {
             s.swiss(&r).unwrap();
             s.finish(&EndInfo {
                 sampled: None,
+                health: Default::default(),
                 time_ns: 0,
                 events: 2,
                 lost: 0,

@@ -45,7 +45,46 @@ pub(super) enum Line {
     Stack(StackEntry),
     Type(TypeEntry),
     Detached(DetachedLine),
+    Samples(SamplesLine),
+    Sampling(SamplingStateLine),
     End(End),
+}
+
+/// One map-sampling round: each sampled map's outcome.
+#[derive(Serialize, Deserialize)]
+pub(super) struct SamplesLine {
+    pub(super) time_ns: u64,
+    pub(super) capped: bool,
+    pub(super) maps: Vec<SampleEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct SampleEntry {
+    /// The map's id in the timeline (the replay's timeline gives the same ids).
+    pub(super) id: u64,
+    pub(super) map: Hex,
+    pub(super) maptype: Hex,
+    /// `live`, `freed`, `not_heap` or `unreadable`.
+    pub(super) outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) health: Option<HealthEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct HealthEntry {
+    pub(super) entries: u64,
+    pub(super) storage_bytes: u64,
+    pub(super) retained_bytes: u64,
+    pub(super) overflow_buckets: u64,
+    pub(super) tombstones: u64,
+    pub(super) reseeded: bool,
+}
+
+/// Whether sampling ran, and why not.
+#[derive(Serialize, Deserialize)]
+pub(super) struct SamplingStateLine {
+    pub(super) enabled: bool,
+    pub(super) note: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]

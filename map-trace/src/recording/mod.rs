@@ -67,6 +67,7 @@ mod tests {
             slices: false,
             min_bytes: 0,
             runtime_maps: false,
+            kept: Default::default(),
         }
     }
 

@@ -18,7 +18,10 @@ use crate::{
     plan::ProbeSite,
     plan::VersionSource,
     symbols::elf::Arch,
-    timeline::Origin,
+    timeline::{
+        health::{Health, Outcome},
+        Origin, SampleTarget,
+    },
 };
 
 use super::format::*;
@@ -108,6 +111,23 @@ fn one_of<T: Copy>(
     all.iter().copied().find(|a| name(*a) == v).ok_or_else(|| {
         let names: Vec<&str> = all.iter().map(|a| name(*a)).collect();
         format!("{what} {v:?} is not one of {}", names.join(", "))
+    })
+}
+
+fn outcome(name: &str, h: Option<HealthEntry>) -> Result<Outcome, String> {
+    Ok(match (name, h) {
+        ("live", Some(h)) => Outcome::Live(Health {
+            entries: h.entries,
+            storage_bytes: h.storage_bytes,
+            retained_bytes: h.retained_bytes,
+            overflow_buckets: h.overflow_buckets,
+            tombstones: h.tombstones,
+            reseeded: h.reseeded,
+        }),
+        ("freed", _) => Outcome::Freed,
+        ("not_heap", _) => Outcome::NotHeap,
+        ("unreadable", _) => Outcome::Unreadable,
+        (other, _) => return Err(format!("unknown sample outcome {other:?}")),
     })
 }
 
@@ -329,6 +349,23 @@ pub fn replay(input: impl BufRead, sink: Box<dyn Sink>) -> Result<(), ReplayErro
                 hits: d.hits,
                 sampled_duty: d.sampled_duty,
             }),
+            Line::Samples(r) => {
+                let results = r
+                    .maps
+                    .into_iter()
+                    .map(|e| {
+                        let t = SampleTarget {
+                            id: e.id,
+                            map: e.map.0,
+                            maptype: e.maptype.0,
+                        };
+                        Ok((t, outcome(&e.outcome, e.health)?))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+                    .map_err(bad)?;
+                p.samples(r.time_ns, &results, r.capped);
+            }
+            Line::Sampling(st) => p.sampling_state(st.enabled, st.note),
             Line::End(e) => {
                 p.finish(ending(e).map_err(bad)?).map_err(output)?;
                 ended = true;

@@ -15,7 +15,7 @@ use crate::{
     output::{Hex, StartInfo},
     overhead::Detached,
     pipeline::{Resolve, SessionEnd, Settings},
-    timeline::Origin,
+    timeline::{health::Outcome, Origin, SampleTarget},
 };
 
 use super::format::*;
@@ -130,6 +130,62 @@ impl<W: Write> RecordWriter<W> {
         }))
     }
 
+    /// One sampling round.
+    ///
+    /// # Errors
+    /// Writing.
+    pub fn samples(
+        &mut self,
+        time_ns: u64,
+        results: &[(SampleTarget, Outcome)],
+        capped: bool,
+    ) -> io::Result<()> {
+        let maps = results
+            .iter()
+            .map(|&(t, o)| {
+                let (outcome, health) = match o {
+                    Outcome::Live(h) => (
+                        "live",
+                        Some(HealthEntry {
+                            entries: h.entries,
+                            storage_bytes: h.storage_bytes,
+                            retained_bytes: h.retained_bytes,
+                            overflow_buckets: h.overflow_buckets,
+                            tombstones: h.tombstones,
+                            reseeded: h.reseeded,
+                        }),
+                    ),
+                    Outcome::Freed => ("freed", None),
+                    Outcome::NotHeap => ("not_heap", None),
+                    Outcome::Unreadable => ("unreadable", None),
+                };
+                SampleEntry {
+                    id: t.id,
+                    map: Hex(t.map),
+                    maptype: Hex(t.maptype),
+                    outcome: outcome.to_string(),
+                    health,
+                }
+            })
+            .collect();
+        self.line(&Line::Samples(SamplesLine {
+            time_ns,
+            capped,
+            maps,
+        }))
+    }
+
+    /// Whether sampling runs.
+    ///
+    /// # Errors
+    /// Writing.
+    pub fn sampling_state(&mut self, enabled: bool, note: Option<&str>) -> io::Result<()> {
+        self.line(&Line::Sampling(SamplingStateLine {
+            enabled,
+            note: note.map(str::to_string),
+        }))
+    }
+
     /// The last line. `undecodable` and `events` are the pipeline's counts (for people).
     ///
     /// # Errors
@@ -240,6 +296,16 @@ impl<R: Resolve, W: Write> Recorder<R, W> {
     /// `--max-overhead` detached a family.
     pub fn detached(&mut self, d: &Detached) {
         self.write(|w| w.detached(d));
+    }
+
+    /// A sampling round.
+    pub fn samples(&mut self, time_ns: u64, results: &[(SampleTarget, Outcome)], capped: bool) {
+        self.write(|w| w.samples(time_ns, results, capped));
+    }
+
+    /// Whether sampling runs.
+    pub fn sampling_state(&mut self, enabled: bool, note: Option<&str>) {
+        self.write(|w| w.sampling_state(enabled, note));
     }
 
     /// The end line (see [`RecordWriter::end`]).

@@ -4,9 +4,30 @@
 use rustc_hash::FxHashMap;
 
 use super::{
+    health::{KeptRule, MapFreed, MapSample, Outcome},
     history::{self, Mark, Point, SpanEnd},
     site_of, EvacuateStep, Evacuated, EvacuationEnd, Grow, MapSummary, SwissKind, SwissResize,
 };
+
+/// One map to sample: its summary's id in this timeline, header and type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SampleTarget {
+    /// Which map (stable for the run; a new map at a reused address gets a new id).
+    pub id: u64,
+    /// Header address.
+    pub map: u64,
+    /// Map type descriptor.
+    pub maptype: u64,
+}
+
+/// What one sample means for the outputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SampleNews {
+    /// A live map's state.
+    Live(MapSample),
+    /// A map the GC freed.
+    Freed(MapFreed),
+}
 
 /// Per-map aggregation of grows, in arrival order.
 #[derive(Debug, Default)]
@@ -250,6 +271,109 @@ impl Timeline {
         let d = r.duration_ns.unwrap_or(0);
         s.total_duration_ns = s.total_duration_ns.saturating_add(d);
         s.max_duration_ns = s.max_duration_ns.max(d);
+    }
+
+    /// The maps to sample next, largest storage first (the last sample's, or the bytes its
+    /// grows allocated), at most `max`: `(header, map type)`. Maps found freed or off the heap
+    /// are not sampled again.
+    pub fn sample_candidates(&self, max: usize) -> Vec<SampleTarget> {
+        let mut v: Vec<(u64, SampleTarget)> = self
+            .current
+            .values()
+            .map(|&i| (i, &self.maps[i]))
+            .filter(|(_, m)| {
+                m.health
+                    .as_ref()
+                    .is_none_or(|h| h.freed_ns.is_none() && !h.not_heap)
+            })
+            .map(|(i, m)| {
+                let size = m
+                    .health
+                    .as_ref()
+                    .filter(|h| h.samples > 0)
+                    .map_or(m.bytes_allocated, |h| h.last.storage_bytes);
+                (
+                    size,
+                    SampleTarget {
+                        id: i as u64,
+                        map: m.map,
+                        maptype: m.maptype,
+                    },
+                )
+            })
+            .collect();
+        // Largest first; the id breaks ties so the choice is the same every round.
+        v.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
+        v.truncate(max);
+        v.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Applies one sample of the map at `map`. Returns what the outputs are told: a live
+    /// sample, or that the map was freed (`None`: nothing to tell).
+    pub fn push_sample(
+        &mut self,
+        time_ns: u64,
+        pid: u32,
+        target: SampleTarget,
+        outcome: Outcome,
+        rule: &KeptRule,
+    ) -> Option<SampleNews> {
+        let map = target.map;
+        // The map sampled is still the one at that address (a grow there since may have
+        // started another).
+        let i = target.id as usize;
+        if self.current.get(&map) != Some(&i) {
+            return None;
+        }
+        let m = &mut self.maps[i];
+        let h = m.health.get_or_insert_with(Default::default);
+        match outcome {
+            Outcome::Live(now) => {
+                h.last = now;
+                h.last_ns = time_ns;
+                h.samples += 1;
+                h.peak_entries = h.peak_entries.max(now.entries).max(m.entries_last);
+                let mut raised = false;
+                if rule.holds(&now) {
+                    h.kept_streak = h.kept_streak.saturating_add(1);
+                    if h.kept_streak >= rule.samples && h.kept_since_ns.is_none() {
+                        h.kept_since_ns = Some(time_ns);
+                        raised = true;
+                    }
+                } else {
+                    h.kept_streak = 0;
+                    h.kept_since_ns = None;
+                }
+                Some(SampleNews::Live(MapSample {
+                    time_ns,
+                    pid,
+                    map,
+                    type_name: m.type_name.clone(),
+                    origin: m.origin.clone(),
+                    swiss: m.swiss.is_some(),
+                    health: now,
+                    peak_entries: h.peak_entries,
+                    kept_raised: raised,
+                }))
+            }
+            Outcome::Freed => {
+                h.freed_ns = Some(time_ns);
+                h.kept_since_ns = None;
+                // A later grow at this address is a new map.
+                self.current.remove(&map);
+                Some(SampleNews::Freed(MapFreed {
+                    time_ns,
+                    map,
+                    type_name: m.type_name.clone(),
+                    origin: m.origin.clone(),
+                }))
+            }
+            Outcome::NotHeap => {
+                h.not_heap = true;
+                None
+            }
+            Outcome::Unreadable => None,
+        }
     }
 
     /// Total grows pushed.

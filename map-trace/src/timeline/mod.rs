@@ -10,6 +10,7 @@
 //! map's events over time, bounded).
 
 mod aggregate;
+pub mod health;
 pub mod history;
 mod interpret;
 mod summary;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use crate::symbols::{pclntab::SourcePos, symbolize::CallStack};
 
-pub use aggregate::Timeline;
+pub use aggregate::{SampleNews, SampleTarget, Timeline};
 pub use interpret::{
     interpret, interpret_evacuate_step, interpret_evacuated, interpret_slice, interpret_swiss,
     to_unix_ns,

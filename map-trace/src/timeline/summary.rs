@@ -96,6 +96,8 @@ pub struct MapSummary {
     pub origin: Option<Arc<Origin>>,
     /// The map's Go type.
     pub type_name: Option<Arc<str>>,
+    /// What samples of its header found (`None`: never sampled).
+    pub health: Option<Box<super::health::HealthSummary>>,
 }
 
 impl MapSummary {
@@ -134,6 +136,7 @@ impl MapSummary {
             history: History::default(),
             origin,
             type_name,
+            health: None,
         }
     }
 
@@ -205,6 +208,23 @@ pub struct SiteSummary {
     pub first_time_ns: u64,
     /// Last event.
     pub last_time_ns: u64,
+    /// What its sampled maps, still live at their last sample, hold (`None`: none sampled).
+    pub live: Option<SiteLive>,
+}
+
+/// The live maps of one site at their last samples.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SiteLive {
+    /// Maps live at their last sample.
+    pub maps: u64,
+    /// Their entries.
+    pub entries: u64,
+    /// Their storage.
+    pub storage_bytes: u64,
+    /// Their retained bytes.
+    pub retained_bytes: u64,
+    /// Of them, found kept after deletes.
+    pub kept: u64,
 }
 
 /// Groups per-map summaries by call site and type, most events first.
@@ -226,6 +246,7 @@ pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
                 presize_hint: None,
                 first_time_ns: m.first_time_ns,
                 last_time_ns: m.last_time_ns,
+                live: None,
             });
             out.len() - 1
         });
@@ -240,6 +261,18 @@ pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
         s.presize_hint = s.presize_hint.max(m.presize_hint(load_factor_num));
         s.first_time_ns = s.first_time_ns.min(m.first_time_ns);
         s.last_time_ns = s.last_time_ns.max(m.last_time_ns);
+        if let Some(h) = m
+            .health
+            .as_deref()
+            .filter(|h| h.samples > 0 && h.freed_ns.is_none())
+        {
+            let l = s.live.get_or_insert_with(SiteLive::default);
+            l.maps += 1;
+            l.entries += h.last.entries;
+            l.storage_bytes += h.last.storage_bytes;
+            l.retained_bytes += h.last.retained_bytes;
+            l.kept += u64::from(h.kept_since_ns.is_some());
+        }
     }
     out.sort_by(|a, b| {
         b.events

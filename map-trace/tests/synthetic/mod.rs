@@ -215,6 +215,7 @@ fn settings() -> Settings {
         slices: false,
         min_bytes: 0,
         runtime_maps: false,
+        kept: Default::default(),
     }
 }
 

@@ -131,6 +131,7 @@ fn start_info(map_impl: MapImpl, ends_probed: bool) -> StartInfo {
 fn end_info(maps: Vec<MapSummary>, events: u64) -> EndInfo {
     EndInfo {
         sampled: None,
+        health: Default::default(),
         time_ns: T0 + 2_000_000_000,
         events,
         lost: 3,

@@ -142,6 +142,16 @@ impl<W: Write + Send> Sink for TextSink<W> {
         self.line(&l)
     }
 
+    fn map_sample(&mut self, m: &crate::timeline::health::MapSample) -> io::Result<()> {
+        if m.kept_raised {
+            let mut l = Line::new();
+            l.push(Style::Dim, &clock_ms(m.time_ns));
+            self.line(&l)?;
+            self.lines(&table::kept_lines(m))?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -161,6 +171,7 @@ impl<W: Write + Send> Sink for TextSink<W> {
         }
         if !e.maps.is_empty() {
             self.lines(&table::sites(e))?;
+            self.lines(&table::live(e))?;
             let start = self
                 .start_ns
                 .or_else(|| e.maps.iter().map(|m| m.first_time_ns).min())

@@ -121,6 +121,7 @@ impl Trace {
         self.sink
             .finish(&EndInfo {
                 sampled: None,
+                health: Default::default(),
                 time_ns: end_ns,
                 events: u64::MAX,
                 lost,

@@ -108,6 +108,31 @@ pub fn totals(e: &EndInfo) -> Vec<Line> {
             Style::Plain,
         ));
     }
+    let h = &e.health;
+    if h.enabled {
+        out.extend(wrap(
+            "# map samples: ",
+            &[
+                format!("{} rounds", h.rounds),
+                format!("{} map samples", h.samples),
+                if h.rounds_capped > 0 {
+                    format!("{} rounds capped by --max-sampled-maps", h.rounds_capped)
+                } else {
+                    "every tracked map sampled".into()
+                },
+            ],
+            ", ",
+            Style::Plain,
+        ));
+    }
+    if let Some(note) = h.note.as_deref().filter(|n| *n != "--no-sampling") {
+        out.extend(wrap(
+            "# no map sampling: ",
+            &note.split(' ').map(str::to_string).collect::<Vec<_>>(),
+            " ",
+            Style::Warn,
+        ));
+    }
     if e.runtime_events_hidden > 0 {
         out.extend(wrap(
             "# ",
@@ -267,6 +292,96 @@ pub fn hint_lines(hint: &str) -> Vec<Line> {
 fn right(l: &mut Line, w: usize, s: &str, style: Style) {
     l.plain(&" ".repeat(w.saturating_sub(width(s))))
         .push(style, s);
+}
+
+/// What the sampled maps hold now, per call site, most retained first: LIVE entries, STORAGE
+/// and RETAINED bytes at their last samples (maps found freed are left out), then a line per
+/// map found kept after deletes.
+pub fn live(e: &EndInfo) -> Vec<Line> {
+    let mut sites: Vec<_> = by_site(&e.maps, e.load_factor_num)
+        .into_iter()
+        .filter_map(|t| t.live.map(|l| (l, t)))
+        .collect();
+    if sites.is_empty() {
+        return vec![];
+    }
+    sites.sort_by(|a, b| {
+        b.0.retained_bytes
+            .cmp(&a.0.retained_bytes)
+            .then(b.0.storage_bytes.cmp(&a.0.storage_bytes))
+    });
+    let mut out = vec![Line::new()];
+    let mut l = Line::new();
+    l.plain("# what the maps hold now (last samples; most retained first)");
+    out.push(l);
+    let mut l = Line::new();
+    l.push(
+        Style::Bold,
+        &format!(
+            "{:>9} {:>10} {:>10} {:>5}  SITE",
+            "LIVE", "STORAGE", "RETAINED", "MAPS"
+        ),
+    );
+    out.push(l);
+    for (lv, t) in sites.iter().take(MAX_SITES) {
+        let mut l = Line::new();
+        l.plain(&format!("{:>9} ", lv.entries));
+        right(
+            &mut l,
+            10,
+            &super::bytes(lv.storage_bytes),
+            bytes_style(lv.storage_bytes),
+        );
+        l.plain(" ");
+        right(
+            &mut l,
+            10,
+            &super::bytes(lv.retained_bytes),
+            bytes_style(lv.retained_bytes),
+        );
+        l.plain(&format!(" {:>5}  ", lv.maps));
+        let site = match &t.site {
+            Some(p) => site_text(p, l.room()).unwrap_or_default(),
+            None => "(stack not symbolized)".to_string(),
+        };
+        l.plain(&site);
+        l.truncate(WIDTH);
+        out.push(l);
+    }
+    let kept: Vec<_> = e
+        .maps
+        .iter()
+        .filter(|m| {
+            m.health
+                .as_ref()
+                .is_some_and(|h| h.kept_since_ns.is_some() && h.freed_ns.is_none())
+        })
+        .collect();
+    for m in kept.iter().take(MAX_SITES) {
+        let h = m.health.as_ref().expect("filtered");
+        let sample = crate::timeline::health::MapSample {
+            time_ns: h.last_ns,
+            pid: 0,
+            map: m.map,
+            type_name: m.type_name.clone(),
+            origin: m.origin.clone(),
+            swiss: m.swiss.is_some(),
+            health: h.last,
+            peak_entries: h.peak_entries,
+            kept_raised: false,
+        };
+        out.extend(kept_lines(&sample));
+    }
+    out
+}
+
+/// The "kept after deletes" finding, wrapped to the width.
+pub fn kept_lines(m: &crate::timeline::health::MapSample) -> Vec<Line> {
+    let words: Vec<String> = crate::output::format::kept_advice(m)
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    wrap("! kept after deletes: ", &words, " ", Style::Alert)
 }
 
 /// The call sites ranked by events (at most [`MAX_SITES`]), each with its presize hint on the
