@@ -92,7 +92,7 @@ pub fn amd64_receiver(code: &[u8], addr: u64, callee: u64) -> Option<u64> {
 pub fn arm64_receiver(code: &[u8], addr: u64, callee: u64) -> Option<u64> {
     let mut x0: Option<u64> = None;
     for (i, b) in code.chunks_exact(4).enumerate() {
-        let pc = addr + i as u64 * 4;
+        let pc = addr.wrapping_add(i as u64 * 4);
         let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let rd = w & 31;
         if w & 0xFC00_0000 == 0x9400_0000 {
@@ -111,7 +111,7 @@ pub fn arm64_receiver(code: &[u8], addr: u64, callee: u64) -> Option<u64> {
             x0 = Some((pc & !0xFFF).wrapping_add_signed(off));
         } else if w & 0xFF80_03FF == 0x9100_0000 {
             // ADD X0, X0, #imm12 (no shift)
-            x0 = x0.map(|p| p + u64::from((w >> 10) & 0xFFF));
+            x0 = x0.map(|p| p.wrapping_add(u64::from((w >> 10) & 0xFFF)));
         } else if rd == 0 && w & 0x1F00_0000 != 0x1000_0000 {
             // Anything else naming X0 as its destination field may overwrite it (stores do
             // not, but nothing between the ADRP/ADD and the BL stores from X0 in practice).

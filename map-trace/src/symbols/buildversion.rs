@@ -101,10 +101,16 @@ impl<'a> Image<'a> {
     pub fn candidates(&self) -> BTreeSet<&'a str> {
         let mut found = BTreeSet::new();
         for &(start, d) in &self.data {
-            let first = start.next_multiple_of(8);
-            let end = start + d.len() as u64;
+            // A section placed at the top of the address space (a damaged file) has no room
+            // for a string header.
+            let (Some(first), Some(end)) = (
+                start.checked_next_multiple_of(8),
+                start.checked_add(d.len() as u64),
+            ) else {
+                continue;
+            };
             let mut a = first;
-            while a + 16 <= end {
+            while a.checked_add(16).is_some_and(|e| e <= end) {
                 if let Some(v) = self.version_at(a, (start, d)) {
                     found.insert(v);
                 }
@@ -273,6 +279,21 @@ mod tests {
             "go1.26.6 X:Upper",
         ] {
             assert!(!is_go_version(bad), "{bad:?}");
+        }
+    }
+
+    /// A damaged file can place a section at the top of the address space (found by the
+    /// `inspect` fuzz target: `next_multiple_of` overflowed).
+    #[test]
+    fn test_scan_survives_a_section_at_the_top_of_the_address_space() {
+        let bytes = [0u8; 64];
+        for start in [u64::MAX - 3, u64::MAX - 20, u64::MAX - 63] {
+            let img = Image {
+                data: vec![(start, &bytes[..])],
+                read_only: vec![(start, &bytes[..])],
+                relative: HashMap::new(),
+            };
+            assert_eq!(img.scan(), Err(BuildVersionError::NotFound));
         }
     }
 
