@@ -277,6 +277,24 @@ impl Lines {
         }
     }
 
+    /// The lines that arrived since the last call, without waiting (kept in `seen` too).
+    pub fn arrived(&mut self) -> Vec<String> {
+        let mut v = vec![];
+        while let Ok(l) = self.rx.try_recv() {
+            self.seen.push(l.clone());
+            v.push(l);
+        }
+        v
+    }
+
+    /// The lines seen so far plus those already arrived, without waiting.
+    pub fn now(&mut self) -> &[String] {
+        while let Ok(l) = self.rx.try_recv() {
+            self.seen.push(l);
+        }
+        &self.seen
+    }
+
     /// Everything until the stream closes.
     pub fn rest(mut self) -> Vec<String> {
         while let Ok(l) = self.rx.recv_timeout(Duration::from_secs(60)) {
@@ -462,6 +480,18 @@ impl Waiting {
         use std::io::Write;
         writeln!(self.stdin, "go").unwrap();
         self.stderr.wait_for("done", Duration::from_secs(60));
+    }
+
+    /// Writes `line` to its stdin and waits for a stderr line starting with `prefix`.
+    pub fn step(&mut self, line: &str, prefix: &str) -> String {
+        use std::io::Write;
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stderr.wait_for(prefix, Duration::from_secs(60))
+    }
+
+    /// The stderr lines it printed so far.
+    pub fn stderr_seen(&self) -> &[String] {
+        &self.stderr.seen
     }
 
     /// Lets a fixture that has worked exit.

@@ -142,6 +142,12 @@ pub const SWISS_MAPTYPE_GROUP_SIZE: u64 = 80;
 /// Offset of `BucketSize` (u16) in the classic map type (`runtime.maptype`, `abi.MapType`,
 /// `abi.OldMapType`).
 pub const CLASSIC_MAPTYPE_BUCKET_SIZE: u64 = 82;
+/// Offset of the bucket (classic `Bucket`) or group (Swiss `Group`) type pointer in the map
+/// type, in every release.
+pub const MAPTYPE_UNIT_TYPE: u64 = 64;
+/// Offset of `PtrBytes` (`ptrdata` before 1.21) in the runtime type: nonzero when the type holds
+/// pointers.
+pub const TYPE_PTR_BYTES: u64 = 8;
 /// `maps.table`'s size.
 pub const SWISS_TABLE_BYTES: u64 = 32;
 /// Slots in a Swiss table before it splits (`maxTableCapacity`).
@@ -179,6 +185,18 @@ pub fn held_bytes(size: u64) -> u64 {
     size.div_ceil(PAGE_BYTES) * PAGE_BYTES
 }
 
+/// Bytes the heap holds for one object of `size` bytes: [`held_bytes`], after the 8-byte
+/// allocation header that 1.22+ (`alloc_headers`) puts before a small object of more than 512
+/// bytes holding pointers (`mallocgc`: `!noscan && !heapBitsInSpan(size)`; large objects keep
+/// their type in the span instead).
+pub fn object_bytes(size: u64, pointers: bool, alloc_headers: bool) -> u64 {
+    if alloc_headers && pointers && size > 512 && size + 8 <= 32768 {
+        held_bytes(size + 8)
+    } else {
+        held_bytes(size)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +230,15 @@ mod tests {
         assert_eq!(header_layout(24, MapImpl::Classic).size(), 56);
         assert_eq!(header_layout(25, MapImpl::Classic).size(), 56);
         assert_eq!(header_layout(27, MapImpl::Swiss).size(), 48);
+    }
+
+    #[test]
+    fn test_object_bytes_adds_the_allocation_header() {
+        assert_eq!(object_bytes(1024, true, true), 1152);
+        assert_eq!(object_bytes(1024, false, true), 1024);
+        assert_eq!(object_bytes(1024, true, false), 1024);
+        assert_eq!(object_bytes(512, true, true), 512);
+        assert_eq!(object_bytes(40960, true, true), 40960);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use rustc_hash::FxHashSet;
 
 use super::memory::{Memory, ReadError};
 use crate::golayout::{
-    heap::{held_bytes, HeaderLayout, SWISS_MAX_TABLE_CAPACITY, SWISS_TABLE_BYTES},
+    heap::{held_bytes, object_bytes, HeaderLayout, SWISS_MAX_TABLE_CAPACITY, SWISS_TABLE_BYTES},
     sizing,
 };
 
@@ -26,6 +26,9 @@ pub struct Reading {
     pub overflow_buckets: u64,
     /// Swiss maps: deleted slots not yet reused. Hash-bucket: 0.
     pub tombstones: u64,
+    /// Hash-bucket maps: bytes of the overflow buckets beyond the preallocated ones (a map
+    /// built at the right size gets overflow buckets too, so they are not counted as retained).
+    pub overflow_bytes: u64,
 }
 
 /// The element sizes a header needs from its type.
@@ -33,6 +36,18 @@ pub struct Reading {
 pub struct TypeSizes {
     /// Hash-bucket `BucketSize`, or Swiss `GroupSize`.
     pub unit: u64,
+    /// The bucket or group type holds pointers (its arrays then carry 1.22's allocation
+    /// header; hash-bucket overflow buckets are then not listed in `mapextra`).
+    pub pointers: bool,
+    /// The release has allocation headers (1.22+).
+    pub alloc_headers: bool,
+}
+
+impl TypeSizes {
+    /// Bytes held by an array of `n` buckets or groups.
+    fn array(&self, n: u64) -> u64 {
+        object_bytes(n * self.unit, self.pointers, self.alloc_headers)
+    }
 }
 
 /// Most Swiss tables read per map: a directory beyond this is not plausible for a map header
@@ -47,8 +62,8 @@ pub fn read(
     sizes: TypeSizes,
 ) -> Result<Option<Reading>, ReadError> {
     match layout {
-        HeaderLayout::Classic { size } => classic(mem, addr, size, sizes.unit),
-        HeaderLayout::Swiss => swiss(mem, addr, sizes.unit),
+        HeaderLayout::Classic { size } => classic(mem, addr, size, sizes),
+        HeaderLayout::Swiss => swiss(mem, addr, sizes),
     }
 }
 
@@ -60,10 +75,11 @@ fn classic(
     mem: &impl Memory,
     addr: u64,
     header_size: u64,
-    bucket_size: u64,
+    sizes: TypeSizes,
 ) -> Result<Option<Reading>, ReadError> {
-    let mut h = [0u8; 32];
-    mem.read(addr, &mut h)?;
+    let bucket_size = sizes.unit;
+    let mut h = [0u8; 56];
+    mem.read(addr, &mut h[..header_size as usize])?;
     let count = u64_at(&h, 0);
     let (flags, b) = (h[8], h[9]);
     let noverflow = u64::from(u16::from_le_bytes([h[10], h[11]]));
@@ -81,10 +97,11 @@ fn classic(
     if buckets != 0 {
         let allocated = sizing::allocated_buckets(b32);
         prealloc = allocated - sizing::bucket_count(b32);
-        bytes += held_bytes(allocated * bucket_size);
+        bytes += sizes.array(allocated);
     }
     // Overflow buckets beyond the preallocated ones are allocated one by one.
-    bytes += noverflow.saturating_sub(prealloc) * held_bytes(bucket_size);
+    let one = sizes.array(1);
+    let mut overflow_bytes = noverflow.saturating_sub(prealloc) * one;
     if oldbuckets != 0 {
         let same_size = flags & 8 != 0;
         let old_b = if same_size {
@@ -92,8 +109,21 @@ fn classic(
         } else {
             b32.saturating_sub(1)
         };
-        bytes += held_bytes(sizing::allocated_buckets(old_b) * bucket_size);
+        let old_allocated = sizing::allocated_buckets(old_b);
+        bytes += sizes.array(old_allocated);
+        // The old array's overflow buckets, which noverflow (reset at the grow) no longer
+        // counts: listed in mapextra.oldoverflow when buckets hold no pointers.
+        let extra = u64_at(&h, header_size as usize - 8);
+        if extra != 0 && !sizes.pointers {
+            let oldoverflow = mem.u64(extra + 8)?;
+            if oldoverflow != 0 {
+                let len = mem.u64(oldoverflow + 8)?;
+                let old_prealloc = old_allocated - sizing::bucket_count(old_b);
+                overflow_bytes += len.min(1 << 40).saturating_sub(old_prealloc) * one;
+            }
+        }
     }
+    bytes += overflow_bytes;
     Ok(Some(Reading {
         entries: count,
         seed,
@@ -102,10 +132,12 @@ fn classic(
         storage_bytes: bytes,
         overflow_buckets: noverflow,
         tombstones: 0,
+        overflow_bytes,
     }))
 }
 
-fn swiss(mem: &impl Memory, addr: u64, group_size: u64) -> Result<Option<Reading>, ReadError> {
+fn swiss(mem: &impl Memory, addr: u64, sizes: TypeSizes) -> Result<Option<Reading>, ReadError> {
+    let group_size = sizes.unit;
     let mut h = [0u8; 40];
     mem.read(addr, &mut h)?;
     let used = u64_at(&h, 0);
@@ -127,12 +159,13 @@ fn swiss(mem: &impl Memory, addr: u64, group_size: u64) -> Result<Option<Reading
     let mut tombstones = 0;
     if dir_len == 0 {
         if dir_ptr != 0 {
-            bytes += held_bytes(group_size);
+            bytes += sizes.array(1);
         }
     } else {
         let mut dir = vec![0u8; (dir_len * 8) as usize];
         mem.read(dir_ptr, &mut dir)?;
-        bytes += held_bytes(dir_len * 8);
+        // []*table: pointers.
+        bytes += object_bytes(dir_len * 8, true, sizes.alloc_headers);
         let mut seen = FxHashSet::default();
         for i in 0..dir_len as usize {
             let t = u64_at(&dir, i * 8);
@@ -154,7 +187,7 @@ fn swiss(mem: &impl Memory, addr: u64, group_size: u64) -> Result<Option<Reading
             {
                 return Ok(None);
             }
-            bytes += held_bytes(SWISS_TABLE_BYTES) + held_bytes((length_mask + 1) * group_size);
+            bytes += held_bytes(SWISS_TABLE_BYTES) + sizes.array(length_mask + 1);
             let max_growth = if capacity <= 8 {
                 capacity - 1
             } else {
@@ -173,6 +206,7 @@ fn swiss(mem: &impl Memory, addr: u64, group_size: u64) -> Result<Option<Reading
         storage_bytes: bytes,
         overflow_buckets: 0,
         tombstones,
+        overflow_bytes: 0,
     }))
 }
 
@@ -195,7 +229,7 @@ pub fn needed_bytes(
             while b < 56 && sizing::over_load_factor(entries, b, load_factor_num) {
                 b += 1;
             }
-            header + held_bytes(sizing::allocated_buckets(u32::from(b)) * sizes.unit)
+            header + sizes.array(sizing::allocated_buckets(u32::from(b)))
         }
         HeaderLayout::Swiss => {
             let header = held_bytes(48);
@@ -203,7 +237,7 @@ pub fn needed_bytes(
                 return header;
             }
             if entries <= 8 {
-                return header + held_bytes(sizes.unit);
+                return header + sizes.array(1);
             }
             // NewMap (internal/runtime/maps/map.go): capacity hint×8/7 split over a
             // power-of-two directory of tables of at most 1024 slots, each a power of two.
@@ -213,8 +247,8 @@ pub fn needed_bytes(
                 .next_power_of_two();
             let capacity = (target / dir).max(8).next_power_of_two();
             header
-                + held_bytes(dir * 8)
-                + dir * (held_bytes(SWISS_TABLE_BYTES) + held_bytes(capacity / 8 * sizes.unit))
+                + object_bytes(dir * 8, true, sizes.alloc_headers)
+                + dir * (held_bytes(SWISS_TABLE_BYTES) + sizes.array(capacity / 8))
         }
     }
 }
@@ -254,9 +288,18 @@ mod tests {
         let mut mem = FakeMemory::default();
         // map[int]int: 144-byte buckets. B = 5: 32 buckets + 2 preallocated overflow.
         hmap(&mut mem, 0x1000, 200, 5, 3, 77, 0x9000, 0, 0);
-        let r = read(&mem, 0x1000, CLASSIC, TypeSizes { unit: 144 })
-            .unwrap()
-            .unwrap();
+        let r = read(
+            &mem,
+            0x1000,
+            CLASSIC,
+            TypeSizes {
+                unit: 144,
+                pointers: false,
+                alloc_headers: true,
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             (r.entries, r.seed, r.storage_ptr, r.geometry),
             (200, 77, 0x9000, 5)
@@ -266,14 +309,54 @@ mod tests {
         assert_eq!(r.overflow_buckets, 3);
         // Growing (doubling from B = 4): old array of 16 + 1 buckets, 2448 → 2688.
         hmap(&mut mem, 0x1000, 200, 5, 0, 77, 0x9000, 0xa000, 0);
-        let r = read(&mem, 0x1000, CLASSIC, TypeSizes { unit: 144 })
-            .unwrap()
-            .unwrap();
+        let r = read(
+            &mem,
+            0x1000,
+            CLASSIC,
+            TypeSizes {
+                unit: 144,
+                pointers: false,
+                alloc_headers: true,
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(r.storage_bytes, 48 + 5376 + 2688);
+        // The old array had 5 overflow buckets (mapextra.oldoverflow), 1 of them preallocated.
+        mem.put_u64(0x1000 + 40, 0xb000);
+        mem.put_u64(0xb000 + 8, 0xc000);
+        mem.put_u64(0xc000 + 8, 5);
+        let sizes = TypeSizes {
+            unit: 144,
+            pointers: false,
+            alloc_headers: true,
+        };
+        let r = read(&mem, 0x1000, CLASSIC, sizes).unwrap().unwrap();
+        assert_eq!(r.storage_bytes, 48 + 5376 + 2688 + 4 * 144);
+        assert_eq!(r.overflow_bytes, 4 * 144);
+        // Buckets with pointers: overflow buckets are not listed; arrays over 512 bytes carry
+        // an 8-byte allocation header (4904 → 5376, 2456 → 2688: same classes here).
+        let ptr = TypeSizes {
+            pointers: true,
+            ..sizes
+        };
+        let r = read(&mem, 0x1000, CLASSIC, ptr).unwrap().unwrap();
+        assert_eq!(r.storage_bytes, 48 + 5376 + 2688);
+        mem.put_u64(0x1000 + 40, 0);
         // Implausible flags.
         hmap(&mut mem, 0x1000, 200, 5, 0, 77, 0x9000, 0, 0x40);
         assert_eq!(
-            read(&mem, 0x1000, CLASSIC, TypeSizes { unit: 144 }).unwrap(),
+            read(
+                &mem,
+                0x1000,
+                CLASSIC,
+                TypeSizes {
+                    unit: 144,
+                    pointers: false,
+                    alloc_headers: true
+                }
+            )
+            .unwrap(),
             None
         );
     }
@@ -304,16 +387,35 @@ mod tests {
         mem.put(t0, &table(700, 1024, 100)); // 896 − 100 − 700 = 96 tombstones
         mem.put(t1, &table(800, 1024, 96));
         // map[int]int groups: 8 + 8×16 = 136 bytes; 128 groups = 17408 → 18432.
-        let r = read(&mem, map, HeaderLayout::Swiss, TypeSizes { unit: 136 })
-            .unwrap()
-            .unwrap();
+        let r = read(
+            &mem,
+            map,
+            HeaderLayout::Swiss,
+            TypeSizes {
+                unit: 136,
+                pointers: false,
+                alloc_headers: true,
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(r.entries, 1500);
         assert_eq!(r.storage_bytes, 48 + 32 + 2 * (32 + 18432));
         assert_eq!(r.tombstones, 96);
         // A directory length that is not 2^globalDepth.
         mem.put_u64(map + 24, 3);
         assert_eq!(
-            read(&mem, map, HeaderLayout::Swiss, TypeSizes { unit: 136 }).unwrap(),
+            read(
+                &mem,
+                map,
+                HeaderLayout::Swiss,
+                TypeSizes {
+                    unit: 136,
+                    pointers: false,
+                    alloc_headers: true
+                }
+            )
+            .unwrap(),
             None
         );
     }
@@ -321,15 +423,49 @@ mod tests {
     #[test]
     fn test_needed_bytes_follows_makemap() {
         // Classic, LF 6.5: 100 entries → B = 4 (104 ≥ 100): 16 + 1 buckets.
-        let need = needed_bytes(CLASSIC, TypeSizes { unit: 144 }, 100, 13);
+        let need = needed_bytes(
+            CLASSIC,
+            TypeSizes {
+                unit: 144,
+                pointers: false,
+                alloc_headers: true,
+            },
+            100,
+            13,
+        );
         assert_eq!(need, 48 + held_bytes(17 * 144));
-        assert_eq!(needed_bytes(CLASSIC, TypeSizes { unit: 144 }, 0, 13), 48);
         assert_eq!(
-            needed_bytes(CLASSIC, TypeSizes { unit: 144 }, 8, 13),
+            needed_bytes(
+                CLASSIC,
+                TypeSizes {
+                    unit: 144,
+                    pointers: false,
+                    alloc_headers: true
+                },
+                0,
+                13
+            ),
+            48
+        );
+        assert_eq!(
+            needed_bytes(
+                CLASSIC,
+                TypeSizes {
+                    unit: 144,
+                    pointers: false,
+                    alloc_headers: true
+                },
+                8,
+                13
+            ),
             48 + 144
         );
         // Swiss: 8 entries fit the small group; 3000 → 3428 slots → 4 tables of 1024 (857→1024).
-        let s = TypeSizes { unit: 136 };
+        let s = TypeSizes {
+            unit: 136,
+            pointers: false,
+            alloc_headers: true,
+        };
         assert_eq!(
             needed_bytes(HeaderLayout::Swiss, s, 8, 0),
             48 + held_bytes(136)

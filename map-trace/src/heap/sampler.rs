@@ -19,7 +19,8 @@ use super::{
     spans::{HeapIndex, Slot},
 };
 use crate::golayout::heap::{
-    held_bytes, HeaderLayout, CLASSIC_MAPTYPE_BUCKET_SIZE, SWISS_MAPTYPE_GROUP_SIZE,
+    held_bytes, HeaderLayout, CLASSIC_MAPTYPE_BUCKET_SIZE, MAPTYPE_UNIT_TYPE,
+    SWISS_MAPTYPE_GROUP_SIZE, TYPE_PTR_BYTES,
 };
 pub use crate::timeline::health::{Health, Outcome};
 
@@ -45,13 +46,16 @@ pub struct Sampler<M> {
     layout: HeaderLayout,
     load_factor_num: u64,
     pinned: FxHashMap<u64, Pinned>,
-    units: FxHashMap<u64, u64>,
+    units: FxHashMap<u64, TypeSizes>,
+    alloc_headers: bool,
 }
 
 impl<M: Memory> Sampler<M> {
     /// A sampler reading `mem` through `heap`, for headers of `layout`.
     pub fn new(mem: M, heap: HeapIndex, layout: HeaderLayout, load_factor_num: u64) -> Self {
+        let alloc_headers = heap.alloc_headers();
         Self {
+            alloc_headers,
             mem,
             heap,
             layout,
@@ -66,8 +70,9 @@ impl<M: Memory> Sampler<M> {
         &self.mem
     }
 
-    /// The bucket or group size of a map type, read once per type.
-    fn unit(&mut self, maptype: u64) -> Result<u64, ReadError> {
+    /// The bucket or group size of a map type, and whether it holds pointers, read once per
+    /// type.
+    fn sizes(&mut self, maptype: u64) -> Result<TypeSizes, ReadError> {
         if let Some(&u) = self.units.get(&maptype) {
             return Ok(u);
         }
@@ -80,10 +85,17 @@ impl<M: Memory> Sampler<M> {
             }
             HeaderLayout::Swiss => self.mem.u64(maptype + SWISS_MAPTYPE_GROUP_SIZE)?,
         };
+        let unit_type = self.mem.u64(maptype + MAPTYPE_UNIT_TYPE)?;
+        let pointers = unit_type != 0 && self.mem.u64(unit_type + TYPE_PTR_BYTES)? != 0;
+        let sizes = TypeSizes {
+            unit: u,
+            pointers,
+            alloc_headers: self.alloc_headers,
+        };
         if self.units.len() < 1 << 16 {
-            self.units.insert(maptype, u);
+            self.units.insert(maptype, sizes);
         }
-        Ok(u)
+        Ok(sizes)
     }
 
     /// Samples `maps`. A refused or vanished process fails the whole round (the caller stops
@@ -118,11 +130,12 @@ impl<M: Memory> Sampler<M> {
         let span_sweepgen = match self.heap.slot(&self.mem, c.map, elem)? {
             Slot::Allocated { span_sweepgen } => span_sweepgen,
             Slot::Free => return Ok(Outcome::Freed),
+            // Seen live before: its span was freed whole (every object in it died) and maybe
+            // reused for another size class or a stack.
+            Slot::NotHeapObject if self.pinned.contains_key(&c.id) => return Ok(Outcome::Freed),
             Slot::NotHeapObject => return Ok(Outcome::NotHeap),
         };
-        let sizes = TypeSizes {
-            unit: self.unit(c.maptype)?,
-        };
+        let sizes = self.sizes(c.maptype)?;
         let Some(r) = header::read(&self.mem, c.map, self.layout, sizes)? else {
             // An allocated object of the header's size that is no map: the slot was reused.
             return Ok(Outcome::Freed);
@@ -161,7 +174,7 @@ impl<M: Memory> Sampler<M> {
         Health {
             entries: r.entries,
             storage_bytes: r.storage_bytes,
-            retained_bytes: r.storage_bytes.saturating_sub(need),
+            retained_bytes: (r.storage_bytes - r.overflow_bytes).saturating_sub(need),
             overflow_buckets: r.overflow_buckets,
             tombstones: r.tombstones,
             reseeded,
@@ -280,6 +293,17 @@ mod tests {
             one(&mut s, start),
             Outcome::Live(Health { reseeded: true, .. })
         ));
+    }
+
+    #[test]
+    fn test_a_map_whose_span_was_freed_whole_is_freed() {
+        let (mut mem, start) = setup(10, 10, &[0]);
+        hmap(&mut mem, start, 1000, 8, 42, 0x9_0000);
+        let mut s = sampler(mem);
+        assert!(matches!(one(&mut s, start), Outcome::Live(_)));
+        // Every object of the span died: the sweep gave the span back (state mSpanDead).
+        fake::span(&mut s.mem, 0, 48, 0, 0, 12, &[]);
+        assert_eq!(one(&mut s, start), Outcome::Freed);
     }
 
     #[test]

@@ -46,6 +46,11 @@ impl HeapIndex {
         }
     }
 
+    /// Whether the release puts allocation headers on objects (1.22+).
+    pub fn alloc_headers(&self) -> bool {
+        self.layout.alloc_headers
+    }
+
     /// `mheap_.sweepgen`: +2 per GC cycle.
     pub fn sweepgen(&self, mem: &impl Memory) -> Result<u32, ReadError> {
         let mut b = [0u8; 4];

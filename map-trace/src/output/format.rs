@@ -68,6 +68,22 @@ pub fn utc(time_ns: u64) -> String {
     )
 }
 
+/// The advice of a "kept after deletes" finding: where the map was made, and how to give the
+/// memory back.
+pub fn kept_advice(m: &crate::timeline::health::MapSample) -> String {
+    let ty = m.type_name.as_deref().unwrap_or("map");
+    let at = crate::timeline::site_of(&m.origin)
+        .map(|p| format!(" made at {p}"))
+        .unwrap_or_default();
+    format!(
+        "{ty}{at} holds {} for {} entries (peak {}): Go never shrinks a map; rebuild it with maps.Clone, or recreate it with make({ty}, {}) once it has shrunk",
+        bytes(m.health.storage_bytes),
+        m.health.entries,
+        m.peak_entries,
+        m.health.entries.max(1),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,20 +100,4 @@ mod tests {
             "2000-02-29 00:00:00.000000 UTC"
         );
     }
-}
-
-/// The advice of a "kept after deletes" finding: where the map was made, and how to give the
-/// memory back.
-pub fn kept_advice(m: &crate::timeline::health::MapSample) -> String {
-    let ty = m.type_name.as_deref().unwrap_or("map");
-    let at = crate::timeline::site_of(&m.origin)
-        .map(|p| format!(" made at {p}"))
-        .unwrap_or_default();
-    format!(
-        "{ty}{at} holds {} for {} entries (peak {}): Go never shrinks a map; rebuild it with maps.Clone, or recreate it with make({ty}, {}) once it has shrunk",
-        bytes(m.health.storage_bytes),
-        m.health.entries,
-        m.peak_entries,
-        m.health.entries.max(1),
-    )
 }

@@ -13,6 +13,10 @@ const ATOMIC: usize = 4096;
 pub struct WholeLines<W: Write> {
     inner: W,
     buf: Vec<u8>,
+    /// Index in `buf` of its last newline: found as bytes arrive, so that a long line (a
+    /// summary of many maps is one line of megabytes, written in small pieces) is not
+    /// scanned again at every piece.
+    last_newline: Option<usize>,
 }
 
 impl<W: Write> WholeLines<W> {
@@ -20,12 +24,13 @@ impl<W: Write> WholeLines<W> {
         Self {
             inner,
             buf: Vec::with_capacity(2 * ATOMIC),
+            last_newline: None,
         }
     }
 
     /// Writes every complete line buffered.
     fn write_lines(&mut self) -> io::Result<()> {
-        let Some(last) = self.buf.iter().rposition(|&c| c == b'\n') else {
+        let Some(last) = self.last_newline else {
             return Ok(());
         };
         let end = last + 1;
@@ -48,6 +53,8 @@ impl<W: Write> WholeLines<W> {
             start += len;
         }
         self.buf.drain(..start);
+        // What is left follows the last newline (or, after an error, still holds it).
+        self.last_newline = self.buf.iter().rposition(|&c| c == b'\n');
         result
     }
 }
@@ -55,8 +62,11 @@ impl<W: Write> WholeLines<W> {
 impl<W: Write> Write for WholeLines<W> {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         // Room first, so that an error means `b` was not taken.
-        if self.buf.len() + b.len() > 2 * ATOMIC {
+        if self.buf.len() + b.len() > 2 * ATOMIC && self.last_newline.is_some() {
             self.write_lines()?;
+        }
+        if let Some(i) = b.iter().rposition(|&c| c == b'\n') {
+            self.last_newline = Some(self.buf.len() + i);
         }
         self.buf.extend_from_slice(b);
         Ok(b.len())
@@ -69,6 +79,7 @@ impl<W: Write> Write for WholeLines<W> {
         if !self.buf.is_empty() {
             self.inner.write_all(&self.buf)?;
             self.buf.clear();
+            self.last_newline = None;
         }
         self.inner.flush()
     }
@@ -135,5 +146,28 @@ mod tests {
             "the long line alone"
         );
         assert!(lines.len() > 1);
+    }
+
+    /// A line of 200 KB written a few bytes at a time (as serde_json writes a summary) goes out
+    /// as one write, after the line before it.
+    #[test]
+    fn test_a_long_line_in_small_pieces_is_one_write() {
+        let mut w = WholeLines::new(Writes::default());
+        w.write_all(b"first\n").unwrap();
+        let piece = b"\"k\":12,";
+        for _ in 0..25_000 {
+            w.write_all(piece).unwrap();
+        }
+        w.write_all(b"end\n").unwrap();
+        w.flush().unwrap();
+        let writes = std::mem::take(&mut w.inner.0);
+        assert_eq!(
+            writes.len(),
+            2,
+            "{:?}",
+            writes.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        assert_eq!(writes[0], b"first\n");
+        assert_eq!(writes[1].len(), 25_000 * piece.len() + 4);
     }
 }

@@ -14,7 +14,9 @@ pub struct Health {
     /// Heap bytes held: header, bucket arrays (old ones too while growing) or directory and
     /// tables, rounded to malloc size classes.
     pub storage_bytes: u64,
-    /// `storage_bytes` minus what `make(map[K]V, entries)` would hold.
+    /// `storage_bytes` minus what `make(map[K]V, entries)` would hold (hash-bucket maps:
+    /// overflow buckets beyond the preallocated ones left out, which a map built at the right
+    /// size gets too).
     pub retained_bytes: u64,
     /// Hash-bucket maps: overflow buckets (`noverflow`).
     pub overflow_buckets: u64,
