@@ -117,7 +117,18 @@ fn run_once(cmd: &mut Command) -> Result<u64> {
 
 /// map-trace's JSON output for a run: (start record, summary record).
 fn traced_json(bin: &Path, fx: &Path, args: &[&str]) -> Result<(Value, Value)> {
+    traced_json_flags(bin, fx, &[], args)
+}
+
+/// [`traced_json`] with map-trace flags.
+fn traced_json_flags(
+    bin: &Path,
+    fx: &Path,
+    flags: &[&str],
+    args: &[&str],
+) -> Result<(Value, Value)> {
     let out = unbudgeted(bin)
+        .args(flags)
         .args(["--format", "json", "--"])
         .arg(fx)
         .args(args)
@@ -489,6 +500,9 @@ pub fn bench(only: Option<&str>) -> Result<()> {
     if want("modes") {
         results.extend(modes_bench(&bin, &fixtures)?);
     }
+    if want("sampling") {
+        results.extend(sampling_bench(&bin, &fixtures)?);
+    }
     if want("small-maps") {
         results.extend(small_maps_bench(&bin, &fixtures)?);
     }
@@ -640,6 +654,99 @@ fn agent_bench(bin: &Path, fixtures: &Path) -> Result<Value> {
         "runs": runs, "wall_s": wall, "events": events, "busy_cpu_s": busy_cpu,
         "busy_rss_kib": rss_busy, "peak_rss_kib": hwm,
     }))
+}
+
+/// Runs `cmd` to its end; returns (its `fill_ns`, its own CPU seconds, user + system).
+fn run_with_cpu(cmd: &mut Command) -> Result<(u64, f64)> {
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.context("stderr")?;
+    let reader = std::thread::spawn(move || {
+        let mut b = vec![];
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut b);
+        b
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data the kernel fills; the pid is our own child, reaped here
+    // (the Child handle is not waited on again).
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{cmd:?} failed (status {status})");
+    }
+    let err = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("stderr reader"))?;
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok((fill_ns(&err)?, tv(ru.ru_utime) + tv(ru.ru_stime)))
+}
+
+/// Section 9: map sampling. 10,000 live maps (every one grew, so every one is tracked) read
+/// every 100 ms (10× the default rate) and every 1 s (the default) while the target reads
+/// every key of every map; against untraced and --no-sampling runs. map-trace's own CPU (its
+/// rusage, children included) over the map samples its summary counts.
+fn sampling_bench(bin: &Path, fixtures: &Path) -> Result<Vec<Value>> {
+    println!();
+    println!("## 9. Map sampling: 10,000 live maps (median of {ROUNDS} interleaved runs)");
+    println!(
+        "{:<8} {:<22} {:>11} {:>8} {:>12} {:>10} {:>16}",
+        "go", "mode", "target ms", "ratio", "samples", "mt cpu s", "cpu µs/1000 maps"
+    );
+    let mut out = vec![];
+    let args = ["sampled", "10000", "20", "40"];
+    for v in ["1.23.9", "1.27.3"] {
+        let fx = fixture(fixtures, v);
+        let modes: [(&str, &[&str]); 3] = [
+            ("--no-sampling", &["--no-sampling"]),
+            ("sample every 1 s", &["--sample-interval", "1s"]),
+            ("sample every 100 ms", &["--sample-interval", "100ms"]),
+        ];
+        let mut plain = vec![];
+        let mut traced: Vec<Vec<(u64, f64)>> = vec![vec![]; modes.len()];
+        for _ in 0..ROUNDS {
+            plain.push(run_once(Command::new(&fx).args(args))?);
+            for (i, (_, flags)) in modes.iter().enumerate() {
+                traced[i].push(run_with_cpu(
+                    unbudgeted(bin)
+                        .args(*flags)
+                        .args(["-o", "/dev/null", "--"])
+                        .arg(&fx)
+                        .args(args),
+                )?);
+            }
+        }
+        let p = median(plain);
+        println!("{v:<8} {:<22} {:>11.1}", "untraced", p / 1e6);
+        for (i, (name, flags)) in modes.iter().enumerate() {
+            let (_, summary) = traced_json_flags(bin, &fx, flags, &args)?;
+            let samples = summary["sampling"]["samples"].as_u64().unwrap_or(0);
+            let t = median(traced[i].iter().map(|r| r.0).collect());
+            let cpu: Vec<u64> = traced[i].iter().map(|r| (r.1 * 1e6) as u64).collect();
+            let cpu_s = median(cpu) / 1e6;
+            let per_1000 = if samples > 0 {
+                format!("{:.0}", cpu_s * 1e6 / (samples as f64 / 1000.0))
+            } else {
+                "-".into()
+            };
+            println!(
+                "{v:<8} {name:<22} {:>11.1} {:>8.3} {samples:>12} {cpu_s:>10.2} {per_1000:>16}",
+                t / 1e6,
+                t / p
+            );
+            out.push(serde_json::json!({
+                "bench": "sampling", "go": v, "mode": name, "untraced_ms": p / 1e6,
+                "traced_ms": t / 1e6, "ratio": t / p, "samples": samples,
+                "map_trace_cpu_s": cpu_s,
+            }));
+        }
+    }
+    println!("(mt cpu s includes start-up, calibration and the event probes' records: the");
+    println!(" --no-sampling row is that floor; per 1000 maps divides the whole by the samples)");
+    Ok(out)
 }
 
 /// Section 7: what each probe mode costs the target, and how close map-trace's own estimate

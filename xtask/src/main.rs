@@ -41,7 +41,8 @@ enum Cmd {
     Demo,
     /// Measure overhead side by side with untraced runs and bare kernel probes (root).
     Bench {
-        /// Run one section only: slowdown, per-hit, attach, pipeline, agent, modes or small-maps.
+        /// Run one section only: slowdown, per-hit, attach, pipeline, agent, modes, small-maps or
+        /// sampling.
         #[arg(long)]
         only: Option<String>,
     },

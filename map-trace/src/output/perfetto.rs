@@ -24,7 +24,10 @@ use rustc_hash::FxHashSet;
 use serde_json::{json, Value};
 
 use super::{hex, EndInfo, Sink, StartInfo};
-use crate::timeline::{EvacuateStep, Evacuated, Grow, Origin, SliceGrow, SwissResize};
+use crate::timeline::{
+    health::{MapFreed, MapSample},
+    EvacuateStep, Evacuated, Grow, Origin, SliceGrow, SwissResize,
+};
 
 /// Most maps given their own counter track; events of further maps still get slices.
 pub const MAX_COUNTER_TRACKS: usize = 1000;
@@ -79,13 +82,19 @@ impl<W: Write> PerfettoSink<W> {
     }
 
     fn counter(&mut self, map: u64, ts: f64, args: Value) -> io::Result<()> {
+        self.counter_track(map, "size", ts, args)
+    }
+
+    /// A counter of `map` on its track `what` (`size` from its events, `held` from its
+    /// samples); the tracks of at most [`MAX_COUNTER_TRACKS`] maps.
+    fn counter_track(&mut self, map: u64, what: &str, ts: f64, args: Value) -> io::Result<()> {
         if self.counters.len() >= MAX_COUNTER_TRACKS && !self.counters.contains(&map) {
             return Ok(());
         }
         self.counters.insert(map);
         let pid = self.pid;
         self.event(&json!({
-            "ph": "C", "name": format!("map {} size", hex(map)), "pid": pid, "ts": ts,
+            "ph": "C", "name": format!("map {} {what}", hex(map)), "pid": pid, "ts": ts,
             "args": args,
         }))
     }
@@ -285,6 +294,36 @@ impl<W: Write + Send> Sink for PerfettoSink<W> {
                     "sampled_duty": duty,
                 }),
             },
+        )
+    }
+
+    fn map_sample(&mut self, m: &MapSample) -> io::Result<()> {
+        let ts = self.ts(m.time_ns);
+        self.counter_track(
+            m.map,
+            "held",
+            ts,
+            json!({
+                "entries": m.health.entries,
+                "storage_bytes": m.health.storage_bytes,
+                "retained_bytes": m.health.retained_bytes,
+            }),
+        )?;
+        if m.kept_raised {
+            self.global_instant(
+                format!("map {} kept after deletes", hex(m.map)),
+                m.time_ns,
+                json!({ "advice": crate::output::format::kept_advice(m) }),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn map_freed(&mut self, f: &MapFreed) -> io::Result<()> {
+        self.global_instant(
+            format!("map {} freed", hex(f.map)),
+            f.time_ns,
+            json!({ "type": f.type_name.as_deref(), "site": where_(&f.origin) }),
         )
     }
 

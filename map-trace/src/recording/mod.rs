@@ -40,6 +40,7 @@ mod tests {
         pipeline::{Pipeline, Resolve, SessionEnd, Settings},
         plan::ProbeSite,
         testkit::{records, Capture, FakeResolver},
+        timeline::health::{Health, Outcome},
     };
     use format::{End, Line};
     use map_trace_common::event::{as_bytes, EventKind, MapGrowEvent};
@@ -136,6 +137,36 @@ mod tests {
         for (i, r) in records.iter().enumerate() {
             p.record(r);
             p.resolver_mut().record(r);
+            if i == 3 {
+                // A sampling round after the first maps grew: 0xc000 live and kept after
+                // deletes, 0xd000 freed; then whether sampling runs.
+                p.sampling_state(true, None);
+                p.resolver_mut().sampling_state(true, None);
+                for round in 0..3u64 {
+                    let (targets, capped) = p.sample_candidates(10);
+                    let results: Vec<_> = targets
+                        .iter()
+                        .map(|&t| {
+                            let o = if t.map == 0xd000 && round == 2 {
+                                Outcome::Freed
+                            } else {
+                                Outcome::Live(Health {
+                                    entries: 5,
+                                    storage_bytes: 8 << 20,
+                                    retained_bytes: (8 << 20) - 200,
+                                    overflow_buckets: 1,
+                                    tombstones: 0,
+                                    reseeded: round == 1,
+                                })
+                            };
+                            (t, o)
+                        })
+                        .collect();
+                    let t = 1_700_000_000_001_000_000 + round;
+                    p.samples(t, &results, capped);
+                    p.resolver_mut().samples(t, &results, capped);
+                }
+            }
             if i == 1 {
                 let d = Detached {
                     sampled_duty: None,
@@ -192,7 +223,7 @@ mod tests {
             String::from_utf8(replayed(&rec).unwrap()).unwrap(),
             String::from_utf8(json).unwrap()
         );
-        let text = String::from_utf8(rec).unwrap();
+        let text = String::from_utf8(rec.clone()).unwrap();
         // Symbols once each, before the first record that needs them.
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("{\"record_version\":1,"));
@@ -214,6 +245,16 @@ mod tests {
         assert_eq!(text.matches("\"type\":").count(), 1);
         assert_eq!(text.matches("{\"record\":").count(), 5);
         assert!(lines.last().unwrap().starts_with("{\"end\":"));
+        // The sampling rounds are recorded and replayed: samples, the finding, the freed map.
+        assert_eq!(text.matches("{\"samples\":").count(), 3);
+        let out = String::from_utf8(replayed(&rec).unwrap()).unwrap();
+        assert_eq!(out.matches("\"event\":\"map_sample\"").count(), 5, "{out}");
+        assert_eq!(
+            out.matches("\"event\":\"map_kept_after_deletes\"").count(),
+            1
+        );
+        assert_eq!(out.matches("\"event\":\"map_freed\"").count(), 1);
+        assert!(out.contains("\"sampling\":{\"enabled\":true"), "{out}");
     }
 
     /// Recordings made before `go_version_source` existed replay as `buildinfo` (their only
