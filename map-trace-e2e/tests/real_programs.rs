@@ -38,7 +38,49 @@ fn trace_go_list(go: &std::path::Path, out: &std::path::Path) -> Vec<Value> {
     );
     assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
     assert!(f.stdout.lines().any(|l| l == "net/http"), "go list output");
-    json_lines(&std::fs::read_to_string(out).unwrap())
+    let events = json_lines(&std::fs::read_to_string(out).unwrap());
+    check_samples(&events);
+    events
+}
+
+/// What sampling reported of a program nobody here wrote holds together: every entry takes a
+/// slot (at least its control or tophash byte) of the storage, retained is part of storage,
+/// the maps are of this process, and a map reported freed is not sampled again.
+fn check_samples(events: &[Value]) {
+    let mut freed = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for e in events {
+        match e["event"].as_str() {
+            Some("map_sample") => {
+                n += 1;
+                let (entries, storage, retained) = (
+                    e["entries"].as_u64().unwrap(),
+                    e["storage_bytes"].as_u64().unwrap(),
+                    e["retained_bytes"].as_u64().unwrap(),
+                );
+                assert!(entries <= storage && retained <= storage, "{e}");
+                assert!(e["peak_entries"].as_u64().unwrap() >= entries, "{e}");
+                assert!(
+                    !freed.contains(e["map"].as_str().unwrap()),
+                    "sampled after freed: {e}"
+                );
+            }
+            Some("map_freed") => {
+                freed.insert(e["map"].as_str().unwrap().to_string());
+            }
+            _ => {}
+        }
+    }
+    let summary = events.last().unwrap();
+    assert_eq!(
+        summary["sampling"]["enabled"], true,
+        "{}",
+        summary["sampling"]
+    );
+    assert_eq!(
+        summary["sampling"]["samples"].as_u64().unwrap() as usize >= n,
+        true
+    );
 }
 
 #[test]

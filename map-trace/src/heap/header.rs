@@ -88,7 +88,15 @@ fn classic(
     let oldbuckets = u64_at(&h, 24);
     // flags has 4 bits (iterator, oldIterator, hashWriting, sameSizeGrow); B < 64; a map with
     // entries has buckets.
-    if flags > 15 || b > 56 || count >= 1 << 56 || (count > 0 && buckets == 0) || bucket_size == 0 {
+    // A map holds at most 8 entries per bucket, old buckets and overflow buckets included.
+    let slots = 8 * (3u64 << b.min(56)).saturating_add(noverflow + 16);
+    if flags > 15
+        || b > 56
+        || count > slots
+        || ((count > 0 || b > 0) && (buckets == 0 || buckets % 8 != 0))
+        || oldbuckets % 8 != 0
+        || bucket_size == 0
+    {
         return Ok(None);
     }
     let b32 = u32::from(b);
@@ -157,6 +165,7 @@ fn swiss(mem: &impl Memory, addr: u64, sizes: TypeSizes) -> Result<Option<Readin
     }
     let mut bytes = held_bytes(48);
     let mut tombstones = 0;
+    let mut capacity_sum = 0u64;
     if dir_len == 0 {
         if dir_ptr != 0 {
             bytes += sizes.array(1);
@@ -188,6 +197,7 @@ fn swiss(mem: &impl Memory, addr: u64, sizes: TypeSizes) -> Result<Option<Readin
                 return Ok(None);
             }
             bytes += held_bytes(SWISS_TABLE_BYTES) + sizes.array(length_mask + 1);
+            capacity_sum += capacity;
             let max_growth = if capacity <= 8 {
                 capacity - 1
             } else {
@@ -197,6 +207,9 @@ fn swiss(mem: &impl Memory, addr: u64, sizes: TypeSizes) -> Result<Option<Readin
                 .saturating_sub(growth_left)
                 .saturating_sub(t_used);
         }
+    }
+    if dir_len > 0 && used > capacity_sum {
+        return Ok(None);
     }
     Ok(Some(Reading {
         entries: used,

@@ -140,6 +140,11 @@ impl<M: Memory> Sampler<M> {
             // An allocated object of the header's size that is no map: the slot was reused.
             return Ok(Outcome::Freed);
         };
+        if r.geometry < c.min_geometry {
+            // Smaller than this map ever was since its last grow: another map (or object)
+            // took the slot, even before this map's first sample.
+            return Ok(Outcome::Freed);
+        }
         // Swept this cycle: sweepgen == heap's (swept) or heap's + 3 (cached, swept).
         let swept =
             span_sweepgen == heap_sweepgen || span_sweepgen == heap_sweepgen.wrapping_add(3);
@@ -222,6 +227,7 @@ mod tests {
             id: map,
             map,
             maptype: MAPTYPE,
+            min_geometry: 0,
         }])
         .unwrap()[0]
             .1
@@ -255,6 +261,7 @@ mod tests {
                 id: map,
                 map,
                 maptype: MAPTYPE,
+                min_geometry: 0,
             };
             s.sample(&[c(start), c(start + 48)])
                 .unwrap()
@@ -304,6 +311,22 @@ mod tests {
         // Every object of the span died: the sweep gave the span back (state mSpanDead).
         fake::span(&mut s.mem, 0, 48, 0, 0, 12, &[]);
         assert_eq!(one(&mut s, start), Outcome::Freed);
+    }
+
+    /// The slot was reused before the map's first sample: a header smaller than the map was
+    /// at its last grow is not it.
+    #[test]
+    fn test_a_header_smaller_than_the_map_ever_was_is_not_it() {
+        let (mut mem, start) = setup(10, 10, &[0]);
+        hmap(&mut mem, start, 3, 0, 42, 0x9_0000);
+        let mut s = sampler(mem);
+        let c = Candidate {
+            id: 1,
+            map: start,
+            maptype: MAPTYPE,
+            min_geometry: 8,
+        };
+        assert_eq!(s.sample(&[c]).unwrap()[0].1, Outcome::Freed);
     }
 
     #[test]

@@ -358,6 +358,7 @@ pub fn replay(input: impl BufRead, sink: Box<dyn Sink>) -> Result<(), ReplayErro
                             id: e.id,
                             map: e.map.0,
                             maptype: e.maptype.0,
+                            min_geometry: 0,
                         };
                         Ok((t, outcome(&e.outcome, e.health)?))
                     })

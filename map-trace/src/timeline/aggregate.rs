@@ -18,6 +18,10 @@ pub struct SampleTarget {
     pub map: u64,
     /// Map type descriptor.
     pub maptype: u64,
+    /// The least geometry a header of this map can show: hash-bucket B after its last grow
+    /// seen, or the Swiss directory length after its last resize (neither ever shrinks). A
+    /// header below it is another object in a reused slot.
+    pub min_geometry: u64,
 }
 
 /// What one sample means for the outputs.
@@ -298,6 +302,10 @@ impl Timeline {
                         id: i as u64,
                         map: m.map,
                         maptype: m.maptype,
+                        min_geometry: match &m.swiss {
+                            Some(sw) => sw.directory_len_last,
+                            None => u64::from(m.buckets_last.max(1).ilog2()),
+                        },
                     },
                 )
             })
