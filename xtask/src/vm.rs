@@ -321,6 +321,37 @@ waitfor() {
   i=0; while ! grep -q "$2" "$1" && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
   grep -q "$2" "$1"
 }
+# health NAME FIXTURE: map sampling with this architecture's heap layout (process_vm_readv,
+# mheap_ arenas and spans): the fixture's health phases in launch mode, fed one line at a
+# time. Every dropped map must be reported freed, and the big map kept after deletes.
+health() {
+  name=$1; fx=$2
+  rm -f /tmp/hin; mkfifo /tmp/hin
+  /test/map-trace --max-overhead 0 --format json --sample-interval 200ms -o /tmp/h.json -- $fx -wait -hold health 20 1000 </tmp/hin >/dev/null 2>/tmp/h.err &
+  mpid=$!
+  exec 4>/tmp/hin
+  waitfor /tmp/h.err ready
+  echo go >&4; waitfor /tmp/h.err "phase filled"; sleep 3
+  echo next >&4; waitfor /tmp/h.err "phase dropped"; sleep 3
+  echo next >&4; waitfor /tmp/h.err "phase reused"; sleep 1
+  echo next >&4; waitfor /tmp/h.err "phase emptied"; sleep 1
+  echo next >&4; waitfor /tmp/h.err "^done"
+  echo exit >&4; exec 4>&-; wait $mpid; rc=$?
+  dropped=$(grep -c '^dropped ' /tmp/h.err)
+  freed=0
+  for m in $(grep '^dropped ' /tmp/h.err | cut -d' ' -f2); do
+    grep -q "\"event\":\"map_freed\",\"time_ns\":[0-9]*,\"map\":\"$m\"" /tmp/h.json && freed=$((freed+1))
+  done
+  big=$(grep '^big ' /tmp/h.err | cut -d' ' -f2)
+  kept=$(grep '"event":"map_kept_after_deletes"' /tmp/h.json | grep -c "\"map\":\"$big\"")
+  samples=$(grep -c '"event":"map_sample"' /tmp/h.json)
+  ok=no; [ "$rc" = 0 ] && [ "$dropped" = 20 ] && [ "$freed" = 20 ] && [ "$kept" = 1 ] && [ "$samples" -gt 0 ] && ok=yes
+  echo "VMTEST: $name health rc=$rc samples=$samples dropped=$dropped freed=$freed kept_after_deletes=$kept ok=$ok"
+  [ $ok = yes ] || { grep -m5 . /tmp/h.err; tail -c 400 /tmp/h.json; echo; }
+  [ $ok = yes ]
+}
+health classic-go /test/growth-classic || fail=1
+health swiss-go /test/growth-swiss || fail=1
 # The agent: from Linux 5.15 it must attach to a fixture started after it (announced by the
 # exec raw tracepoint, with no tracefs) and count its 14 grows at main.fillInt; before 5.15
 # it must refuse with exit 3 (no BPF attach cookies).
