@@ -309,3 +309,81 @@ fn health_samples_live_maps_forgets_freed_ones_and_finds_kept_storage() {
         health(v, suffix);
     }
 }
+
+/// The sum of the samples of gauge `name` whose site label starts with `function` (the line
+/// number is the fixture's).
+fn site_sum(exposition: &str, name: &str, function: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| l.contains(&format!("site=\"{function} (")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The agent samples the maps of the processes it traces: its gauges follow what the maps
+/// hold, and the series of freed maps go away.
+#[test]
+fn agent_gauges_follow_the_maps_and_freed_ones_go_away() {
+    require_root();
+    let (classic, swiss) = (classic_versions(), swiss_versions());
+    for v in [&classic[0], &swiss[swiss.len() - 1]] {
+        let agent = Agent::start(&["--sample-interval", "200ms"]);
+        let mut w = start_waiting(&fixture(v), &["health", "40", "1000"]);
+        agent.wait_until(Duration::from_secs(10), "the fixture traced", |m| {
+            sample(m, "map_trace_attached_processes", &[]) >= 1.0
+        });
+        w.step("go", "phase filled");
+        let seen = w.stderr_seen().to_vec();
+        let sized = reported(&seen, "sized").remove(0).1;
+        let took = agent.wait_until(Duration::from_secs(30), "the filled maps' gauges", |m| {
+            site_sum(m, "map_trace_map_entries", "main.keepMaps") == 40_000.0
+                && site_sum(m, "map_trace_map_entries", "main.dropMaps") == 40_000.0
+                && site_sum(m, "map_trace_map_entries", "main.bigMap") == 1000.0
+                && site_sum(m, "map_trace_map_entries", "main.sizedMap") == 50_000.0
+        });
+        let m = agent.metrics();
+        let retained = site_sum(&m, "map_trace_map_retained_bytes", "main.bigMap");
+        assert!(
+            retained > 3.0 * 1048576.0,
+            "go{v}: bigMap retained {retained}\n{m}"
+        );
+        // The same storage the CLI reports, against the fixture's HeapAlloc delta.
+        let storage = site_sum(&m, "map_trace_map_storage_bytes", "main.sizedMap");
+        let delta = sized[1] as f64;
+        assert!(
+            (storage - delta).abs() <= delta * 0.02,
+            "go{v}: sizedMap storage {storage} vs HeapAlloc delta {delta}"
+        );
+        assert_eq!(site_sum(&m, "map_trace_map_entries", "main.stackMap"), 0.0);
+        w.step("next", "phase dropped");
+        let gone = agent.wait_until(
+            Duration::from_secs(30),
+            "the dropped maps' series gone",
+            |m| {
+                !m.contains("site=\"main.dropMaps (")
+                    || !m.lines().any(|l| {
+                        l.starts_with("map_trace_map_entries{") && l.contains("main.dropMaps")
+                    })
+            },
+        );
+        let m = agent.metrics();
+        assert_eq!(
+            site_sum(&m, "map_trace_map_entries", "main.keepMaps"),
+            40_000.0,
+            "go{v}: kept maps stay"
+        );
+        println!("go{v}: gauges in {took:?}, dropped maps' series gone {gone:?} after the GCs");
+        w.step("next", "phase reused");
+        w.step("next", "phase emptied");
+        w.step("next", "done");
+        let f = w.exit();
+        assert!(f.status.success(), "go{v}: {}", f.stderr);
+        // The process exited: its series go at the next round.
+        agent.wait_until(
+            Duration::from_secs(30),
+            "the exited process's series gone",
+            |m| !m.lines().any(|l| l.starts_with("map_trace_map_entries{")),
+        );
+    }
+}

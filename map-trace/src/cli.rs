@@ -234,6 +234,21 @@ pub struct AgentArgs {
         overrides_with = "max_overhead"
     )]
     pub max_overhead: f64,
+
+    /// How often the maps each traced process grew are sampled (live entries, storage and
+    /// retained bytes, read with process_vm_readv; the targets are never stopped), for the
+    /// map_trace_map_entries, map_trace_map_storage_bytes and map_trace_map_retained_bytes
+    /// gauges.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub sample_interval: Duration,
+
+    /// Most maps sampled per executable and interval, largest storage first.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub max_sampled_maps: usize,
+
+    /// Do not sample maps (no map_trace_map_entries, _storage_bytes, _retained_bytes).
+    #[arg(long)]
+    pub no_sampling: bool,
 }
 
 impl AgentArgs {

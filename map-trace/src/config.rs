@@ -76,6 +76,8 @@ pub struct Agent {
     pub ring_bytes: u32,
     /// The per-executable budget in percent; `None` when off.
     pub budget: Option<f64>,
+    /// Map sampling (`max_maps` per executable); `None` with `--no-sampling`.
+    pub sampling: Option<Sampling>,
 }
 
 impl Agent {
@@ -89,6 +91,10 @@ impl Agent {
             max_executables: a.max_executables,
             max_sites: a.max_sites,
             events: a.events,
+            sampling: (!a.no_sampling && a.max_sampled_maps > 0).then(|| Sampling {
+                interval: a.sample_interval.max(Duration::from_millis(100)),
+                max_maps: a.max_sampled_maps,
+            }),
             filters: crate::agent::discover::Filters {
                 include: a.include,
                 exclude: a.exclude,

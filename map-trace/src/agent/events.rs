@@ -27,6 +27,8 @@ impl Agent {
                 let kind = if g.same_size { "same_size" } else { "double" };
                 if let Some(labels) = self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind) {
                     self.count(&labels, weight, g.bytes_allocated);
+                    let b = u64::from(g.buckets_after.max(1).ilog2());
+                    self.track(ev.header.pid, g.map, g.maptype, &labels.site, b);
                     if let Some(sink) = self.events.as_mut() {
                         let _ = sink.grow(&g);
                     }
@@ -47,6 +49,13 @@ impl Agent {
                     return;
                 };
                 self.count(&labels, weight, swiss_new_bytes(&r));
+                self.track(
+                    ev.header.pid,
+                    r.map,
+                    r.maptype,
+                    &labels.site,
+                    r.directory_len_after,
+                );
                 if let Some(d) = r.duration_ns {
                     self.metrics
                         .grow_duration
@@ -63,6 +72,16 @@ impl Agent {
             }
             // The agent does not attach the slice probes.
             Ok(Event::Slice(_) | Event::Evacuated(_) | Event::EvacuateStep(_)) | Err(_) => {}
+        }
+    }
+
+    /// Remembers a map that grew, for sampling (when sampling is on).
+    fn track(&mut self, pid: u32, map: u64, maptype: u64, site: &str, geometry: u64) {
+        if self.cfg.sampling.is_none() {
+            return;
+        }
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.maps.grew(map, maptype, site, geometry);
         }
     }
 
@@ -106,6 +125,7 @@ impl Agent {
         let orphan = Proc {
             exe: exe_id,
             container: Arc::default(),
+            maps: Default::default(),
             map: None,
             map_key: if self
                 .exes

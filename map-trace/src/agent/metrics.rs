@@ -37,6 +37,21 @@ pub struct SiteLabels {
     pub kind: String,
 }
 
+/// Labels of the gauges of what maps hold now: per site, without a kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HeldLabels {
+    /// Executable file name.
+    pub executable: String,
+    /// Go version.
+    pub go_version: String,
+    /// Kubernetes pod UID ("" outside Kubernetes).
+    pub pod_uid: String,
+    /// Container id ("" outside containers).
+    pub container_id: String,
+    /// The site of the maps' grows, as in [`SiteLabels::site`].
+    pub site: String,
+}
+
 /// Labels of per-executable series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ExeLabels {
@@ -113,6 +128,12 @@ pub struct Metrics {
     pub budget_sheds: Family<FamilyLabels, Counter>,
     /// Estimated share of an executable's CPU time its probes took in the last second.
     pub probe_overhead: Family<ExeOnlyLabels, Gauge<f64, AtomicU64>>,
+    /// Live entries of the sampled maps, at the last sampling round.
+    pub map_entries: Family<HeldLabels, Gauge>,
+    /// Heap bytes the sampled maps hold.
+    pub map_storage: Family<HeldLabels, Gauge>,
+    /// Of those, the bytes beyond what `make(map[K]V, len)` would hold.
+    pub map_retained: Family<HeldLabels, Gauge>,
 }
 
 impl Metrics {
@@ -205,8 +226,31 @@ impl Metrics {
             Unit::Other("ratio".into()),
             probe_overhead.clone(),
         );
+        let map_entries = Family::<HeldLabels, Gauge>::default();
+        registry.register(
+            "map_entries",
+            "Live entries of the sampled maps (those seen growing), per site, at the last sampling round",
+            map_entries.clone(),
+        );
+        let map_storage = Family::<HeldLabels, Gauge>::default();
+        registry.register_with_unit(
+            "map_storage",
+            "Heap bytes the sampled maps hold now (header, buckets or directory and tables, rounded to malloc size classes)",
+            Unit::Bytes,
+            map_storage.clone(),
+        );
+        let map_retained = Family::<HeldLabels, Gauge>::default();
+        registry.register_with_unit(
+            "map_retained",
+            "Bytes the sampled maps hold beyond what make(map[K]V, len) would: memory kept after deletes (Go never shrinks a map)",
+            Unit::Bytes,
+            map_retained.clone(),
+        );
         Self {
             registry,
+            map_entries,
+            map_storage,
+            map_retained,
             probe_duty,
             budget_sheds,
             probe_overhead,

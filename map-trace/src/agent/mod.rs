@@ -11,6 +11,7 @@ pub mod budget;
 pub mod discover;
 mod events;
 mod govern;
+mod health;
 pub mod http;
 pub mod metrics;
 mod registry;
@@ -93,6 +94,10 @@ struct Exe {
     site_labels: FxHashSet<Arc<str>>,
     /// Stack → site label, so each distinct stack is symbolized once per process map.
     site_cache: FxHashMap<(u64, Stack), Arc<str>>,
+    /// Where its heap metadata is, for map sampling (`None`: no sampling for it).
+    heap: Option<plan::HeapPlan>,
+    /// The file's inode, to find a PIE's mapping in /proc/PID/maps.
+    ino: u64,
 }
 
 impl Exe {
@@ -119,6 +124,8 @@ struct Proc {
     map: Option<ProcessMap>,
     /// A key unique to the process's address layout, for the site cache.
     map_key: u64,
+    /// The maps it grew, for sampling.
+    maps: health::ProcMaps,
 }
 
 /// Why an executable is not traced (logged once per file).
@@ -247,6 +254,12 @@ impl Agent {
         let mut budget_tick = tokio::time::interval(Duration::from_millis(250));
         let mut rescan = tokio::time::interval(self.cfg.rescan);
         rescan.tick().await;
+        let mut sample_tick = tokio::time::interval(
+            self.cfg
+                .sampling
+                .map_or(Duration::from_secs(3600), |s| s.interval),
+        );
+        sample_tick.tick().await;
         let mut batch: Vec<Vec<u8>> = vec![];
         loop {
             let mut reap = false;
@@ -278,6 +291,7 @@ impl Agent {
                 _ = rescan.tick() => self.scan(),
                 _ = switch => self.switch_due(),
                 _ = budget_tick.tick() => self.govern(),
+                _ = sample_tick.tick() => self.sample_maps(),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
             }

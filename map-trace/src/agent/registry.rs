@@ -163,6 +163,8 @@ impl Agent {
             pids: FxHashSet::default(),
             site_labels: FxHashSet::default(),
             site_cache: FxHashMap::default(),
+            heap: plan.heap.as_ref().ok().copied(),
+            ino: info.identity.ino,
         };
         let families: Vec<Family> = budget::FAMILIES
             .into_iter()
@@ -235,6 +237,7 @@ impl Agent {
                 container: Arc::new(info.container.clone()),
                 map,
                 map_key,
+                maps: Default::default(),
             },
         ) {
             if old.exe != id {
