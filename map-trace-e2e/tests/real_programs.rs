@@ -77,10 +77,7 @@ fn check_samples(events: &[Value]) {
         "{}",
         summary["sampling"]
     );
-    assert_eq!(
-        summary["sampling"]["samples"].as_u64().unwrap() as usize >= n,
-        true
-    );
+    assert!(summary["sampling"]["samples"].as_u64().unwrap() as usize >= n);
 }
 
 #[test]

@@ -93,8 +93,8 @@ fn classic(
     if flags > 15
         || b > 56
         || count > slots
-        || ((count > 0 || b > 0) && (buckets == 0 || buckets % 8 != 0))
-        || oldbuckets % 8 != 0
+        || ((count > 0 || b > 0) && (buckets == 0 || !buckets.is_multiple_of(8)))
+        || !oldbuckets.is_multiple_of(8)
         || bucket_size == 0
     {
         return Ok(None);
