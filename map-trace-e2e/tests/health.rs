@@ -31,7 +31,10 @@ impl Out {
             }
             assert!(
                 Instant::now() < deadline,
-                "{what}: not within {limit:?}; map-trace said {:?}",
+                "{what}: not within {limit:?} ({} records read, the last {}, now {}); map-trace said {:?}",
+                self.events.len(),
+                self.events.last().map(|e| e.to_string()).unwrap_or_default(),
+                now_ns(),
                 self.err.now()
             );
             // Whatever is there, then a short wait for more.
@@ -102,7 +105,10 @@ fn health(version: &str, suffix: &str) {
     let exe = fixture_variant(version, suffix);
     let mut w = start_waiting(&exe, &["health", "40", "1000"]);
     let pid = w.id().to_string();
+    let report = temp_unique("health-report", "html");
     let mut mt: Child = cli()
+        .arg("--report")
+        .arg(&report)
         .args([
             "--pid",
             &pid,
@@ -287,6 +293,17 @@ fn health(version: &str, suffix: &str) {
         .find(|s| s["site"]["function"] == "main.keepMaps")
         .unwrap();
     assert_eq!(keep_site["live"]["maps"], 40, "{tag} {keep_site}");
+    // The report: the sites table and a chart of the map holding the most.
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("<section id=\"held\">"),
+        "{tag}: no held section"
+    );
+    assert!(
+        html.contains(&format!("<figure class=\"held-map\" data-map=\"{big}\">")),
+        "{tag}: no chart of the big map"
+    );
+    assert!(html.contains("main.keepMaps"), "{tag}");
     assert_eq!(keep_site["live"]["entries"], 38 * 1000, "{tag} {keep_site}");
 }
 

@@ -8,6 +8,8 @@
 //!   a step line on a log2 scale (hash buckets, or a Swiss map's table slots), a marker per
 //!   event, and a bar per growth span (hash buckets: grow → old buckets freed, [`crate::timeline::Evacuated`];
 //!   Swiss: each resize, which is synchronous);
+//! - what the sampled maps hold now (`held.rs`): per site, and a chart of storage and live
+//!   entries over time for the maps holding the most;
 //! - the slice growths (`--slices`) by site.
 //!
 //! The charts draw each map's history as the timeline reconstructed it
@@ -22,6 +24,7 @@
 //! script are `report.css` and `report.js`, included at build time.
 
 mod chart;
+mod held;
 mod page;
 
 use std::{
@@ -96,6 +99,8 @@ pub struct ReportSink {
     slices: FxHashMap<SliceKey, SliceSite>,
     slice_other: SliceSite,
     slice_total: SliceSite,
+    /// Map samples, for the "What the maps hold now" section.
+    held: held::Held,
 }
 
 /// `path` + `.tmp`.
@@ -123,6 +128,7 @@ impl ReportSink {
             slices: FxHashMap::default(),
             slice_other: SliceSite::default(),
             slice_total: SliceSite::default(),
+            held: held::Held::default(),
         })
     }
 }
@@ -148,6 +154,16 @@ impl Sink for ReportSink {
     }
 
     fn swiss(&mut self, _r: &crate::timeline::SwissResize) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn map_sample(&mut self, s: &crate::timeline::health::MapSample) -> io::Result<()> {
+        self.held.sample(s);
+        Ok(())
+    }
+
+    fn map_freed(&mut self, f: &crate::timeline::health::MapFreed) -> io::Result<()> {
+        self.held.freed(f.map);
         Ok(())
     }
 

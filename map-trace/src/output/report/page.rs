@@ -46,6 +46,8 @@ impl ReportSink {
         self.header(&mut h, end);
         self.notes(&mut h, end);
         sites_table(&mut h, end);
+        let start_ns = self.start.as_ref().map_or(end.time_ns, |s| s.time_ns);
+        self.held.section(&mut h, end, start_ns);
         self.charts(&mut h, end);
         self.slices_section(&mut h, end);
         let _ = write!(
@@ -388,7 +390,7 @@ fn sites_table(h: &mut String, e: &EndInfo) {
 }
 
 /// `function (file.go:line)`, with the full file path as a tooltip.
-fn site_cell(site: Option<&SourcePos>) -> String {
+pub(super) fn site_cell(site: Option<&SourcePos>) -> String {
     match site {
         Some(p) => format!(
             "<span class=\"where\" title=\"{}\">{}</span>",
