@@ -24,13 +24,15 @@ pub const MAX_HELD_CHARTS: usize = 10;
 pub struct Series {
     type_name: Option<Arc<str>>,
     site: Option<SourcePos>,
-    /// (Unix ns, entries, storage bytes, retained bytes)
-    points: Vec<(u64, u64, u64, u64)>,
+    points: Vec<Point>,
     /// Keep every `stride`-th sample (doubles each time the points are halved).
     stride: u64,
     seen: u64,
     kept_after_deletes: bool,
 }
+
+/// One point: (Unix ns, entries, storage bytes, retained bytes).
+type Point = (u64, u64, u64, u64);
 
 /// The samples the report draws, bounded.
 #[derive(Debug, Default)]
@@ -91,7 +93,7 @@ impl Held {
              what <code>make(map[K]V, len)</code> would hold. Go never shrinks a map.</p>\n",
         );
         let mut sites = sites;
-        sites.sort_by(|a, b| b.0.retained_bytes.cmp(&a.0.retained_bytes));
+        sites.sort_by_key(|(l, _)| std::cmp::Reverse(l.retained_bytes));
         h.push_str(
             "<table class=\"sites held\">\n<thead><tr><th>Live entries</th><th>Storage</th>\
              <th>Retained</th><th>Maps</th><th>Kept after deletes</th><th>Site</th></tr></thead>\n<tbody>\n",
@@ -133,7 +135,7 @@ fn chart(h: &mut String, map: u64, s: &Series, start_ns: u64) {
     let span = (last.0.saturating_sub(t0)).max(1) as f64;
     let max_storage = s.points.iter().map(|p| p.2).max().unwrap_or(1).max(1) as f64;
     let max_entries = s.points.iter().map(|p| p.1).max().unwrap_or(1).max(1) as f64;
-    let line = |f: &dyn Fn(&(u64, u64, u64, u64)) -> f64, max: f64| -> String {
+    let line = |f: &dyn Fn(&Point) -> f64, max: f64| -> String {
         s.points
             .iter()
             .map(|p| {
