@@ -22,10 +22,8 @@ use rustc_hash::FxHashMap;
 use crate::{
     events::reader::{BlockingReader, BATCH},
     heap::{
-        locate,
         memory::{ProcessMemory, ReadError},
-        sampler::Sampler,
-        spans::HeapIndex,
+        sampler::{self, Sampler},
     },
     output::StartInfo,
     overhead::Detached,
@@ -133,20 +131,8 @@ impl Sampling {
 
     fn sampler(&mut self) -> Option<&mut Sampler<ProcessMemory>> {
         if self.sampler.is_none() {
-            let bias = match self.plan.pie_first_load {
-                None => 0,
-                Some(first) => {
-                    let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).ok()?;
-                    locate::load_bias(&maps, self.ino, first)?
-                }
-            };
-            let heap = HeapIndex::new(self.plan.layout, self.plan.mheap_vaddr.wrapping_add(bias));
-            self.sampler = Some(Sampler::new(
-                ProcessMemory::new(self.pid),
-                heap,
-                self.plan.header,
-                self.load_factor_num,
-            ));
+            self.sampler =
+                sampler::for_process(self.pid, self.ino, &self.plan, self.load_factor_num);
         }
         self.sampler.as_mut()
     }

@@ -8,10 +8,8 @@
 use super::*;
 use crate::{
     heap::{
-        locate,
         memory::{ProcessMemory, ReadError},
-        sampler::{Candidate, Outcome, Sampler},
-        spans::HeapIndex,
+        sampler::{self, Candidate, Outcome, Sampler},
     },
     plan::HeapPlan,
 };
@@ -121,7 +119,7 @@ impl Agent {
                 };
                 let pm = &mut p.maps;
                 if pm.sampler.is_none() {
-                    pm.sampler = sampler(pid, r);
+                    pm.sampler = sampler::for_process(pid, r.ino, &r.plan, r.load_factor_num);
                 }
                 let Some(s) = pm.sampler.as_mut() else {
                     pm.off = true;
@@ -186,23 +184,6 @@ impl Agent {
             m.map_retained.get_or_create(&labels).set(retained);
         }
     }
-}
-
-/// A sampler for process `pid` of the executable of `r` (`None`: its load address is unknown).
-fn sampler(pid: u32, r: &ExeRound) -> Option<Sampler<ProcessMemory>> {
-    let bias = match r.plan.pie_first_load {
-        None => 0,
-        Some(first) => {
-            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-            locate::load_bias(&maps, r.ino, first)?
-        }
-    };
-    Some(Sampler::new(
-        ProcessMemory::new(pid),
-        HeapIndex::new(r.plan.layout, r.plan.mheap_vaddr.wrapping_add(bias)),
-        r.plan.header,
-        r.load_factor_num,
-    ))
 }
 
 #[cfg(test)]

@@ -39,6 +39,30 @@ struct Pinned {
     swept: bool,
 }
 
+/// The sampler of process `pid`, whose executable (inode `ino`) has the heap metadata of
+/// `plan`; `None` when a PIE's load address cannot be read from `/proc/PID/maps` (call it once
+/// the process has exec'd).
+pub fn for_process(
+    pid: u32,
+    ino: u64,
+    plan: &crate::plan::HeapPlan,
+    load_factor_num: u64,
+) -> Option<Sampler<super::memory::ProcessMemory>> {
+    let bias = match plan.pie_first_load {
+        None => 0,
+        Some(first) => {
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+            super::locate::load_bias(&maps, ino, first)?
+        }
+    };
+    Some(Sampler::new(
+        super::memory::ProcessMemory::new(pid),
+        HeapIndex::new(plan.layout, plan.mheap_vaddr.wrapping_add(bias)),
+        plan.header,
+        load_factor_num,
+    ))
+}
+
 /// Samples the maps of one process.
 pub struct Sampler<M> {
     mem: M,
