@@ -69,19 +69,29 @@ pub fn utc(time_ns: u64) -> String {
 }
 
 /// The advice of a "kept after deletes" finding: where the map was made, and how to give the
-/// memory back.
-pub fn kept_advice(m: &crate::timeline::health::MapSample) -> String {
-    let ty = m.type_name.as_deref().unwrap_or("map");
-    let at = crate::timeline::site_of(&m.origin)
+/// memory back. `health` is its last sample, `peak_entries` the most seen.
+pub fn kept_advice(
+    type_name: Option<&str>,
+    origin: &Option<std::sync::Arc<crate::timeline::Origin>>,
+    health: &crate::timeline::health::Health,
+    peak_entries: u64,
+) -> String {
+    let ty = type_name.unwrap_or("map");
+    let at = crate::timeline::site_of(origin)
         .map(|p| format!(" made at {p}"))
         .unwrap_or_default();
     format!(
         "{ty}{at} holds {} for {} entries (peak {}): Go never shrinks a map; rebuild it with maps.Clone, or recreate it with make({ty}, {}) once it has shrunk",
-        bytes(m.health.storage_bytes),
-        m.health.entries,
-        m.peak_entries,
-        m.health.entries.max(1),
+        bytes(health.storage_bytes),
+        health.entries,
+        peak_entries,
+        health.entries.max(1),
     )
+}
+
+/// [`kept_advice`] of a sample.
+pub fn sample_advice(m: &crate::timeline::health::MapSample) -> String {
+    kept_advice(m.type_name.as_deref(), &m.origin, &m.health, m.peak_entries)
 }
 
 #[cfg(test)]

@@ -418,7 +418,7 @@ impl<W: Write + Send> Sink for JsonSink<W> {
                 peak_entries: m.peak_entries,
                 storage_bytes: h.storage_bytes,
                 retained_bytes: h.retained_bytes,
-                advice: crate::output::format::kept_advice(m),
+                advice: crate::output::format::sample_advice(m),
             })?;
         }
         Ok(())

@@ -313,7 +313,7 @@ impl<W: Write + Send> Sink for PerfettoSink<W> {
             self.global_instant(
                 format!("map {} kept after deletes", hex(m.map)),
                 m.time_ns,
-                json!({ "advice": crate::output::format::kept_advice(m) }),
+                json!({ "advice": crate::output::format::sample_advice(m) }),
             )?;
         }
         Ok(())

@@ -147,7 +147,7 @@ impl<W: Write + Send> Sink for TextSink<W> {
             let mut l = Line::new();
             l.push(Style::Dim, &clock_ms(m.time_ns));
             self.line(&l)?;
-            self.lines(&table::kept_lines(m))?;
+            self.lines(&table::kept_lines(&crate::output::format::sample_advice(m)))?;
         }
         Ok(())
     }

@@ -359,28 +359,20 @@ pub fn live(e: &EndInfo) -> Vec<Line> {
         .collect();
     for m in kept.iter().take(MAX_SITES) {
         let h = m.health.as_ref().expect("filtered");
-        let sample = crate::timeline::health::MapSample {
-            time_ns: h.last_ns,
-            pid: 0,
-            map: m.map,
-            type_name: m.type_name.clone(),
-            origin: m.origin.clone(),
-            swiss: m.swiss.is_some(),
-            health: h.last,
-            peak_entries: h.peak_entries,
-            kept_raised: false,
-        };
-        out.extend(kept_lines(&sample));
+        out.extend(kept_lines(&crate::output::format::kept_advice(
+            m.type_name.as_deref(),
+            &m.origin,
+            &h.last,
+            h.peak_entries,
+        )));
     }
     out
 }
 
-/// The "kept after deletes" finding, wrapped to the width.
-pub fn kept_lines(m: &crate::timeline::health::MapSample) -> Vec<Line> {
-    let words: Vec<String> = crate::output::format::kept_advice(m)
-        .split(' ')
-        .map(str::to_string)
-        .collect();
+/// The "kept after deletes" finding (its [`kept_advice`](crate::output::format::kept_advice)),
+/// wrapped to the width.
+pub fn kept_lines(advice: &str) -> Vec<Line> {
+    let words: Vec<String> = advice.split(' ').map(str::to_string).collect();
     wrap("! kept after deletes: ", &words, " ", Style::Alert)
 }
 
