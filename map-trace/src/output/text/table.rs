@@ -288,6 +288,14 @@ pub fn hint_lines(hint: &str) -> Vec<Line> {
     out
 }
 
+/// The SITE column of a site row: the site fitted to the room left on `l`.
+fn site_column(l: &Line, site: Option<&SourcePos>) -> String {
+    match site {
+        Some(p) => site_text(p, l.room()).unwrap_or_default(),
+        None => "(stack not symbolized)".to_string(),
+    }
+}
+
 /// Pads `s` on the left to `w` columns, as a plain segment before the styled value.
 fn right(l: &mut Line, w: usize, s: &str, style: Style) {
     l.plain(&" ".repeat(w.saturating_sub(width(s))))
@@ -340,11 +348,7 @@ pub fn live(e: &EndInfo) -> Vec<Line> {
             bytes_style(lv.retained_bytes),
         );
         l.plain(&format!(" {:>5}  ", lv.maps));
-        let site = match &t.site {
-            Some(p) => site_text(p, l.room()).unwrap_or_default(),
-            None => "(stack not symbolized)".to_string(),
-        };
-        l.plain(&site);
+        l.plain(&site_column(&l, t.site.as_ref()));
         l.truncate(WIDTH);
         out.push(l);
     }
@@ -431,11 +435,7 @@ pub fn sites(e: &EndInfo) -> Vec<Line> {
                 super::duration(time)
             }
         ));
-        let site = match &t.site {
-            Some(p) => site_text(p, l.room()).unwrap_or_default(),
-            None => "(stack not symbolized)".to_string(),
-        };
-        l.plain(&site);
+        l.plain(&site_column(&l, t.site.as_ref()));
         l.truncate(WIDTH);
         out.push(l);
         if let Some(h) = t.presize_hint {
