@@ -67,17 +67,9 @@ pub(super) struct SampleEntry {
     /// `live`, `freed`, `not_heap` or `unreadable`.
     pub(super) outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) health: Option<HealthEntry>,
-}
-
-#[derive(Serialize, Deserialize)]
-pub(super) struct HealthEntry {
-    pub(super) entries: u64,
-    pub(super) storage_bytes: u64,
-    pub(super) retained_bytes: u64,
-    pub(super) overflow_buckets: u64,
-    pub(super) tombstones: u64,
-    pub(super) reseeded: bool,
+    /// What a live sample found (the timeline's own type: the recording carries it as is,
+    /// as the header carries `Settings`).
+    pub(super) health: Option<crate::timeline::health::Health>,
 }
 
 /// Whether sampling ran, and why not.

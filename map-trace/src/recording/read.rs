@@ -114,16 +114,9 @@ fn one_of<T: Copy>(
     })
 }
 
-fn outcome(name: &str, h: Option<HealthEntry>) -> Result<Outcome, String> {
+fn outcome(name: &str, h: Option<Health>) -> Result<Outcome, String> {
     Ok(match (name, h) {
-        ("live", Some(h)) => Outcome::Live(Health {
-            entries: h.entries,
-            storage_bytes: h.storage_bytes,
-            retained_bytes: h.retained_bytes,
-            overflow_buckets: h.overflow_buckets,
-            tombstones: h.tombstones,
-            reseeded: h.reseeded,
-        }),
+        ("live", Some(h)) => Outcome::Live(h),
         ("freed", _) => Outcome::Freed,
         ("not_heap", _) => Outcome::NotHeap,
         ("unreadable", _) => Outcome::Unreadable,

@@ -144,17 +144,7 @@ impl<W: Write> RecordWriter<W> {
             .iter()
             .map(|&(t, o)| {
                 let (outcome, health) = match o {
-                    Outcome::Live(h) => (
-                        "live",
-                        Some(HealthEntry {
-                            entries: h.entries,
-                            storage_bytes: h.storage_bytes,
-                            retained_bytes: h.retained_bytes,
-                            overflow_buckets: h.overflow_buckets,
-                            tombstones: h.tombstones,
-                            reseeded: h.reseeded,
-                        }),
-                    ),
+                    Outcome::Live(h) => ("live", Some(h)),
                     Outcome::Freed => ("freed", None),
                     Outcome::NotHeap => ("not_heap", None),
                     Outcome::Unreadable => ("unreadable", None),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::Origin;
 
-/// One live map's state at a sample.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// One live map's state at a sample (also a recording's `samples` entry).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Health {
     /// `len(m)`.
     pub entries: u64,
