@@ -137,7 +137,7 @@ fn sampling(
 ) -> (Option<collector::Sampling>, Option<String>) {
     use std::os::unix::fs::MetadataExt;
     let Some(want) = cfg.sampling else {
-        return (None, Some("--no-sampling".into()));
+        return (None, Some(crate::timeline::health::OFF_BY_FLAG.into()));
     };
     let heap = match &plan.heap {
         Ok(h) => *h,

@@ -295,24 +295,19 @@ mod tests {
     }
 
     const CLASSIC: HeaderLayout = HeaderLayout::Classic { size: 48 };
+    /// map[int]int buckets: 144 bytes, no pointers, a release with allocation headers.
+    const BUCKETS: TypeSizes = TypeSizes {
+        unit: 144,
+        pointers: false,
+        alloc_headers: true,
+    };
 
     #[test]
     fn test_classic_storage_counts_buckets_preallocated_overflow_and_old_buckets() {
         let mut mem = FakeMemory::default();
         // map[int]int: 144-byte buckets. B = 5: 32 buckets + 2 preallocated overflow.
         hmap(&mut mem, 0x1000, 200, 5, 3, 77, 0x9000, 0, 0);
-        let r = read(
-            &mem,
-            0x1000,
-            CLASSIC,
-            TypeSizes {
-                unit: 144,
-                pointers: false,
-                alloc_headers: true,
-            },
-        )
-        .unwrap()
-        .unwrap();
+        let r = read(&mem, 0x1000, CLASSIC, BUCKETS).unwrap().unwrap();
         assert_eq!(
             (r.entries, r.seed, r.storage_ptr, r.geometry),
             (200, 77, 0x9000, 5)
@@ -322,28 +317,13 @@ mod tests {
         assert_eq!(r.overflow_buckets, 3);
         // Growing (doubling from B = 4): old array of 16 + 1 buckets, 2448 → 2688.
         hmap(&mut mem, 0x1000, 200, 5, 0, 77, 0x9000, 0xa000, 0);
-        let r = read(
-            &mem,
-            0x1000,
-            CLASSIC,
-            TypeSizes {
-                unit: 144,
-                pointers: false,
-                alloc_headers: true,
-            },
-        )
-        .unwrap()
-        .unwrap();
+        let r = read(&mem, 0x1000, CLASSIC, BUCKETS).unwrap().unwrap();
         assert_eq!(r.storage_bytes, 48 + 5376 + 2688);
         // The old array had 5 overflow buckets (mapextra.oldoverflow), 1 of them preallocated.
         mem.put_u64(0x1000 + 40, 0xb000);
         mem.put_u64(0xb000 + 8, 0xc000);
         mem.put_u64(0xc000 + 8, 5);
-        let sizes = TypeSizes {
-            unit: 144,
-            pointers: false,
-            alloc_headers: true,
-        };
+        let sizes = BUCKETS;
         let r = read(&mem, 0x1000, CLASSIC, sizes).unwrap().unwrap();
         assert_eq!(r.storage_bytes, 48 + 5376 + 2688 + 4 * 144);
         assert_eq!(r.overflow_bytes, 4 * 144);
@@ -358,20 +338,7 @@ mod tests {
         mem.put_u64(0x1000 + 40, 0);
         // Implausible flags.
         hmap(&mut mem, 0x1000, 200, 5, 0, 77, 0x9000, 0, 0x40);
-        assert_eq!(
-            read(
-                &mem,
-                0x1000,
-                CLASSIC,
-                TypeSizes {
-                    unit: 144,
-                    pointers: false,
-                    alloc_headers: true
-                }
-            )
-            .unwrap(),
-            None
-        );
+        assert_eq!(read(&mem, 0x1000, CLASSIC, BUCKETS).unwrap(), None);
     }
 
     #[test]
@@ -436,43 +403,10 @@ mod tests {
     #[test]
     fn test_needed_bytes_follows_makemap() {
         // Classic, LF 6.5: 100 entries → B = 4 (104 ≥ 100): 16 + 1 buckets.
-        let need = needed_bytes(
-            CLASSIC,
-            TypeSizes {
-                unit: 144,
-                pointers: false,
-                alloc_headers: true,
-            },
-            100,
-            13,
-        );
+        let need = needed_bytes(CLASSIC, BUCKETS, 100, 13);
         assert_eq!(need, 48 + held_bytes(17 * 144));
-        assert_eq!(
-            needed_bytes(
-                CLASSIC,
-                TypeSizes {
-                    unit: 144,
-                    pointers: false,
-                    alloc_headers: true
-                },
-                0,
-                13
-            ),
-            48
-        );
-        assert_eq!(
-            needed_bytes(
-                CLASSIC,
-                TypeSizes {
-                    unit: 144,
-                    pointers: false,
-                    alloc_headers: true
-                },
-                8,
-                13
-            ),
-            48 + 144
-        );
+        assert_eq!(needed_bytes(CLASSIC, BUCKETS, 0, 13), 48);
+        assert_eq!(needed_bytes(CLASSIC, BUCKETS, 8, 13), 48 + 144);
         // Swiss: 8 entries fit the small group; 3000 → 3428 slots → 4 tables of 1024 (857→1024).
         let s = TypeSizes {
             unit: 136,

@@ -131,6 +131,10 @@ pub struct MapFreed {
     pub origin: Option<Arc<Origin>>,
 }
 
+/// [`SamplingReport::note`] when the user turned sampling off: not a problem, so the text
+/// summary does not repeat it.
+pub const OFF_BY_FLAG: &str = "--no-sampling";
+
 /// What map sampling did in a run, for the summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SamplingReport {

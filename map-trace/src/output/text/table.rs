@@ -125,7 +125,11 @@ pub fn totals(e: &EndInfo) -> Vec<Line> {
             Style::Plain,
         ));
     }
-    if let Some(note) = h.note.as_deref().filter(|n| *n != "--no-sampling") {
+    if let Some(note) = h
+        .note
+        .as_deref()
+        .filter(|n| *n != crate::timeline::health::OFF_BY_FLAG)
+    {
         out.extend(wrap(
             "# no map sampling: ",
             &note.split(' ').map(str::to_string).collect::<Vec<_>>(),
