@@ -132,6 +132,8 @@ fn health(version: &str, suffix: &str) {
 
     // Filled: every map the fixture grew and keeps reachable is sampled with its len.
     w.step("go", "phase filled");
+    // Samples stamped before this may have been read while the fixture was still filling.
+    let filled = now_ns();
     let seen = w.stderr_seen().to_vec();
     let kept = reported(&seen, "kept");
     let dropped = reported(&seen, "dropped");
@@ -147,7 +149,13 @@ fn health(version: &str, suffix: &str) {
     out.until(
         &format!("{tag}: a sample of every map"),
         Duration::from_secs(30),
-        |ev| all.iter().all(|m| !samples(ev, m).is_empty()),
+        |ev| {
+            all.iter().all(|m| {
+                samples(ev, m)
+                    .last()
+                    .is_some_and(|s| s["time_ns"].as_u64().unwrap() > filled)
+            })
+        },
     );
     for (m, nums) in kept.iter().chain(&dropped) {
         let last = *samples(&out.events, m).last().unwrap();
