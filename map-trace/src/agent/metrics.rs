@@ -109,6 +109,8 @@ pub struct Metrics {
     pub grow_duration: Family<ExeLabels, Histogram>,
     /// Records the kernel dropped because the ring buffer was full.
     pub lost_events: Counter,
+    /// Of them, exec notifications.
+    pub lost_execs: Counter,
     /// `--events` lines dropped because their output did not keep up (or was gone).
     pub events_dropped: Counter,
     /// Probe hits per probe family.
@@ -168,6 +170,12 @@ impl Metrics {
             "lost_events",
             "Event records dropped by the kernel because the ring buffer was full",
             lost_events.clone(),
+        );
+        let lost_execs = Counter::default();
+        registry.register(
+            "lost_exec_notifications",
+            "Of map_trace_lost_events_total, exec notifications: new processes found only at the next /proc rescan",
+            lost_execs.clone(),
         );
         let events_dropped = Counter::default();
         registry.register(
@@ -258,6 +266,7 @@ impl Metrics {
             grow_bytes,
             grow_duration,
             lost_events,
+            lost_execs,
             events_dropped,
             probe_hits,
             processes,

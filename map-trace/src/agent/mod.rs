@@ -380,8 +380,10 @@ impl Agent {
                     .inc_by(delta);
             }
         }
-        let lost = self.counter_delta(Counter::Lost) + self.counter_delta(Counter::LostExec);
+        let lost_execs = self.counter_delta(Counter::LostExec);
+        let lost = self.counter_delta(Counter::Lost) + lost_execs;
         self.metrics.lost_events.inc_by(lost);
+        self.metrics.lost_execs.inc_by(lost_execs);
     }
 
     fn now_ns(&self) -> u64 {
