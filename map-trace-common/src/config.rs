@@ -108,6 +108,13 @@ pub enum Counter {
     NsSlices = 20,
     /// See [`Counter::NsMaps`].
     NsSmallMaps = 21,
+    /// See [`Counter::NsMaps`] (the `--discover` window's probes).
+    NsDiscovery = 22,
+    /// Hits of the discovery probes on the map access functions (`--discover`, `--pid` only).
+    HitsMapAccess = 23,
+    /// Maps the discovery probes added to the `DISCOVERED` table (an LRU table: userspace
+    /// counts those it no longer finds there as evicted).
+    DiscoveryNew = 24,
 }
 
 /// How a hit counter's probe is named to people: in summaries, and in the agent's
@@ -139,6 +146,10 @@ impl Counter {
             Counter::HitsEvacuate => ("runtime.evacuate*", "evacuate"),
             Counter::HitsEvacuateRet => ("runtime.evacuate* return probes", "evacuate_return"),
             Counter::Calibration => ("map-trace's calibration probe", "calibration"),
+            Counter::HitsMapAccess => (
+                "runtime.map{access,assign,delete,…} (discovery)",
+                "map_access",
+            ),
             _ => return None,
         };
         Some(HitName { summary, label })
@@ -147,7 +158,7 @@ impl Counter {
 
 /// Probe families the eBPF side times, in the order of their `Ns*` counters
 /// ([`Counter::NsMaps`] first).
-pub const TIMED_FAMILIES: usize = 6;
+pub const TIMED_FAMILIES: usize = 7;
 
 /// What one executable's probes cost (agent mode, `EXE_COST` map, per CPU): hits and handler
 /// nanoseconds per family, indexed as the `Ns*` counters from [`Counter::NsMaps`].
@@ -177,4 +188,4 @@ impl core::ops::AddAssign for ExeCost {
 pub const COOKIE_BASE: u64 = 1 << 32;
 
 /// Number of slots in the `COUNTERS` array.
-pub const COUNTER_SLOTS: u32 = 22;
+pub const COUNTER_SLOTS: u32 = 25;

@@ -276,3 +276,40 @@ unsafe impl WireRecord for SliceEvent {}
 unsafe impl WireRecord for MapEvacuatedEvent {}
 // SAFETY: as above.
 unsafe impl WireRecord for EvacuateStepEvent {}
+
+/// Key of the `DISCOVERED` table: a map header seen by a discovery probe, per process (two
+/// processes of one non-PIE executable can have maps at the same addresses).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DiscoveredKey {
+    /// Map header address.
+    pub map: u64,
+    /// Thread group id.
+    pub tgid: u32,
+    /// Zero.
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<DiscoveredKey>() == 16);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, explicit padding field.
+unsafe impl aya::Pod for DiscoveredKey {}
+
+/// What a discovery probe saw of a map at its first access in the window.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Discovered {
+    /// Map type descriptor (the access function's first argument).
+    pub maptype: u64,
+    /// `bpf_ktime_get_ns()` at that access.
+    pub ts_ns: u64,
+    /// The callers of the access function.
+    pub stack: Stack,
+}
+
+const _: () = assert!(core::mem::size_of::<Discovered>() == 88);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), u64 only, no padding.
+unsafe impl aya::Pod for Discovered {}

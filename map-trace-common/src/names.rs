@@ -10,8 +10,18 @@ pub const COUNTERS_MAP: &str = "COUNTERS";
 /// attach cookie; written empty by userspace before attaching.
 pub const EXE_COST_MAP: &str = "EXE_COST";
 
+/// Maps found by the discovery probes (`HashMap<DiscoveredKey, Discovered>`): userspace reads
+/// and deletes a process's entries when its window ends.
+pub const DISCOVERED_MAP: &str = "DISCOVERED";
+
 /// Every map userspace opens by name.
-pub const MAPS: [&str; 4] = [EVENTS_MAP, LAYOUTS_MAP, COUNTERS_MAP, EXE_COST_MAP];
+pub const MAPS: [&str; 5] = [
+    EVENTS_MAP,
+    LAYOUTS_MAP,
+    COUNTERS_MAP,
+    EXE_COST_MAP,
+    DISCOVERED_MAP,
+];
 
 /// Uprobe on the body of `runtime.hashGrow` (classic hash maps, Go 1.18–1.23, `noswissmap`).
 pub const PROG_HMAP_HASH_GROW: &str = "hmap_hash_grow";
@@ -83,7 +93,7 @@ pub const fn evac_regs(arch: &str) -> usize {
 
 /// Every program userspace loads or attaches by name, except the per-register
 /// [`PROG_HMAP_EVACUATED`] (see [`programs_for`]).
-pub const PROGRAMS: [&str; 11] = [
+pub const PROGRAMS: [&str; 12] = [
     PROG_HMAP_HASH_GROW,
     PROG_SWISS_GROW_TO_TABLE,
     PROG_SWISS_REHASH,
@@ -95,6 +105,7 @@ pub const PROGRAMS: [&str; 11] = [
     PROG_HMAP_EVACUATE,
     PROG_HMAP_EVACUATE_RET,
     PROG_CALIBRATE,
+    PROG_MAP_ACCESS,
 ];
 
 /// Every program name the object built for `arch` must hold.
@@ -110,3 +121,34 @@ pub const PROG_HMAP_EVACUATE_RET: &str = "hmap_evacuate_ret";
 /// Uprobe on a function of map-trace itself, hit in a loop at start-up to measure what one probe
 /// hit costs on this host.
 pub const PROG_CALIBRATE: &str = "calibrate";
+/// Body uprobe on each map access function (`runtime.mapaccess1`, `mapassign_fast64`,
+/// `mapdelete`, `mapiterinit`, …) during the `--discover` window of a `--pid` attach.
+pub const PROG_MAP_ACCESS: &str = "map_access";
+
+/// The Go functions the discovery probes go on, where a binary has them: every map read,
+/// write, delete, iteration and `clear` calls one (`len` alone does not). Each takes the map
+/// type and the map header as its first two arguments, in every supported release (Swiss
+/// builds define them in `internal/runtime/maps` under these linknamed names).
+pub const MAP_ACCESS_FUNCTIONS: [&str; 21] = [
+    "runtime.mapaccess1",
+    "runtime.mapaccess2",
+    "runtime.mapaccess1_fast32",
+    "runtime.mapaccess2_fast32",
+    "runtime.mapaccess1_fast64",
+    "runtime.mapaccess2_fast64",
+    "runtime.mapaccess1_faststr",
+    "runtime.mapaccess2_faststr",
+    "runtime.mapassign",
+    "runtime.mapassign_fast32",
+    "runtime.mapassign_fast32ptr",
+    "runtime.mapassign_fast64",
+    "runtime.mapassign_fast64ptr",
+    "runtime.mapassign_faststr",
+    "runtime.mapdelete",
+    "runtime.mapdelete_fast32",
+    "runtime.mapdelete_fast64",
+    "runtime.mapdelete_faststr",
+    "runtime.mapiterinit",
+    "runtime.mapIterStart",
+    "runtime.mapclear",
+];

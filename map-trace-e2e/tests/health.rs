@@ -412,3 +412,129 @@ fn agent_gauges_follow_the_maps_and_freed_ones_go_away() {
         );
     }
 }
+
+/// A map that finished growing before map-trace attached by pid is found by the `--discover`
+/// window, sampled with what it holds, and reported kept after deletes, at the code that uses
+/// it; a presized map that never grew is found too. Every release (the map access functions
+/// differ: classic `runtime.mapaccess*`, Swiss linknamed ones), stripped and PIE.
+#[test]
+fn discovery_finds_maps_that_grew_before_the_attach() {
+    require_root();
+    let vs: Vec<String> = versions()
+        .into_iter()
+        .filter(|v| v != "1.18" && v != "1.20")
+        .collect();
+    let mut runs: Vec<(String, &str)> = vs.iter().map(|v| (v.clone(), "")).collect();
+    runs.push((vs.first().unwrap().clone(), "-stripped"));
+    runs.push((vs.last().unwrap().clone(), "-pie-stripped"));
+    for (v, suffix) in &runs {
+        discovery(v, suffix);
+    }
+}
+
+fn discovery(version: &str, suffix: &str) {
+    let tag = format!("go{version}{suffix}");
+    let exe = fixture_variant(version, suffix);
+    let mut w = start_waiting(&exe, &["old", "200000"]);
+    // The maps are built, and only read and deleted from now on.
+    w.step("go", "phase built");
+    let seen = w.stderr_seen().to_vec();
+    let (big, big_nums) = reported(&seen, "oldbig").remove(0);
+    let (sized, sized_nums) = reported(&seen, "oldsized").remove(0);
+    let pid = w.id().to_string();
+    let mut mt: Child = cli()
+        .args([
+            "--pid",
+            &pid,
+            "--format",
+            "json",
+            "--sample-interval",
+            "100ms",
+            "--discover",
+            "1s",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = Lines::new(mt.stderr.take().unwrap());
+    err.wait_for("map-trace: attached", Duration::from_secs(60));
+    let mut out = Out {
+        lines: Lines::new(mt.stdout.take().unwrap()),
+        events: vec![],
+        err,
+    };
+    out.until(
+        &format!("{tag}: the old map found and kept after deletes"),
+        Duration::from_secs(30),
+        |ev| {
+            ev.iter()
+                .any(|e| e["event"] == "map_kept_after_deletes" && e["map"] == big.as_str())
+                && !samples(ev, &sized).is_empty()
+        },
+    );
+    let b = *samples(&out.events, &big).last().unwrap();
+    assert_eq!(b["discovered"], true, "{tag} {b}");
+    assert_eq!(b["entries"], big_nums[0], "{tag} {b}");
+    assert_eq!(b["site"]["function"], "main.useOld", "{tag} {b}");
+    // 200,000 keys' storage for 1,000.
+    assert!(
+        b["retained_bytes"].as_u64().unwrap() > 4 * 1024 * 1024,
+        "{tag} {b}"
+    );
+    let kept = out
+        .events
+        .iter()
+        .find(|e| e["event"] == "map_kept_after_deletes" && e["map"] == big.as_str())
+        .unwrap();
+    assert!(
+        kept["advice"]
+            .as_str()
+            .unwrap()
+            .contains("used at main.useOld"),
+        "{tag} {kept}"
+    );
+    let s = *samples(&out.events, &sized).last().unwrap();
+    assert_eq!(s["discovered"], true, "{tag} {s}");
+    assert_eq!(s["entries"], sized_nums[0], "{tag} {s}");
+    // Presized for its 5,000 entries: little retained.
+    assert!(
+        s["retained_bytes"].as_u64().unwrap() < s["storage_bytes"].as_u64().unwrap() / 2,
+        "{tag} {s}"
+    );
+
+    w.step("stop", "done");
+    let fin = w.exit();
+    assert!(fin.status.success(), "{tag}: {}", fin.stderr);
+    let f = wait(mt, Duration::from_secs(60));
+    assert!(f.status.success(), "{tag}: {:?}", out.err.rest());
+    let rest = out.lines.rest();
+    let summary: Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(summary["event"], "summary", "{tag}");
+    let d = &summary["sampling"]["discovery"];
+    assert_eq!(d["ended"], "window", "{tag} {d}");
+    assert!(d["hits"].as_u64().unwrap() > 0, "{tag} {d}");
+    assert!(d["added"].as_u64().unwrap() >= 2, "{tag} {d}");
+    let m = summary_map(
+        &rest
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect::<Vec<Value>>(),
+        &big,
+    )
+    .clone();
+    assert_eq!(m["discovered"], true, "{tag} {m}");
+    assert_eq!(m["health"]["entries"], big_nums[0], "{tag} {m}");
+    let site = summary["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"]["function"] == "main.useOld" && s["discovered"] == true)
+        .unwrap_or_else(|| panic!("{tag}: no discovered site {}", summary["sites"]));
+    assert!(site["live"]["maps"].as_u64().unwrap() >= 2, "{tag} {site}");
+    println!(
+        "{tag}: discovery {d}; old map {} entries, {} retained",
+        b["entries"], b["retained_bytes"]
+    );
+}

@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use map_trace_common::{
     config::{Counter, ExeCost, MapLayout, COUNTER_SLOTS, TIMED_FAMILIES},
-    event::{EvacuateStepEvent, SliceEvent, SwissEvent},
+    event::{Discovered, DiscoveredKey, EvacuateStepEvent, SliceEvent, SwissEvent},
 };
 
 /// Event records to userspace. Userspace resizes it at load time (`--ring-buffer-size`).
@@ -219,3 +219,10 @@ pub static PENDING_REHASH: LruHashMap<PendingKey, SwissEvent> =
 #[map(name = "PENDING_EVACUATE")]
 pub static PENDING_EVACUATE: LruHashMap<PendingKey, EvacuateStepEvent> =
     LruHashMap::with_max_entries(16384, 0);
+
+/// Maps the discovery probes saw (`--discover`): an LRU table, so a program that makes maps
+/// faster than userspace reads them loses its short-lived ones first, not the maps it keeps
+/// using. Userspace reads and deletes a process's entries when its window ends.
+#[map(name = "DISCOVERED")]
+pub static DISCOVERED: LruHashMap<DiscoveredKey, Discovered> =
+    LruHashMap::with_max_entries(32768, 0);

@@ -149,6 +149,13 @@ pub struct Args {
     #[arg(long)]
     pub no_sampling: bool,
 
+    /// With --pid: for this long after attaching, probe the map access functions (reads,
+    /// writes, deletes, iteration, clear) to find the maps the program uses that grew before
+    /// map-trace attached, and sample them too. Each access costs one probe hit; the
+    /// --max-overhead budget ends the window early when that is too much. 0 turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub discover: Duration,
+
     /// "Kept after deletes": a map's storage is at least RATIO times what its entries need…
     #[arg(long, value_name = "RATIO", default_value_t = 4)]
     pub kept_ratio: u64,

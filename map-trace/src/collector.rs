@@ -21,6 +21,7 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     events::reader::{BlockingReader, BATCH},
+    golayout::heap::HeaderLayout,
     heap::{
         memory::{ProcessMemory, ReadError},
         sampler::{self, Sampler},
@@ -29,10 +30,14 @@ use crate::{
     overhead::Detached,
     pipeline::{Pipeline, Resolve, SessionEnd},
     plan::HeapPlan,
+    probes::discovery::Harvest,
     recording::Recorder,
     symbols::symbolize::{ProcessMap, Symbolizer},
     target::procfs,
-    timeline::Origin,
+    timeline::{
+        health::{DiscoveryReport, Found, Outcome},
+        to_unix_ns, Origin, SampleTarget,
+    },
 };
 
 /// How long the collector waits for a ring-buffer wakeup before it drains anyway: records
@@ -43,6 +48,8 @@ const DRAIN_EVERY: Duration = Duration::from_millis(50);
 pub enum Control {
     /// `--max-overhead` detached a family: say so in every output.
     Detached(Detached),
+    /// The `--discover` window closed: track what it found.
+    Discovered(Harvest),
     /// The probes are detached: drain what is queued, write the summary and stop.
     Finish(SessionEnd),
 }
@@ -200,6 +207,88 @@ impl Collector {
         }
     }
 
+    /// The `--discover` window's maps: each new one is read once; the live heap maps among
+    /// them, largest storage first and at most `--max-sampled-maps`, are tracked from now on,
+    /// with that read as their first sample.
+    fn discovered(&mut self, h: Harvest) {
+        let mut report = DiscoveryReport {
+            window_ms: h.window.as_millis() as u64,
+            functions: h.functions,
+            hits: h.hits,
+            seen: h.seen.max(h.found.len() as u64),
+            evicted: h.seen.saturating_sub(h.found.len() as u64),
+            ended: h.ended.to_string(),
+            ..DiscoveryReport::default()
+        };
+        let offset = self.pipeline.settings().mono_to_unix_ns;
+        let mut kept = vec![];
+        let mut first = vec![];
+        if let Some(s) = self.sampling.as_mut() {
+            let swiss = matches!(s.plan.header, HeaderLayout::Swiss);
+            let mut fresh: Vec<Found> = vec![];
+            for (map, d) in h.found {
+                if self.pipeline.tracks(map) {
+                    report.already_tracked += 1;
+                    continue;
+                }
+                fresh.push(Found {
+                    time_ns: to_unix_ns(d.ts_ns, offset),
+                    map,
+                    maptype: d.maptype,
+                    stack: d.stack,
+                    swiss,
+                });
+            }
+            // The order the probes saw them in, so the ids and the choice are reproducible.
+            fresh.sort_unstable_by_key(|f| (f.time_ns, f.map));
+            let candidates: Vec<SampleTarget> = fresh
+                .iter()
+                .enumerate()
+                .map(|(i, f)| SampleTarget {
+                    id: sampler::FOUND_IDS + i as u64,
+                    map: f.map,
+                    maptype: f.maptype,
+                    min_geometry: 0,
+                })
+                .collect();
+            let max = s.max;
+            if let Some(results) = s.sampler().and_then(|sm| sm.sample_found(&candidates).ok()) {
+                let mut live: Vec<(u64, usize, Outcome)> = results
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (_, o))| match o {
+                        Outcome::Live(h) => Some((h.storage_bytes, i, *o)),
+                        _ => None,
+                    })
+                    .collect();
+                report.not_live = (fresh.len() - live.len()) as u64;
+                live.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+                report.over_cap = live.len().saturating_sub(max) as u64;
+                live.truncate(max);
+                kept = live.iter().map(|&(_, i, _)| fresh[i]).collect();
+                let targets = self.pipeline.discovered(&kept);
+                let mut adopted = vec![];
+                for (&(_, i, o), t) in live.iter().zip(&targets) {
+                    if let Some(t) = t {
+                        adopted.push((sampler::FOUND_IDS + i as u64, t.id));
+                        first.push((*t, o));
+                    }
+                }
+                if let Some(sm) = s.sampler() {
+                    sm.adopt(&adopted);
+                }
+                report.added = first.len() as u64;
+            }
+        }
+        self.pipeline.resolver_mut().discovered(&kept, &report);
+        self.pipeline.discovery_report(report);
+        if !first.is_empty() {
+            let t = crate::sys::unix_now_ns();
+            self.pipeline.samples(t, &first, false);
+            self.pipeline.resolver_mut().samples(t, &first, false);
+        }
+    }
+
     /// Writes the start record (on the caller's thread, before [`Handle::spawn`]).
     pub fn start(&mut self, start: &StartInfo) -> io::Result<()> {
         let settings = self.pipeline.settings().clone();
@@ -239,6 +328,7 @@ impl Collector {
             loop {
                 match rx.try_recv() {
                     Ok(Control::Detached(d)) => self.detached(&d),
+                    Ok(Control::Discovered(h)) => self.discovered(h),
                     Ok(Control::Finish(ending)) => {
                         ring.drain_all(|b| self.record(b));
                         // The state at the end, when the target still runs.

@@ -43,6 +43,8 @@ pub struct Trace {
     pub runtime_maps: bool,
     /// Map sampling; `None` with `--no-sampling`.
     pub sampling: Option<Sampling>,
+    /// `--discover`'s window: `--pid` with sampling only, `None` when 0.
+    pub discover: Option<Duration>,
     /// `--kept-ratio`, `--kept-min-bytes`, `--kept-samples`.
     pub kept: crate::timeline::health::KeptRule,
     pub outputs: Outputs,
@@ -144,6 +146,11 @@ impl Trace {
                 interval: a.sample_interval.max(Duration::from_millis(10)),
                 max_maps: a.max_sampled_maps,
             }),
+            discover: (a.pid.is_some()
+                && !a.no_sampling
+                && a.max_sampled_maps > 0
+                && !a.discover.is_zero())
+            .then_some(a.discover),
             kept: crate::timeline::health::KeptRule {
                 ratio: a.kept_ratio.max(1),
                 min_bytes: a.kept_min_bytes,

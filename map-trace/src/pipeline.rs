@@ -16,7 +16,7 @@ use crate::{
     output::{EndInfo, Sink, StartInfo},
     overhead::{Detached, Overhead},
     timeline::{
-        health::{Outcome, SamplingReport},
+        health::{DiscoveryReport, Found, Outcome, SamplingReport},
         interpret, interpret_evacuate_step, interpret_evacuated, interpret_slice, interpret_swiss,
         Origin, SampleNews, SampleTarget, Timeline,
     },
@@ -232,6 +232,35 @@ impl<R: Resolve> Pipeline<R> {
         let capped = v.len() > max;
         v.truncate(max);
         (v, capped)
+    }
+
+    /// Whether a map at `map` is tracked now (seen growing, or discovered).
+    pub fn tracks(&self, map: u64) -> bool {
+        self.timeline.tracks(map)
+    }
+
+    /// Maps the `--discover` window found, as the collector chose them (live heap maps,
+    /// largest first): each is resolved (where it was accessed, its type) and tracked from now
+    /// on. Returns what to sample each one as: `None` for a map tracked already, or one the
+    /// Go runtime accessed for itself (hidden without `--runtime-maps`).
+    pub fn discovered(&mut self, found: &[Found]) -> Vec<Option<SampleTarget>> {
+        let pid = self.settings.pid;
+        found
+            .iter()
+            .map(|f| {
+                let origin = self.resolver.origin(pid, &f.stack);
+                if !self.shown(&origin) {
+                    return None;
+                }
+                let type_name = self.resolver.type_name(f.maptype);
+                self.timeline.push_discovered(f, origin, type_name)
+            })
+            .collect()
+    }
+
+    /// What the `--discover` window did (in the summary).
+    pub fn discovery_report(&mut self, r: DiscoveryReport) {
+        self.sampling.discovery = Some(r);
     }
 
     /// One sampling round's results, at Unix ns `time_ns`.

@@ -83,6 +83,9 @@ pub struct Plan {
     pub growth_ends_stepped: bool,
     /// What map sampling needs of this binary, or why it cannot sample.
     pub heap: Result<HeapPlan, String>,
+    /// The `--discover` window's probes: the body of each map access function this binary
+    /// has ([`names::MAP_ACCESS_FUNCTIONS`]); attached only for a `--pid` attach.
+    pub discovery: Vec<ProbeSite>,
 }
 
 /// Where the runtime's heap metadata is, and its layout, for map sampling.
@@ -434,6 +437,12 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         }
     }
     let heap = heap_plan(&elf, &symbols, &go_version, arch, layout.map_impl);
+    let discovery = symbols
+        .functions(&names::MAP_ACCESS_FUNCTIONS)
+        .into_iter()
+        .zip(names::MAP_ACCESS_FUNCTIONS)
+        .filter_map(|(f, name)| body_site(&elf, arch, names::PROG_MAP_ACCESS, name, f?).ok())
+        .collect();
     Ok(Plan {
         go_version,
         go_version_source,
@@ -444,6 +453,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         infer_growth_ends,
         growth_ends_stepped,
         heap,
+        discovery,
     })
 }
 

@@ -211,6 +211,27 @@ async fn stream(
     } = attached;
     let (hit_cost, calibration_links) = calibrate(&mut probes);
     timing::mark("calibrate");
+    // `--discover`: before the budget is set up, so that it costs the window's probes too.
+    let mut discovery = match cfg.discover {
+        Some(length) if !plan.discovery.is_empty() && plan.heap.is_ok() => {
+            match probes::discovery::Window::open(
+                &mut probes,
+                &mut links,
+                &plan.discovery,
+                &target.exe,
+                pid,
+                length,
+            ) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    eprintln!("map-trace: warning: no --discover window: {e:#}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    timing::mark("discovery");
     let mut governor = Governor::new(cfg.budget, &plan, pid, &links, hit_cost);
     let cpu_at_start = procfs::cpu_time_ns(pid);
     let mut cpu_last = cpu_at_start;
@@ -282,6 +303,13 @@ async fn stream(
         plan.probes.len(),
         if plan.probes.len() == 1 { "" } else { "s" }
     );
+    if let (Some(w), Some(length)) = (&discovery, cfg.discover) {
+        eprintln!(
+            "map-trace: discovering the maps in use for {}: probes on {} map access functions",
+            output::format::duration(length.as_nanos() as u64),
+            w.functions()
+        );
+    }
     timing::mark("attached line");
     // Launch mode: the probes are live; let the child exec now.
     let mut child = match held {
@@ -305,6 +333,13 @@ async fn stream(
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let discover_until = discovery.as_ref().map(|w| w.until());
+        let discover_end = async {
+            match discover_until {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
                 None => std::future::pending().await,
             }
         };
@@ -336,6 +371,17 @@ async fn stream(
                     eprint_line_whole(&notice.line);
                     collecting.send(Control::Detached(notice.detached));
                 }
+                // The budget shed the discovery probes: the window closes now.
+                if discovery.is_some() && !links.has(overhead::Family::Discovery) {
+                    if let Some(w) = discovery.take() {
+                        collecting.send(Control::Discovered(w.close(&mut probes, &mut links, "budget")));
+                    }
+                }
+            }
+            _ = discover_end => {
+                if let Some(w) = discovery.take() {
+                    collecting.send(Control::Discovered(w.close(&mut probes, &mut links, "window")));
+                }
             }
             _ = switch => governor.switch(&mut probes, &mut links, &target.exe)?,
             _ = exited => break Stop::TargetExited(None),
@@ -348,6 +394,14 @@ async fn stream(
     };
 
     timing::mark("stopped");
+    // Tracing ended inside the window: what it found so far is still tracked and sampled.
+    if let Some(w) = discovery.take() {
+        collecting.send(Control::Discovered(w.close(
+            &mut probes,
+            &mut links,
+            "stopped",
+        )));
+    }
     // The target's CPU time while traced, read before a launched child is waited for: until
     // then an exited child is a zombie whose CPU time is still readable.
     if let Some(cpu) = procfs::cpu_time_ns(pid) {

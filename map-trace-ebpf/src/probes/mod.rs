@@ -1,6 +1,7 @@
 //! Probe families. Each program is attached by userspace at a file offset it computed.
 
 pub mod calibrate;
+pub mod discover;
 pub mod exec;
 pub mod hmap;
 pub mod slices;

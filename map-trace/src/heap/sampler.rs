@@ -27,6 +27,9 @@ pub use crate::timeline::health::{Health, Outcome};
 /// A map to sample (the timeline's [`SampleTarget`]).
 pub use crate::timeline::SampleTarget as Candidate;
 
+/// Where the ids of [`Sampler::sample_found`]'s maps start: above any timeline id.
+pub const FOUND_IDS: u64 = 1 << 62;
+
 /// The identity pinned at a map's first sample.
 #[derive(Clone, Copy, Debug)]
 struct Pinned {
@@ -129,6 +132,36 @@ impl<M: Memory> Sampler<M> {
     /// largest `--max-sampled-maps` is pinned again when it comes back, so the pins stay
     /// bounded by the round's size.
     pub fn sample(&mut self, maps: &[Candidate]) -> Result<Vec<(Candidate, Outcome)>, ReadError> {
+        let out = self.round(maps)?;
+        if self.pinned.len() > maps.len() {
+            let ids: rustc_hash::FxHashSet<u64> = maps.iter().map(|c| c.id).collect();
+            self.pinned.retain(|id, _| ids.contains(id));
+        }
+        Ok(out)
+    }
+
+    /// Samples maps the `--discover` window found, under ids of their own (at or above
+    /// [`FOUND_IDS`]), without forgetting the pins of the tracked maps. [`Sampler::adopt`] then
+    /// keeps the pins of those that become tracked.
+    pub fn sample_found(
+        &mut self,
+        maps: &[Candidate],
+    ) -> Result<Vec<(Candidate, Outcome)>, ReadError> {
+        self.round(maps)
+    }
+
+    /// The found maps now tracked, `(found id, tracked id)`: their identities stay pinned under
+    /// the tracked ids; the other found maps' pins are dropped.
+    pub fn adopt(&mut self, ids: &[(u64, u64)]) {
+        for &(from, to) in ids {
+            if let Some(p) = self.pinned.remove(&from) {
+                self.pinned.insert(to, p);
+            }
+        }
+        self.pinned.retain(|id, _| *id < FOUND_IDS);
+    }
+
+    fn round(&mut self, maps: &[Candidate]) -> Result<Vec<(Candidate, Outcome)>, ReadError> {
         let heap_sweepgen = self.heap.sweepgen(&self.mem)?;
         let mut out = Vec::with_capacity(maps.len());
         for c in maps {
@@ -141,10 +174,6 @@ impl<M: Memory> Sampler<M> {
                 self.pinned.remove(&c.id);
             }
             out.push((*c, o));
-        }
-        if self.pinned.len() > maps.len() {
-            let ids: rustc_hash::FxHashSet<u64> = maps.iter().map(|c| c.id).collect();
-            self.pinned.retain(|id, _| ids.contains(id));
         }
         Ok(out)
     }

@@ -75,10 +75,13 @@ pub fn kept_advice(
     origin: &Option<std::sync::Arc<crate::timeline::Origin>>,
     health: &crate::timeline::health::Health,
     peak_entries: u64,
+    discovered: bool,
 ) -> String {
     let ty = type_name.unwrap_or("map");
+    // A discovered map grew before map-trace attached: its site is where it is used.
+    let verb = if discovered { "used" } else { "made" };
     let at = crate::timeline::site_of(origin)
-        .map(|p| format!(" made at {p}"))
+        .map(|p| format!(" {verb} at {p}"))
         .unwrap_or_default();
     format!(
         "{ty}{at} holds {} for {} entries (peak {}): Go never shrinks a map; rebuild it with maps.Clone, or recreate it with make({ty}, {}) once it has shrunk",
@@ -91,7 +94,13 @@ pub fn kept_advice(
 
 /// [`kept_advice`] of a sample.
 pub fn sample_advice(m: &crate::timeline::health::MapSample) -> String {
-    kept_advice(m.type_name.as_deref(), &m.origin, &m.health, m.peak_entries)
+    kept_advice(
+        m.type_name.as_deref(),
+        &m.origin,
+        &m.health,
+        m.peak_entries,
+        m.discovered,
+    )
 }
 
 #[cfg(test)]

@@ -146,6 +146,9 @@ struct SampleRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tombstones: Option<u64>,
     reseeded: bool,
+    /// Found by `--discover`: `site` is where it was accessed (absent otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    discovered: bool,
 }
 
 /// The `map_kept_after_deletes` finding.
@@ -163,6 +166,9 @@ struct KeptRecord<'a> {
     storage_bytes: u64,
     retained_bytes: u64,
     advice: String,
+    /// As in `map_sample`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    discovered: bool,
 }
 
 /// The `map_freed` record: a sampled map the GC freed.
@@ -405,6 +411,7 @@ impl<W: Write + Send> Sink for JsonSink<W> {
             overflow_buckets: (!m.swiss).then_some(h.overflow_buckets),
             tombstones: m.swiss.then_some(h.tombstones),
             reseeded: h.reseeded,
+            discovered: m.discovered,
         })?;
         if m.kept_raised {
             self.line(&KeptRecord {
@@ -419,6 +426,7 @@ impl<W: Write + Send> Sink for JsonSink<W> {
                 storage_bytes: h.storage_bytes,
                 retained_bytes: h.retained_bytes,
                 advice: crate::output::format::sample_advice(m),
+                discovered: m.discovered,
             })?;
         }
         Ok(())
@@ -584,6 +592,9 @@ fn map_json(m: &MapSummary, load_factor_num: u64) -> Value {
             a.insert("health".into(), health_json(h, m.swiss.is_some()));
         }
     }
+    if let (Value::Object(a), true) = (&mut v, m.discovered) {
+        a.insert("discovered".into(), json!(true));
+    }
     v
 }
 
@@ -611,7 +622,7 @@ fn health_json(h: &crate::timeline::health::HealthSummary, swiss: bool) -> Value
 
 /// The summary's `sampling` object.
 fn sampling_json(r: &crate::timeline::health::SamplingReport) -> Value {
-    json!({
+    let mut v = json!({
         "enabled": true,
         "note": r.note,
         "rounds": r.rounds,
@@ -620,7 +631,11 @@ fn sampling_json(r: &crate::timeline::health::SamplingReport) -> Value {
         "kept_ratio": r.rule.ratio,
         "kept_min_bytes": r.rule.min_bytes,
         "kept_samples": r.rule.samples,
-    })
+    });
+    if let (Value::Object(a), Some(d)) = (&mut v, &r.discovery) {
+        a.insert("discovery".into(), json!(d));
+    }
+    v
 }
 
 /// One call site of the summary.
@@ -637,6 +652,9 @@ fn site_json(t: &SiteSummary) -> Value {
                 "kept_after_deletes": l.kept,
             }),
         );
+    }
+    if let (Value::Object(a), true) = (&mut v, t.discovered) {
+        a.insert("discovered".into(), json!(true));
     }
     v
 }

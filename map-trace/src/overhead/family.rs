@@ -21,17 +21,20 @@ pub enum Family {
     Slices,
     /// `--small-maps`: every Swiss map's first group.
     SmallMaps,
+    /// `--discover`: the map access functions, for a few seconds after a `--pid` attach.
+    Discovery,
 }
 
 impl Family {
     /// Every family, in report order.
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Maps,
         Family::GrowthEnds,
         Family::TimedResizes,
         Family::Evacuation,
         Family::Slices,
         Family::SmallMaps,
+        Family::Discovery,
     ];
 
     /// The family an eBPF program belongs to.
@@ -41,6 +44,7 @@ impl Family {
             names::PROG_SLICE_GROW | names::PROG_SLICE_GROW_RET => Family::Slices,
             names::PROG_SWISS_GROW_TO_SMALL => Family::SmallMaps,
             names::PROG_SWISS_REHASH_RET => Family::TimedResizes,
+            names::PROG_MAP_ACCESS => Family::Discovery,
             p if names::PROG_HMAP_EVACUATED.contains(&p) => Family::GrowthEnds,
             _ => Family::Maps,
         }
@@ -55,6 +59,7 @@ impl Family {
             Family::Evacuation => "evacuation",
             Family::Slices => "slices",
             Family::SmallMaps => "small_maps",
+            Family::Discovery => "discovery",
         }
     }
 
@@ -64,6 +69,8 @@ impl Family {
             Family::Evacuation => Some("--evacuation"),
             Family::Slices => Some("--slices"),
             Family::SmallMaps => Some("--small-maps"),
+            // On by default for `--pid`, but shed on its own like an opt-in family.
+            Family::Discovery => Some("--discover"),
             Family::Maps | Family::GrowthEnds | Family::TimedResizes => None,
         }
     }
@@ -110,7 +117,7 @@ impl Family {
         stepped_growth_ends: bool,
     ) -> u64 {
         let per = match self {
-            Family::Maps | Family::SmallMaps => cost.body_ns,
+            Family::Maps | Family::SmallMaps | Family::Discovery => cost.body_ns,
             Family::GrowthEnds if stepped_growth_ends => cost.stepped_ns,
             Family::GrowthEnds => cost.body_ns,
             Family::TimedResizes => cost.stepped_ns,
@@ -133,6 +140,7 @@ impl Family {
             Family::Evacuation => Counter::NsEvacuation,
             Family::Slices => Counter::NsSlices,
             Family::SmallMaps => Counter::NsSmallMaps,
+            Family::Discovery => Counter::NsDiscovery,
         }
     }
 
@@ -149,6 +157,7 @@ impl Family {
             Family::Evacuation => &[Counter::HitsEvacuate, Counter::HitsEvacuateRet],
             Family::Slices => &[Counter::HitsGrowslice, Counter::HitsGrowsliceRet],
             Family::SmallMaps => &[Counter::HitsGrowToSmall],
+            Family::Discovery => &[Counter::HitsMapAccess],
         }
     }
 }

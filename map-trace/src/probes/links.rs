@@ -55,6 +55,15 @@ impl Links {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Takes every link out of its program ([`Probes::take_link`]): each stays attached until
+    /// dropped, which may then happen on another thread.
+    pub fn take_all(self, probes: &mut Probes) -> Vec<super::TakenLink> {
+        self.0
+            .into_iter()
+            .filter_map(|l| probes.take_link(l.program, l.id))
+            .collect()
+    }
 }
 
 impl Probes {

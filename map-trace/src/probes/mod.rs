@@ -14,11 +14,13 @@ use aya::{
 };
 use map_trace_common::{
     config::{Counter, ExeCost, MapLayout, COOKIE_BASE},
+    event::{Discovered, DiscoveredKey},
     names,
 };
 
 use crate::plan::ProbeSite;
 
+pub mod discovery;
 mod links;
 pub use links::{Link, Links};
 
@@ -64,6 +66,10 @@ impl Scope {
         }
     }
 }
+
+/// Entries of the CLI's `DISCOVERED` table: the maps a `--discover` window can find (an LRU
+/// table: past it, the maps least recently accessed are forgotten first).
+pub const DISCOVERED_ENTRIES: u32 = 32768;
 
 /// Ring-buffer size in bytes: a power of two, at least one page.
 pub fn ring_buffer_bytes(kib: u32) -> u32 {
@@ -159,9 +165,16 @@ impl Probes {
         } else {
             1
         };
+        // Discovery is the CLI's (`--pid`): the agent's table is a token one.
+        let discovered = if keying == Keying::Executable {
+            64
+        } else {
+            DISCOVERED_ENTRIES
+        };
         let ebpf = loader
             .map_max_entries(names::EVENTS_MAP, ring_bytes)
             .map_max_entries(names::EXE_COST_MAP, exe_costs)
+            .map_max_entries(names::DISCOVERED_MAP, discovered)
             .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
             .override_global("KEY_BY_COOKIE", &by_cookie, true)
             .load(OBJECT)
@@ -328,6 +341,26 @@ impl Probes {
             .take_map(names::EVENTS_MAP)
             .context("EVENTS map missing")?;
         Ok(crate::events::reader::Ring::new(RingBuf::try_from(map)?))
+    }
+
+    /// Takes what the discovery probes found in process `pid`: `(header, what was seen)`, the
+    /// entries removed from the table. Entries the probes add meanwhile stay for the next call.
+    pub fn take_discovered(&mut self, pid: u32) -> Vec<(u64, Discovered)> {
+        let Some(map) = self.ebpf.map_mut(names::DISCOVERED_MAP) else {
+            return vec![];
+        };
+        let Ok(mut table) = HashMap::<_, DiscoveredKey, Discovered>::try_from(map) else {
+            return vec![];
+        };
+        let found: Vec<(DiscoveredKey, Discovered)> = table
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, _)| k.tgid == pid)
+            .collect();
+        for (k, _) in &found {
+            let _ = table.remove(k);
+        }
+        found.into_iter().map(|(k, v)| (k.map, v)).collect()
     }
 
     /// Current value of a counter, summed over CPUs.

@@ -47,7 +47,26 @@ pub(super) enum Line {
     Detached(DetachedLine),
     Samples(SamplesLine),
     Sampling(SamplingStateLine),
+    Discovered(DiscoveredLine),
     End(End),
+}
+
+/// The maps a `--discover` window added (their stacks and types are written first), and what
+/// the window did.
+#[derive(Serialize, Deserialize)]
+pub(super) struct DiscoveredLine {
+    pub(super) maps: Vec<FoundEntry>,
+    pub(super) report: crate::timeline::health::DiscoveryReport,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct FoundEntry {
+    pub(super) time_ns: u64,
+    pub(super) map: Hex,
+    pub(super) maptype: Hex,
+    /// The callers of the access, innermost first.
+    pub(super) pcs: Vec<Hex>,
+    pub(super) swiss: bool,
 }
 
 /// One map-sampling round: each sampled map's outcome.

@@ -40,7 +40,7 @@ mod tests {
         pipeline::{Pipeline, Resolve, SessionEnd, Settings},
         plan::ProbeSite,
         testkit::{records, Capture, FakeResolver},
-        timeline::health::{Health, Outcome},
+        timeline::health::{DiscoveryReport, Found, Health, Outcome},
     };
     use format::{End, Line};
     use map_trace_common::event::{as_bytes, EventKind, MapGrowEvent};
@@ -142,6 +142,29 @@ mod tests {
                 // deletes, 0xd000 freed; then whether sampling runs.
                 p.sampling_state(true, None);
                 p.resolver_mut().sampling_state(true, None);
+                // A --discover window found 0xe000, which grew before the attach.
+                let mut stack = map_trace_common::event::Stack::default();
+                stack.pcs[0] = 50;
+                stack.depth = 1;
+                let found = [Found {
+                    time_ns: 1_700_000_000_000_700_000,
+                    map: 0xe000,
+                    maptype: 0x4a0000,
+                    stack,
+                    swiss: false,
+                }];
+                assert!(p.discovered(&found)[0].is_some());
+                let report = DiscoveryReport {
+                    window_ms: 1000,
+                    functions: 18,
+                    hits: 40,
+                    seen: 3,
+                    added: 1,
+                    ended: "window".into(),
+                    ..Default::default()
+                };
+                p.resolver_mut().discovered(&found, &report);
+                p.discovery_report(report);
                 for round in 0..3u64 {
                     let (targets, capped) = p.sample_candidates(10);
                     let results: Vec<_> = targets
@@ -241,20 +264,35 @@ mod tests {
             "{}",
             lines[3]
         );
-        assert_eq!(text.matches("\"stack\":").count(), 2);
+        // The grows' two stacks and the discovered map's.
+        assert_eq!(text.matches("\"stack\":").count(), 3);
         assert_eq!(text.matches("\"type\":").count(), 1);
         assert_eq!(text.matches("{\"record\":").count(), 5);
         assert!(lines.last().unwrap().starts_with("{\"end\":"));
         // The sampling rounds are recorded and replayed: samples, the finding, the freed map.
         assert_eq!(text.matches("{\"samples\":").count(), 3);
         let out = String::from_utf8(replayed(&rec).unwrap()).unwrap();
-        assert_eq!(out.matches("\"event\":\"map_sample\"").count(), 5, "{out}");
+        // 0xc000 three times, 0xd000 twice (freed at the third), 0xe000 (discovered) three.
+        assert_eq!(out.matches("\"event\":\"map_sample\"").count(), 8, "{out}");
+        assert_eq!(
+            out.matches("\"discovered\":true").count(),
+            3 + 2 + 1,
+            "{out}"
+        );
         assert_eq!(
             out.matches("\"event\":\"map_kept_after_deletes\"").count(),
-            1
+            2
         );
+        assert_eq!(text.matches("{\"discovered\":").count(), 1);
         assert_eq!(out.matches("\"event\":\"map_freed\"").count(), 1);
-        assert!(out.contains("\"sampling\":{\"enabled\":true"), "{out}");
+        let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        let s = &summary["sampling"];
+        assert_eq!(s["enabled"], true, "{s}");
+        assert_eq!(
+            (&s["discovery"]["window_ms"], &s["discovery"]["added"]),
+            (&1000.into(), &1.into()),
+            "{s}"
+        );
     }
 
     /// Recordings made before `go_version_source` existed replay as `buildinfo` (their only

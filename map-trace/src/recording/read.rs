@@ -19,7 +19,7 @@ use crate::{
     plan::VersionSource,
     symbols::elf::Arch,
     timeline::{
-        health::{Health, Outcome},
+        health::{Found, Health, Outcome},
         Origin, SampleTarget,
     },
 };
@@ -360,6 +360,31 @@ pub fn replay(input: impl BufRead, sink: Box<dyn Sink>) -> Result<(), ReplayErro
                 p.samples(r.time_ns, &results, r.capped);
             }
             Line::Sampling(st) => p.sampling_state(st.enabled, st.note),
+            Line::Discovered(d) => {
+                let found = d
+                    .maps
+                    .into_iter()
+                    .map(|e| {
+                        if e.pcs.len() > STACK_FRAMES {
+                            return Err(bad("a discovered map with too many frames".into()));
+                        }
+                        let mut stack = Stack::default();
+                        for (i, pc) in e.pcs.iter().enumerate() {
+                            stack.pcs[i] = pc.0;
+                        }
+                        stack.depth = e.pcs.len() as u32;
+                        Ok(Found {
+                            time_ns: e.time_ns,
+                            map: e.map.0,
+                            maptype: e.maptype.0,
+                            stack,
+                            swiss: e.swiss,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                p.discovered(&found);
+                p.discovery_report(d.report);
+            }
             Line::End(e) => {
                 p.finish(ending(e).map_err(bad)?).map_err(output)?;
                 ended = true;

@@ -15,7 +15,10 @@ use crate::{
     output::{Hex, StartInfo},
     overhead::Detached,
     pipeline::{Resolve, SessionEnd, Settings},
-    timeline::{health::Outcome, Origin, SampleTarget},
+    timeline::{
+        health::{DiscoveryReport, Found, Outcome},
+        Origin, SampleTarget,
+    },
 };
 
 use super::format::*;
@@ -165,6 +168,26 @@ impl<W: Write> RecordWriter<W> {
         }))
     }
 
+    /// The maps a `--discover` window added, and what it did.
+    ///
+    /// # Errors
+    /// Writing.
+    pub fn discovered(&mut self, found: &[Found], report: &DiscoveryReport) -> io::Result<()> {
+        self.line(&Line::Discovered(DiscoveredLine {
+            maps: found
+                .iter()
+                .map(|f| FoundEntry {
+                    time_ns: f.time_ns,
+                    map: Hex(f.map),
+                    maptype: Hex(f.maptype),
+                    pcs: f.stack.frames().iter().map(|&p| Hex(p)).collect(),
+                    swiss: f.swiss,
+                })
+                .collect(),
+            report: report.clone(),
+        }))
+    }
+
     /// Whether sampling runs.
     ///
     /// # Errors
@@ -291,6 +314,11 @@ impl<R: Resolve, W: Write> Recorder<R, W> {
     /// A sampling round.
     pub fn samples(&mut self, time_ns: u64, results: &[(SampleTarget, Outcome)], capped: bool) {
         self.write(|w| w.samples(time_ns, results, capped));
+    }
+
+    /// The maps a `--discover` window added.
+    pub fn discovered(&mut self, found: &[Found], report: &DiscoveryReport) {
+        self.write(|w| w.discovered(found, report));
     }
 
     /// Whether sampling runs.

@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap;
 
 use super::{
-    health::{KeptRule, MapFreed, MapSample, Outcome},
+    health::{Found, KeptRule, MapFreed, MapSample, Outcome},
     history::{self, Mark, Point, SpanEnd},
     site_of, EvacuateStep, Evacuated, EvacuationEnd, Grow, MapSummary, SwissKind, SwissResize,
 };
@@ -80,8 +80,10 @@ impl Timeline {
             Some(&i)
                 if self.maps[i].buckets_last <= g.buckets_before
                     && self.maps[i].maptype == g.maptype
-                    && site_of(&self.maps[i].origin) == site_of(&g.origin) =>
+                    && (self.maps[i].discovered
+                        || site_of(&self.maps[i].origin) == site_of(&g.origin)) =>
             {
+                self.seen_growing(i, &g.origin);
                 i
             }
             _ => {
@@ -205,7 +207,8 @@ impl Timeline {
         let idx = match self.current.get(&r.map) {
             Some(&i)
                 if self.maps[i].maptype == r.maptype
-                    && site_of(&self.maps[i].origin) == site_of(&r.origin)
+                    && (self.maps[i].discovered
+                        || site_of(&self.maps[i].origin) == site_of(&r.origin))
                     && !(r.kind == SwissKind::SmallAlloc
                         || (r.kind == SwissKind::SmallToTable
                             && self.maps[i]
@@ -213,6 +216,7 @@ impl Timeline {
                                 .as_ref()
                                 .is_some_and(|s| s.small_to_table > 0))) =>
             {
+                self.seen_growing(i, &r.origin);
                 i
             }
             _ => {
@@ -275,6 +279,53 @@ impl Timeline {
         let d = r.duration_ns.unwrap_or(0);
         s.total_duration_ns = s.total_duration_ns.saturating_add(d);
         s.max_duration_ns = s.max_duration_ns.max(d);
+    }
+
+    /// A discovered map seen growing: from now on it is one like the others, known by where
+    /// it grows.
+    fn seen_growing(&mut self, i: usize, origin: &Option<std::sync::Arc<super::Origin>>) {
+        let m = &mut self.maps[i];
+        if m.discovered {
+            m.discovered = false;
+            m.origin = origin.clone();
+        }
+    }
+
+    /// Whether a map at `map` is tracked now.
+    pub fn tracks(&self, map: u64) -> bool {
+        self.current.contains_key(&map)
+    }
+
+    /// Adds a map the `--discover` window found (see [`Found`]), accessed from `origin`;
+    /// returns what to sample it as, or `None` when a map at that address is tracked already.
+    pub fn push_discovered(
+        &mut self,
+        f: &Found,
+        origin: Option<std::sync::Arc<super::Origin>>,
+        type_name: Option<std::sync::Arc<str>>,
+    ) -> Option<SampleTarget> {
+        if self.current.contains_key(&f.map) {
+            return None;
+        }
+        let mut m = MapSummary::first_seen(
+            f.map,
+            f.maptype,
+            (0, 0),
+            f.time_ns,
+            0,
+            f.swiss.then(Box::default),
+            (origin, type_name),
+        );
+        m.discovered = true;
+        self.maps.push(m);
+        let i = self.maps.len() - 1;
+        self.current.insert(f.map, i);
+        Some(SampleTarget {
+            id: i as u64,
+            map: f.map,
+            maptype: f.maptype,
+            min_geometry: 0,
+        })
     }
 
     /// The maps to sample next, largest storage first (the last sample's, or the bytes its
@@ -362,6 +413,7 @@ impl Timeline {
                     health: now,
                     peak_entries: h.peak_entries,
                     kept_raised: raised,
+                    discovered: m.discovered,
                 }))
             }
             Outcome::Freed => {
@@ -473,6 +525,50 @@ mod tests {
         assert_eq!(
             maps[1].origin.as_deref().and_then(Origin::site),
             Some(&pos("main.f", 20))
+        );
+    }
+
+    #[test]
+    fn test_a_discovered_map_is_tracked_once_and_adopted_by_its_grows() {
+        let used_at = Some(Arc::new(Origin {
+            stack: vec![pos("main.use", 7)],
+            site: Some(0),
+        }));
+        let found = Found {
+            time_ns: 5,
+            map: 0xc000,
+            maptype: 0x77,
+            stack: map_trace_common::event::Stack::default(),
+            swiss: false,
+        };
+        let mut t = Timeline::new();
+        let target = t
+            .push_discovered(&found, used_at.clone(), Some("map[int]int".into()))
+            .expect("a new map");
+        assert_eq!(
+            (target.map, target.maptype, target.min_geometry),
+            (0xc000, 0x77, 0)
+        );
+        assert!(t.tracks(0xc000));
+        // Found twice (or already tracked): not added again.
+        assert!(t.push_discovered(&found, used_at, None).is_none());
+        assert_eq!(t.sample_candidates(10), vec![target]);
+        let s = t.summary();
+        assert_eq!((s.len(), s[0].grows, s[0].discovered), (1, 0, true));
+        // It grows later, called from elsewhere: the same map, now known by its grow site.
+        let mut g = interpret(&records::grow(0xc000, 13, 10, 1), 13, 0);
+        g.maptype = 0x77;
+        g.origin = Some(Arc::new(Origin {
+            stack: vec![pos("runtime.mapassign_fast64", 1), pos("main.add", 9)],
+            site: Some(1),
+        }));
+        t.push(&g);
+        let s = t.summary();
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!((s[0].grows, s[0].discovered), (1, false));
+        assert_eq!(
+            s[0].origin.as_deref().and_then(Origin::site),
+            Some(&pos("main.add", 9))
         );
     }
 

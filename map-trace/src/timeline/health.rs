@@ -116,6 +116,8 @@ pub struct MapSample {
     pub peak_entries: u64,
     /// This sample completed the kept rule: the "kept after deletes" finding is raised now.
     pub kept_raised: bool,
+    /// Found by `--discover`: `origin` is where it was accessed, not where it grew.
+    pub discovered: bool,
 }
 
 /// A sampled map the GC freed, as the outputs get it.
@@ -135,6 +137,50 @@ pub struct MapFreed {
 /// summary does not repeat it.
 pub const OFF_BY_FLAG: &str = "--no-sampling";
 
+/// A map a `--discover` probe saw in its window, interpreted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Unix ns of its first access in the window.
+    pub time_ns: u64,
+    /// Header address.
+    pub map: u64,
+    /// Map type descriptor.
+    pub maptype: u64,
+    /// The callers of the access function (return addresses, innermost first).
+    pub stack: map_trace_common::event::Stack,
+    /// A Swiss map (the binary's map implementation).
+    pub swiss: bool,
+}
+
+/// What the `--discover` window did, for the summary: how long its probes were attached, what
+/// they saw, and what became of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiscoveryReport {
+    /// Milliseconds the probes were attached.
+    pub window_ms: u64,
+    /// Map access functions probed.
+    pub functions: u64,
+    /// Probe hits (map accesses seen).
+    pub hits: u64,
+    /// Distinct maps the probes recorded.
+    pub seen: u64,
+    /// Of them, forgotten by the table before it was read (it holds
+    /// `probes::DISCOVERED_ENTRIES`, least recently accessed out first).
+    pub evicted: u64,
+    /// Read from the table but already tracked (seen growing).
+    pub already_tracked: u64,
+    /// Not a live heap map at the first sample (a map on a goroutine stack, freed since, or
+    /// unreadable).
+    pub not_live: u64,
+    /// Live heap maps left out: more than `--max-sampled-maps`, the smallest storage out first.
+    pub over_cap: u64,
+    /// Added to the tracked maps.
+    pub added: u64,
+    /// Why the window closed: `window` (its length), `budget` (`--max-overhead` shed it),
+    /// `stopped` (tracing ended first).
+    pub ended: String,
+}
+
 /// What map sampling did in a run, for the summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SamplingReport {
@@ -150,4 +196,6 @@ pub struct SamplingReport {
     pub rounds_capped: u64,
     /// The kept-after-deletes rule in force.
     pub rule: KeptRule,
+    /// The `--discover` window, when one ran.
+    pub discovery: Option<DiscoveryReport>,
 }

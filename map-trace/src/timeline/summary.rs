@@ -98,6 +98,9 @@ pub struct MapSummary {
     pub type_name: Option<Arc<str>>,
     /// What samples of its header found (`None`: never sampled).
     pub health: Option<Box<super::health::HealthSummary>>,
+    /// Found by the `--discover` window, not seen growing: `origin` is where it was accessed
+    /// (its growth happened before map-trace attached), and it has no grows.
+    pub discovered: bool,
 }
 
 impl MapSummary {
@@ -137,6 +140,7 @@ impl MapSummary {
             origin,
             type_name,
             health: None,
+            discovered: false,
         }
     }
 
@@ -210,6 +214,8 @@ pub struct SiteSummary {
     pub last_time_ns: u64,
     /// What its sampled maps, still live at their last sample, hold (`None`: none sampled).
     pub live: Option<SiteLive>,
+    /// Its maps were found by `--discover`: the site is where they were accessed.
+    pub discovered: bool,
 }
 
 /// The live maps of one site at their last samples.
@@ -230,10 +236,12 @@ pub struct SiteLive {
 /// Groups per-map summaries by call site and type, most events first.
 pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
     let mut out: Vec<SiteSummary> = vec![];
-    let mut index: FxHashMap<(Option<SourcePos>, Option<Arc<str>>), usize> = FxHashMap::default();
+    let mut index: FxHashMap<(Option<SourcePos>, Option<Arc<str>>, bool), usize> =
+        FxHashMap::default();
     for m in maps {
         let site = m.origin.as_deref().and_then(Origin::site).cloned();
-        let key = (site.clone(), m.type_name.clone());
+        // Where maps grew and where discovered maps were accessed are different rows.
+        let key = (site.clone(), m.type_name.clone(), m.discovered);
         let i = *index.entry(key).or_insert_with(|| {
             out.push(SiteSummary {
                 site,
@@ -247,6 +255,7 @@ pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
                 first_time_ns: m.first_time_ns,
                 last_time_ns: m.last_time_ns,
                 live: None,
+                discovered: m.discovered,
             });
             out.len() - 1
         });

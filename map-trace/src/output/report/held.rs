@@ -29,6 +29,8 @@ pub struct Series {
     stride: u64,
     seen: u64,
     kept_after_deletes: bool,
+    /// Found by `--discover`: `site` is where it was used.
+    discovered: bool,
 }
 
 /// One point: (Unix ns, entries, storage bytes, retained bytes).
@@ -53,6 +55,7 @@ impl Held {
             stride: 1,
             seen: 0,
             kept_after_deletes: false,
+            discovered: s.discovered,
         });
         e.kept_after_deletes |= s.kept_raised;
         let h = &s.health;
@@ -107,7 +110,11 @@ impl Held {
                 bytes(l.retained_bytes),
                 l.maps,
                 l.kept,
-                super::page::site_cell(t.site.as_ref()),
+                format!(
+                    "{}{}",
+                    if t.discovered { "used at " } else { "" },
+                    super::page::site_cell(t.site.as_ref())
+                ),
             );
         }
         h.push_str("</tbody>\n</table>\n");
@@ -153,7 +160,7 @@ fn chart(h: &mut String, map: u64, s: &Series, start_ns: u64) {
         .map_or("(stack not symbolized)".to_string(), |p| p.to_string());
     let _ = writeln!(
         h,
-        "<figure class=\"held-map\" data-map=\"{}\">\n<figcaption><code class=\"type\">{}</code> at \
+        "<figure class=\"held-map\" data-map=\"{}\">\n<figcaption><code class=\"type\">{}</code> {} \
          <span class=\"where\">{}</span> <code class=\"addr\">{}</code><br><span class=\"stats\">\
          last sample: {} entries, {} held, {} retained{}; storage peak {}, entries peak {}</span>\
          </figcaption>\n<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" \
@@ -164,6 +171,7 @@ fn chart(h: &mut String, map: u64, s: &Series, start_ns: u64) {
          Dashed: live entries (0 to {}). {} samples shown.</p>\n</figure>",
         crate::output::format::hex(map),
         esc(type_name),
+        if s.discovered { "used at" } else { "at" },
         esc(&site),
         crate::output::format::hex(map),
         last.1,
@@ -206,6 +214,7 @@ mod tests {
             },
             peak_entries: entries,
             kept_raised: false,
+            discovered: false,
         }
     }
 

@@ -125,6 +125,14 @@ pub fn totals(e: &EndInfo) -> Vec<Line> {
             Style::Plain,
         ));
     }
+    if let Some(d) = &h.discovery {
+        out.extend(wrap(
+            "# discovery: ",
+            &discovery_parts(d),
+            ", ",
+            Style::Plain,
+        ));
+    }
     if let Some(note) = h
         .note
         .as_deref()
@@ -352,6 +360,10 @@ pub fn live(e: &EndInfo) -> Vec<Line> {
             bytes_style(lv.retained_bytes),
         );
         l.plain(&format!(" {:>5}  ", lv.maps));
+        if t.discovered {
+            // Grew before map-trace attached: where it was used, not where it grew.
+            l.plain("used at ");
+        }
         l.plain(&site_column(&l, t.site.as_ref()));
         l.truncate(WIDTH);
         out.push(l);
@@ -372,9 +384,41 @@ pub fn live(e: &EndInfo) -> Vec<Line> {
             &m.origin,
             &h.last,
             h.peak_entries,
+            m.discovered,
         )));
     }
     out
+}
+
+/// The summary's `# discovery:` parts: what the `--discover` window saw and kept.
+fn discovery_parts(d: &crate::timeline::health::DiscoveryReport) -> Vec<String> {
+    let mut v = vec![
+        format!(
+            "{} on {} map functions ({})",
+            super::super::format::duration(d.window_ms * 1_000_000),
+            d.functions,
+            match d.ended.as_str() {
+                "budget" => "ended early by --max-overhead",
+                "stopped" => "cut short: tracing stopped",
+                _ => "the whole window",
+            }
+        ),
+        format!("{} accesses", d.hits),
+        format!("{} maps seen", d.seen),
+        format!("{} already tracked", d.already_tracked),
+        format!("{} not live heap maps", d.not_live),
+        format!("{} now tracked", d.added),
+    ];
+    if d.over_cap > 0 {
+        v.push(format!(
+            "{} smaller ones over --max-sampled-maps",
+            d.over_cap
+        ));
+    }
+    if d.evicted > 0 {
+        v.push(format!("{} forgotten (table full)", d.evicted));
+    }
+    v
 }
 
 /// The "kept after deletes" finding (its [`kept_advice`](crate::output::format::kept_advice)),
@@ -412,7 +456,8 @@ pub fn sites(e: &EndInfo) -> Vec<Line> {
         ),
     );
     out.push(l);
-    for t in sites.iter().take(MAX_SITES) {
+    // Discovered maps were not seen growing: they are in the table of what maps hold.
+    for t in sites.iter().filter(|t| !t.discovered).take(MAX_SITES) {
         let time = t.total_duration_ns.saturating_add(
             moves
                 .get(&(t.site.clone(), t.type_name.clone()))
