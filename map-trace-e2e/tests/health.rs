@@ -19,6 +19,8 @@ struct Out {
     events: Vec<Value>,
     /// map-trace's stderr.
     err: Lines,
+    /// map-trace's pid.
+    pid: u32,
 }
 
 impl Out {
@@ -29,14 +31,23 @@ impl Out {
             if done(&self.events) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {limit:?} ({} records read, the last {}, now {}); map-trace said {:?}",
-                self.events.len(),
-                self.events.last().map(|e| e.to_string()).unwrap_or_default(),
-                now_ns(),
-                self.err.now()
-            );
+            if Instant::now() >= deadline {
+                // What sampling did until now: stop map-trace for its summary.
+                // SAFETY: kill(2) on the pid of a child this test started.
+                unsafe { libc::kill(self.pid as i32, libc::SIGINT) };
+                let last = self
+                    .lines
+                    .wait_for("{\"event\":\"summary\"", Duration::from_secs(20));
+                let s: Value = serde_json::from_str(&last).unwrap_or_default();
+                panic!(
+                    "{what}: not within {limit:?} ({} records read, the last {}, now {}); map-trace said {:?}; its summary's sampling: {}",
+                    self.events.len(),
+                    self.events.last().map(|e| e.to_string()).unwrap_or_default(),
+                    now_ns(),
+                    self.err.now(),
+                    s["sampling"]
+                );
+            }
             // Whatever is there, then a short wait for more.
             let l = self
                 .lines
@@ -125,6 +136,7 @@ fn health(version: &str, suffix: &str) {
     let mut err = Lines::new(mt.stderr.take().unwrap());
     err.wait_for("map-trace: attached", Duration::from_secs(60));
     let mut out = Out {
+        pid: mt.id(),
         lines: Lines::new(mt.stdout.take().unwrap()),
         events: vec![],
         err,
@@ -461,6 +473,7 @@ fn discovery(version: &str, suffix: &str) {
     let mut err = Lines::new(mt.stderr.take().unwrap());
     err.wait_for("map-trace: attached", Duration::from_secs(60));
     let mut out = Out {
+        pid: mt.id(),
         lines: Lines::new(mt.stdout.take().unwrap()),
         events: vec![],
         err,

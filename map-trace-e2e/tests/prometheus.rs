@@ -115,3 +115,172 @@ fn prometheus_scrapes_the_agent_and_promql_returns_the_grows() {
     let (f, _) = agent.stop();
     assert!(f.status.success());
 }
+
+/// A Prometheus server scraping the agent every second; killed when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    web: u16,
+}
+
+impl Prometheus {
+    fn scraping(agent_port: u16, name: &str) -> Self {
+        let dir = temp(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: map-trace\n    static_configs:\n      - targets: ['127.0.0.1:{agent_port}']\n",
+            ),
+        )
+        .unwrap();
+        let web = free_port();
+        let child = Command::new(prometheus_dir().join("prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, web }
+    }
+
+    /// The value of an instant query's first series (`None`: no series, or not up yet).
+    fn query(&self, q: &str) -> Option<f64> {
+        let body = http_get(self.web, &format!("/api/v1/query?query={}", encode(q)))?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let r = v["data"]["result"].as_array()?.first()?.clone();
+        r["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Polls `q` until `ok` holds for its value (`None`: no series), for at most `limit`.
+    fn until(&self, q: &str, limit: Duration, ok: impl Fn(Option<f64>) -> bool) -> Option<f64> {
+        let start = Instant::now();
+        loop {
+            let v = self.query(q);
+            if ok(v) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "PromQL {q}: last {v:?}, not as expected within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The map health gauges as a real Prometheus stores them agree with the CLI attached to the
+/// same process, site by site, and with the fixture's own `len`; a dropped map's series goes
+/// away after the GC.
+#[test]
+fn prometheus_map_health_gauges_match_the_cli() {
+    require_root();
+    let v = versions().last().unwrap().clone();
+    let agent = Agent::start(&["--include", "growth", "--sample-interval", "1s"]);
+    let mut w = start_waiting(&fixture(&v), &["health", "40", "1000"]);
+    agent.wait_until(Duration::from_secs(10), "attach", |m| {
+        sample(m, "map_trace_attached_processes", &[]) == 1.0
+    });
+    let pid = w.id().to_string();
+    let mut mt = cli()
+        .args([
+            "--pid",
+            &pid,
+            "--format",
+            "json",
+            "--sample-interval",
+            "1s",
+            "--discover",
+            "0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = Lines::new(mt.stderr.take().unwrap());
+    err.wait_for("map-trace: attached", Duration::from_secs(60));
+    let prom = Prometheus::scraping(agent.port, "prometheus-health");
+    w.step("go", "phase filled");
+    let seen = w.stderr_seen().to_vec();
+    let kept_len: u64 = seen
+        .iter()
+        .filter(|l| l.starts_with("kept "))
+        .map(|l| l.split_whitespace().nth(2).unwrap().parse::<u64>().unwrap())
+        .sum();
+    let gauge = |name: &str, function: &str| {
+        format!("sum(max_over_time({name}{{executable=\"growth\",site=~\"{function} .*\"}}[2s]))")
+    };
+    // The maps are static until the next phase: wait for the gauges to settle there.
+    let entries = prom
+        .until(
+            &gauge("map_trace_map_entries", "main.keepMaps"),
+            Duration::from_secs(60),
+            |v| v == Some(kept_len as f64),
+        )
+        .unwrap();
+    let storage = prom
+        .until(
+            &gauge("map_trace_map_storage_bytes", "main.bigMap"),
+            Duration::from_secs(60),
+            |v| v.is_some_and(|b| b > 4.0 * 1024.0 * 1024.0),
+        )
+        .unwrap();
+    let retained = prom
+        .query(&gauge("map_trace_map_retained_bytes", "main.bigMap"))
+        .unwrap();
+    let dropped_q = gauge("map_trace_map_entries", "main.dropMaps");
+    prom.until(&dropped_q, Duration::from_secs(60), |v| v == Some(40_000.0));
+
+    // Dropped, and two GCs: the dropped maps' series go away; the kept ones stay.
+    w.step("next", "phase dropped");
+    let gone_q = "count(map_trace_map_entries{executable=\"growth\",site=~\"main.dropMaps .*\"})"
+        .to_string();
+    prom.until(&gone_q, Duration::from_secs(60), |v| v.is_none());
+    assert_eq!(
+        prom.query(&gauge("map_trace_map_entries", "main.keepMaps")),
+        Some(kept_len as f64)
+    );
+    w.step("next", "phase reused");
+    w.step("next", "phase emptied");
+    w.step("next", "done");
+    let fin = w.exit();
+    assert!(fin.status.success(), "{}", fin.stderr);
+
+    // The CLI's summary for the same process: the same numbers per site.
+    let f = wait(mt, Duration::from_secs(60));
+    assert!(f.status.success(), "{}", f.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(f.stdout.lines().last().unwrap()).unwrap();
+    let live = |function: &str| {
+        summary["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["site"]["function"] == function)
+            .map(|s| s["live"].clone())
+            .next()
+            .unwrap_or_else(|| panic!("no {function} site: {}", summary["sites"]))
+    };
+    let big = live("main.bigMap");
+    eprintln!(
+        "Prometheus: keepMaps {entries} entries, bigMap {storage} B storage, {retained} B retained; CLI bigMap {big}"
+    );
+    assert_eq!(big["storage_bytes"].as_f64().unwrap(), storage);
+    assert_eq!(big["retained_bytes"].as_f64().unwrap(), retained);
+    let (f, _) = agent.stop();
+    assert!(f.status.success());
+}

@@ -268,6 +268,14 @@ impl<R: Resolve> Pipeline<R> {
         self.sampling.rounds += 1;
         self.sampling.samples += results.len() as u64;
         self.sampling.rounds_capped += u64::from(capped);
+        for (_, o) in results {
+            match o {
+                Outcome::Live(_) => {}
+                Outcome::Freed => self.sampling.freed += 1,
+                Outcome::NotHeap => self.sampling.not_heap += 1,
+                Outcome::Unreadable => self.sampling.unreadable += 1,
+            }
+        }
         let (pid, rule) = (self.settings.pid, self.settings.kept);
         for &(target, outcome) in results {
             match self

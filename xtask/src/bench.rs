@@ -506,6 +506,9 @@ pub fn bench(only: Option<&str>) -> Result<()> {
     if want("small-maps") {
         results.extend(small_maps_bench(&bin, &fixtures)?);
     }
+    if want("discovery") {
+        results.extend(discovery_bench(&bin, &fixtures)?);
+    }
     let dir = crate::cache::target_dir().join("bench");
     fs::create_dir_all(&dir)?;
     fs::write(
@@ -683,6 +686,131 @@ fn run_with_cpu(cmd: &mut Command) -> Result<(u64, f64)> {
         .map_err(|_| anyhow::anyhow!("stderr reader"))?;
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok((fill_ns(&err)?, tv(ru.ru_utime) + tv(ru.ru_stime)))
+}
+
+/// One `--pid` run for the discovery bench: the fixture started with `-wait`, map-trace
+/// attached with `flags` (none: untraced), then the fixture let go. Returns its fill_ns and
+/// map-trace's summary (null when untraced).
+fn pid_run(bin: &Path, fx: &Path, flags: Option<&[&str]>, args: &[&str]) -> Result<(u64, Value)> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let mut child = Command::new(fx)
+        .arg("-wait")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut err = BufReader::new(child.stderr.take().context("fixture stderr")?);
+    let mut line = String::new();
+    while err.read_line(&mut line)? > 0 && !line.starts_with("ready") {
+        line.clear();
+    }
+    let out = crate::cache::target_dir()
+        .join("bench")
+        .join("discovery.json");
+    let mut mt = match flags {
+        Some(flags) => {
+            fs::create_dir_all(out.parent().context("bench dir")?)?;
+            let mut c = Command::new(bin)
+                .args(flags)
+                .args(["--format", "json", "-o"])
+                .arg(&out)
+                .args(["--pid", &child.id().to_string()])
+                .stderr(Stdio::piped())
+                .spawn()?;
+            let mut e = BufReader::new(c.stderr.take().context("map-trace stderr")?);
+            let mut l = String::new();
+            while e.read_line(&mut l)? > 0 && !l.starts_with("map-trace: attached") {
+                l.clear();
+            }
+            // Keep draining its stderr.
+            std::thread::spawn(move || std::io::copy(&mut e, &mut std::io::sink()));
+            Some(c)
+        }
+        None => None,
+    };
+    writeln!(child.stdin.as_mut().context("fixture stdin")?, "go")?;
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut err, &mut rest)?;
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{fx:?} {args:?} failed: {status}");
+    }
+    let ns = fill_ns(&rest)?;
+    let summary = match mt.as_mut() {
+        Some(c) => {
+            c.wait()?;
+            let text = fs::read_to_string(&out)?;
+            serde_json::from_str(text.lines().last().unwrap_or("null"))?
+        }
+        None => Value::Null,
+    };
+    Ok((ns, summary))
+}
+
+/// Section 10: the `--discover` window's cost to a busy program attached by pid: the JSON API
+/// in miniature (a decoded map and a 10-entry header map per request, every access a probe
+/// hit while the window is open), untraced, without the window, with the default window under
+/// the default budget, and with the whole window unbudgeted.
+fn discovery_bench(bin: &Path, fixtures: &Path) -> Result<Vec<Value>> {
+    println!();
+    println!(
+        "## 10. The --discover window on a busy --pid target (median of {ROUNDS} interleaved runs)"
+    );
+    println!(
+        "{:<8} {:<34} {:>10} {:>7} {:>11} {:>9} {:>8}",
+        "go", "mode", "target ms", "ratio", "hits", "window", "ended"
+    );
+    let args = ["requests", "400000"];
+    let mut out = vec![];
+    for v in ["1.23.9", "1.27.3"] {
+        let fx = fixture(fixtures, v);
+        let modes: [(&str, Option<&[&str]>); 4] = [
+            ("untraced", None),
+            ("--discover 0", Some(&["--discover", "0"])),
+            (
+                "--discover 2s (default, budget 5%)",
+                Some(&["--discover", "2s"]),
+            ),
+            (
+                "--discover 2s --max-overhead 0",
+                Some(&["--discover", "2s", "--max-overhead", "0"]),
+            ),
+        ];
+        let mut runs: Vec<Vec<(u64, Value)>> = vec![vec![]; modes.len()];
+        for _ in 0..ROUNDS {
+            for (i, (_, flags)) in modes.iter().enumerate() {
+                runs[i].push(pid_run(bin, &fx, *flags, &args)?);
+            }
+        }
+        let base = median(runs[0].iter().map(|r| r.0).collect());
+        for (i, (name, _)) in modes.iter().enumerate() {
+            let t = median(runs[i].iter().map(|r| r.0).collect());
+            let d = runs[i]
+                .last()
+                .map(|r| r.1["sampling"]["discovery"].clone())
+                .unwrap_or(Value::Null);
+            let hits = d["hits"].as_u64();
+            println!(
+                "{v:<8} {name:<34} {:>10.1} {:>7.3} {:>11} {:>9} {:>8}",
+                t / 1e6,
+                t / base,
+                hits.map_or("-".into(), |h| h.to_string()),
+                d["window_ms"]
+                    .as_u64()
+                    .map_or("-".into(), |w| format!("{w} ms")),
+                d["ended"].as_str().unwrap_or("-"),
+            );
+            out.push(serde_json::json!({
+                "bench": "discovery", "go": v, "mode": name, "untraced_ms": base / 1e6,
+                "traced_ms": t / 1e6, "ratio": t / base, "discovery": d,
+            }));
+        }
+    }
+    println!("(ratio: the requests' time over the untraced run's; hits, window, ended: the last");
+    println!(" run's summary.sampling.discovery)");
+    Ok(out)
 }
 
 /// Section 9: map sampling. 10,000 live maps (every one grew, so every one is tracked) read

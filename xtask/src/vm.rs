@@ -352,6 +352,29 @@ health() {
 }
 health classic-go /test/growth-classic || fail=1
 health swiss-go /test/growth-swiss || fail=1
+# discover NAME FIXTURE: maps that grew before a --pid attach are found by the --discover
+# window's probes on the map access functions (this architecture's argument registers and
+# caller chain): the fixture's old map must be reported discovered and kept after deletes.
+discover() {
+  name=$1; fx=$2
+  rm -f /tmp/din; mkfifo /tmp/din
+  $fx -wait -hold old 200000 </tmp/din >/dev/null 2>/tmp/d.err &
+  fxpid=$!
+  exec 5>/tmp/din
+  waitfor /tmp/d.err ready
+  echo go >&5; waitfor /tmp/d.err "phase built"
+  /test/map-trace --pid $fxpid --max-overhead 0 --format json --sample-interval 200ms --discover 1s --duration 4 -o /tmp/d.json 2>/tmp/dmt.err; rc=$?
+  echo stop >&5; waitfor /tmp/d.err "^done"; echo exit >&5; exec 5>&-; wait $fxpid
+  big=$(grep '^oldbig ' /tmp/d.err | cut -d' ' -f2)
+  kept=$(grep '"event":"map_kept_after_deletes"' /tmp/d.json | grep "\"map\":\"$big\"" | grep -c '"discovered":true')
+  added=$(tail -n1 /tmp/d.json | grep -o '"added":[0-9]*' | cut -d: -f2)
+  ok=no; [ "$rc" = 0 ] && [ "$kept" = 1 ] && [ "${added:-0}" -ge 2 ] && ok=yes
+  echo "VMTEST: $name discover rc=$rc kept_after_deletes=$kept added=$added ok=$ok"
+  [ $ok = yes ] || { grep -m5 . /tmp/dmt.err; tail -c 400 /tmp/d.json; echo; }
+  [ $ok = yes ]
+}
+discover classic-go /test/growth-classic || fail=1
+discover swiss-go /test/growth-swiss || fail=1
 # The agent: from Linux 5.15 it must attach to a fixture started after it (announced by the
 # exec raw tracepoint, with no tracefs) and count its 14 grows at main.fillInt; before 5.15
 # it must refuse with exit 3 (no BPF attach cookies).

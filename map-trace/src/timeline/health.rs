@@ -194,6 +194,13 @@ pub struct SamplingReport {
     pub samples: u64,
     /// Rounds that had more candidates than `--max-sampled-maps`.
     pub rounds_capped: u64,
+    /// Of the samples: found freed, found not a heap map (on a stack, or never a map), and
+    /// unreadable (the rest were live).
+    pub freed: u64,
+    /// See `freed`.
+    pub not_heap: u64,
+    /// See `freed`.
+    pub unreadable: u64,
     /// The kept-after-deletes rule in force.
     pub rule: KeptRule,
     /// The `--discover` window, when one ran.
