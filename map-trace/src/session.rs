@@ -366,6 +366,12 @@ async fn stream(
         tokio::select! {
             r = collecting.done() => return Err(collector_stopped(r).into()),
             _ = budget_tick.tick() => {
+                // A window already over closes as such, before the budget looks at it.
+                if discovery.as_ref().is_some_and(|w| w.until() <= std::time::Instant::now()) {
+                    if let Some(w) = discovery.take() {
+                        collecting.send(Control::Discovered(w.close(&mut probes, &mut links, "window")));
+                    }
+                }
                 cpu_last = procfs::cpu_time_ns(pid).or(cpu_last);
                 for notice in governor.tick(&mut probes, &mut links, cpu_last)? {
                     eprint_line_whole(&notice.line);

@@ -144,8 +144,9 @@ impl Governor {
         let hits = self.family_hits(probes, &self.families);
         let spent: Vec<(Family, u64)> = hits.iter().map(|h| (h.0, h.2)).collect();
         // Timing shed at the last tick: the body probes have sent their events themselves
-        // since then, so no call is left waiting for a RET probe.
-        probes.detach_links(std::mem::take(&mut self.retiring));
+        // since then, so no call is left waiting for a RET probe. Shed for good: released in
+        // the background.
+        probes.detach_in_background(std::mem::take(&mut self.retiring));
         let b = self.budget.as_mut().expect("checked above");
         let verdict = b.check(&spent, cpu);
         let percent = b.percent();
@@ -162,7 +163,8 @@ impl Governor {
                 probes.set_layout(Scope::Process(self.pid), untimed)?;
                 self.retiring.append(links.take_family(family));
             } else {
-                probes.detach_family(links, family);
+                // Shed for good (only the duty-cycled event probes come back, below).
+                probes.detach_in_background(links.take_family(family));
             }
             let keeps = match family {
                 Family::TimedResizes => "; resizes are still reported, untimed",

@@ -11,7 +11,7 @@ use std::{
 use anyhow::Result;
 use map_trace_common::{config::Counter, event::Discovered};
 
-use super::{Links, Probes, Scope, TakenLink};
+use super::{Links, Probes, Scope};
 use crate::{overhead::Family, plan::ProbeSite};
 
 /// An open window.
@@ -73,13 +73,7 @@ impl Window {
     /// kernel, and the session's loop must not), then reads and empties the process's table
     /// entries.
     pub fn close(self, probes: &mut Probes, links: &mut Links, ended: &'static str) -> Harvest {
-        let mine = links.take_family(Family::Discovery);
-        let taken: Vec<TakenLink> = mine.take_all(probes);
-        if !taken.is_empty() {
-            let _ = std::thread::Builder::new()
-                .name("discovery-detach".into())
-                .spawn(move || drop(taken));
-        }
+        probes.detach_in_background(links.take_family(Family::Discovery));
         Harvest {
             found: probes.take_discovered(self.pid),
             window: self.opened.elapsed(),

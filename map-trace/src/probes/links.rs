@@ -119,6 +119,20 @@ impl Probes {
         }
     }
 
+    /// Detaches `links` for good without waiting for it. Each uprobe's release waits in the
+    /// kernel for a grace period (~130 ms each here, one after the other), which would stall
+    /// the caller's loop for seconds with a family of many probes; here each is released on a
+    /// thread of its own, all at once. Only for probes never attached again at the same
+    /// places (a new probe beside one still being released would count hits twice).
+    pub fn detach_in_background(&mut self, links: Links) {
+        for l in links.take_all(self) {
+            // A thread that cannot be started drops its link here, waiting.
+            let _ = std::thread::Builder::new()
+                .name("detach".into())
+                .spawn(move || drop(l));
+        }
+    }
+
     /// Detaches one family of `links`.
     pub fn detach_family(&mut self, links: &mut Links, family: Family) {
         self.detach_links(links.take_family(family));

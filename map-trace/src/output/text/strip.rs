@@ -222,7 +222,11 @@ pub fn section(e: &EndInfo, start_ns: u64) -> Vec<Line> {
     if e.maps.is_empty() {
         return out;
     }
-    let mut order: Vec<&MapSummary> = e.maps.iter().collect();
+    // A discovered map has no events to draw.
+    let mut order: Vec<&MapSummary> = e.maps.iter().filter(|m| !m.discovered).collect();
+    if order.is_empty() {
+        return out;
+    }
     order.sort_by(|a, b| {
         b.grows
             .cmp(&a.grows)

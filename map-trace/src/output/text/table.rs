@@ -56,8 +56,17 @@ pub fn wrap(prefix: &str, items: &[String], sep: &str, style: Style) -> Vec<Line
 /// The totals: events, maps, losses, probe hits, what was not shown.
 pub fn totals(e: &EndInfo) -> Vec<Line> {
     let mut out = vec![];
+    let found = e.maps.iter().filter(|m| m.discovered).count();
     let mut items = vec![
-        format!("{} resize events in {} maps", e.events, e.maps.len()),
+        if found > 0 {
+            format!(
+                "{} resize events in {} maps (and {found} found by --discover)",
+                e.events,
+                e.maps.len() - found
+            )
+        } else {
+            format!("{} resize events in {} maps", e.events, e.maps.len())
+        },
         format!("lost events: {}", e.lost),
     ];
     if let Some(s) = e.exit_status {
@@ -434,6 +443,9 @@ pub fn kept_lines(advice: &str) -> Vec<Line> {
 pub fn sites(e: &EndInfo) -> Vec<Line> {
     let mut out = vec![];
     let sites = by_site(&e.maps, e.load_factor_num);
+    if sites.iter().all(|t| t.discovered) {
+        return out;
+    }
     type Key = (Option<SourcePos>, Option<Arc<str>>);
     let mut moves: FxHashMap<Key, u64> = FxHashMap::default();
     for m in e.maps.iter().filter(|m| m.evacuate_steps_ns > 0) {
