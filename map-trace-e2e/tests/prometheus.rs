@@ -213,6 +213,8 @@ fn prometheus_map_health_gauges_match_the_cli() {
         .unwrap();
     let mut err = Lines::new(mt.stderr.take().unwrap());
     err.wait_for("map-trace: attached", Duration::from_secs(60));
+    // Read as it comes: a full pipe would stall its sampling.
+    let out = Lines::new(mt.stdout.take().unwrap());
     let prom = Prometheus::scraping(agent.port, "prometheus-health");
     w.step("go", "phase filled");
     let seen = w.stderr_seen().to_vec();
@@ -262,9 +264,8 @@ fn prometheus_map_health_gauges_match_the_cli() {
 
     // The CLI's summary for the same process: the same numbers per site.
     let f = wait(mt, Duration::from_secs(60));
-    assert!(f.status.success(), "{}", f.stderr);
-    let summary: serde_json::Value =
-        serde_json::from_str(f.stdout.lines().last().unwrap()).unwrap();
+    assert!(f.status.success(), "{:?}", err.rest());
+    let summary: serde_json::Value = serde_json::from_str(out.rest().last().unwrap()).unwrap();
     let live = |function: &str| {
         summary["sites"]
             .as_array()

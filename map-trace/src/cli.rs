@@ -153,7 +153,7 @@ pub struct Args {
     /// writes, deletes, iteration, clear) to find the maps the program uses that grew before
     /// map-trace attached, and sample them too. Each access costs one probe hit; the
     /// --max-overhead budget ends the window early when that is too much. 0 turns it off.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration_or_off)]
     pub discover: Duration,
 
     /// "Kept after deletes": a map's storage is at least RATIO times what its entries need…
@@ -334,6 +334,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A duration where 0 means "off" (`--discover 0`).
+fn parse_duration_or_off(s: &str) -> Result<Duration, String> {
+    match s.trim().trim_end_matches(['s', 'm', 'h']) {
+        "0" | "0.0" => Ok(Duration::ZERO),
+        _ => parse_duration(s),
+    }
+}
+
 /// A percentage, 0 (no budget) to 100.
 fn parse_budget(s: &str) -> Result<f64, String> {
     let v: f64 = s
@@ -421,6 +429,14 @@ mod tests {
         for bad in ["", "s", "10x", "-3s", "0", "abc"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
+        // --discover 0 (or 0s) turns the window off; the rest parse as durations.
+        assert_eq!(parse_duration_or_off("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_off("0s"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_duration_or_off("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        assert!(parse_duration_or_off("-1").is_err());
     }
 
     #[test]
