@@ -48,12 +48,17 @@ impl Out {
                     s["sampling"]
                 );
             }
-            // Whatever is there, then a short wait for more.
+            // One line, then every line already there: `done` runs once per batch (map-trace
+            // writes thousands of lines a second here; a check per line fell behind them).
             let l = self
                 .lines
                 .wait_for("{", deadline.saturating_duration_since(Instant::now()));
             self.events
                 .push(serde_json::from_str(&l).expect("a JSON line"));
+            for l in self.lines.arrived() {
+                self.events
+                    .push(serde_json::from_str(&l).expect("a JSON line"));
+            }
         }
     }
 
@@ -250,7 +255,16 @@ fn health(version: &str, suffix: &str) {
         })
         .collect();
     for (m, _) in &kept {
-        assert!(!freed.contains_key(m), "{tag}: kept map {m} reported freed");
+        assert!(
+            !freed.contains_key(m),
+            "{tag}: kept map {m} reported freed; its records: {:?}",
+            out.events
+                .iter()
+                .filter(|e| e["map"] == m.as_str() && e["event"] != "map_grow")
+                .filter(|e| e["event"] != "map_evacuated")
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        );
     }
 
     // Reused: 20,000 new small maps take the freed slots; no dropped map comes back.

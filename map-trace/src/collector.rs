@@ -179,9 +179,11 @@ impl Collector {
         let Some(sampler) = s.sampler() else {
             return;
         };
+        // Stamped when the round begins: every map in it was read at or after that time (a
+        // round of 1,000 maps takes tens of ms).
+        let t = crate::sys::unix_now_ns();
         match sampler.sample(&targets) {
             Ok(results) => {
-                let t = crate::sys::unix_now_ns();
                 self.pipeline.samples(t, &results, capped);
                 self.pipeline.resolver_mut().samples(t, &results, capped);
             }
@@ -221,6 +223,8 @@ impl Collector {
             ..DiscoveryReport::default()
         };
         let offset = self.pipeline.settings().mono_to_unix_ns;
+        // When the maps' first reads begin (see `sample`).
+        let read_at = crate::sys::unix_now_ns();
         let mut kept = vec![];
         let mut first = vec![];
         if let Some(s) = self.sampling.as_mut() {
@@ -283,9 +287,8 @@ impl Collector {
         self.pipeline.resolver_mut().discovered(&kept, &report);
         self.pipeline.discovery_report(report);
         if !first.is_empty() {
-            let t = crate::sys::unix_now_ns();
-            self.pipeline.samples(t, &first, false);
-            self.pipeline.resolver_mut().samples(t, &first, false);
+            self.pipeline.samples(read_at, &first, false);
+            self.pipeline.resolver_mut().samples(read_at, &first, false);
         }
     }
 

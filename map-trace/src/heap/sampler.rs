@@ -182,7 +182,17 @@ impl<M: Memory> Sampler<M> {
         let elem = held_bytes(self.layout.size());
         let span_sweepgen = match self.heap.slot(&self.mem, c.map, elem)? {
             Slot::Allocated { span_sweepgen } => span_sweepgen,
-            Slot::Free => return Ok(Outcome::Freed),
+            // Being swept (sweepgen = the heap's − 1, or + 1 once a new cycle began during
+            // this round): sweep() resets freeindex before it swaps in the new allocation
+            // bits, so for a moment an object allocated since the last sweep shows as free.
+            // Read again next round.
+            Slot::Free { span_sweepgen }
+                if span_sweepgen == heap_sweepgen.wrapping_sub(1)
+                    || span_sweepgen == heap_sweepgen.wrapping_add(1) =>
+            {
+                return Ok(Outcome::Unreadable)
+            }
+            Slot::Free { .. } => return Ok(Outcome::Freed),
             // Seen live before: its span was freed whole (every object in it died) and maybe
             // reused for another size class or a stack.
             Slot::NotHeapObject if self.pinned.contains_key(&c.id) => return Ok(Outcome::Freed),
@@ -299,6 +309,25 @@ mod tests {
         assert_eq!(h.storage_bytes, 48 + 40960);
         assert_eq!(h.retained_bytes, 0);
         // The GC swept the span: the slot's alloc bit is clear now; the stale header remains.
+        fake::span(&mut s.mem, 0, 48, SPAN_IN_USE, 0, 12, &[]);
+        assert_eq!(one(&mut s, start), Outcome::Freed);
+    }
+
+    #[test]
+    fn test_a_slot_that_shows_free_in_a_span_being_swept_is_read_again() {
+        // Heap sweepgen 12, span 11: being swept. sweep() has reset freeindex but not yet
+        // swapped in the marked bits, so a map allocated since the last sweep shows free.
+        let (mut mem, start) = setup(12, 11, &[]);
+        hmap(&mut mem, start, 1000, 8, 42, 0x9_0000);
+        let mut s = sampler(mem);
+        assert_eq!(one(&mut s, start), Outcome::Unreadable);
+        // Swept (12), its bit in the new allocation bits: live.
+        fake::span(&mut s.mem, 0, 48, SPAN_IN_USE, 0, 12, &[0]);
+        assert!(matches!(one(&mut s, start), Outcome::Live(_)));
+        // A new cycle began during a round (heap 12 read, span 13): also in flux.
+        fake::span(&mut s.mem, 0, 48, SPAN_IN_USE, 0, 13, &[]);
+        assert_eq!(one(&mut s, start), Outcome::Unreadable);
+        // Swept with the bit clear: freed.
         fake::span(&mut s.mem, 0, 48, SPAN_IN_USE, 0, 12, &[]);
         assert_eq!(one(&mut s, start), Outcome::Freed);
     }

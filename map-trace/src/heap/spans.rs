@@ -17,8 +17,12 @@ pub enum Slot {
         /// `mspan.sweepgen`.
         span_sweepgen: u32,
     },
-    /// The slot is free: the object that was here was freed by a sweep.
-    Free,
+    /// The slot is free: the object that was here was freed by a sweep. `span_sweepgen` as
+    /// in `Allocated`: a span being swept can show a slot free that is not (below).
+    Free {
+        /// `mspan.sweepgen`.
+        span_sweepgen: u32,
+    },
     /// Not a heap object of this size: no arena, a span that is not in use (a goroutine stack
     /// is `mSpanManual`), outside the span, or another size class or alignment.
     NotHeapObject,
@@ -144,7 +148,7 @@ impl HeapIndex {
         Ok(if byte[0] & (1 << (idx % 8)) != 0 {
             Slot::Allocated { span_sweepgen }
         } else {
-            Slot::Free
+            Slot::Free { span_sweepgen }
         })
     }
 }
@@ -232,7 +236,10 @@ mod tests {
         let allocated = Slot::Allocated { span_sweepgen: 10 };
         assert_eq!(h.slot(&mem, start, 48), Ok(allocated));
         assert_eq!(h.slot(&mem, start + 48, 48), Ok(allocated));
-        assert_eq!(h.slot(&mem, start + 96, 48), Ok(Slot::Free));
+        assert!(matches!(
+            h.slot(&mem, start + 96, 48),
+            Ok(Slot::Free { .. })
+        ));
         assert_eq!(h.slot(&mem, start + 5 * 48, 48), Ok(allocated));
         // Misaligned, another size class.
         assert_eq!(h.slot(&mem, start + 8, 48), Ok(Slot::NotHeapObject));
