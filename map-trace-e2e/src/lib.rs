@@ -196,6 +196,20 @@ pub fn spawn_attached(args: &[&str]) -> (Child, Lines) {
     (c, lines)
 }
 
+/// Attaches the CLI (see [`cli`]) to the running process `pid` with `args`, and waits until
+/// its probes are live; returns the child and its stdout and stderr lines, read as they come
+/// (a full pipe would stall its collector, and with it the map samples).
+pub fn attach_to(pid: u32, args: &[&str]) -> (Child, Lines, Lines) {
+    let pid = pid.to_string();
+    let all: Vec<&str> = ["--pid", pid.as_str()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let (mut c, err) = spawn_attached(&all);
+    let out = Lines::new(c.stdout.take().unwrap());
+    (c, out, err)
+}
+
 /// Parses JSON lines.
 pub fn json_lines(text: &str) -> Vec<Value> {
     text.lines()

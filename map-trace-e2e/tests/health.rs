@@ -6,7 +6,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    process::{Child, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
@@ -24,6 +24,18 @@ struct Out {
 }
 
 impl Out {
+    /// map-trace attached to `pid` with `args`, its lines read as they come.
+    fn attach(pid: u32, args: &[&str]) -> (Child, Self) {
+        let (mt, lines, err) = attach_to(pid, args);
+        let out = Self {
+            pid: mt.id(),
+            lines,
+            events: vec![],
+            err,
+        };
+        (mt, out)
+    }
+
     /// Reads lines until `done(events)` holds, or fails after `limit`.
     fn until(&mut self, what: &str, limit: Duration, done: impl Fn(&[Value]) -> bool) {
         let deadline = Instant::now() + limit;
@@ -120,32 +132,19 @@ fn health(version: &str, suffix: &str) {
     let tag = format!("go{version}{suffix}");
     let exe = fixture_variant(version, suffix);
     let mut w = start_waiting(&exe, &["health", "40", "1000"]);
-    let pid = w.id().to_string();
     let report = temp_unique("health-report", "html");
-    let mut mt: Child = cli()
-        .arg("--report")
-        .arg(&report)
-        .args([
-            "--pid",
-            &pid,
+    let report_arg = report.to_str().unwrap();
+    let (mt, mut out) = Out::attach(
+        w.id(),
+        &[
+            "--report",
+            report_arg,
             "--format",
             "json",
             "--sample-interval",
             "100ms",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = Lines::new(mt.stderr.take().unwrap());
-    err.wait_for("map-trace: attached", Duration::from_secs(60));
-    let mut out = Out {
-        pid: mt.id(),
-        lines: Lines::new(mt.stdout.take().unwrap()),
-        events: vec![],
-        err,
-    };
+        ],
+    );
 
     // Filled: every map the fixture grew and keeps reachable is sampled with its len.
     w.step("go", "phase filled");
@@ -467,31 +466,17 @@ fn discovery(version: &str, suffix: &str) {
     let seen = w.stderr_seen().to_vec();
     let (big, big_nums) = reported(&seen, "oldbig").remove(0);
     let (sized, sized_nums) = reported(&seen, "oldsized").remove(0);
-    let pid = w.id().to_string();
-    let mut mt: Child = cli()
-        .args([
-            "--pid",
-            &pid,
+    let (mt, mut out) = Out::attach(
+        w.id(),
+        &[
             "--format",
             "json",
             "--sample-interval",
             "100ms",
             "--discover",
             "1s",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = Lines::new(mt.stderr.take().unwrap());
-    err.wait_for("map-trace: attached", Duration::from_secs(60));
-    let mut out = Out {
-        pid: mt.id(),
-        lines: Lines::new(mt.stdout.take().unwrap()),
-        events: vec![],
-        err,
-    };
+        ],
+    );
     out.until(
         &format!("{tag}: the old map found and kept after deletes"),
         Duration::from_secs(30),

@@ -65,52 +65,15 @@ fn prometheus_scrapes_the_agent_and_promql_returns_the_grows() {
     );
 
     // A real Prometheus server scraping every second.
-    let dir = temp("prometheus");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: map-trace\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-            agent.port
-        ),
-    )
-    .unwrap();
-    let web = free_port();
-    let mut prom = Command::new(prometheus_dir().join("prometheus"))
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let prom = Prometheus::scraping(agent.port, "prometheus");
     let query = format!(
         "sum(map_trace_map_grows_total{{kind=\"double\",executable=\"growth\",site=\"{site}\"}})"
     );
-    let url = format!("/api/v1/query?query={}", encode(&query));
     let start = Instant::now();
-    let answer = loop {
-        if let Some(body) = http_get(web, &url) {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            if let Some(r) = v["data"]["result"].as_array().and_then(|r| r.first()) {
-                break r["value"][1].as_str().unwrap().to_string();
-            }
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = prom.kill();
-            panic!("Prometheus returned no series for {query} within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    eprintln!("PromQL {query} = {answer} after {:?}", start.elapsed());
-    let _ = prom.kill();
-    let _ = prom.wait();
-    assert_eq!(answer, expected.to_string());
+    let answer = prom.until(&query, Duration::from_secs(60), |v| v.is_some());
+    eprintln!("PromQL {query} = {answer:?} after {:?}", start.elapsed());
+    drop(prom);
+    assert_eq!(answer, Some(expected as f64));
     w.exit();
     let (f, _) = agent.stop();
     assert!(f.status.success());
@@ -194,27 +157,17 @@ fn prometheus_map_health_gauges_match_the_cli() {
     agent.wait_until(Duration::from_secs(10), "attach", |m| {
         sample(m, "map_trace_attached_processes", &[]) == 1.0
     });
-    let pid = w.id().to_string();
-    let mut mt = cli()
-        .args([
-            "--pid",
-            &pid,
+    let (mt, out, err) = attach_to(
+        w.id(),
+        &[
             "--format",
             "json",
             "--sample-interval",
             "1s",
             "--discover",
             "0",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = Lines::new(mt.stderr.take().unwrap());
-    err.wait_for("map-trace: attached", Duration::from_secs(60));
-    // Read as it comes: a full pipe would stall its sampling.
-    let out = Lines::new(mt.stdout.take().unwrap());
+        ],
+    );
     let prom = Prometheus::scraping(agent.port, "prometheus-health");
     w.step("go", "phase filled");
     let seen = w.stderr_seen().to_vec();
