@@ -14,13 +14,17 @@ pub const EXE_COST_MAP: &str = "EXE_COST";
 /// and deletes a process's entries when its window ends.
 pub const DISCOVERED_MAP: &str = "DISCOVERED";
 
+/// `Array<u32>` of one entry: 1 while the discovery window is open.
+pub const DISCOVERING_MAP: &str = "DISCOVERING";
+
 /// Every map userspace opens by name.
-pub const MAPS: [&str; 5] = [
+pub const MAPS: [&str; 6] = [
     EVENTS_MAP,
     LAYOUTS_MAP,
     COUNTERS_MAP,
     EXE_COST_MAP,
     DISCOVERED_MAP,
+    DISCOVERING_MAP,
 ];
 
 /// Uprobe on the body of `runtime.hashGrow` (classic hash maps, Go 1.18–1.23, `noswissmap`).

@@ -4,7 +4,7 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_attach_cookie, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::ProbeContext,
     EbpfContext,
 };
@@ -219,6 +219,12 @@ pub static PENDING_REHASH: LruHashMap<PendingKey, SwissEvent> =
 #[map(name = "PENDING_EVACUATE")]
 pub static PENDING_EVACUATE: LruHashMap<PendingKey, EvacuateStepEvent> =
     LruHashMap::with_max_entries(16384, 0);
+
+/// 1 while the `--discover` window is open. Userspace clears it when the window closes: the
+/// probes' release then takes seconds (the kernel releases one uprobe at a time), and until
+/// it is done each hit costs only its trap.
+#[map(name = "DISCOVERING")]
+pub static DISCOVERING: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Maps the discovery probes saw (`--discover`): an LRU table, so a program that makes maps
 /// faster than userspace reads them loses its short-lived ones first, not the maps it keeps

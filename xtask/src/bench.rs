@@ -690,7 +690,7 @@ fn run_with_cpu(cmd: &mut Command) -> Result<(u64, f64)> {
 
 /// One `--pid` run for the discovery bench: the fixture started with `-wait`, map-trace
 /// attached with `flags` (none: untraced), then the fixture let go. Returns its fill_ns and
-/// map-trace's summary (null when untraced).
+/// the summary's `sampling.discovery` (null when untraced or off).
 fn pid_run(bin: &Path, fx: &Path, flags: Option<&[&str]>, args: &[&str]) -> Result<(u64, Value)> {
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;
@@ -738,15 +738,18 @@ fn pid_run(bin: &Path, fx: &Path, flags: Option<&[&str]>, args: &[&str]) -> Resu
         bail!("{fx:?} {args:?} failed: {status}");
     }
     let ns = fill_ns(&rest)?;
-    let summary = match mt.as_mut() {
+    // Only the summary's discovery object is kept: a whole summary of this workload (every map
+    // it grew) is hundreds of MB parsed, and the runs are kept until the table is printed.
+    let discovery = match mt.as_mut() {
         Some(c) => {
             c.wait()?;
             let text = fs::read_to_string(&out)?;
-            serde_json::from_str(text.lines().last().unwrap_or("null"))?
+            let mut summary: Value = serde_json::from_str(text.lines().last().unwrap_or("null"))?;
+            summary["sampling"]["discovery"].take()
         }
         None => Value::Null,
     };
-    Ok((ns, summary))
+    Ok((ns, discovery))
 }
 
 /// Section 10: the `--discover` window's cost to a busy program attached by pid: the JSON API
@@ -787,10 +790,7 @@ fn discovery_bench(bin: &Path, fixtures: &Path) -> Result<Vec<Value>> {
         let base = median(runs[0].iter().map(|r| r.0).collect());
         for (i, (name, _)) in modes.iter().enumerate() {
             let t = median(runs[i].iter().map(|r| r.0).collect());
-            let d = runs[i]
-                .last()
-                .map(|r| r.1["sampling"]["discovery"].clone())
-                .unwrap_or(Value::Null);
+            let d = runs[i].last().map(|r| r.1.clone()).unwrap_or(Value::Null);
             let hits = d["hits"].as_u64();
             println!(
                 "{v:<8} {name:<34} {:>10.1} {:>7.3} {:>11} {:>9} {:>8}",

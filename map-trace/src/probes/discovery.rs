@@ -49,6 +49,7 @@ impl Window {
         pid: u32,
         length: Duration,
     ) -> Result<Self> {
+        probes.set_discovering(true)?;
         links.append(probes.attach_sites(sites, exe, Scope::Process(pid), || Ok(()))?);
         let opened = Instant::now();
         Ok(Self {
@@ -73,6 +74,8 @@ impl Window {
     /// kernel, and the session's loop must not), then reads and empties the process's table
     /// entries.
     pub fn close(self, probes: &mut Probes, links: &mut Links, ended: &'static str) -> Harvest {
+        // First, so that the hits until the release is done cost only their traps.
+        let _ = probes.set_discovering(false);
         probes.detach_in_background(links.take_family(Family::Discovery));
         Harvest {
             found: probes.take_discovered(self.pid),

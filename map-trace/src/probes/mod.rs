@@ -5,7 +5,7 @@ use std::{num::NonZeroU32, path::Path};
 
 use anyhow::{Context, Result};
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
     programs::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
         ProgramError, RawTracePoint, UProbe,
@@ -341,6 +341,18 @@ impl Probes {
             .take_map(names::EVENTS_MAP)
             .context("EVENTS map missing")?;
         Ok(crate::events::reader::Ring::new(RingBuf::try_from(map)?))
+    }
+
+    /// Opens (`true`) or closes the discovery window: closed, the probes return at once.
+    pub fn set_discovering(&mut self, open: bool) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut(names::DISCOVERING_MAP)
+            .context("DISCOVERING map missing")?;
+        let mut flag: Array<_, u32> = Array::try_from(map)?;
+        flag.set(0, u32::from(open), 0)
+            .context("writing the discovery flag")?;
+        Ok(())
     }
 
     /// Takes what the discovery probes found in process `pid`: `(header, what was seen)`, the
