@@ -17,14 +17,18 @@ pub const DISCOVERED_MAP: &str = "DISCOVERED";
 /// `Array<u32>` of one entry: 1 while the discovery window is open.
 pub const DISCOVERING_MAP: &str = "DISCOVERING";
 
+/// `PerCpuHashMap<u64, u64>`: hits per discovery probe, by probed address.
+pub const ACCESS_HITS_MAP: &str = "ACCESS_HITS";
+
 /// Every map userspace opens by name.
-pub const MAPS: [&str; 6] = [
+pub const MAPS: [&str; 7] = [
     EVENTS_MAP,
     LAYOUTS_MAP,
     COUNTERS_MAP,
     EXE_COST_MAP,
     DISCOVERED_MAP,
     DISCOVERING_MAP,
+    ACCESS_HITS_MAP,
 ];
 
 /// Uprobe on the body of `runtime.hashGrow` (classic hash maps, Go 1.18–1.23, `noswissmap`).

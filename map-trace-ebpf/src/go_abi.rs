@@ -78,6 +78,21 @@ pub fn arg_fixed(ctx: &ProbeContext, n: usize) -> u64 {
     unsafe { core::ptr::read_volatile(&v) }
 }
 
+/// The probed instruction's address (the uprobe's address in the process).
+#[inline(always)]
+pub fn ip(ctx: &ProbeContext) -> u64 {
+    // SAFETY: as in `arg`.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        regs.rip
+    }
+    #[cfg(bpf_target_arch = "aarch64")]
+    {
+        regs.pc
+    }
+}
+
 /// The current goroutine's `g` pointer.
 #[inline(always)]
 pub fn g(ctx: &ProbeContext) -> u64 {

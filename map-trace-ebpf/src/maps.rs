@@ -226,6 +226,11 @@ pub static PENDING_EVACUATE: LruHashMap<PendingKey, EvacuateStepEvent> =
 #[map(name = "DISCOVERING")]
 pub static DISCOVERING: Array<u32> = Array::with_max_entries(1, 0);
 
+/// Hits per discovery probe, by probed address: userspace releases the busiest first (the
+/// kernel releases uprobes one at a time, and the others keep trapping until their turn).
+#[map(name = "ACCESS_HITS")]
+pub static ACCESS_HITS: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(64, 0);
+
 /// Maps the discovery probes saw (`--discover`): an LRU table, so a program that makes maps
 /// faster than userspace reads them loses its short-lived ones first, not the maps it keeps
 /// using. Userspace reads and deletes a process's entries when its window ends.

@@ -218,7 +218,10 @@ async fn stream(
                 &mut probes,
                 &mut links,
                 &plan.discovery,
-                &target.exe,
+                (
+                    &target.exe,
+                    plan.heap.as_ref().ok().and_then(|h| h.pie_first_load),
+                ),
                 pid,
                 length,
             ) {
@@ -378,7 +381,7 @@ async fn stream(
                     collecting.send(Control::Detached(notice.detached));
                 }
                 // The budget shed the discovery probes: the window closes now.
-                if discovery.is_some() && !links.has(overhead::Family::Discovery) {
+                if discovery.is_some() && governor.has_shed(overhead::Family::Discovery) {
                     if let Some(w) = discovery.take() {
                         collecting.send(Control::Discovered(w.close(&mut probes, &mut links, "budget")));
                     }

@@ -31,6 +31,14 @@ pub fn map_access(ctx: ProbeContext) -> u32 {
 
 fn map_access_handler(ctx: ProbeContext) -> u32 {
     maps::count(Counter::HitsMapAccess);
+    let ip = go_abi::ip(&ctx);
+    match maps::ACCESS_HITS.get_ptr_mut(&ip) {
+        // SAFETY: a per-CPU value pointer from a successful lookup, written only by this CPU.
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            let _ = maps::ACCESS_HITS.insert(&ip, &1, 0);
+        }
+    }
     if maps::DISCOVERING.get(0).copied() != Some(1) {
         return 0;
     }

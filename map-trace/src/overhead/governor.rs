@@ -99,6 +99,11 @@ impl Governor {
 
     /// Remembers that `family` was shed (detached, or from now on sampled at `sampled_duty`)
     /// with `share` of the target's CPU time, and tells the outputs and the user.
+    /// Whether the budget shed `family`.
+    pub fn has_shed(&self, family: Family) -> bool {
+        self.detached.iter().any(|d| d.0 == family)
+    }
+
     fn shed(
         &mut self,
         family: Family,
@@ -162,10 +167,12 @@ impl Governor {
                 untimed.flags &= !LAYOUT_TIMED_RESIZES;
                 probes.set_layout(Scope::Process(self.pid), untimed)?;
                 self.retiring.append(links.take_family(family));
-            } else {
+            } else if family != Family::Discovery {
                 // Shed for good (only the duty-cycled event probes come back, below).
                 probes.detach_in_background(links.take_family(family));
             }
+            // The discovery window's probes: the session closes the window, which releases
+            // them busiest first.
             let keeps = match family {
                 Family::TimedResizes => "; resizes are still reported, untimed",
                 Family::GrowthEnds => {

@@ -56,6 +56,18 @@ impl Links {
         self.0.is_empty()
     }
 
+    /// Sorts by `key` (stable), for [`Probes::detach_in_order_in_background`].
+    pub fn sorted_by_key<K: Ord>(mut self, mut key: impl FnMut(usize) -> K) -> Links {
+        let mut idx: Vec<(K, Link)> = self
+            .0
+            .drain(..)
+            .enumerate()
+            .map(|(i, l)| (key(i), l))
+            .collect();
+        idx.sort_by(|a, b| a.0.cmp(&b.0));
+        Links(idx.into_iter().map(|(_, l)| l).collect())
+    }
+
     /// Takes every link out of its program ([`Probes::take_link`]): each stays attached until
     /// dropped, which may then happen on another thread.
     pub fn take_all(self, probes: &mut Probes) -> Vec<super::TakenLink> {
@@ -131,6 +143,20 @@ impl Probes {
                 .name("detach".into())
                 .spawn(move || drop(l));
         }
+    }
+
+    /// Detaches `links` in their order, one after the other, on one thread of its own (the
+    /// kernel releases uprobes one at a time anyway: the order says which stop first).
+    pub fn detach_in_order_in_background(&mut self, links: Links) {
+        let taken = links.take_all(self);
+        // A thread that cannot be started drops them here, waiting.
+        let _ = std::thread::Builder::new()
+            .name("detach".into())
+            .spawn(move || {
+                for l in taken {
+                    drop(l);
+                }
+            });
     }
 
     /// Detaches one family of `links`.

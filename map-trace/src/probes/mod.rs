@@ -355,6 +355,20 @@ impl Probes {
         Ok(())
     }
 
+    /// Hits per discovery probe so far, by probed address in the process, summed over CPUs.
+    pub fn access_hits(&self) -> Vec<(u64, u64)> {
+        let Some(map) = self.ebpf.map(names::ACCESS_HITS_MAP) else {
+            return vec![];
+        };
+        let Ok(hits) = PerCpuHashMap::<&MapData, u64, u64>::try_from(map) else {
+            return vec![];
+        };
+        hits.iter()
+            .filter_map(Result::ok)
+            .map(|(ip, v)| (ip, v.iter().sum()))
+            .collect()
+    }
+
     /// Takes what the discovery probes found in process `pid`: `(header, what was seen)`, the
     /// entries removed from the table. Entries the probes add meanwhile stay for the next call.
     pub fn take_discovered(&mut self, pid: u32) -> Vec<(u64, Discovered)> {
