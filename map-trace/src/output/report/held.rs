@@ -92,7 +92,9 @@ impl Held {
         h.push_str(
             "<section id=\"held\">\n<h2>What the maps hold now</h2>\n<p>Map samples \
              (every <code>--sample-interval</code>): the live entries and the heap storage of \
-             the maps seen growing, at their last samples; <em>retained</em> is storage beyond \
+             the maps seen growing (and those <code>--discover</code> found: \
+             \"used at\" the code that used them), at their last samples; <em>retained</em> \
+             is storage beyond \
              what <code>make(map[K]V, len)</code> would hold. Go never shrinks a map.</p>\n",
         );
         let mut sites = sites;
