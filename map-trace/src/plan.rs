@@ -621,6 +621,13 @@ mod tests {
     use crate::error::{classify, EXIT_BAD_TARGET};
 
     #[test]
+    fn test_a_function_table_at_the_top_of_the_address_space_is_refused_not_a_panic() {
+        // Found by the inspect fuzz target: .gopclntab's address + 24 overflowed.
+        let data = include_bytes!("symbols/testdata/fuzz-inspect-pclntab-at-top.elf");
+        assert!(inspect_bytes(data, Options::default()).is_err());
+    }
+
+    #[test]
     fn test_inspect_rejects_non_go() {
         let e = inspect_bytes(b"#!/bin/sh\n", Options::default()).unwrap_err();
         assert_eq!(classify(&e).code, EXIT_BAD_TARGET);

@@ -190,9 +190,10 @@ impl<'data> Elf<'data> {
     /// textStart. Either is a relocated pointer in a PIE.
     pub fn go_pclntab(&self) -> Option<(&'data [u8], Option<u64>)> {
         let (vaddr, data) = self.section_any(&[".gopclntab", ".data.rel.ro.gopclntab"])?;
+        // A damaged file's section address can sit at the end of the address space.
         let text_base = match self.section_any(&[".go.module", ".data.rel.ro.go.module"]) {
-            Some((module, _)) => self.pointer_at(module + 176),
-            None => self.pointer_at(vaddr + 24),
+            Some((module, _)) => module.checked_add(176).and_then(|a| self.pointer_at(a)),
+            None => vaddr.checked_add(24).and_then(|a| self.pointer_at(a)),
         }
         .filter(|&b| b != 0);
         Some((data, text_base))
