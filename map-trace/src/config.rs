@@ -127,6 +127,9 @@ impl Trace {
             (None, false) => TargetSpec::Launch(a.command.clone()),
             (None, true) => return Err(TargetError::Nothing),
         };
+        let discover =
+            (a.pid.is_some() && !a.no_sampling && a.max_sampled_maps > 0 && !a.discover.is_zero())
+                .then_some(a.discover);
         Ok(Self {
             target,
             plan: plan::Options {
@@ -135,6 +138,7 @@ impl Trace {
                 timed_resizes: true,
                 evacuation: a.evacuation,
                 slices: a.slices,
+                discovery: discover.is_some(),
             },
             ring_bytes: crate::probes::ring_buffer_bytes(a.ring_buffer_size),
             duration: a.duration,
@@ -146,11 +150,7 @@ impl Trace {
                 interval: a.sample_interval.max(Duration::from_millis(10)),
                 max_maps: a.max_sampled_maps,
             }),
-            discover: (a.pid.is_some()
-                && !a.no_sampling
-                && a.max_sampled_maps > 0
-                && !a.discover.is_zero())
-            .then_some(a.discover),
+            discover,
             kept: crate::timeline::health::KeptRule {
                 ratio: a.kept_ratio.max(1),
                 min_bytes: a.kept_min_bytes,

@@ -185,6 +185,8 @@ pub struct Options {
     /// Swiss maps: time each table resize with probes on `rehash`'s RETs (single-stepped; the
     /// `timed_resizes` family a budget sheds first).
     pub timed_resizes: bool,
+    /// `--discover` (a `--pid` attach): find the map access functions' probe sites.
+    pub discovery: bool,
 }
 
 /// Reads and inspects an executable.
@@ -437,12 +439,17 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         }
     }
     let heap = heap_plan(&elf, &symbols, &go_version, arch, layout.map_impl);
-    let discovery = symbols
-        .functions(&names::MAP_ACCESS_FUNCTIONS)
-        .into_iter()
-        .zip(names::MAP_ACCESS_FUNCTIONS)
-        .filter_map(|(f, name)| body_site(&elf, arch, names::PROG_MAP_ACCESS, name, f?).ok())
-        .collect();
+    // Another pass over the symbols, so only when a window will use them.
+    let discovery = if opts.discovery {
+        symbols
+            .functions(&names::MAP_ACCESS_FUNCTIONS)
+            .into_iter()
+            .zip(names::MAP_ACCESS_FUNCTIONS)
+            .filter_map(|(f, name)| body_site(&elf, arch, names::PROG_MAP_ACCESS, name, f?).ok())
+            .collect()
+    } else {
+        vec![]
+    };
     Ok(Plan {
         go_version,
         go_version_source,
