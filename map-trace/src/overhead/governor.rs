@@ -97,13 +97,13 @@ impl Governor {
             .collect()
     }
 
-    /// Remembers that `family` was shed (detached, or from now on sampled at `sampled_duty`)
-    /// with `share` of the target's CPU time, and tells the outputs and the user.
     /// Whether the budget shed `family`.
     pub fn has_shed(&self, family: Family) -> bool {
         self.detached.iter().any(|d| d.0 == family)
     }
 
+    /// Remembers that `family` was shed (detached, or from now on sampled at `sampled_duty`)
+    /// with `share` of the target's CPU time, and tells the outputs and the user.
     fn shed(
         &mut self,
         family: Family,
@@ -157,7 +157,7 @@ impl Governor {
         let percent = b.percent();
         let hits_of = |family| hits.iter().find(|h| h.0 == family).map_or(0, |h| h.1);
         for (family, share) in verdict.detach {
-            if self.detached.iter().any(|d| d.0 == family) {
+            if self.has_shed(family) {
                 continue;
             }
             if family == Family::TimedResizes {

@@ -97,7 +97,7 @@ impl Window {
         let mine = links
             .take_family(Family::Discovery)
             .sorted_by_key(|i| std::cmp::Reverse(at.get(i).and_then(|a| hits.get(a)).copied()));
-        probes.detach_in_order_in_background(mine);
+        probes.detach_in_background(mine);
         Harvest {
             found: probes.take_discovered(self.pid),
             window: self.opened.elapsed(),

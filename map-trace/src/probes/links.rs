@@ -56,7 +56,7 @@ impl Links {
         self.0.is_empty()
     }
 
-    /// Sorts by `key` (stable), for [`Probes::detach_in_order_in_background`].
+    /// Sorts by `key` (stable), for [`Probes::detach_in_background`].
     pub fn sorted_by_key<K: Ord>(mut self, mut key: impl FnMut(usize) -> K) -> Links {
         let mut idx: Vec<(K, Link)> = self
             .0
@@ -131,32 +131,19 @@ impl Probes {
         }
     }
 
-    /// Detaches `links` for good without waiting for it. Each uprobe's release waits in the
-    /// kernel for a grace period (~130 ms each here, one after the other), which would stall
-    /// the caller's loop for seconds with a family of many probes; here each is released on a
-    /// thread of its own, all at once. Only for probes never attached again at the same
-    /// places (a new probe beside one still being released would count hits twice).
+    /// Detaches `links` for good without waiting for it, in their order, on one thread of its
+    /// own. Each uprobe's release waits in the kernel (~130 ms each here, and the kernel does
+    /// them one at a time, so a thread per probe is no faster), which would stall the caller's
+    /// loop for seconds with a family of many probes; the order says which stop trapping
+    /// first. Only for probes never attached again at the same places (a new probe beside one
+    /// still being released would count hits twice).
     pub fn detach_in_background(&mut self, links: Links) {
-        for l in links.take_all(self) {
-            // A thread that cannot be started drops its link here, waiting.
-            let _ = std::thread::Builder::new()
-                .name("detach".into())
-                .spawn(move || drop(l));
-        }
-    }
-
-    /// Detaches `links` in their order, one after the other, on one thread of its own (the
-    /// kernel releases uprobes one at a time anyway: the order says which stop first).
-    pub fn detach_in_order_in_background(&mut self, links: Links) {
         let taken = links.take_all(self);
         // A thread that cannot be started drops them here, waiting.
         let _ = std::thread::Builder::new()
             .name("detach".into())
-            .spawn(move || {
-                for l in taken {
-                    drop(l);
-                }
-            });
+            // A Vec drops its elements first to last.
+            .spawn(move || drop(taken));
     }
 
     /// Detaches one family of `links`.

@@ -236,8 +236,9 @@ pub struct SiteLive {
 /// Groups per-map summaries by call site and type, most events first.
 pub fn by_site(maps: &[MapSummary], load_factor_num: u64) -> Vec<SiteSummary> {
     let mut out: Vec<SiteSummary> = vec![];
-    let mut index: FxHashMap<(Option<SourcePos>, Option<Arc<str>>, bool), usize> =
-        FxHashMap::default();
+    // Site, type, discovered.
+    type Key = (Option<SourcePos>, Option<Arc<str>>, bool);
+    let mut index: FxHashMap<Key, usize> = FxHashMap::default();
     for m in maps {
         let site = m.origin.as_deref().and_then(Origin::site).cloned();
         // Where maps grew and where discovered maps were accessed are different rows.

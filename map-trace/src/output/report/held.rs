@@ -106,17 +106,14 @@ impl Held {
         for (l, t) in sites.iter().take(super::MAX_SITE_ROWS) {
             let _ = writeln!(
                 h,
-                "<tr class=\"held-site\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr class=\"held-site\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
                 l.entries,
                 bytes(l.storage_bytes),
                 bytes(l.retained_bytes),
                 l.maps,
                 l.kept,
-                format!(
-                    "{}{}",
-                    if t.discovered { "used at " } else { "" },
-                    super::page::site_cell(t.site.as_ref())
-                ),
+                if t.discovered { "used at " } else { "" },
+                super::page::site_cell(t.site.as_ref()),
             );
         }
         h.push_str("</tbody>\n</table>\n");
