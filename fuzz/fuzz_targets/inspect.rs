@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
             growth_ends: true,
             evacuation: true,
             timed_resizes: true,
+            discovery: true,
         },
     );
 });
