@@ -110,11 +110,16 @@ pub enum Counter {
     NsSmallMaps = 21,
     /// See [`Counter::NsMaps`] (the `--discover` window's probes).
     NsDiscovery = 22,
+    /// See [`Counter::NsMaps`] (the probe on the runtime's fatal-error path).
+    NsFatal = 23,
     /// Hits of the discovery probes on the map access functions (`--discover`, `--pid` only).
-    HitsMapAccess = 23,
+    HitsMapAccess = 24,
     /// Maps the discovery probes added to the `DISCOVERED` table (an LRU table: userspace
     /// counts those it no longer finds there as evicted).
-    DiscoveryNew = 24,
+    DiscoveryNew = 25,
+    /// Hits of the probe on the runtime's fatal-error path (`runtime.fatal`; `runtime.throw`
+    /// in Go 1.18): once or twice per crash, never otherwise.
+    HitsFatal = 26,
 }
 
 /// How a hit counter's probe is named to people: in summaries, and in the agent's
@@ -150,6 +155,7 @@ impl Counter {
                 "runtime.map{access,assign,delete,…} (discovery)",
                 "map_access",
             ),
+            Counter::HitsFatal => ("runtime.fatal (the crash path)", "fatal"),
             _ => return None,
         };
         Some(HitName { summary, label })
@@ -158,7 +164,7 @@ impl Counter {
 
 /// Probe families the eBPF side times, in the order of their `Ns*` counters
 /// ([`Counter::NsMaps`] first).
-pub const TIMED_FAMILIES: usize = 7;
+pub const TIMED_FAMILIES: usize = 8;
 
 /// What one executable's probes cost (agent mode, `EXE_COST` map, per CPU): hits and handler
 /// nanoseconds per family, indexed as the `Ns*` counters from [`Counter::NsMaps`].
@@ -188,4 +194,4 @@ impl core::ops::AddAssign for ExeCost {
 pub const COOKIE_BASE: u64 = 1 << 32;
 
 /// Number of slots in the `COUNTERS` array.
-pub const COUNTER_SLOTS: u32 = 25;
+pub const COUNTER_SLOTS: u32 = 27;

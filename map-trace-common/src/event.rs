@@ -49,6 +49,9 @@ pub enum EventKind {
     MapEvacuated = 8,
     /// A [`EvacuateStepEvent`]: one `evacuate` call moved one old bucket (`--evacuation`).
     MapEvacuateStep = 9,
+    /// A [`MapFatalEvent`]: a goroutine entered the runtime's fatal-error path (the process is
+    /// about to die); userspace keeps the map misuse messages.
+    MapFatal = 10,
 }
 
 /// A record kind this build does not know.
@@ -68,6 +71,7 @@ impl TryFrom<u32> for EventKind {
             7 => Ok(EventKind::SliceGrow),
             8 => Ok(EventKind::MapEvacuated),
             9 => Ok(EventKind::MapEvacuateStep),
+            10 => Ok(EventKind::MapFatal),
             other => Err(UnknownKind(other)),
         }
     }
@@ -248,6 +252,68 @@ pub struct EvacuateStepEvent {
 
 const _: () = assert!(core::mem::size_of::<EvacuateStepEvent>() == 64);
 
+/// Bytes of the fatal error's message a [`MapFatalEvent`] carries (the map messages are at most
+/// 38).
+pub const FATAL_MESSAGE_BYTES: usize = 64;
+/// Registers a [`MapFatalEvent`] carries, in the eBPF side's `go_abi::reg` order (amd64: the 13
+/// of [`crate::names::X86_64_REGS`], the rest zero; arm64: R0–R26).
+pub const FATAL_REGS: usize = 27;
+/// Bytes of the goroutine's stack a [`MapFatalEvent`] carries, from the stack pointer up: the
+/// frames of the map function that called `fatal` and of its callers, where userspace looks
+/// for the map the function was given.
+pub const FATAL_WINDOW: usize = 2048;
+
+/// `runtime.fatal(s string)` was entered (Go 1.19+; `runtime.throw` in 1.18): the runtime is
+/// about to print `fatal error: <s>` and kill the process. Sent for every fatal error;
+/// userspace reports the map misuse ones ("concurrent map writes", …).
+///
+/// Go keeps nothing in callee-saved registers and `fatal` is given only the message, so the
+/// record carries what userspace needs to find the map itself: the registers and the stack
+/// as the map function left them at its `CALL fatal`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapFatalEvent {
+    /// Common header, `kind == EventKind::MapFatal`.
+    pub header: EventHeader,
+    /// Stack pointer at the probe (`fatal`'s entry: amd64 points at the return address).
+    pub sp: u64,
+    /// Frame pointer at the probe (RBP, X29): the calling function's.
+    pub fp: u64,
+    /// General registers at the probe (see [`FATAL_REGS`]).
+    pub regs: [u64; FATAL_REGS],
+    /// The message's length in bytes (may exceed [`FATAL_MESSAGE_BYTES`]).
+    pub message_len: u64,
+    /// Its first bytes.
+    pub message: [u8; FATAL_MESSAGE_BYTES],
+    /// Bytes of `window` read (0 when the stack could not be read).
+    pub window_len: u32,
+    /// Bit 0: a read of target memory failed.
+    pub read_error: u32,
+    /// The caller chain at the probe.
+    pub stack: Stack,
+    /// The stack from `sp` up.
+    pub window: [u8; FATAL_WINDOW],
+}
+
+const _: () = assert!(core::mem::size_of::<MapFatalEvent>() == 32 + 16 + 216 + 8 + 64 + 8 + 72 + 2048);
+
+impl Default for MapFatalEvent {
+    fn default() -> Self {
+        MapFatalEvent {
+            header: EventHeader::default(),
+            sp: 0,
+            fp: 0,
+            regs: [0; FATAL_REGS],
+            message_len: 0,
+            message: [0; FATAL_MESSAGE_BYTES],
+            window_len: 0,
+            read_error: 0,
+            stack: Stack::default(),
+            window: [0; FATAL_WINDOW],
+        }
+    }
+}
+
 /// Views a plain-data record as its bytes, e.g. to build ring-buffer records in tests.
 pub fn as_bytes<T: WireRecord>(v: &T) -> &[u8] {
     // SAFETY: WireRecord is only implemented for repr(C) types without implicit padding, so every
@@ -276,6 +342,8 @@ unsafe impl WireRecord for SliceEvent {}
 unsafe impl WireRecord for MapEvacuatedEvent {}
 // SAFETY: as above.
 unsafe impl WireRecord for EvacuateStepEvent {}
+// SAFETY: as above.
+unsafe impl WireRecord for MapFatalEvent {}
 
 /// Key of the `DISCOVERED` table: a map header seen by a discovery probe, per process (two
 /// processes of one non-PIE executable can have maps at the same addresses).

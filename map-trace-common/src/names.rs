@@ -99,9 +99,13 @@ pub const fn evac_regs(arch: &str) -> usize {
     }
 }
 
+/// Body uprobe on `runtime.fatal` (Go 1.19+; `runtime.throw` in 1.18), where the runtime kills
+/// a process that misused a map ("concurrent map writes", …): part of the default probes.
+pub const PROG_MAP_FATAL: &str = "map_fatal";
+
 /// Every program userspace loads or attaches by name, except the per-register
 /// [`PROG_HMAP_EVACUATED`] (see [`programs_for`]).
-pub const PROGRAMS: [&str; 12] = [
+pub const PROGRAMS: [&str; 13] = [
     PROG_HMAP_HASH_GROW,
     PROG_SWISS_GROW_TO_TABLE,
     PROG_SWISS_REHASH,
@@ -114,6 +118,7 @@ pub const PROGRAMS: [&str; 12] = [
     PROG_HMAP_EVACUATE_RET,
     PROG_CALIBRATE,
     PROG_MAP_ACCESS,
+    PROG_MAP_FATAL,
 ];
 
 /// Every program name the object built for `arch` must hold.

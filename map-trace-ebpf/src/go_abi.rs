@@ -125,3 +125,63 @@ pub fn return_and_fp(ctx: &ProbeContext) -> (u64, u64) {
         (regs.regs[30], regs.regs[29])
     }
 }
+
+/// The stack pointer at the probe (amd64 RSP, arm64 SP).
+#[inline(always)]
+pub fn sp(ctx: &ProbeContext) -> u64 {
+    // SAFETY: as in `arg`.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        regs.rsp
+    }
+    #[cfg(bpf_target_arch = "aarch64")]
+    {
+        regs.sp
+    }
+}
+
+/// The frame pointer at the probe (amd64 RBP, arm64 X29).
+#[inline(always)]
+pub fn fp(ctx: &ProbeContext) -> u64 {
+    // SAFETY: as in `arg`.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        regs.rbp
+    }
+    #[cfg(bpf_target_arch = "aarch64")]
+    {
+        regs.regs[29]
+    }
+}
+
+/// Every register of the [`reg`] list into `out` (zero past the list's end on amd64).
+#[inline(always)]
+pub fn all_regs(ctx: &ProbeContext, out: &mut [u64; map_trace_common::event::FATAL_REGS]) {
+    // SAFETY: as in `arg`.
+    let regs = unsafe { &*ctx.regs };
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        *out = [0; map_trace_common::event::FATAL_REGS];
+        out[0] = regs.rax;
+        out[1] = regs.rbx;
+        out[2] = regs.rcx;
+        out[3] = regs.rdi;
+        out[4] = regs.rsi;
+        out[5] = regs.r8;
+        out[6] = regs.r9;
+        out[7] = regs.r10;
+        out[8] = regs.r11;
+        out[9] = regs.rdx;
+        out[10] = regs.r12;
+        out[11] = regs.r13;
+        out[12] = regs.r15;
+    }
+    #[cfg(bpf_target_arch = "aarch64")]
+    {
+        for (i, r) in out.iter_mut().enumerate() {
+            *r = regs.regs[i];
+        }
+    }
+}

@@ -35,6 +35,7 @@ use crate::{
     symbols::symbolize::{ProcessMap, Symbolizer},
     target::procfs,
     timeline::{
+        fatal::FatalMap,
         health::{DiscoveryReport, Found, Outcome},
         to_unix_ns, Origin, SampleTarget,
     },
@@ -448,5 +449,21 @@ impl Resolve for ProcessSites {
     /// The Go type name of a map type descriptor at `addr`.
     fn type_name(&mut self, addr: u64) -> Option<Arc<str>> {
         self.symbolizer.as_mut()?.type_name(addr, self.map.as_ref())
+    }
+
+    fn locate_fatal(&mut self, pid: u32, ev: &map_trace_common::event::MapFatalEvent) -> FatalMap {
+        let Some(sym) = self.symbolizer.as_ref() else {
+            return FatalMap {
+                function: None,
+                map: None,
+                found: "the executable could not be read".into(),
+                maptype: None,
+            };
+        };
+        if sym.needs_process_map() && !self.map_tried {
+            self.map_tried = true;
+            self.map = ProcessMap::read(pid, self.ino);
+        }
+        sym.locate_fatal(ev, self.map.as_ref()).into()
     }
 }

@@ -8,7 +8,7 @@
 
 use std::{io, sync::Arc};
 
-use map_trace_common::event::Stack;
+use map_trace_common::event::{MapFatalEvent, Stack};
 use rustc_hash::FxHashSet;
 
 use crate::{
@@ -16,6 +16,7 @@ use crate::{
     output::{EndInfo, Sink, StartInfo},
     overhead::{Detached, Overhead},
     timeline::{
+        fatal::{ConcurrentWrite, FatalMap, Misuse},
         health::{DiscoveryReport, Found, Outcome, SamplingReport},
         interpret, interpret_evacuate_step, interpret_evacuated, interpret_slice, interpret_swiss,
         Origin, SampleNews, SampleTarget, Timeline,
@@ -28,6 +29,15 @@ pub trait Resolve {
     fn origin(&mut self, pid: u32, stack: &Stack) -> Option<Arc<Origin>>;
     /// The Go type name of the type descriptor at `addr` (e.g. `map[int]int`).
     fn type_name(&mut self, addr: u64) -> Option<Arc<str>>;
+    /// Where the map of a fatal error of process `pid` was (see `symbols::fatal`).
+    fn locate_fatal(&mut self, _pid: u32, _ev: &MapFatalEvent) -> FatalMap {
+        FatalMap {
+            function: None,
+            map: None,
+            found: "no executable to decode".into(),
+            maptype: None,
+        }
+    }
 }
 
 /// A resolver with no symbols: every stack unsymbolized, every type unnamed (benchmarks and
@@ -93,6 +103,15 @@ pub struct SessionEnd {
 /// Most maps remembered as hidden: a long session forgets old runtime maps rather than grow.
 const MAX_HIDDEN_MAPS: usize = 1 << 16;
 
+/// Most fatal errors kept for the summary (a crash has one or two).
+const MAX_FATAL: usize = 64;
+
+/// A fatal-error record's message (its first bytes).
+pub fn fatal_message(ev: &MapFatalEvent) -> String {
+    let n = (ev.message_len as usize).min(ev.message.len());
+    String::from_utf8_lossy(&ev.message[..n]).into_owned()
+}
+
 /// Decodes records and feeds the timeline and the sink.
 pub struct Pipeline<R> {
     settings: Settings,
@@ -114,6 +133,8 @@ pub struct Pipeline<R> {
     slices_below: u64,
     /// What map sampling did.
     sampling: SamplingReport,
+    /// Map misuse the runtime killed the process for.
+    fatal: Vec<ConcurrentWrite>,
 }
 
 impl<R: Resolve> Pipeline<R> {
@@ -140,6 +161,7 @@ impl<R: Resolve> Pipeline<R> {
                 rule: settings_rule,
                 ..SamplingReport::default()
             },
+            fatal: vec![],
         }
     }
 
@@ -365,10 +387,51 @@ impl<R: Resolve> Pipeline<R> {
                 s.elem_type_name = self.resolver.type_name(ev.elem_type);
                 self.emit(|k| k.slice(&s));
             }
+            Ok(Event::Fatal(ev)) => {
+                if ev.header.pid != pid {
+                    return;
+                }
+                if let Some(c) = self.concurrent_write(&ev) {
+                    if self.fatal.len() < MAX_FATAL {
+                        self.fatal.push(c.clone());
+                    }
+                    self.emit(|s| s.concurrent_write(&c));
+                    // The process is dying: the user sees this now, not at the next batch.
+                    self.flush();
+                }
+            }
             // Only the agent attaches the exec tracepoint.
             Ok(Event::Exec(_)) => {}
             Err(_) => self.undecodable += 1,
         }
+    }
+
+    /// A fatal-error record as reported, or `None` for a fatal error that is not a map misuse.
+    fn concurrent_write(&mut self, ev: &MapFatalEvent) -> Option<ConcurrentWrite> {
+        let kind = Misuse::of(&fatal_message(ev))?;
+        let pid = ev.header.pid;
+        let located = self.resolver.locate_fatal(pid, ev);
+        let origin = self.resolver.origin(pid, &ev.stack);
+        let known = located.map.and_then(|m| self.timeline.known(m));
+        let known_origin = known.and_then(|k| k.origin.clone());
+        let known_type = known.and_then(|k| k.type_name.clone());
+        let type_name = located
+            .maptype
+            .and_then(|t| self.resolver.type_name(t))
+            .or(known_type);
+        Some(ConcurrentWrite {
+            time_ns: crate::timeline::to_unix_ns(ev.header.ts_ns, self.settings.mono_to_unix_ns),
+            pid,
+            tid: ev.header.tid,
+            goid: ev.header.goid,
+            kind,
+            function: located.function,
+            origin,
+            map: located.map,
+            found: located.found,
+            type_name,
+            known_origin,
+        })
     }
 
     /// Tracing ended: the summary goes to the sink.
@@ -409,6 +472,7 @@ impl<R: Resolve> Pipeline<R> {
             overhead: ending.overhead,
             history_cuts,
             health: std::mem::take(&mut self.sampling),
+            fatal: std::mem::take(&mut self.fatal),
         };
         self.sink.finish(&end)
     }

@@ -240,6 +240,10 @@ const REHASH: &str = "internal/runtime/maps.(*table).rehash";
 const TABLE_GROW: &str = "internal/runtime/maps.(*table).grow";
 const TABLE_SPLIT: &str = "internal/runtime/maps.(*table).split";
 const GROWSLICE: &str = "runtime.growslice";
+/// Where the runtime kills a process for a map misuse (Go 1.19+) …
+const FATAL: &str = "runtime.fatal";
+/// … and, before `fatal` existed (Go 1.18), for any runtime error.
+const THROW: &str = "runtime.throw";
 const ADVANCE_EVACUATION_MARK: &str = "runtime.advanceEvacuationMark";
 const EVACUATE: [&str; 4] = [
     "runtime.evacuate",
@@ -285,7 +289,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             }
         })?)
     };
-    let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table, growslice, advance_mark, ev0, ev32, ev64, evstr] =
+    let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table, growslice, advance_mark, ev0, ev32, ev64, evstr, fatal, throw] =
         symbols.functions(&[
             HASH_GROW,
             REHASH,
@@ -299,6 +303,8 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             EVACUATE[1],
             EVACUATE[2],
             EVACUATE[3],
+            FATAL,
+            THROW,
         ])[..]
     else {
         unreachable!("one result per name")
@@ -420,6 +426,14 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
                 }
             }
         }
+    }
+    // The crash path: costs nothing until a map misuse kills the process.
+    match (fatal, throw) {
+        (Some(f), _) => probes.push(body_site(&elf, arch, names::PROG_MAP_FATAL, FATAL, f)?),
+        (None, Some(f)) => probes.push(body_site(&elf, arch, names::PROG_MAP_FATAL, THROW, f)?),
+        (None, None) => warnings.push(format!(
+            "neither {FATAL} nor {THROW} is in this binary: a concurrent map misuse that kills the process is not reported"
+        )),
     }
     if opts.slices {
         match growslice {

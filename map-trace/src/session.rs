@@ -538,6 +538,13 @@ fn probe_hits(probes: &Probes, plan: &Plan, opts: &plan::Options) -> Vec<(String
     {
         counters.push(Counter::HitsEvacuated);
     }
+    if plan
+        .probes
+        .iter()
+        .any(|p| p.program == map_trace_common::names::PROG_MAP_FATAL)
+    {
+        counters.push(Counter::HitsFatal);
+    }
     if opts.evacuation && map_impl == MapImpl::Classic {
         counters.extend([Counter::HitsEvacuate, Counter::HitsEvacuateRet]);
     }

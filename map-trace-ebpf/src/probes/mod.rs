@@ -3,6 +3,7 @@
 pub mod calibrate;
 pub mod discover;
 pub mod exec;
+pub mod fatal;
 pub mod hmap;
 pub mod slices;
 pub mod swiss;

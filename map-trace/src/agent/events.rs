@@ -3,7 +3,10 @@
 //! the counts (scaled while duty-cycled).
 
 use super::*;
-use crate::timeline::SwissResize;
+use crate::{
+    pipeline::fatal_message,
+    timeline::{fatal::Misuse, SwissResize},
+};
 
 impl Agent {
     /// Handles one ring-buffer record.
@@ -68,6 +71,25 @@ impl Agent {
                 }
                 if let Some(sink) = self.events.as_mut() {
                     let _ = sink.swiss(&r);
+                }
+            }
+            Ok(Event::Fatal(ev)) => {
+                let Some(kind) = Misuse::of(&fatal_message(&ev)) else {
+                    return;
+                };
+                if let Some(labels) =
+                    self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind.name())
+                {
+                    // Never duty-cycled: every one is seen.
+                    self.metrics.concurrent_map_fatal.get_or_create(&labels).inc();
+                    eprintln!(
+                        "map-trace agent: pid {} ({}): fatal error: {} at {} (goroutine {})",
+                        ev.header.pid,
+                        labels.executable,
+                        kind.message(),
+                        labels.site,
+                        ev.header.goid
+                    );
                 }
             }
             // The agent does not attach the slice probes.

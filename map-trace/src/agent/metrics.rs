@@ -136,6 +136,9 @@ pub struct Metrics {
     pub map_storage: Family<HeldLabels, Gauge>,
     /// Of those, the bytes beyond what `make(map[K]V, len)` would hold.
     pub map_retained: Family<HeldLabels, Gauge>,
+    /// Goroutines the runtime killed their process for a map misuse (`kind`: writes,
+    /// read_write, iteration_write), by the call site that misused the map.
+    pub concurrent_map_fatal: Family<SiteLabels, Counter>,
 }
 
 impl Metrics {
@@ -254,8 +257,15 @@ impl Metrics {
             Unit::Bytes,
             map_retained.clone(),
         );
+        let concurrent_map_fatal = Family::<SiteLabels, Counter>::default();
+        registry.register(
+            "concurrent_map_fatal",
+            "Goroutines that reached the Go runtime's fatal error for a map misuse (kind writes: concurrent map writes; read_write: concurrent map read and map write; iteration_write: concurrent map iteration and map write), one or two per crash, by the call site",
+            concurrent_map_fatal.clone(),
+        );
         Self {
             registry,
+            concurrent_map_fatal,
             map_entries,
             map_storage,
             map_retained,

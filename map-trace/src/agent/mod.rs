@@ -368,6 +368,7 @@ impl Agent {
             Counter::HitsRehash,
             Counter::HitsSwissRet,
             Counter::HitsUnconfigured,
+            Counter::HitsFatal,
         ];
         for c in counted {
             let delta = self.counter_delta(c);

@@ -2,12 +2,12 @@
 //! here (unaligned reads of plain-data structs whose size was checked first).
 
 use map_trace_common::event::{
-    EvacuateStepEvent, EventHeader, EventKind, MapEvacuatedEvent, MapGrowEvent, SliceEvent,
-    SwissEvent, UnknownKind, WireRecord,
+    EvacuateStepEvent, EventHeader, EventKind, MapEvacuatedEvent, MapFatalEvent, MapGrowEvent,
+    SliceEvent, SwissEvent, UnknownKind, WireRecord,
 };
 
 /// A decoded record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// `runtime.hashGrow` entered.
     MapGrow(MapGrowEvent),
@@ -21,6 +21,8 @@ pub enum Event {
     Evacuated(MapEvacuatedEvent),
     /// One `evacuate*` call returned (`--evacuation`).
     EvacuateStep(EvacuateStepEvent),
+    /// A goroutine entered the runtime's fatal-error path (boxed: it carries a stack window).
+    Fatal(Box<MapFatalEvent>),
 }
 
 /// Why a record could not be decoded.
@@ -73,6 +75,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             bytes,
             "a map_evacuate_step record",
         )?)),
+        EventKind::MapFatal => Ok(Event::Fatal(Box::new(read(bytes, "a map_fatal record")?))),
     }
 }
 

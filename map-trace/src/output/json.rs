@@ -216,6 +216,53 @@ struct SwissRecord<'a> {
     stack: &'a [SourcePos],
 }
 
+/// The `map_concurrent_write` record: the runtime is killing the process for a map misuse.
+#[derive(Serialize)]
+struct ConcurrentWriteRecord<'a> {
+    event: &'static str,
+    time_ns: u64,
+    pid: u32,
+    tid: u32,
+    goid: u64,
+    /// `writes`, `read_write`, `iteration_write`.
+    kind: &'static str,
+    message: &'static str,
+    /// The goroutine's call site: first frame outside the runtime.
+    site: Option<&'a SourcePos>,
+    stack: &'a [SourcePos],
+    /// The runtime map function that called `fatal`.
+    function: Option<&'a str>,
+    /// The map header, when the decoder found it (null otherwise: see `map_found`).
+    map: Option<Hex>,
+    /// Where the map was found (`register rdx`, …), or why it was not.
+    map_found: &'a str,
+    #[serde(rename = "type")]
+    type_name: Option<&'a str>,
+    /// Where map-trace saw this map grow or used before (null: not seen).
+    map_site: Option<&'a SourcePos>,
+}
+
+/// The record of one [`crate::timeline::fatal::ConcurrentWrite`] (also in the summary).
+fn concurrent_write_struct(c: &crate::timeline::fatal::ConcurrentWrite) -> ConcurrentWriteRecord<'_> {
+    let (site, stack) = site_stack(&c.origin);
+    ConcurrentWriteRecord {
+        event: "map_concurrent_write",
+        time_ns: c.time_ns,
+        pid: c.pid,
+        tid: c.tid,
+        goid: c.goid,
+        kind: c.kind.name(),
+        message: c.kind.message(),
+        site,
+        stack,
+        function: c.function.as_deref(),
+        map: c.map.map(Hex),
+        map_found: &c.found,
+        type_name: c.type_name.as_deref(),
+        map_site: site_stack(&c.known_origin).0,
+    }
+}
+
 fn grow_struct(g: &Grow) -> GrowRecord<'_> {
     let (site, stack) = site_stack(&g.origin);
     GrowRecord {
@@ -442,6 +489,11 @@ impl<W: Write + Send> Sink for JsonSink<W> {
         })
     }
 
+    fn concurrent_write(&mut self, c: &crate::timeline::fatal::ConcurrentWrite) -> io::Result<()> {
+        self.line(&concurrent_write_struct(c))?;
+        self.out.flush()
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -456,6 +508,7 @@ impl<W: Write + Send> Sink for JsonSink<W> {
         let lfn = e.load_factor_num;
         // Keys in the order serde_json gives a `json!` object (sorted), as before.
         self.line(&SummaryRecord {
+            concurrent_writes: e.fatal.iter().map(concurrent_write_struct).collect(),
             event: "summary",
             events: e.events,
             exit_status: e.exit_status,
@@ -517,6 +570,8 @@ impl<T> Serialize for Each<'_, T> {
 /// The `summary` record (fields in sorted order, as a `json!` object writes them).
 #[derive(Serialize)]
 struct SummaryRecord<'a> {
+    /// The map misuse the runtime killed the process for (`map_concurrent_write` records).
+    concurrent_writes: Vec<ConcurrentWriteRecord<'a>>,
     event: &'static str,
     events: u64,
     exit_status: Option<i32>,

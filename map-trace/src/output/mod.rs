@@ -108,6 +108,8 @@ pub struct EndInfo {
     pub sampled: Option<Sampled>,
     /// Map sampling (`--sample-interval`): what it covered, or why it did not run.
     pub health: crate::timeline::health::SamplingReport,
+    /// The map misuse the runtime killed the process for (one or two per crash).
+    pub fatal: Vec<crate::timeline::fatal::ConcurrentWrite>,
 }
 
 /// What a duty-cycled run saw, and what that scales to.
@@ -160,6 +162,11 @@ pub trait Sink: Send {
     }
     /// A sampled map was found freed by the GC.
     fn map_freed(&mut self, _f: &MapFreed) -> io::Result<()> {
+        Ok(())
+    }
+    /// A goroutine reached the runtime's fatal error for a map misuse (the process is about
+    /// to die): written at once.
+    fn concurrent_write(&mut self, _c: &crate::timeline::fatal::ConcurrentWrite) -> io::Result<()> {
         Ok(())
     }
     /// Pushes buffered output out (called after each batch of events, so output stays live
@@ -247,6 +254,9 @@ impl Sink for Tee {
     }
     fn map_freed(&mut self, f: &MapFreed) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.map_freed(f))
+    }
+    fn concurrent_write(&mut self, c: &crate::timeline::fatal::ConcurrentWrite) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|k| k.concurrent_write(c))
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|k| k.flush())

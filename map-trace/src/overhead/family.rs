@@ -23,11 +23,14 @@ pub enum Family {
     SmallMaps,
     /// `--discover`: the map access functions, for a few seconds after a `--pid` attach.
     Discovery,
+    /// The runtime's fatal-error path (`runtime.fatal`): hit once or twice when a map misuse
+    /// kills the process, never otherwise; never shed or duty-cycled.
+    Fatal,
 }
 
 impl Family {
     /// Every family, in report order.
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::Maps,
         Family::GrowthEnds,
         Family::TimedResizes,
@@ -35,6 +38,7 @@ impl Family {
         Family::Slices,
         Family::SmallMaps,
         Family::Discovery,
+        Family::Fatal,
     ];
 
     /// The family an eBPF program belongs to.
@@ -45,6 +49,7 @@ impl Family {
             names::PROG_SWISS_GROW_TO_SMALL => Family::SmallMaps,
             names::PROG_SWISS_REHASH_RET => Family::TimedResizes,
             names::PROG_MAP_ACCESS => Family::Discovery,
+            names::PROG_MAP_FATAL => Family::Fatal,
             p if names::PROG_HMAP_EVACUATED.contains(&p) => Family::GrowthEnds,
             _ => Family::Maps,
         }
@@ -60,6 +65,7 @@ impl Family {
             Family::Slices => "slices",
             Family::SmallMaps => "small_maps",
             Family::Discovery => "discovery",
+            Family::Fatal => "fatal",
         }
     }
 
@@ -71,7 +77,7 @@ impl Family {
             Family::SmallMaps => Some("--small-maps"),
             // On by default for `--pid`, but shed on its own like an opt-in family.
             Family::Discovery => Some("--discover"),
-            Family::Maps | Family::GrowthEnds | Family::TimedResizes => None,
+            Family::Maps | Family::GrowthEnds | Family::TimedResizes | Family::Fatal => None,
         }
     }
 
@@ -117,7 +123,7 @@ impl Family {
         stepped_growth_ends: bool,
     ) -> u64 {
         let per = match self {
-            Family::Maps | Family::SmallMaps | Family::Discovery => cost.body_ns,
+            Family::Maps | Family::SmallMaps | Family::Discovery | Family::Fatal => cost.body_ns,
             Family::GrowthEnds if stepped_growth_ends => cost.stepped_ns,
             Family::GrowthEnds => cost.body_ns,
             Family::TimedResizes => cost.stepped_ns,
@@ -141,6 +147,7 @@ impl Family {
             Family::Slices => Counter::NsSlices,
             Family::SmallMaps => Counter::NsSmallMaps,
             Family::Discovery => Counter::NsDiscovery,
+            Family::Fatal => Counter::NsFatal,
         }
     }
 
@@ -158,6 +165,7 @@ impl Family {
             Family::Slices => &[Counter::HitsGrowslice, Counter::HitsGrowsliceRet],
             Family::SmallMaps => &[Counter::HitsGrowToSmall],
             Family::Discovery => &[Counter::HitsMapAccess],
+            Family::Fatal => &[Counter::HitsFatal],
         }
     }
 }

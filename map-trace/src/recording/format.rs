@@ -48,7 +48,18 @@ pub(super) enum Line {
     Samples(SamplesLine),
     Sampling(SamplingStateLine),
     Discovered(DiscoveredLine),
+    Fatal(FatalEntry),
     End(End),
+}
+
+/// Where the live run's decoder found the map of a fatal error (written before its record).
+#[derive(Serialize, Deserialize)]
+pub(super) struct FatalEntry {
+    /// The record's thread and timestamp, which name it.
+    pub(super) tid: u32,
+    pub(super) ts_ns: u64,
+    #[serde(flatten)]
+    pub(super) map: crate::timeline::fatal::FatalMap,
 }
 
 /// The maps a `--discover` window added (their stacks and types are written first), and what

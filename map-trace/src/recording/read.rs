@@ -32,6 +32,7 @@ use super::RECORD_VERSION;
 pub struct SymbolTable {
     stacks: FxHashMap<Vec<u64>, Option<Arc<Origin>>>,
     types: FxHashMap<u64, Option<Arc<str>>>,
+    fatal: FxHashMap<(u32, u64), crate::timeline::fatal::FatalMap>,
 }
 
 impl Resolve for SymbolTable {
@@ -42,6 +43,22 @@ impl Resolve for SymbolTable {
 
     fn type_name(&mut self, addr: u64) -> Option<Arc<str>> {
         self.types.get(&addr).cloned().flatten()
+    }
+
+    fn locate_fatal(
+        &mut self,
+        _pid: u32,
+        ev: &map_trace_common::event::MapFatalEvent,
+    ) -> crate::timeline::fatal::FatalMap {
+        self.fatal
+            .get(&(ev.header.tid, ev.header.ts_ns))
+            .cloned()
+            .unwrap_or_else(|| crate::timeline::fatal::FatalMap {
+                function: None,
+                map: None,
+                found: "not in the recording".into(),
+                maptype: None,
+            })
     }
 }
 
@@ -328,6 +345,9 @@ pub fn replay(input: impl BufRead, sink: Box<dyn Sink>) -> Result<(), ReplayErro
                 };
                 let pcs = s.pcs.into_iter().map(|h| h.0).collect();
                 p.resolver_mut().stacks.insert(pcs, origin);
+            }
+            Line::Fatal(f) => {
+                p.resolver_mut().fatal.insert((f.tid, f.ts_ns), f.map);
             }
             Line::Type(t) => {
                 p.resolver_mut()

@@ -107,6 +107,18 @@ impl<W: Write> RecordWriter<W> {
         }))
     }
 
+    /// Where the map of a fatal error was.
+    ///
+    /// # Errors
+    /// Writing.
+    pub fn fatal(&mut self, tid: u32, ts_ns: u64, map: &crate::timeline::fatal::FatalMap) -> io::Result<()> {
+        self.line(&Line::Fatal(FatalEntry {
+            tid,
+            ts_ns,
+            map: map.clone(),
+        }))
+    }
+
     /// The name of the type descriptor at `addr`.
     ///
     /// # Errors
@@ -353,6 +365,16 @@ impl<R: Resolve, W: Write> Resolve for Recorder<R, W> {
             self.write(|w| w.stack(stack, o.as_deref()));
         }
         o
+    }
+
+    fn locate_fatal(
+        &mut self,
+        pid: u32,
+        ev: &map_trace_common::event::MapFatalEvent,
+    ) -> crate::timeline::fatal::FatalMap {
+        let m = self.inner.locate_fatal(pid, ev);
+        self.write(|w| w.fatal(ev.header.tid, ev.header.ts_ns, &m));
+        m
     }
 
     fn type_name(&mut self, addr: u64) -> Option<Arc<str>> {

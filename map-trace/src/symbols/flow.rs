@@ -194,7 +194,7 @@ fn decode_arm64(code: &[u8]) -> Vec<Insn> {
 /// destination field of every data-processing instruction and load, the second register of a
 /// load pair, the base of a pre- or post-indexed access, the status register of an exclusive
 /// store. Only plain stores are known to write nothing.
-fn arm64_writes(w: u32) -> u32 {
+pub(crate) fn arm64_writes(w: u32) -> u32 {
     let rt = w & 31;
     let rn = (w >> 5) & 31;
     let rt2 = (w >> 10) & 31;

@@ -8,6 +8,7 @@
 pub mod buildinfo;
 pub mod buildversion;
 pub mod elf;
+pub mod fatal;
 pub mod finish;
 pub mod flow;
 pub mod pclntab;

@@ -177,6 +177,52 @@ impl<'a> Pclntab<'a> {
         })
     }
 
+    /// The function containing `pc`: its name, where it starts and its size.
+    pub fn function_at(&self, pc: u64) -> Option<(String, Function)> {
+        let (i, entry, funcoff) = self.func_index(pc)?;
+        let next = u32_at(self.data, self.pcln + 8 * (i + 1))?;
+        let name = String::from_utf8_lossy(self.name(funcoff)?).into_owned();
+        Some((
+            name,
+            Function {
+                addr: self.text_start.checked_add(u64::from(entry))?,
+                size: u64::from(next.saturating_sub(entry)),
+            },
+        ))
+    }
+
+    /// How far the stack pointer is below its value at the function's entry while the
+    /// instruction at `pc` runs (the `pcsp` table: bytes the function pushed or allocated; the
+    /// return address a CALL pushed on amd64 is not counted).
+    pub fn sp_delta(&self, pc: u64) -> Option<u64> {
+        let (_, entry, funcoff) = self.func_index(pc)?;
+        let f = self.pcln.checked_add(funcoff)?;
+        let pcsp = u32_at(self.data, f.checked_add(16)?)?;
+        let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
+        u64::try_from(self.pcvalue(pcsp, u64::from(off - entry))?).ok()
+    }
+
+    /// The index, entry offset and `_func` offset of the function containing `pc`.
+    fn func_index(&self, pc: u64) -> Option<(usize, u32, usize)> {
+        let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
+        let entry_at = |i: usize| u32_at(self.data, self.pcln + 8 * i);
+        let end = entry_at(self.nfunc)?;
+        if self.nfunc == 0 || off >= end || off < entry_at(0)? {
+            return None;
+        }
+        let (mut lo, mut hi) = (0usize, self.nfunc);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if entry_at(mid)? <= off {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let funcoff = u32_at(self.data, self.pcln + 8 * lo + 4)? as usize;
+        Some((lo, entry_at(lo)?, funcoff))
+    }
+
     /// Value of a pcvalue table at `target` bytes past the function entry
     /// (runtime/symtab.go `pcvalue`: zigzag value deltas, pc deltas in quanta).
     fn pcvalue(&self, table: u32, target: u64) -> Option<i64> {

@@ -209,6 +209,49 @@ impl Symbolizer {
     }
 }
 
+/// The executable's code as the fatal-error decoder reads it, in process addresses.
+struct ProcessCode<'s> {
+    sym: &'s Symbolizer,
+    map: Option<&'s ProcessMap>,
+}
+
+impl super::fatal::Code for ProcessCode<'_> {
+    fn function_at(&mut self, pc: u64) -> Option<(String, super::elf::Function)> {
+        let v = self.sym.vaddr(pc, self.map)?;
+        let (name, f) = self.sym.pclntab()?.function_at(v)?;
+        // Back to process addresses: a PIE's functions moved with the load address.
+        let addr = f.addr.checked_add(pc.wrapping_sub(v))?;
+        Some((name, super::elf::Function { addr, size: f.size }))
+    }
+
+    fn bytes(&mut self, f: super::elf::Function) -> Option<Vec<u8>> {
+        let v = self.sym.vaddr(f.addr, self.map)?;
+        let elf = Elf::parse(&self.sym.data).ok()?;
+        elf.bytes_at(v, f.size).ok().map(<[u8]>::to_vec)
+    }
+
+    fn sp_delta(&mut self, pc: u64) -> Option<u64> {
+        let v = self.sym.vaddr(pc, self.map)?;
+        self.sym.pclntab()?.sp_delta(v)
+    }
+}
+
+impl Symbolizer {
+    /// The map of a fatal error of a process running this executable (see
+    /// [`super::fatal::locate`]).
+    pub fn locate_fatal(
+        &self,
+        ev: &map_trace_common::event::MapFatalEvent,
+        map: Option<&ProcessMap>,
+    ) -> super::fatal::Located {
+        let arch = Elf::parse(&self.data)
+            .ok()
+            .and_then(|e| e.arch())
+            .unwrap_or_else(super::elf::Arch::host);
+        super::fatal::locate(arch, &mut ProcessCode { sym: self, map }, ev)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

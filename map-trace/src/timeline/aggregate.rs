@@ -656,3 +656,11 @@ mod tests {
         assert_eq!(t.grows(), 3);
     }
 }
+
+impl Timeline {
+    /// What the timeline knows of the map at `map`: its type's address and name, and where it
+    /// was grown or found.
+    pub fn known(&self, map: u64) -> Option<&MapSummary> {
+        self.current.get(&map).and_then(|&i| self.maps.get(i))
+    }
+}

@@ -106,7 +106,8 @@ pub fn interpret_swiss(ev: &SwissEvent, mono_to_unix_ns: i128) -> Option<SwissRe
         | EventKind::Exec
         | EventKind::SliceGrow
         | EventKind::MapEvacuated
-        | EventKind::MapEvacuateStep => return None,
+        | EventKind::MapEvacuateStep
+        | EventKind::MapFatal => return None,
     };
     let time_ns = to_unix_ns(ev.header.ts_ns, mono_to_unix_ns);
     Some(SwissResize {

@@ -10,6 +10,7 @@
 //! map's events over time, bounded).
 
 mod aggregate;
+pub mod fatal;
 pub mod health;
 pub mod history;
 mod interpret;

@@ -57,6 +57,52 @@ impl<W: Write> TextSink<W> {
     }
 }
 
+/// The live lines of a fatal map misuse: the message and goroutine, where the program did it,
+/// and the map when it was found.
+fn fatal_lines(c: &crate::timeline::fatal::ConcurrentWrite) -> Vec<Line> {
+    let mut first = Line::new();
+    first.push(Style::Dim, &clock_ms(c.time_ns));
+    first.push(
+        Style::Alert,
+        &format!(
+            " !! fatal error: {}, goroutine {}",
+            c.kind.message(),
+            c.goid
+        ),
+    );
+    first.truncate(WIDTH);
+    let mut at = Line::new();
+    let site = c
+        .origin
+        .as_deref()
+        .and_then(|o| o.site())
+        .and_then(|p| site_text(p, WIDTH - 6));
+    at.plain(&format!("   at {}", site.as_deref().unwrap_or("an unknown site")));
+    at.truncate(WIDTH);
+    let mut map = Line::new();
+    match c.map {
+        Some(m) => map.plain(&format!(
+            "   map {} {} (from {})",
+            crate::output::hex(m),
+            c.type_name.as_deref().unwrap_or("of unknown type"),
+            c.found
+        )),
+        None => map.plain(&format!("   map not found: {}", c.found)),
+    };
+    map.truncate(WIDTH);
+    let mut out = vec![first, at, map];
+    if let Some(p) = c.known_origin.as_deref().and_then(|o| o.site()) {
+        let mut seen = Line::new();
+        seen.plain(&format!(
+            "   the map was seen at {}",
+            site_text(p, WIDTH - 23).unwrap_or_default()
+        ));
+        seen.truncate(WIDTH);
+        out.push(seen);
+    }
+    out
+}
+
 /// The first line: what is traced, and a legend of the live lines' columns.
 fn start_lines(s: &StartInfo) -> Vec<Line> {
     let tail = format!(
@@ -152,6 +198,11 @@ impl<W: Write + Send> Sink for TextSink<W> {
         Ok(())
     }
 
+    fn concurrent_write(&mut self, c: &crate::timeline::fatal::ConcurrentWrite) -> io::Result<()> {
+        self.lines(&fatal_lines(c))?;
+        self.out.flush()
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -159,6 +210,21 @@ impl<W: Write + Send> Sink for TextSink<W> {
     fn finish(&mut self, e: &EndInfo) -> io::Result<()> {
         writeln!(self.out)?;
         self.lines(&table::totals(e))?;
+        for c in &e.fatal {
+            let mut l = Line::new();
+            let at = c
+                .origin
+                .as_deref()
+                .and_then(|o| o.site())
+                .and_then(|p| site_text(p, WIDTH - 40))
+                .unwrap_or_else(|| "an unknown site".into());
+            l.push(
+                Style::Alert,
+                &format!("# fatal error: {} at {at}, goroutine {}", c.kind.message(), c.goid),
+            );
+            l.truncate(WIDTH);
+            self.line(&l)?;
+        }
         if self.moves.dropped > 0 {
             let mut l = Line::new();
             l.plain(&format!(
