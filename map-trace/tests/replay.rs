@@ -179,6 +179,7 @@ recorded! {
     test_replay_classic_stress => "go1.23.9-stress",
     test_replay_classic_evacuation => "go1.23.9-evacuation",
     test_replay_slices => "go1.23.9-slices",
+    test_replay_concurrent_writes => "go1.24.11-race",
 }
 
 hand_made! {

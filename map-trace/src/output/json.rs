@@ -570,7 +570,9 @@ impl<T> Serialize for Each<'_, T> {
 /// The `summary` record (fields in sorted order, as a `json!` object writes them).
 #[derive(Serialize)]
 struct SummaryRecord<'a> {
-    /// The map misuse the runtime killed the process for (`map_concurrent_write` records).
+    /// The map misuse the runtime killed the process for (`map_concurrent_write` records);
+    /// absent when there was none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     concurrent_writes: Vec<ConcurrentWriteRecord<'a>>,
     event: &'static str,
     events: u64,

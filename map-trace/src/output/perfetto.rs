@@ -406,6 +406,7 @@ mod tests {
             s.finish(&EndInfo {
                 sampled: None,
                 health: Default::default(),
+                fatal: vec![],
                 time_ns: 0,
                 events: 2,
                 lost: 0,

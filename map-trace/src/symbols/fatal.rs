@@ -770,3 +770,181 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
         maptype,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One function's code, at `addr`, with a stack-pointer table.
+    struct Fake {
+        name: &'static str,
+        addr: u64,
+        code: Vec<u8>,
+        sp: fn(u64) -> u64,
+    }
+
+    impl Code for Fake {
+        fn function_at(&mut self, pc: u64) -> Option<(String, Function)> {
+            (pc >= self.addr && pc < self.addr + self.code.len() as u64).then(|| {
+                (
+                    self.name.to_string(),
+                    Function {
+                        addr: self.addr,
+                        size: self.code.len() as u64,
+                    },
+                )
+            })
+        }
+        fn bytes(&mut self, _f: Function) -> Option<Vec<u8>> {
+            Some(self.code.clone())
+        }
+        fn sp_delta(&mut self, pc: u64) -> Option<u64> {
+            Some((self.sp)(pc - self.addr))
+        }
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// `runtime.mapassign_fast64` of Go 1.23.9 (amd64) up to its first `CALL runtime.fatal`,
+    /// as `go tool objdump` shows it: `h` arrives in BX, is spilled to its argument slot
+    /// (`MOVQ BX, 0x48(SP)`), then BX is overwritten by the message's length.
+    const MAPASSIGN_FAST64_123: &str = "493b6610 0f86e0020000 55 4889e5 4883ec30 48894c2450
+        660f1f840000000000 4885db 0f84ad020000 4889442440 48895c2448 0fb64b08 f6c104 741b
+        488d0567170a00 bb15000000 e893c2fcff";
+
+    fn mapassign_sp(off: u64) -> u64 {
+        match off {
+            0..=10 => 0,
+            11..=17 => 8,
+            _ => 0x38,
+        }
+    }
+
+    fn event(ret: u64, sp: u64, words: &[(usize, u64)]) -> MapFatalEvent {
+        let mut ev = MapFatalEvent {
+            sp,
+            window_len: 256,
+            ..Default::default()
+        };
+        ev.stack.pcs[0] = ret;
+        ev.stack.depth = 1;
+        for &(at, v) in words {
+            ev.window[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        ev
+    }
+
+    #[test]
+    fn test_map_found_in_the_spilled_argument_slot() {
+        let code = hex(MAPASSIGN_FAST64_123);
+        let addr = 0x4678e0;
+        let ret = addr + code.len() as u64;
+        let mut f = Fake {
+            name: "runtime.mapassign_fast64",
+            addr,
+            code,
+            sp: mapassign_sp,
+        };
+        // At fatal's entry: the return address at sp; the caller's frame (0x38 bytes) above
+        // it, then the return address into the program, then the argument slots t, h, key.
+        let sp = 0xc000100000;
+        let ev = event(ret, sp, &[(0, ret), (0x48, 0x4ad460), (0x50, 0xc0000944b0)]);
+        let l = locate(Arch::X86_64, &mut f, &ev);
+        assert_eq!(l.function.as_deref(), Some("runtime.mapassign_fast64"));
+        assert_eq!(l.map, Ok((0xc0000944b0, Found::Stack)));
+        assert_eq!(l.maptype, Some(0x4ad460));
+    }
+
+    #[test]
+    fn test_no_map_when_nothing_holds_it_at_the_call() {
+        // The same function without the spill of h: BX was overwritten, nothing holds h.
+        let code = hex(&MAPASSIGN_FAST64_123.replace("48895c2448", "0f1f440000"));
+        let addr = 0x4678e0;
+        let ret = addr + code.len() as u64;
+        let mut f = Fake {
+            name: "runtime.mapassign_fast64",
+            addr,
+            code,
+            sp: mapassign_sp,
+        };
+        let ev = event(ret, 0xc000100000, &[(0x50, 0xc0000944b0)]);
+        let l = locate(Arch::X86_64, &mut f, &ev);
+        assert!(l.map.is_err(), "{l:?}");
+        // The type's slot (t was spilled) holds nothing in this window.
+        assert_eq!(l.maptype, None);
+    }
+
+    /// `internal/runtime/maps.(*Iter).Next` of Go 1.27.3 (amd64) to its `if it.m.writing != 0`
+    /// test (`it.m` loaded into DX), then a fatal block: DX survives the message's setup.
+    #[test]
+    fn test_iterator_map_found_in_a_register() {
+        let code = hex("493b6610 0f8655060000 55 4889e5 4883ec40 488b5018 4885d2 7470
+            807a2200 90 7501 cc 488d05f8140a00 bb26000000 e824c0fcff");
+        let addr = 0x406300;
+        let ret = addr + code.len() as u64;
+        let mut f = Fake {
+            name: "internal/runtime/maps.(*Iter).Next",
+            addr,
+            code,
+            sp: |off| match off {
+                0..=10 => 0,
+                11..=17 => 8,
+                _ => 0x48,
+            },
+        };
+        let mut ev = event(ret, 0xc000100000, &[]);
+        // RDX is register 9 of the eBPF list.
+        ev.regs[9] = 0xc000012340;
+        ev.regs[0] = 0x4ddd00; // RAX: the message now
+        let l = locate(Arch::X86_64, &mut f, &ev);
+        assert_eq!(l.map, Ok((0xc000012340, Found::Register("rdx"))));
+        // The iterator itself (RAX at entry) is gone: no type.
+        assert_eq!(l.maptype, None);
+    }
+
+    #[test]
+    fn test_unknown_function_is_said() {
+        let mut f = Fake {
+            name: "main.notAMapFunction",
+            addr: 0x1000,
+            code: hex("55 4889e5 e800000000"),
+            sp: |_| 8,
+        };
+        let ev = event(0x1009, 0xc000100000, &[]);
+        let l = locate(Arch::X86_64, &mut f, &ev);
+        assert!(l.map.unwrap_err().contains("not a map function"));
+    }
+
+    /// arm64: `h` (R1) stored to its slot by `MOVD R1, 0x40(RSP)` after a 0x30-byte frame
+    /// (`STR X1, [SP, #0x40]`), then R1 reused for the message's length.
+    #[test]
+    fn test_arm64_spill_slot() {
+        // MOVD.W R30, -0x30(RSP): STR X30, [SP, #-0x30]!   fe0f1df8
+        // STR X0, [SP, #0x38]                              e01f00f9
+        // STR X1, [SP, #0x40]                              e12300f9
+        // ADRP X0, …                                       00000090
+        // MOVZ X1, #21                                     a10280d2
+        // BL fatal                                         00000094
+        let code = hex("fe0f1df8 e01f00f9 e12300f9 00000090 a10280d2 00000094");
+        let addr = 0x10000;
+        let ret = addr + code.len() as u64;
+        let mut f = Fake {
+            name: "runtime.mapassign_fast64",
+            addr,
+            code,
+            sp: |off| if off == 0 { 0 } else { 0x30 },
+        };
+        // arm64: fatal's sp is the caller's; its entry sp is 0x30 above; h at entry + 16.
+        let sp = 0xc000200000;
+        let ev = event(ret, sp, &[(0x38, 0x777000), (0x40, 0xc000055550)]);
+        let l = locate(Arch::Aarch64, &mut f, &ev);
+        assert_eq!(l.map, Ok((0xc000055550, Found::Stack)));
+        assert_eq!(l.maptype, Some(0x777000));
+    }
+}

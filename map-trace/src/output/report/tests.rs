@@ -132,6 +132,7 @@ fn end_info(maps: Vec<MapSummary>, events: u64) -> EndInfo {
     EndInfo {
         sampled: None,
         health: Default::default(),
+        fatal: vec![],
         time_ns: T0 + 2_000_000_000,
         events,
         lost: 3,

@@ -212,16 +212,14 @@ impl<W: Write + Send> Sink for TextSink<W> {
         self.lines(&table::totals(e))?;
         for c in &e.fatal {
             let mut l = Line::new();
+            let head = format!("# g{} fatal error: {} at ", c.goid, c.kind.message());
             let at = c
                 .origin
                 .as_deref()
                 .and_then(|o| o.site())
-                .and_then(|p| site_text(p, WIDTH - 40))
+                .and_then(|p| site_text(p, WIDTH.saturating_sub(head.len())))
                 .unwrap_or_else(|| "an unknown site".into());
-            l.push(
-                Style::Alert,
-                &format!("# fatal error: {} at {at}, goroutine {}", c.kind.message(), c.goid),
-            );
+            l.push(Style::Alert, &format!("{head}{at}"));
             l.truncate(WIDTH);
             self.line(&l)?;
         }

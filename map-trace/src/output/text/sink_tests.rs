@@ -122,6 +122,7 @@ impl Trace {
             .finish(&EndInfo {
                 sampled: None,
                 health: Default::default(),
+                fatal: vec![],
                 time_ns: end_ns,
                 events: u64::MAX,
                 lost,
