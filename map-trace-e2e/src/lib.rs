@@ -515,6 +515,16 @@ impl Waiting {
         wait(self.child, Duration::from_secs(60))
     }
 
+    /// Writes `line` to its stdin, then waits for it to end on its own (a fixture that
+    /// crashes); returns how it finished and every stderr line it printed.
+    pub fn release_until_exit(mut self, line: &str) -> (Finished, Vec<String>) {
+        use std::io::Write;
+        writeln!(self.stdin, "{line}").unwrap();
+        drop(self.stdin);
+        let f = wait(self.child, Duration::from_secs(60));
+        (f, self.stderr.rest())
+    }
+
     /// Lets it work, then exit; returns how it finished and the maps it reported.
     pub fn finish(mut self) -> (Finished, Vec<(String, u64)>) {
         use std::io::Write;
@@ -800,6 +810,17 @@ impl Drop for PrivateTracefs {
         let _ = self.holder.kill();
         let _ = self.holder.wait();
     }
+}
+
+/// The line of the growth fixture's `crash.go` that carries the marker comment
+/// `// crash: WHAT` (`write`, `iterate`).
+pub fn crash_line(what: &str) -> u32 {
+    let src = include_str!("../../fixtures/go/growth/crash.go");
+    let marker = format!("// crash: {what}");
+    src.lines()
+        .position(|l| l.trim_end().ends_with(&marker))
+        .expect("the marker in crash.go") as u32
+        + 1
 }
 
 /// The line of `m[i] = i` in the growth fixture's fillInt, where its map grows.

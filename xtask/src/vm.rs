@@ -375,6 +375,33 @@ discover() {
 }
 discover classic-go /test/growth-classic || fail=1
 discover swiss-go /test/growth-swiss || fail=1
+# crash NAME FIXTURE MODE FUNCTION: two goroutines misuse one map until the runtime kills the
+# fixture; map-trace, attached by pid, must report the misusing function and the fixture's own
+# map (found in this architecture's frames), and the fixture must still exit 2.
+crash() {
+  name=$1; fx=$2; mode=$3; func=$4
+  rm -f /tmp/cin; mkfifo /tmp/cin
+  $fx -wait $mode 64 </tmp/cin >/dev/null 2>/tmp/c.err &
+  fxpid=$!
+  exec 6>/tmp/cin
+  waitfor /tmp/c.err ready
+  /test/map-trace --pid $fxpid --format json --discover 0 -o /tmp/c.json 2>/tmp/cmt.err &
+  mtpid=$!
+  waitfor /tmp/cmt.err "attached"
+  echo go >&6; exec 6>&-
+  wait $fxpid; frc=$?
+  wait $mtpid; rc=$?
+  map=$(grep '^crashmap ' /tmp/c.err | cut -d' ' -f2)
+  n=$(grep '"event":"map_concurrent_write"' /tmp/c.json | grep "\"function\":\"$func\"" | grep -c "\"map\":\"$map\"")
+  ok=no; [ "$rc" = 0 ] && [ "$frc" = 2 ] && [ "$n" -ge 1 ] && [ "$n" -le 2 ] && ok=yes
+  echo "VMTEST: $name crash $mode rc=$rc target_exit=$frc records_with_map=$n ok=$ok"
+  [ $ok = yes ] || { grep -m5 . /tmp/cmt.err; grep -m2 concurrent /tmp/c.json; }
+  [ $ok = yes ]
+}
+crash classic-go /test/growth-classic race main.raceWriter || fail=1
+crash classic-go /test/growth-classic iterrace main.iterReader || fail=1
+crash swiss-go /test/growth-swiss race main.raceWriter || fail=1
+crash swiss-go /test/growth-swiss iterrace main.iterReader || fail=1
 # The agent: from Linux 5.15 it must attach to a fixture started after it (announced by the
 # exec raw tracepoint, with no tracefs) and count its 14 grows at main.fillInt; before 5.15
 # it must refuse with exit 3 (no BPF attach cookies).
