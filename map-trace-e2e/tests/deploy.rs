@@ -87,3 +87,49 @@ fn daemonset_validates_against_kubernetes_schemas() {
     assert!(manifest.contains(r#"add: ["BPF", "PERFMON", "SYS_PTRACE"]"#));
     assert!(manifest.contains("hostPID: true"));
 }
+
+/// The concurrent-misuse alert fires for a site's first crash (a counter series that appears at
+/// 1, which `increase` alone never sees) and for a later one, and stops once the series is old
+/// and still: `promtool test rules` on the rules file.
+#[test]
+fn concurrent_misuse_alert_fires_on_a_new_crash() {
+    let labels = r#"executable="api",pod_uid="p1",container_id="c1",site="main.store (store.go:42)",kind="writes""#;
+    let alert = |at: &str, fires: bool| {
+        let exp = if fires {
+            format!(
+                r#"
+          - exp_labels: {{severity: critical, executable: api, pod_uid: p1, container_id: c1, site: "main.store (store.go:42)", kind: writes}}
+            exp_annotations:
+              summary: "api was killed by the Go runtime for a concurrent map misuse (writes) at main.store (store.go:42)"
+              description: "Two goroutines used one map at once and at least one of them wrote it. Guard the map with a sync.Mutex or sync.RWMutex, or use sync.Map; go test -race finds the other goroutine.""#
+            )
+        } else {
+            " []".to_string()
+        };
+        format!(
+            "      - eval_time: {at}\n        alertname: GoMapConcurrentMisuse\n        exp_alerts:{exp}\n"
+        )
+    };
+    // Absent for 5 minutes, 1 from minute 5 (the first crash), 2 from minute 40 (another).
+    let test = format!(
+        "rule_files:\n  - {}\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n      - series: 'map_trace_concurrent_map_fatal_total{{{labels},go_version=\"go1.23.9\"}}'\n        values: '_x5 1x34 2x20'\n    alert_rule_test:\n{}{}{}{}",
+        deploy("prometheus/map-trace.rules.yml").display(),
+        alert("6m", true),
+        alert("30m", false),
+        alert("41m", true),
+        alert("58m", false),
+    );
+    let file = temp("concurrent-misuse-test.yml");
+    std::fs::write(&file, test).unwrap();
+    let out = Command::new(promtool())
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -238,3 +238,46 @@ fn prometheus_map_health_gauges_match_the_cli() {
     let (f, _) = agent.stop();
     assert!(f.status.success());
 }
+
+/// A process killed for a map misuse is counted by the agent, and a real Prometheus stores the
+/// count under the misusing call site and kind, for a classic and a Swiss build.
+#[test]
+fn prometheus_counts_concurrent_map_fatal_errors() {
+    require_root();
+    let agent = Agent::start(&["--include", "growth"]);
+    let prom = Prometheus::scraping(agent.port, "prometheus-fatal");
+    let site = format!("main.raceWriter (crash.go:{})", crash_line("write"));
+    let mut builds = vec![classic_versions().pop().unwrap()];
+    builds.extend(swiss_versions().pop());
+    for (i, v) in builds.iter().enumerate() {
+        let w = start_waiting_cmd({
+            let mut c = Command::new(fixture(v));
+            c.args(["-wait", "race", "64"]);
+            c
+        });
+        agent.wait_until(Duration::from_secs(10), "attach", |m| {
+            sample(m, "map_trace_attached_processes", &[]) == 1.0
+        });
+        let (f, stderr) = w.release_until_exit("go");
+        assert_eq!(f.status.code(), Some(2), "go{v}: {stderr:?}");
+        // `go1.25.5`, or `go1.25.5 X:noswissmap` for a noswissmap build.
+        let go_version = go_prefix(v);
+        let q = format!(
+            "sum(map_trace_concurrent_map_fatal_total{{executable=\"growth\",go_version=~\"{go_version}( .*)?\",kind=\"writes\",site=\"{site}\"}})"
+        );
+        let n = prom
+            .until(&q, Duration::from_secs(60), |v| v.is_some())
+            .unwrap();
+        eprintln!("PromQL {q} = {n}");
+        assert!((1.0..=2.0).contains(&n), "go{v}: {n} fatal errors counted");
+        // Before the next build's process: this one is gone from the agent.
+        if i + 1 < builds.len() {
+            agent.wait_until(Duration::from_secs(10), "reap", |m| {
+                sample(m, "map_trace_attached_processes", &[]) == 0.0
+            });
+        }
+    }
+    drop(prom);
+    let (f, _) = agent.stop();
+    assert!(f.status.success());
+}
