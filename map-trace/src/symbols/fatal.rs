@@ -31,6 +31,9 @@ use super::{
     flow::{self, Flow, X86_REGS},
 };
 
+/// Largest function decoded (the map functions are 0.2–4 KB).
+const MAX_FUNCTION: u64 = 64 * 1024;
+
 /// The Swiss maps' linknamed wrapper of `runtime.fatal`.
 pub const MAPS_FATAL: &str = "internal/runtime/maps.fatal";
 
@@ -450,8 +453,7 @@ fn state_at(
     init: State,
     sp_delta: &dyn Fn(u64) -> Option<u64>,
 ) -> Option<State> {
-    // Map functions are a few KB; anything much larger is not one.
-    if code.len() > 64 * 1024 {
+    if code.len() as u64 > MAX_FUNCTION {
         return None;
     }
     let insns = match arch {
@@ -608,6 +610,10 @@ fn frame(
     let (name, f) = code
         .function_at(ret.wrapping_sub(1))
         .ok_or_else(|| format!("no function at {ret:#x}"))?;
+    // Map functions are a few KB; anything much larger is not one.
+    if f.size > MAX_FUNCTION {
+        return Err(format!("{name} is too large to decode"));
+    }
     let bytes = code
         .bytes(f)
         .ok_or_else(|| format!("{name}'s code could not be read"))?;
@@ -628,7 +634,7 @@ fn frame(
     Ok(Frame {
         function: name,
         state,
-        entry_sp: sp_at_call + sp_call,
+        entry_sp: sp_at_call.wrapping_add(sp_call),
     })
 }
 
@@ -681,7 +687,7 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
         Arch::X86_64 => 8,
         Arch::Aarch64 => 0,
     };
-    let mut sp_at_call = ev.sp + pushed;
+    let mut sp_at_call = ev.sp.wrapping_add(pushed);
     let mut ret = first;
     // Registers still holding what they held at the map function's call.
     let mut live: Vec<bool> = (0..FATAL_REGS as u8).map(|r| captured(arch, r)).collect();
@@ -694,7 +700,7 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
         for (r, l) in live.iter_mut().enumerate() {
             *l &= w.state.get(&Loc::Reg(r as u8)) == Some(&Sym::In(r as u8));
         }
-        sp_at_call = w.entry_sp + pushed;
+        sp_at_call = w.entry_sp.wrapping_add(pushed);
         let Some(&next) = frames.get(1) else {
             return not(Some(MAPS_FATAL.into()), "the stack ends at the wrapper".into());
         };
