@@ -777,6 +777,164 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
     }
 }
 
+/// Where one call of `fatal` in a map function leaves the map and its type: the shapes the
+/// decoder meets in a binary, found without a crash (for tests and for people).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteShape {
+    /// The map function.
+    pub function: String,
+    /// The call's offset in it.
+    pub call: u64,
+    /// Where the map is at the call (`register rcx`, `argument slot 1`, …), or `None`.
+    pub map: Option<String>,
+    /// Where its type is.
+    pub maptype: Option<String>,
+}
+
+fn place(arch: Arch, state: &State, want: Sym, live: &dyn Fn(u8) -> bool) -> Option<String> {
+    let direct = |want: Sym| -> Option<String> {
+        let mut slot = None;
+        for (loc, sym) in state {
+            if *sym != want {
+                continue;
+            }
+            match *loc {
+                Loc::Reg(r) if live(r) => return Some(format!("register {}", reg_name(arch, r))),
+                Loc::Slot(s) => {
+                    slot.get_or_insert(if s >= 8 && (s - 8) % 8 == 0 {
+                        format!("argument slot {}", (s - 8) / 8)
+                    } else {
+                        format!("stack slot {s:+}")
+                    });
+                }
+                Loc::Reg(_) => {}
+            }
+        }
+        slot
+    };
+    direct(want).or_else(|| match want {
+        Sym::Field(r, off) => direct(Sym::In(r)).map(|p| format!("{p}, then +{off}")),
+        Sym::In(_) => None,
+    })
+}
+
+/// Every call of `runtime.fatal` (at `fatal`) or of the Swiss wrapper (`wrapper`) in the
+/// map functions among `functions`, and where each leaves the map.
+pub fn survey(
+    arch: Arch,
+    code: &mut dyn Code,
+    functions: &[(String, Function)],
+    fatal: u64,
+    wrapper: Option<Function>,
+) -> Vec<SiteShape> {
+    // The registers the wrapper leaves alone up to its own call of fatal.
+    let mut through_wrapper: Option<Vec<bool>> = None;
+    if let Some(w) = wrapper {
+        if let Some(bytes) = code.bytes(w) {
+            if let Some(&call) = call_offsets(arch, &bytes, w.addr, &[fatal]).first() {
+                let table: Vec<Option<u64>> =
+                    (0..bytes.len() as u64).map(|o| code.sp_delta(w.addr + o)).collect();
+                if let Some(st) = state_at(arch, &bytes, w.addr, call, entry_state(arch), &|o| {
+                    table.get(o as usize).copied().flatten()
+                }) {
+                    through_wrapper = Some(
+                        (0..FATAL_REGS as u8)
+                            .map(|r| st.get(&Loc::Reg(r)) == Some(&Sym::In(r)))
+                            .collect(),
+                    );
+                }
+            }
+        }
+    }
+    let mut out = vec![];
+    for (name, f) in functions {
+        let Some((want_map, want_type)) = wanted(name) else {
+            continue;
+        };
+        if f.size > MAX_FUNCTION {
+            continue;
+        }
+        let Some(bytes) = code.bytes(*f) else {
+            continue;
+        };
+        let targets: Vec<u64> = std::iter::once(fatal)
+            .chain(wrapper.map(|w| w.addr))
+            .collect();
+        let calls = call_offsets(arch, &bytes, f.addr, &targets);
+        if calls.is_empty() {
+            continue;
+        }
+        let table: Vec<Option<u64>> =
+            (0..bytes.len() as u64).map(|o| code.sp_delta(f.addr + o)).collect();
+        for call in calls {
+            let via_wrapper = call_target(arch, &bytes, f.addr, call) != Some(fatal);
+            let live = |r: u8| {
+                captured(arch, r)
+                    && (!via_wrapper
+                        || through_wrapper
+                            .as_ref()
+                            .is_some_and(|l| l.get(r as usize).copied().unwrap_or(false)))
+            };
+            let st = state_at(arch, &bytes, f.addr, call, entry_state(arch), &|o| {
+                table.get(o as usize).copied().flatten()
+            });
+            out.push(SiteShape {
+                function: name.clone(),
+                call,
+                map: st.as_ref().and_then(|s| place(arch, s, want_map, &live)),
+                maptype: st.as_ref().and_then(|s| place(arch, s, want_type, &live)),
+            });
+        }
+    }
+    out
+}
+
+/// Offsets of the direct calls to any of `targets` in `code` (at `addr`).
+fn call_offsets(arch: Arch, code: &[u8], addr: u64, targets: &[u64]) -> Vec<u64> {
+    let mut out = vec![];
+    match arch {
+        Arch::X86_64 => {
+            let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
+            while decoder.can_decode() {
+                let insn = decoder.decode();
+                if insn.flow_control() == FlowControl::Call
+                    && targets.contains(&insn.near_branch_target())
+                {
+                    out.push(insn.ip() - addr);
+                }
+            }
+        }
+        Arch::Aarch64 => {
+            for (i, b) in code.chunks_exact(4).enumerate() {
+                let off = i as u64 * 4;
+                if call_target(arch, code, addr, off).is_some_and(|t| targets.contains(&t)) {
+                    let _ = b;
+                    out.push(off);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The target of the direct call at `off`.
+fn call_target(arch: Arch, code: &[u8], addr: u64, off: u64) -> Option<u64> {
+    match arch {
+        Arch::X86_64 => {
+            let rest = code.get(off as usize..)?;
+            let mut decoder = Decoder::with_ip(64, rest, addr + off, DecoderOptions::NONE);
+            let insn = decoder.decode();
+            (insn.flow_control() == FlowControl::Call).then(|| insn.near_branch_target())
+        }
+        Arch::Aarch64 => {
+            let b = code.get(off as usize..off as usize + 4)?;
+            let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            (w & 0xFC00_0000 == 0x9400_0000)
+                .then(|| (addr + off).wrapping_add_signed(sext(w & 0x03FF_FFFF, 26) * 4))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -301,6 +301,34 @@ impl<'a> Pclntab<'a> {
         found
     }
 
+    /// Every function whose name satisfies `keep`, with its address and size.
+    pub fn functions_where(&self, keep: impl Fn(&[u8]) -> bool) -> Vec<(String, Function)> {
+        let mut out = vec![];
+        for i in 0..self.nfunc {
+            let e = self.pcln + 8 * i;
+            let (Some(entry), Some(funcoff), Some(next)) = (
+                u32_at(self.data, e),
+                u32_at(self.data, e + 4),
+                u32_at(self.data, e + 8),
+            ) else {
+                break;
+            };
+            let Some(name) = self.name(funcoff as usize).filter(|n| keep(n)) else {
+                continue;
+            };
+            if let Some(addr) = self.text_start.checked_add(u64::from(entry)) {
+                out.push((
+                    String::from_utf8_lossy(name).into_owned(),
+                    Function {
+                        addr,
+                        size: u64::from(next.saturating_sub(entry)),
+                    },
+                ));
+            }
+        }
+        out
+    }
+
     /// Looks up a function by exact name.
     pub fn function(&self, name: &str) -> Option<Function> {
         for i in 0..self.nfunc {

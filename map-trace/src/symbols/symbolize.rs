@@ -213,11 +213,23 @@ impl Symbolizer {
 struct ProcessCode<'s> {
     sym: &'s Symbolizer,
     map: Option<&'s ProcessMap>,
+    /// Addresses are the file's own (no process): a survey of the executable.
+    link: bool,
+}
+
+impl ProcessCode<'_> {
+    fn vaddr(&self, pc: u64) -> Option<u64> {
+        if self.link {
+            Some(pc)
+        } else {
+            self.sym.vaddr(pc, self.map)
+        }
+    }
 }
 
 impl super::fatal::Code for ProcessCode<'_> {
     fn function_at(&mut self, pc: u64) -> Option<(String, super::elf::Function)> {
-        let v = self.sym.vaddr(pc, self.map)?;
+        let v = self.vaddr(pc)?;
         let (name, f) = self.sym.pclntab()?.function_at(v)?;
         // Back to process addresses: a PIE's functions moved with the load address.
         let addr = f.addr.checked_add(pc.wrapping_sub(v))?;
@@ -225,13 +237,13 @@ impl super::fatal::Code for ProcessCode<'_> {
     }
 
     fn bytes(&mut self, f: super::elf::Function) -> Option<Vec<u8>> {
-        let v = self.sym.vaddr(f.addr, self.map)?;
+        let v = self.vaddr(f.addr)?;
         let elf = Elf::parse(&self.sym.data).ok()?;
         elf.bytes_at(v, f.size).ok().map(<[u8]>::to_vec)
     }
 
     fn sp_delta(&mut self, pc: u64) -> Option<u64> {
-        let v = self.sym.vaddr(pc, self.map)?;
+        let v = self.vaddr(pc)?;
         self.sym.pclntab()?.sp_delta(v)
     }
 }
@@ -248,7 +260,47 @@ impl Symbolizer {
             .ok()
             .and_then(|e| e.arch())
             .unwrap_or_else(super::elf::Arch::host);
-        super::fatal::locate(arch, &mut ProcessCode { sym: self, map }, ev)
+        super::fatal::locate(
+            arch,
+            &mut ProcessCode {
+                sym: self,
+                map,
+                link: false,
+            },
+            ev,
+        )
+    }
+
+    /// Every call of `runtime.fatal` in this executable's map functions, and where each leaves
+    /// the map (see [`super::fatal::survey`]); empty without `runtime.fatal`.
+    pub fn survey_fatal(&self) -> Vec<super::fatal::SiteShape> {
+        let Some(elf) = Elf::parse(&self.data).ok() else {
+            return vec![];
+        };
+        let arch = elf.arch().unwrap_or_else(super::elf::Arch::host);
+        let Some(t) = self.pclntab() else {
+            return vec![];
+        };
+        let functions = t.functions_where(|n| {
+            n.starts_with(b"runtime.map") || n.starts_with(b"internal/runtime/maps.")
+        });
+        let [fatal, wrapper] = t.functions(&["runtime.fatal", super::fatal::MAPS_FATAL])[..] else {
+            return vec![];
+        };
+        let Some(fatal) = fatal else {
+            return vec![];
+        };
+        super::fatal::survey(
+            arch,
+            &mut ProcessCode {
+                sym: self,
+                map: None,
+                link: true,
+            },
+            &functions,
+            fatal.addr,
+            wrapper,
+        )
     }
 }
 
