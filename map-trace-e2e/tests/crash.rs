@@ -75,7 +75,11 @@ fn check(version: &str, variant: &str, mode: &str, kind: &str, function: &str, m
 
     // The target died as it does untraced.
     assert_eq!(traced.status.code(), Some(2), "{what}: traced exit");
-    assert_eq!(plain.status.code(), traced.status.code(), "{what}: exit status");
+    assert_eq!(
+        plain.status.code(),
+        traced.status.code(),
+        "{what}: exit status"
+    );
     let (fatal, frames) = crash_shape(&traced_err);
     assert_eq!(
         fatal,
@@ -90,7 +94,11 @@ fn check(version: &str, variant: &str, mode: &str, kind: &str, function: &str, m
         frames.contains(function) && plain_frames.contains(function),
         "{what}: {frames:?} / {plain_frames:?}"
     );
-    assert!(mt.status.success(), "{what}: map-trace {:?}: {err:?}", mt.status);
+    assert!(
+        mt.status.success(),
+        "{what}: map-trace {:?}: {err:?}",
+        mt.status
+    );
 
     // One record per goroutine that reached the fatal error.
     let records: Vec<&Value> = events
@@ -113,11 +121,18 @@ fn check(version: &str, variant: &str, mode: &str, kind: &str, function: &str, m
         assert_eq!(r["site"]["file"], "growth/crash.go", "{what}: {r}");
         assert_eq!(r["site"]["line"], line, "{what}: {r}");
         assert!(r["goid"].as_u64().unwrap() > 0, "{what}: {r}");
-        assert!(goids.insert(r["goid"].as_u64()), "{what}: one record per goroutine: {records:?}");
+        assert!(
+            goids.insert(r["goid"].as_u64()),
+            "{what}: one record per goroutine: {records:?}"
+        );
         // The fixture's map, found in the map function's frame, with its type.
         assert_eq!(r["map"], map.as_str(), "{what}: map ({})", r["map_found"]);
         assert_eq!(r["type"], "map[int]int", "{what}: {r}");
-        assert!(r["function"].as_str().unwrap().contains("map") || r["function"].as_str().unwrap().contains("Iter"), "{what}: {r}");
+        assert!(
+            r["function"].as_str().unwrap().contains("map")
+                || r["function"].as_str().unwrap().contains("Iter"),
+            "{what}: {r}"
+        );
     }
     // The summary has them too, and the probe hits they came from.
     let summary = events.last().expect("a summary");
@@ -141,7 +156,11 @@ fn check(version: &str, variant: &str, mode: &str, kind: &str, function: &str, m
         .find(|f| f["family"] == "fatal")
         .cloned()
         .unwrap_or_default();
-    assert_eq!(fatal_family["hits"].as_u64(), Some(records.len() as u64), "{what}");
+    assert_eq!(
+        fatal_family["hits"].as_u64(),
+        Some(records.len() as u64),
+        "{what}"
+    );
 }
 
 fn message(kind: &str) -> &'static str {
@@ -169,7 +188,14 @@ fn concurrent_writes_are_reported_before_the_process_dies() {
 fn iteration_racing_a_write_is_reported() {
     require_root();
     for v in versions() {
-        check(&v, "", "iterrace", "iteration_write", "main.iterReader", "iterate");
+        check(
+            &v,
+            "",
+            "iterrace",
+            "iteration_write",
+            "main.iterReader",
+            "iterate",
+        );
     }
 }
 
@@ -179,11 +205,22 @@ fn launched_program_crash_gives_its_exit_status() {
     require_root();
     let v = versions().pop().unwrap();
     let exe = fixture(&v);
-    let f = map_trace(&["--format", "json", "--", exe.to_str().unwrap(), "race", "64"]);
+    let f = map_trace(&[
+        "--format",
+        "json",
+        "--",
+        exe.to_str().unwrap(),
+        "race",
+        "64",
+    ]);
     assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
     let events = json_lines(&f.stdout);
     assert!(events.iter().any(|e| e["event"] == "map_concurrent_write"));
-    assert!(f.stderr.contains("fatal error: concurrent map writes"), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("fatal error: concurrent map writes"),
+        "{}",
+        f.stderr
+    );
     let summary = events.last().unwrap();
     assert_eq!(summary["exit_status"], 2);
 }

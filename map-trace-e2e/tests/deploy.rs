@@ -96,13 +96,12 @@ fn concurrent_misuse_alert_fires_on_a_new_crash() {
     let labels = r#"executable="api",pod_uid="p1",container_id="c1",site="main.store (store.go:42)",kind="writes""#;
     let alert = |at: &str, fires: bool| {
         let exp = if fires {
-            format!(
-                r#"
-          - exp_labels: {{severity: critical, executable: api, pod_uid: p1, container_id: c1, site: "main.store (store.go:42)", kind: writes}}
+            r#"
+          - exp_labels: {severity: critical, executable: api, pod_uid: p1, container_id: c1, site: "main.store (store.go:42)", kind: writes}
             exp_annotations:
               summary: "api was killed by the Go runtime for a concurrent map misuse (writes) at main.store (store.go:42)"
               description: "Two goroutines used one map at once and at least one of them wrote it. Guard the map with a sync.Mutex or sync.RWMutex, or use sync.Map; go test -race finds the other goroutine.""#
-            )
+                .to_string()
         } else {
             " []".to_string()
         };

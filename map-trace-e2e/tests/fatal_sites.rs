@@ -50,7 +50,10 @@ fn every_fixture_build_leaves_the_map_where_the_decoder_finds_it() {
             assert!(sites.len() >= 10, "go{v}{variant}: {sites:?}");
             // The functions the crash fixture dies in: every call located.
             let write = located(&sites, "runtime.mapassign_fast64");
-            assert!(write.1 >= 2 && write.0 == write.1, "go{v}{variant}: {sites:?}");
+            assert!(
+                write.1 >= 2 && write.0 == write.1,
+                "go{v}{variant}: {sites:?}"
+            );
             let iter = if is_swiss(&v) {
                 "internal/runtime/maps.(*Iter).Next"
             } else {
@@ -90,7 +93,11 @@ fn third_party_binaries_leave_the_map_where_the_decoder_finds_it() {
         );
         assert!(sites.len() >= 10, "{}: {sites:?}", b.display());
         let write = located(&sites, "runtime.mapassign_faststr");
-        assert!(write.1 >= 1 && write.0 == write.1, "{}: {sites:?}", b.display());
+        assert!(
+            write.1 >= 1 && write.0 == write.1,
+            "{}: {sites:?}",
+            b.display()
+        );
         assert!(found * 10 >= sites.len() * 8, "{}: {sites:?}", b.display());
     }
 }

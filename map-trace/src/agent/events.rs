@@ -81,7 +81,10 @@ impl Agent {
                     self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind.name())
                 {
                     // Never duty-cycled: every one is seen.
-                    self.metrics.concurrent_map_fatal.get_or_create(&labels).inc();
+                    self.metrics
+                        .concurrent_map_fatal
+                        .get_or_create(&labels)
+                        .inc();
                     eprintln!(
                         "map-trace agent: pid {} ({}): fatal error: {} at {} (goroutine {})",
                         ev.header.pid,

@@ -243,7 +243,9 @@ struct ConcurrentWriteRecord<'a> {
 }
 
 /// The record of one [`crate::timeline::fatal::ConcurrentWrite`] (also in the summary).
-fn concurrent_write_struct(c: &crate::timeline::fatal::ConcurrentWrite) -> ConcurrentWriteRecord<'_> {
+fn concurrent_write_struct(
+    c: &crate::timeline::fatal::ConcurrentWrite,
+) -> ConcurrentWriteRecord<'_> {
     let (site, stack) = site_stack(&c.origin);
     ConcurrentWriteRecord {
         event: "map_concurrent_write",

@@ -111,7 +111,12 @@ impl<W: Write> RecordWriter<W> {
     ///
     /// # Errors
     /// Writing.
-    pub fn fatal(&mut self, tid: u32, ts_ns: u64, map: &crate::timeline::fatal::FatalMap) -> io::Result<()> {
+    pub fn fatal(
+        &mut self,
+        tid: u32,
+        ts_ns: u64,
+        map: &crate::timeline::fatal::FatalMap,
+    ) -> io::Result<()> {
         self.line(&Line::Fatal(FatalEntry {
             tid,
             ts_ns,

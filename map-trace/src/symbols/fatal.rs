@@ -272,8 +272,7 @@ fn flow_arm64(code: &[u8]) -> Vec<Flow> {
                 Flow::Branch(rel(sext((w >> 5) & 0x7FFFF, 19)))
             } else if w & 0x7E00_0000 == 0x3600_0000 {
                 Flow::Branch(rel(sext((w >> 5) & 0x3FFF, 14)))
-            } else if w & 0xFFFF_FC1F == 0xD65F_0000 || w == 0 || w & 0xFFE0_001F == 0xD420_0000
-            {
+            } else if w & 0xFFFF_FC1F == 0xD65F_0000 || w == 0 || w & 0xFFE0_001F == 0xD420_0000 {
                 Flow::Exit
             } else if w & 0xFFFF_FC1F == 0xD61F_0000 {
                 Flow::Unknown
@@ -322,8 +321,16 @@ fn ops_arm64(w: u32) -> Vec<Op> {
         let mut ops = if load {
             match base {
                 Base::Sp | Base::Reg(_) if mode == 0b10 => vec![
-                    Op::Load { dst: rt, base, disp },
-                    Op::Load { dst: rt2, base, disp: disp + 8 },
+                    Op::Load {
+                        dst: rt,
+                        base,
+                        disp,
+                    },
+                    Op::Load {
+                        dst: rt2,
+                        base,
+                        disp: disp + 8,
+                    },
                 ],
                 _ => vec![Op::Clobber {
                     regs: (1 << rt) | (1 << rt2),
@@ -332,12 +339,25 @@ fn ops_arm64(w: u32) -> Vec<Op> {
             }
         } else {
             vec![
-                Op::Store { src: src(rt), base, disp, size: 8 },
-                Op::Store { src: src(rt2), base, disp: disp + 8, size: 8 },
+                Op::Store {
+                    src: src(rt),
+                    base,
+                    disp,
+                    size: 8,
+                },
+                Op::Store {
+                    src: src(rt2),
+                    base,
+                    disp: disp + 8,
+                    size: 8,
+                },
             ]
         };
         if mode != 0b10 && rn != 31 {
-            ops.push(Op::Clobber { regs: 1 << rn, any_slot: false });
+            ops.push(Op::Clobber {
+                regs: 1 << rn,
+                any_slot: false,
+            });
         }
         return ops;
     }
@@ -371,16 +391,30 @@ fn ldst(
         (0, _) => vec![Op::Store {
             src: if size == 8 && !vector { src(rt) } else { None },
             base,
-            disp: if writeback && (w >> 10) & 0b11 == 0b01 { 0 } else { disp },
+            disp: if writeback && (w >> 10) & 0b11 == 0b01 {
+                0
+            } else {
+                disp
+            },
             size: if vector { 16 } else { size },
         }],
-        (1, false) if size == 8 && !writeback => vec![Op::Load { dst: rt, base, disp }],
+        (1, false) if size == 8 && !writeback => vec![Op::Load {
+            dst: rt,
+            base,
+            disp,
+        }],
         (_, true) => vec![],
-        _ => vec![Op::Clobber { regs: 1 << rt, any_slot: false }],
+        _ => vec![Op::Clobber {
+            regs: 1 << rt,
+            any_slot: false,
+        }],
     };
     if writeback {
         if let Base::Reg(r) = base {
-            ops.push(Op::Clobber { regs: 1 << r, any_slot: false });
+            ops.push(Op::Clobber {
+                regs: 1 << r,
+                any_slot: false,
+            });
         }
     }
     ops
@@ -463,8 +497,11 @@ fn state_at(
     if insns.iter().any(|i| i.flow == Flow::Unknown) {
         return None;
     }
-    let index: rustc_hash::FxHashMap<u64, usize> =
-        insns.iter().enumerate().map(|(i, n)| (n.offset, i)).collect();
+    let index: rustc_hash::FxHashMap<u64, usize> = insns
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.offset, i))
+        .collect();
     let target = *index.get(&at)?;
     let sps: Vec<i64> = insns
         .iter()
@@ -579,8 +616,7 @@ pub trait Code {
 fn reg_name(arch: Arch, r: u8) -> &'static str {
     const ARM: [&str; 27] = [
         "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13",
-        "x14", "x15", "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25",
-        "x26",
+        "x14", "x15", "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26",
     ];
     match arch {
         Arch::X86_64 => map_trace_common::names::X86_64_REGS
@@ -626,7 +662,7 @@ fn frame(
             .or_insert_with(|| code.sp_delta(f.addr + off))
     };
     let sp_call = delta(call).ok_or_else(|| format!("{name} has no frame size at its call"))?;
-    let table: Vec<Option<u64>> = (0..bytes.len() as u64).map(|o| delta(o)).collect();
+    let table: Vec<Option<u64>> = (0..bytes.len() as u64).map(&mut delta).collect();
     let state = state_at(arch, &bytes, f.addr, call, init, &|o| {
         table.get(o as usize).copied().flatten()
     })
@@ -702,7 +738,10 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
         }
         sp_at_call = w.entry_sp.wrapping_add(pushed);
         let Some(&next) = frames.get(1) else {
-            return not(Some(MAPS_FATAL.into()), "the stack ends at the wrapper".into());
+            return not(
+                Some(MAPS_FATAL.into()),
+                "the stack ends at the wrapper".into(),
+            );
         };
         ret = next;
     }
@@ -746,29 +785,25 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
         // A field of an argument: the argument itself (the iterator's address) and the
         // iterator in the stack window.
         if let Sym::Field(r, off) = want {
-            let (base, _) = f
-                .state
-                .iter()
-                .filter(|(_, s)| **s == Sym::In(r))
-                .find_map(|(loc, _)| match *loc {
+            let (base, _) = f.state.iter().filter(|(_, s)| **s == Sym::In(r)).find_map(
+                |(loc, _)| match *loc {
                     Loc::Reg(x) if live.get(x as usize).copied().unwrap_or(false) => {
                         Some((ev.regs[x as usize], ()))
                     }
                     Loc::Slot(s) => word_at(f.entry_sp.wrapping_add_signed(s)).map(|v| (v, ())),
                     Loc::Reg(_) => None,
-                })?;
+                },
+            )?;
             return word_at(base.wrapping_add_signed(off)).map(|v| (v, Found::Iterator));
         }
         None
     };
-    let map = value(want_map)
-        .filter(|(v, _)| *v != 0)
-        .ok_or_else(|| {
-            format!(
-                "{} no longer holds the map at its call of fatal",
-                f.function
-            )
-        });
+    let map = value(want_map).filter(|(v, _)| *v != 0).ok_or_else(|| {
+        format!(
+            "{} no longer holds the map at its call of fatal",
+            f.function
+        )
+    });
     let maptype = value(want_type).map(|(v, _)| v).filter(|v| *v != 0);
     Located {
         function: Some(f.function),
@@ -832,8 +867,9 @@ pub fn survey(
     if let Some(w) = wrapper {
         if let Some(bytes) = code.bytes(w) {
             if let Some(&call) = call_offsets(arch, &bytes, w.addr, &[fatal]).first() {
-                let table: Vec<Option<u64>> =
-                    (0..bytes.len() as u64).map(|o| code.sp_delta(w.addr + o)).collect();
+                let table: Vec<Option<u64>> = (0..bytes.len() as u64)
+                    .map(|o| code.sp_delta(w.addr + o))
+                    .collect();
                 if let Some(st) = state_at(arch, &bytes, w.addr, call, entry_state(arch), &|o| {
                     table.get(o as usize).copied().flatten()
                 }) {
@@ -864,8 +900,9 @@ pub fn survey(
         if calls.is_empty() {
             continue;
         }
-        let table: Vec<Option<u64>> =
-            (0..bytes.len() as u64).map(|o| code.sp_delta(f.addr + o)).collect();
+        let table: Vec<Option<u64>> = (0..bytes.len() as u64)
+            .map(|o| code.sp_delta(f.addr + o))
+            .collect();
         for call in calls {
             let via_wrapper = call_target(arch, &bytes, f.addr, call) != Some(fatal);
             let live = |r: u8| {
@@ -1048,8 +1085,10 @@ mod tests {
     /// test (`it.m` loaded into DX), then a fatal block: DX survives the message's setup.
     #[test]
     fn test_iterator_map_found_in_a_register() {
-        let code = hex("493b6610 0f8655060000 55 4889e5 4883ec40 488b5018 4885d2 7470
-            807a2200 90 7501 cc 488d05f8140a00 bb26000000 e824c0fcff");
+        let code = hex(
+            "493b6610 0f8655060000 55 4889e5 4883ec40 488b5018 4885d2 7470
+            807a2200 90 7501 cc 488d05f8140a00 bb26000000 e824c0fcff",
+        );
         let addr = 0x406300;
         let ret = addr + code.len() as u64;
         let mut f = Fake {

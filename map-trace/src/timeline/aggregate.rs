@@ -296,6 +296,12 @@ impl Timeline {
         self.current.contains_key(&map)
     }
 
+    /// What the timeline knows of the map at `map`: its type's address and name, and where it
+    /// was grown or found.
+    pub fn known(&self, map: u64) -> Option<&MapSummary> {
+        self.current.get(&map).and_then(|&i| self.maps.get(i))
+    }
+
     /// Adds a map the `--discover` window found (see [`Found`]), accessed from `origin`;
     /// returns what to sample it as, or `None` when a map at that address is tracked already.
     pub fn push_discovered(
@@ -654,13 +660,5 @@ mod tests {
         assert_eq!(s[0].grows, 2);
         assert_eq!(s[1].grows, 1);
         assert_eq!(t.grows(), 3);
-    }
-}
-
-impl Timeline {
-    /// What the timeline knows of the map at `map`: its type's address and name, and where it
-    /// was grown or found.
-    pub fn known(&self, map: u64) -> Option<&MapSummary> {
-        self.current.get(&map).and_then(|&i| self.maps.get(i))
     }
 }

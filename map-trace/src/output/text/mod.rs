@@ -77,7 +77,10 @@ fn fatal_lines(c: &crate::timeline::fatal::ConcurrentWrite) -> Vec<Line> {
         .as_deref()
         .and_then(|o| o.site())
         .and_then(|p| site_text(p, WIDTH - 6));
-    at.plain(&format!("   at {}", site.as_deref().unwrap_or("an unknown site")));
+    at.plain(&format!(
+        "   at {}",
+        site.as_deref().unwrap_or("an unknown site")
+    ));
     at.truncate(WIDTH);
     let mut map = Line::new();
     match c.map {
