@@ -37,6 +37,8 @@ fuzz_target!(|data: &[u8]| {
     for chunk in data.chunks(size_of::<map_trace_common::event::SwissEvent>()) {
         p.record(chunk);
     }
+    // And the whole input as one record: the fatal-error record is larger than the slots.
+    p.record(data);
     let _ = p.finish(SessionEnd {
         time_ns: u64::MAX,
         lost: 1,
