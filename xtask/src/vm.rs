@@ -397,6 +397,7 @@ crash() {
   n=$(grep '^{"event":"map_concurrent_write"' /tmp/c.json | grep "\"function\":\"$func\"" | grep -c "\"map\":\"$map\"")
   ok=no; [ "$rc" = 0 ] && [ "$frc" = 2 ] && [ "$n" -ge 1 ] && [ "$n" -le 2 ] && ok=yes
   echo "VMTEST: $name crash $mode rc=$rc target_exit=$frc records_with_map=$n ok=$ok"
+  grep '^{"event":"map_concurrent_write"' /tmp/c.json | grep -o '"goid":[0-9]*\|"map":[^,]*,"map_found":"[^"]*"' | tr '\n' ' '; echo
   [ $ok = yes ] || { grep -m5 . /tmp/cmt.err; grep -m2 concurrent /tmp/c.json; }
   [ $ok = yes ]
 }
