@@ -295,7 +295,8 @@ pub struct MapFatalEvent {
     pub window: [u8; FATAL_WINDOW],
 }
 
-const _: () = assert!(core::mem::size_of::<MapFatalEvent>() == 32 + 16 + 216 + 8 + 64 + 8 + 72 + 2048);
+const _: () =
+    assert!(core::mem::size_of::<MapFatalEvent>() == 32 + 16 + 216 + 8 + 64 + 8 + 72 + 2048);
 
 impl Default for MapFatalEvent {
     fn default() -> Self {

@@ -293,6 +293,17 @@ fn ops_arm64(w: u32) -> Vec<Op> {
     if w & 0xFC00_0000 == 0x9400_0000 || w & 0xFFFF_FC1F == 0xD63F_0000 {
         return vec![Op::Call];
     }
+    // B, B.cond, CBZ/CBNZ, TBZ/TBNZ, RET, BR: they write no register (`flow::arm64_writes`
+    // is for the other instructions, and reads a branch's register field as a destination).
+    if w & 0xFC00_0000 == 0x1400_0000
+        || w & 0xFF00_0010 == 0x5400_0000
+        || w & 0x7E00_0000 == 0x3400_0000
+        || w & 0x7E00_0000 == 0x3600_0000
+        || w & 0xFFFF_FC1F == 0xD65F_0000
+        || w & 0xFFFF_FC1F == 0xD61F_0000
+    {
+        return vec![];
+    }
     // MOV Xd, Xm (ORR Xd, XZR, Xm).
     if w & 0xFFE0_FFE0 == 0xAA00_03E0 && rt != 31 {
         return vec![Op::Copy {
@@ -1130,11 +1141,13 @@ mod tests {
     fn test_arm64_spill_slot() {
         // MOVD.W R30, -0x30(RSP): STR X30, [SP, #-0x30]!   fe0f1df8
         // STR X0, [SP, #0x38]                              e01f00f9
+        // CBZ X1, +400 (out of the function: the nil-map panic) 810c00b4
         // STR X1, [SP, #0x40]                              e12300f9
         // ADRP X0, …                                       00000090
         // MOVZ X1, #21                                     a10280d2
         // BL fatal                                         00000094
-        let code = hex("fe0f1df8 e01f00f9 e12300f9 00000090 a10280d2 00000094");
+        // With the nil-map test (CBZ) between the spills: a branch writes no register.
+        let code = hex("fe0f1df8 e01f00f9 810c00b4 e12300f9 00000090 a10280d2 00000094");
         let addr = 0x10000;
         let ret = addr + code.len() as u64;
         let mut f = Fake {
