@@ -381,7 +381,7 @@ discover swiss-go /test/growth-swiss || fail=1
 crash() {
   name=$1; fx=$2; mode=$3; func=$4
   # The previous run's files would answer the waits below before this run wrote anything.
-  rm -f /tmp/cin /tmp/c.err /tmp/cmt.err /tmp/c.json; mkfifo /tmp/cin
+  rm -f /tmp/cin /tmp/c.err /tmp/cmt.err /tmp/c.json; touch /tmp/c.err /tmp/cmt.err; mkfifo /tmp/cin
   $fx -wait $mode 64 </tmp/cin >/dev/null 2>/tmp/c.err &
   fxpid=$!
   exec 6>/tmp/cin
