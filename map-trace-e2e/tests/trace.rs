@@ -171,7 +171,8 @@ fn test_launch_mode_exit_status_and_text_output() {
         .collect();
     assert_eq!(lines.len(), 8, "{}", f.stdout);
     assert!(
-        lines[0].contains(" grow 1→2 len 8 ") && lines[0].ends_with(" (main.go:66)"),
+        lines[0].contains(" grow 1→2 len 8 ")
+            && lines[0].ends_with(&format!(" (main.go:{})", fill_int_line())),
         "{}",
         lines[0]
     );
