@@ -244,8 +244,10 @@ fn prometheus_map_health_gauges_match_the_cli() {
 #[test]
 fn prometheus_counts_concurrent_map_fatal_errors() {
     require_root();
-    let agent = Agent::start(&["--include", "growth"]);
+    let events = temp_unique("fatal-events", "jsonl");
+    let agent = Agent::start(&["--include", "growth", "--events", events.to_str().unwrap()]);
     let prom = Prometheus::scraping(agent.port, "prometheus-fatal");
+    let mut maps = vec![];
     let site = format!("main.raceWriter (crash.go:{})", crash_line("write"));
     let mut builds = vec![classic_versions().pop().unwrap()];
     builds.extend(swiss_versions().pop());
@@ -260,6 +262,12 @@ fn prometheus_counts_concurrent_map_fatal_errors() {
         });
         let (f, stderr) = w.release_until_exit("go");
         assert_eq!(f.status.code(), Some(2), "go{v}: {stderr:?}");
+        let crashmap = stderr
+            .iter()
+            .find_map(|l| l.strip_prefix("crashmap "))
+            .unwrap()
+            .to_string();
+        maps.push(crashmap);
         // `go1.25.5`, or `go1.25.5 X:noswissmap` for a noswissmap build.
         let go_version = go_prefix(v);
         let q = format!(
@@ -280,4 +288,18 @@ fn prometheus_counts_concurrent_map_fatal_errors() {
     drop(prom);
     let (f, _) = agent.stop();
     assert!(f.status.success());
+    // `--events` has the records, each with its process's map found in the frame.
+    let text = std::fs::read_to_string(&events).unwrap();
+    let records: Vec<serde_json::Value> = json_lines(&text)
+        .into_iter()
+        .filter(|e| e["event"] == "map_concurrent_write")
+        .collect();
+    for m in &maps {
+        let of: Vec<_> = records.iter().filter(|r| r["map"] == m.as_str()).collect();
+        assert!((1..=2).contains(&of.len()), "map {m}: {records:?}");
+        for r in of {
+            assert_eq!(r["site"]["function"], "main.raceWriter", "{r}");
+            assert_eq!(r["type"], "map[int]int", "{r}");
+        }
+    }
 }

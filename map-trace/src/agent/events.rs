@@ -85,6 +85,13 @@ impl Agent {
                         .concurrent_map_fatal
                         .get_or_create(&labels)
                         .inc();
+                    if self.events.is_some() {
+                        if let Some(c) = self.concurrent_write(&ev, kind) {
+                            if let Some(sink) = self.events.as_mut() {
+                                let _ = sink.concurrent_write(&c);
+                            }
+                        }
+                    }
                     eprintln!(
                         "map-trace agent: pid {} ({}): fatal error: {} at {} (goroutine {})",
                         ev.header.pid,
@@ -98,6 +105,33 @@ impl Agent {
             // The agent does not attach the slice probes.
             Ok(Event::Slice(_) | Event::Evacuated(_) | Event::EvacuateStep(_)) | Err(_) => {}
         }
+    }
+
+    /// The `--events` record of a fatal map misuse: the stack, and the map as the decoder
+    /// finds it in the calling function's frame (see `symbols::fatal`).
+    fn concurrent_write(
+        &mut self,
+        ev: &map_trace_common::event::MapFatalEvent,
+        kind: Misuse,
+    ) -> Option<crate::timeline::fatal::ConcurrentWrite> {
+        let map = self.procs.get(&ev.header.pid).and_then(|p| p.map.as_ref());
+        let sym = self.exes.get_mut(&ev.header.exe)?.symbolizer.as_mut()?;
+        let origin: crate::timeline::Origin = sym.call_stack(ev.stack.frames(), map).into();
+        let located: crate::timeline::fatal::FatalMap = sym.locate_fatal(ev, map).into();
+        let type_name = located.maptype.and_then(|t| sym.type_name(t, map));
+        Some(crate::timeline::fatal::ConcurrentWrite {
+            time_ns: crate::timeline::to_unix_ns(ev.header.ts_ns, self.offset),
+            pid: ev.header.pid,
+            tid: ev.header.tid,
+            goid: ev.header.goid,
+            kind,
+            function: located.function,
+            origin: (!origin.stack.is_empty()).then(|| Arc::new(origin)),
+            map: located.map,
+            found: located.found,
+            type_name,
+            known_origin: None,
+        })
     }
 
     /// Remembers a map that grew, for sampling (when sampling is on).

@@ -327,6 +327,21 @@ impl<W: Write + Send> Sink for PerfettoSink<W> {
         )
     }
 
+    fn concurrent_write(&mut self, c: &crate::timeline::fatal::ConcurrentWrite) -> io::Result<()> {
+        self.instant(
+            format!("fatal error: {}", c.kind.message()),
+            c.goid,
+            c.time_ns,
+            json!({
+                "site": where_(&c.origin),
+                "map": c.map.map(hex),
+                "type": c.type_name.as_deref(),
+                "map_found": c.found,
+            }),
+        )?;
+        self.out.flush()
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

@@ -44,6 +44,7 @@ impl ReportSink {
             esc(&title)
         );
         self.header(&mut h, end);
+        fatal_section(&mut h, end);
         self.notes(&mut h, end);
         sites_table(&mut h, end);
         let start_ns = self.start.as_ref().map_or(end.time_ns, |s| s.time_ns);
@@ -341,6 +342,40 @@ impl ReportSink {
 }
 
 /// The call-site table: the text summary's "by call site", as HTML.
+/// The map misuse the runtime killed the process for, first on the page when there was one.
+fn fatal_section(h: &mut String, e: &EndInfo) {
+    if e.fatal.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<section id=\"fatal\">\n<h2>Killed by the Go runtime: concurrent map misuse</h2>\n\
+         <p>Two goroutines used one map at once and at least one of them wrote it. Each \
+         goroutine that reached the runtime's fatal error is a row: guard the map with a \
+         <code>sync.Mutex</code> or <code>sync.RWMutex</code>, or use <code>sync.Map</code>.</p>\n\
+         <table class=\"sites\">\n<thead><tr><th>Goroutine</th><th>Fatal error</th><th>Site</th>\
+         <th>Map</th><th>Found</th></tr></thead>\n<tbody>\n",
+    );
+    for c in &e.fatal {
+        let map = match c.map {
+            Some(m) => format!(
+                "<code>{}</code> {}",
+                crate::output::hex(m),
+                esc(c.type_name.as_deref().unwrap_or(""))
+            ),
+            None => "-".to_string(),
+        };
+        let _ = writeln!(
+            h,
+            "<tr class=\"fatal\"><td>{}</td><td>{}</td><td>{}</td><td>{map}</td><td>{}</td></tr>",
+            c.goid,
+            esc(c.kind.message()),
+            site_cell(c.origin.as_deref().and_then(|o| o.site())),
+            esc(&c.found)
+        );
+    }
+    h.push_str("</tbody>\n</table>\n</section>\n");
+}
+
 fn sites_table(h: &mut String, e: &EndInfo) {
     h.push_str("<section id=\"sites\">\n<h2>By call site</h2>\n");
     if e.maps.is_empty() {
