@@ -102,6 +102,23 @@ pub fn expected_sequential(n: u64, lfn: u64) -> Vec<(u32, u64)> {
     out
 }
 
+/// Debian's Prometheus server and promtool: `MAP_TRACE_PROMETHEUS_DIR` (set by `cargo xtask
+/// test`).
+pub fn prometheus_dir() -> PathBuf {
+    std::env::var_os("MAP_TRACE_PROMETHEUS_DIR")
+        .expect("MAP_TRACE_PROMETHEUS_DIR is not set: run with `cargo xtask test`")
+        .into()
+}
+
+/// Large Go programs nobody here wrote: `MAP_TRACE_REAL_PROGRAMS` (set by `cargo xtask test`).
+pub fn real_programs() -> Vec<PathBuf> {
+    std::env::var("MAP_TRACE_REAL_PROGRAMS")
+        .expect("MAP_TRACE_REAL_PROGRAMS is not set: run with `cargo xtask test`")
+        .split(',')
+        .map(PathBuf::from)
+        .collect()
+}
+
 /// A temporary file path unique to this test process.
 pub fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("map-trace-e2e-{}", std::process::id()));
@@ -442,6 +459,14 @@ pub struct Waiting {
 pub fn start_waiting(exe: &std::path::Path, args: &[&str]) -> Waiting {
     let mut cmd = Command::new(exe);
     cmd.args(["-wait", "-hold"]).args(args);
+    start_waiting_cmd(cmd)
+}
+
+/// Starts `exe -wait MODE 64` (`race`, `iterrace`: it crashes once released) and waits until
+/// it is ready.
+pub fn start_crashing(exe: &std::path::Path, mode: &str) -> Waiting {
+    let mut cmd = Command::new(exe);
+    cmd.args(["-wait", mode, "64"]);
     start_waiting_cmd(cmd)
 }
 

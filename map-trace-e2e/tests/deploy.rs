@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use map_trace_e2e::temp;
+use map_trace_e2e::{prometheus_dir, temp};
 
 fn deploy(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -12,11 +12,7 @@ fn deploy(path: &str) -> std::path::PathBuf {
 }
 
 fn promtool() -> std::path::PathBuf {
-    std::path::PathBuf::from(
-        std::env::var_os("MAP_TRACE_PROMETHEUS_DIR")
-            .expect("MAP_TRACE_PROMETHEUS_DIR is not set: run with `cargo xtask test`"),
-    )
-    .join("promtool")
+    prometheus_dir().join("promtool")
 }
 
 /// The PrometheusRule's `spec:` block, de-indented.

@@ -4,7 +4,7 @@
 //! Debian's Prometheus). The crash tests check the decoder on the calls a crash goes through;
 //! this one shows the shapes of all the others.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::collections::BTreeMap;
 
 use map_trace::symbols::{fatal::SiteShape, symbolize::Symbolizer};
 use map_trace_e2e::*;
@@ -71,15 +71,8 @@ fn every_fixture_build_leaves_the_map_where_the_decoder_finds_it() {
 /// Prometheus server (built by Debian with its own Go).
 #[test]
 fn third_party_binaries_leave_the_map_where_the_decoder_finds_it() {
-    let mut bins: Vec<PathBuf> = std::env::var("MAP_TRACE_REAL_PROGRAMS")
-        .expect("MAP_TRACE_REAL_PROGRAMS is not set: run with `cargo xtask test`")
-        .split(',')
-        .map(PathBuf::from)
-        .collect();
-    let prom = PathBuf::from(
-        std::env::var_os("MAP_TRACE_PROMETHEUS_DIR")
-            .expect("MAP_TRACE_PROMETHEUS_DIR is not set: run with `cargo xtask test`"),
-    );
+    let mut bins = real_programs();
+    let prom = prometheus_dir();
     bins.push(prom.join("prometheus"));
     bins.push(prom.join("promtool"));
     for b in bins {

@@ -9,12 +9,6 @@ use std::{
 
 use map_trace_e2e::*;
 
-fn prometheus_dir() -> std::path::PathBuf {
-    std::env::var_os("MAP_TRACE_PROMETHEUS_DIR")
-        .expect("MAP_TRACE_PROMETHEUS_DIR is not set: run with `cargo xtask test`")
-        .into()
-}
-
 /// Percent-encodes a query-string value.
 fn encode(q: &str) -> String {
     q.bytes()
@@ -252,11 +246,7 @@ fn prometheus_counts_concurrent_map_fatal_errors() {
     let mut builds = vec![classic_versions().pop().unwrap()];
     builds.extend(swiss_versions().pop());
     for (i, v) in builds.iter().enumerate() {
-        let w = start_waiting_cmd({
-            let mut c = Command::new(fixture(v));
-            c.args(["-wait", "race", "64"]);
-            c
-        });
+        let w = start_crashing(&fixture(v), "race");
         agent.wait_until(Duration::from_secs(10), "attach", |m| {
             sample(m, "map_trace_attached_processes", &[]) == 1.0
         });

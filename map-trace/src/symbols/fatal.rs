@@ -124,18 +124,7 @@ fn decode_x86(code: &[u8], addr: u64) -> Vec<Insn> {
     while decoder.can_decode() {
         let insn = decoder.decode();
         let offset = insn.ip() - addr;
-        let inside = |t: u64| t.checked_sub(addr).filter(|o| *o < code.len() as u64);
-        let flow = if insn.is_invalid() {
-            Flow::Exit
-        } else {
-            match insn.flow_control() {
-                FlowControl::Next | FlowControl::Call | FlowControl::IndirectCall => Flow::Next,
-                FlowControl::UnconditionalBranch => Flow::Jump(inside(insn.near_branch_target())),
-                FlowControl::ConditionalBranch => Flow::Branch(inside(insn.near_branch_target())),
-                FlowControl::Return | FlowControl::Interrupt | FlowControl::Exception => Flow::Exit,
-                FlowControl::IndirectBranch | FlowControl::XbeginXabortXend => Flow::Unknown,
-            }
-        };
+        let flow = flow::x86_flow(&insn, addr, code.len() as u64);
         let reg64 = |i: u32| {
             (insn.op_kind(i) == OpKind::Register && insn.op_register(i).size() == 8)
                 .then(|| x86_reg(insn.op_register(i)))
@@ -230,80 +219,37 @@ fn decode_x86(code: &[u8], addr: u64) -> Vec<Insn> {
     out
 }
 
-fn sext(v: u32, bits: u32) -> i64 {
-    let shift = 64 - bits;
-    ((u64::from(v) << shift) as i64) >> shift
-}
-
 fn decode_arm64(code: &[u8]) -> Vec<Insn> {
-    let size = code.len() as u64;
-    let flows = flow_arm64(code);
-    code.chunks_exact(4)
-        .zip(flows)
-        .enumerate()
-        .map(|(i, (b, flow))| {
-            let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            let _ = size;
-            Insn {
-                offset: i as u64 * 4,
-                len: 4,
-                flow,
-                ops: ops_arm64(w),
-            }
-        })
-        .collect()
-}
-
-/// Control flow of each arm64 instruction, as `flow` decodes it.
-fn flow_arm64(code: &[u8]) -> Vec<Flow> {
     let size = code.len() as u64;
     code.chunks_exact(4)
         .enumerate()
         .map(|(i, b)| {
             let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             let offset = i as u64 * 4;
-            let rel = |words: i64| {
-                let t = offset as i64 + words * 4;
-                (t >= 0 && (t as u64) < size).then_some(t as u64)
+            let (flow, ops) = match flow::arm64_branch(w, offset, size) {
+                Some(f) if flow::arm64_is_call(w) => (f, vec![Op::Call]),
+                // The other branches write no register (`flow::arm64_writes` is for the
+                // other instructions, and reads a branch's register field as a destination).
+                Some(f) => (f, vec![]),
+                None => (Flow::Next, ops_arm64(w)),
             };
-            if w & 0xFC00_0000 == 0x1400_0000 {
-                Flow::Jump(rel(sext(w & 0x03FF_FFFF, 26)))
-            } else if w & 0xFF00_0010 == 0x5400_0000 || w & 0x7E00_0000 == 0x3400_0000 {
-                Flow::Branch(rel(sext((w >> 5) & 0x7FFFF, 19)))
-            } else if w & 0x7E00_0000 == 0x3600_0000 {
-                Flow::Branch(rel(sext((w >> 5) & 0x3FFF, 14)))
-            } else if w & 0xFFFF_FC1F == 0xD65F_0000 || w == 0 || w & 0xFFE0_001F == 0xD420_0000 {
-                Flow::Exit
-            } else if w & 0xFFFF_FC1F == 0xD61F_0000 {
-                Flow::Unknown
-            } else {
-                Flow::Next
+            Insn {
+                offset,
+                len: 4,
+                flow,
+                ops,
             }
         })
         .collect()
 }
 
+/// What a non-branch arm64 instruction does to registers and stack slots.
 fn ops_arm64(w: u32) -> Vec<Op> {
     let rt = (w & 31) as u8;
     let rn = ((w >> 5) & 31) as u8;
     let rt2 = ((w >> 10) & 31) as u8;
     let base = if rn == 31 { Base::Sp } else { Base::Reg(rn) };
     let src = |r: u8| (r != 31).then_some(r);
-    // BL, BLR.
-    if w & 0xFC00_0000 == 0x9400_0000 || w & 0xFFFF_FC1F == 0xD63F_0000 {
-        return vec![Op::Call];
-    }
-    // B, B.cond, CBZ/CBNZ, TBZ/TBNZ, RET, BR: they write no register (`flow::arm64_writes`
-    // is for the other instructions, and reads a branch's register field as a destination).
-    if w & 0xFC00_0000 == 0x1400_0000
-        || w & 0xFF00_0010 == 0x5400_0000
-        || w & 0x7E00_0000 == 0x3400_0000
-        || w & 0x7E00_0000 == 0x3600_0000
-        || w & 0xFFFF_FC1F == 0xD65F_0000
-        || w & 0xFFFF_FC1F == 0xD61F_0000
-    {
-        return vec![];
-    }
     // MOV Xd, Xm (ORR Xd, XZR, Xm).
     if w & 0xFFE0_FFE0 == 0xAA00_03E0 && rt != 31 {
         return vec![Op::Copy {
@@ -320,14 +266,14 @@ fn ops_arm64(w: u32) -> Vec<Op> {
     // LDUR/STUR (unscaled, imm9).
     if w & 0x3B20_0C00 == 0x3800_0000 {
         let sz = 1i64 << (w >> 30);
-        let disp = sext((w >> 12) & 0x1FF, 9);
+        let disp = flow::sext((w >> 12) & 0x1FF, 9);
         return ldst(w, rt, base, disp, sz, src);
     }
     // LDP/STP of X registers: signed offset (010), pre-index (011), post-index (001).
     if w & 0xFE00_0000 == 0xA800_0000 && (w >> 26) & 1 == 0 {
         let mode = (w >> 23) & 0b11;
         let load = (w >> 22) & 1 == 1;
-        let imm = sext((w >> 15) & 0x7F, 7) * 8;
+        let imm = flow::sext((w >> 15) & 0x7F, 7) * 8;
         let disp = if mode == 0b01 { 0 } else { imm };
         let mut ops = if load {
             match base {
@@ -496,7 +442,7 @@ fn state_at(
     addr: u64,
     at: u64,
     init: State,
-    sp_delta: &dyn Fn(u64) -> Option<u64>,
+    sp_delta: &mut dyn FnMut(u64) -> Option<u64>,
 ) -> Option<State> {
     if code.len() as u64 > MAX_FUNCTION {
         return None;
@@ -647,13 +593,7 @@ struct Frame {
 }
 
 /// Decodes the function that returns to `ret` and its state at the call before `ret`.
-fn frame(
-    arch: Arch,
-    code: &mut dyn Code,
-    ret: u64,
-    sp_at_call: u64,
-    init: State,
-) -> Result<Frame, String> {
+fn frame(arch: Arch, code: &mut dyn Code, ret: u64, sp_at_call: u64) -> Result<Frame, String> {
     let (name, f) = code
         .function_at(ret.wrapping_sub(1))
         .ok_or_else(|| format!("no function at {ret:#x}"))?;
@@ -666,23 +606,53 @@ fn frame(
         .ok_or_else(|| format!("{name}'s code could not be read"))?;
     let call = call_before(arch, &bytes, f.addr, ret - f.addr)
         .ok_or_else(|| format!("no call instruction before {ret:#x} in {name}"))?;
-    let mut deltas = rustc_hash::FxHashMap::default();
-    let mut delta = |off: u64| -> Option<u64> {
-        *deltas
-            .entry(off)
-            .or_insert_with(|| code.sp_delta(f.addr + off))
-    };
-    let sp_call = delta(call).ok_or_else(|| format!("{name} has no frame size at its call"))?;
-    let table: Vec<Option<u64>> = (0..bytes.len() as u64).map(&mut delta).collect();
-    let state = state_at(arch, &bytes, f.addr, call, init, &|o| {
-        table.get(o as usize).copied().flatten()
-    })
-    .ok_or_else(|| format!("{name}'s control flow could not be decoded"))?;
+    let sp_call = code
+        .sp_delta(f.addr + call)
+        .ok_or_else(|| format!("{name} has no frame size at its call"))?;
+    let state = state_at_call(arch, code, f, &bytes, call)
+        .ok_or_else(|| format!("{name}'s control flow could not be decoded"))?;
     Ok(Frame {
         function: name,
         state,
         entry_sp: sp_at_call.wrapping_add(sp_call),
     })
+}
+
+/// The state at the call at offset `call` of `f` (whose code is `bytes`), from the entry.
+fn state_at_call(
+    arch: Arch,
+    code: &mut dyn Code,
+    f: Function,
+    bytes: &[u8],
+    call: u64,
+) -> Option<State> {
+    state_at(arch, bytes, f.addr, call, entry_state(arch), &mut |o| {
+        code.sp_delta(f.addr + o)
+    })
+}
+
+/// Which registers still hold their entry value in `state`: at a wrapper's call of `fatal`,
+/// the registers it passes through untouched.
+fn untouched(state: &State) -> Vec<bool> {
+    (0..FATAL_REGS as u8)
+        .map(|r| state.get(&Loc::Reg(r)) == Some(&Sym::In(r)))
+        .collect()
+}
+
+/// Where `want` is kept, best first: the registers `live` at `fatal`'s entry, then stack
+/// slots (a `State` orders registers before slots).
+fn places(state: &State, want: Sym, live: &dyn Fn(u8) -> bool) -> Vec<Loc> {
+    state
+        .iter()
+        .filter(|(loc, sym)| {
+            **sym == want
+                && match loc {
+                    Loc::Reg(r) => live(*r),
+                    Loc::Slot(_) => true,
+                }
+        })
+        .map(|(loc, _)| *loc)
+        .collect()
 }
 
 /// The offset of the call instruction that ends at `ret_off`.
@@ -740,12 +710,12 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
     let mut live: Vec<bool> = (0..FATAL_REGS as u8).map(|r| captured(arch, r)).collect();
     let first_name = code.function_at(first.wrapping_sub(1)).map(|(n, _)| n);
     if first_name.as_deref() == Some(MAPS_FATAL) {
-        let w = match frame(arch, code, first, sp_at_call, entry_state(arch)) {
+        let w = match frame(arch, code, first, sp_at_call) {
             Ok(w) => w,
             Err(why) => return not(Some(MAPS_FATAL.into()), why),
         };
-        for (r, l) in live.iter_mut().enumerate() {
-            *l &= w.state.get(&Loc::Reg(r as u8)) == Some(&Sym::In(r as u8));
+        for (l, kept) in live.iter_mut().zip(untouched(&w.state)) {
+            *l &= kept;
         }
         sp_at_call = w.entry_sp.wrapping_add(pushed);
         let Some(&next) = frames.get(1) else {
@@ -756,7 +726,7 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
         };
         ret = next;
     }
-    let f = match frame(arch, code, ret, sp_at_call, entry_state(arch)) {
+    let f = match frame(arch, code, ret, sp_at_call) {
         Ok(f) => f,
         Err(why) => return not(first_name, why),
     };
@@ -772,42 +742,26 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
         let b = window.get(off..off.checked_add(8)?)?;
         Some(u64::from_le_bytes(b.try_into().ok()?))
     };
-    let value = |want: Sym| -> Option<(u64, Found)> {
-        let mut best: Option<(u64, Found)> = None;
-        for (loc, sym) in &f.state {
-            if *sym != want {
-                continue;
-            }
-            match *loc {
-                Loc::Reg(r) if live.get(r as usize).copied().unwrap_or(false) => {
-                    return Some((ev.regs[r as usize], Found::Register(reg_name(arch, r))));
-                }
-                Loc::Slot(s) => {
-                    if let Some(v) = word_at(f.entry_sp.wrapping_add_signed(s)) {
-                        best.get_or_insert((v, Found::Stack));
-                    }
-                }
-                Loc::Reg(_) => {}
-            }
+    let live = |r: u8| live.get(r as usize).copied().unwrap_or(false);
+    let read = |loc: Loc| -> Option<(u64, Found)> {
+        match loc {
+            Loc::Reg(r) => Some((ev.regs[r as usize], Found::Register(reg_name(arch, r)))),
+            Loc::Slot(s) => word_at(f.entry_sp.wrapping_add_signed(s)).map(|v| (v, Found::Stack)),
         }
-        if best.is_some() {
-            return best;
+    };
+    let value = |want: Sym| -> Option<(u64, Found)> {
+        if let Some(v) = places(&f.state, want, &live).into_iter().find_map(read) {
+            return Some(v);
         }
         // A field of an argument: the argument itself (the iterator's address) and the
         // iterator in the stack window.
-        if let Sym::Field(r, off) = want {
-            let (base, _) = f.state.iter().filter(|(_, s)| **s == Sym::In(r)).find_map(
-                |(loc, _)| match *loc {
-                    Loc::Reg(x) if live.get(x as usize).copied().unwrap_or(false) => {
-                        Some((ev.regs[x as usize], ()))
-                    }
-                    Loc::Slot(s) => word_at(f.entry_sp.wrapping_add_signed(s)).map(|v| (v, ())),
-                    Loc::Reg(_) => None,
-                },
-            )?;
-            return word_at(base.wrapping_add_signed(off)).map(|v| (v, Found::Iterator));
-        }
-        None
+        let Sym::Field(r, off) = want else {
+            return None;
+        };
+        let (base, _) = places(&f.state, Sym::In(r), &live)
+            .into_iter()
+            .find_map(read)?;
+        word_at(base.wrapping_add_signed(off)).map(|v| (v, Found::Iterator))
     };
     let map = value(want_map).filter(|(v, _)| *v != 0).ok_or_else(|| {
         format!(
@@ -839,24 +793,11 @@ pub struct SiteShape {
 
 fn place(arch: Arch, state: &State, want: Sym, live: &dyn Fn(u8) -> bool) -> Option<String> {
     let direct = |want: Sym| -> Option<String> {
-        let mut slot = None;
-        for (loc, sym) in state {
-            if *sym != want {
-                continue;
-            }
-            match *loc {
-                Loc::Reg(r) if live(r) => return Some(format!("register {}", reg_name(arch, r))),
-                Loc::Slot(s) => {
-                    slot.get_or_insert(if s >= 8 && (s - 8) % 8 == 0 {
-                        format!("argument slot {}", (s - 8) / 8)
-                    } else {
-                        format!("stack slot {s:+}")
-                    });
-                }
-                Loc::Reg(_) => {}
-            }
-        }
-        slot
+        places(state, want, live).first().map(|loc| match *loc {
+            Loc::Reg(r) => format!("register {}", reg_name(arch, r)),
+            Loc::Slot(s) if s >= 8 && (s - 8) % 8 == 0 => format!("argument slot {}", (s - 8) / 8),
+            Loc::Slot(s) => format!("stack slot {s:+}"),
+        })
     };
     direct(want).or_else(|| match want {
         Sym::Field(r, off) => direct(Sym::In(r)).map(|p| format!("{p}, then +{off}")),
@@ -874,25 +815,14 @@ pub fn survey(
     wrapper: Option<Function>,
 ) -> Vec<SiteShape> {
     // The registers the wrapper leaves alone up to its own call of fatal.
-    let mut through_wrapper: Option<Vec<bool>> = None;
-    if let Some(w) = wrapper {
-        if let Some(bytes) = code.bytes(w) {
-            if let Some(&call) = call_offsets(arch, &bytes, w.addr, &[fatal]).first() {
-                let table: Vec<Option<u64>> = (0..bytes.len() as u64)
-                    .map(|o| code.sp_delta(w.addr + o))
-                    .collect();
-                if let Some(st) = state_at(arch, &bytes, w.addr, call, entry_state(arch), &|o| {
-                    table.get(o as usize).copied().flatten()
-                }) {
-                    through_wrapper = Some(
-                        (0..FATAL_REGS as u8)
-                            .map(|r| st.get(&Loc::Reg(r)) == Some(&Sym::In(r)))
-                            .collect(),
-                    );
-                }
-            }
-        }
-    }
+    let through_wrapper: Option<Vec<bool>> = wrapper.and_then(|w| {
+        let bytes = code.bytes(w)?;
+        let &(call, _) = calls_to(arch, &bytes, w.addr, &[fatal]).first()?;
+        state_at_call(arch, code, w, &bytes, call).map(|st| untouched(&st))
+    });
+    let targets: Vec<u64> = std::iter::once(fatal)
+        .chain(wrapper.map(|w| w.addr))
+        .collect();
     let mut out = vec![];
     for (name, f) in functions {
         let Some((want_map, want_type)) = wanted(name) else {
@@ -904,28 +834,15 @@ pub fn survey(
         let Some(bytes) = code.bytes(*f) else {
             continue;
         };
-        let targets: Vec<u64> = std::iter::once(fatal)
-            .chain(wrapper.map(|w| w.addr))
-            .collect();
-        let calls = call_offsets(arch, &bytes, f.addr, &targets);
-        if calls.is_empty() {
-            continue;
-        }
-        let table: Vec<Option<u64>> = (0..bytes.len() as u64)
-            .map(|o| code.sp_delta(f.addr + o))
-            .collect();
-        for call in calls {
-            let via_wrapper = call_target(arch, &bytes, f.addr, call) != Some(fatal);
+        for (call, target) in calls_to(arch, &bytes, f.addr, &targets) {
             let live = |r: u8| {
                 captured(arch, r)
-                    && (!via_wrapper
+                    && (target == fatal
                         || through_wrapper
                             .as_ref()
                             .is_some_and(|l| l.get(r as usize).copied().unwrap_or(false)))
             };
-            let st = state_at(arch, &bytes, f.addr, call, entry_state(arch), &|o| {
-                table.get(o as usize).copied().flatten()
-            });
+            let st = state_at_call(arch, code, *f, &bytes, call);
             out.push(SiteShape {
                 function: name.clone(),
                 call,
@@ -937,50 +854,36 @@ pub fn survey(
     out
 }
 
-/// Offsets of the direct calls to any of `targets` in `code` (at `addr`).
-fn call_offsets(arch: Arch, code: &[u8], addr: u64, targets: &[u64]) -> Vec<u64> {
+/// The direct calls to any of `targets` in `code` (at `addr`): their offsets and targets.
+fn calls_to(arch: Arch, code: &[u8], addr: u64, targets: &[u64]) -> Vec<(u64, u64)> {
     let mut out = vec![];
     match arch {
         Arch::X86_64 => {
             let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
             while decoder.can_decode() {
                 let insn = decoder.decode();
-                if insn.flow_control() == FlowControl::Call
-                    && targets.contains(&insn.near_branch_target())
-                {
-                    out.push(insn.ip() - addr);
+                let target = insn.near_branch_target();
+                if insn.flow_control() == FlowControl::Call && targets.contains(&target) {
+                    out.push((insn.ip() - addr, target));
                 }
             }
         }
         Arch::Aarch64 => {
             for (i, b) in code.chunks_exact(4).enumerate() {
+                let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                 let off = i as u64 * 4;
-                if call_target(arch, code, addr, off).is_some_and(|t| targets.contains(&t)) {
-                    let _ = b;
-                    out.push(off);
+                // BL: a direct call.
+                if w & 0xFC00_0000 != 0x9400_0000 {
+                    continue;
+                }
+                let target = (addr + off).wrapping_add_signed(flow::sext(w & 0x03FF_FFFF, 26) * 4);
+                if targets.contains(&target) {
+                    out.push((off, target));
                 }
             }
         }
     }
     out
-}
-
-/// The target of the direct call at `off`.
-fn call_target(arch: Arch, code: &[u8], addr: u64, off: u64) -> Option<u64> {
-    match arch {
-        Arch::X86_64 => {
-            let rest = code.get(off as usize..)?;
-            let mut decoder = Decoder::with_ip(64, rest, addr + off, DecoderOptions::NONE);
-            let insn = decoder.decode();
-            (insn.flow_control() == FlowControl::Call).then(|| insn.near_branch_target())
-        }
-        Arch::Aarch64 => {
-            let b = code.get(off as usize..off as usize + 4)?;
-            let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            (w & 0xFC00_0000 == 0x9400_0000)
-                .then(|| (addr + off).wrapping_add_signed(sext(w & 0x03FF_FFFF, 26) * 4))
-        }
-    }
 }
 
 #[cfg(test)]

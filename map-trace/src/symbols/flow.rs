@@ -97,18 +97,7 @@ fn decode_x86(code: &[u8], addr: u64) -> Vec<Insn> {
         let insn = decoder.decode();
         let offset = insn.ip() - addr;
         let len = insn.len() as u64;
-        let inside = |t: u64| t.checked_sub(addr).filter(|o| *o < code.len() as u64);
-        let flow = if insn.is_invalid() {
-            Flow::Exit
-        } else {
-            match insn.flow_control() {
-                FlowControl::Next | FlowControl::Call | FlowControl::IndirectCall => Flow::Next,
-                FlowControl::UnconditionalBranch => Flow::Jump(inside(insn.near_branch_target())),
-                FlowControl::ConditionalBranch => Flow::Branch(inside(insn.near_branch_target())),
-                FlowControl::Return | FlowControl::Interrupt | FlowControl::Exception => Flow::Exit,
-                FlowControl::IndirectBranch | FlowControl::XbeginXabortXend => Flow::Unknown,
-            }
-        };
+        let flow = x86_flow(&insn, addr, code.len() as u64);
         let bytes = &code[offset as usize..(offset + len) as usize];
         let emulated = match bytes {
             [0x90] | [0xeb, _] | [0xe9, ..] | [0x70..=0x7f, _] => true,
@@ -141,7 +130,55 @@ fn decode_x86(code: &[u8], addr: u64) -> Vec<Insn> {
     out
 }
 
-fn sext(v: u32, bits: u32) -> i64 {
+/// Where control goes after the amd64 instruction `insn` of a function of `size` bytes at
+/// `addr`.
+pub(crate) fn x86_flow(insn: &iced_x86::Instruction, addr: u64, size: u64) -> Flow {
+    let inside = |t: u64| t.checked_sub(addr).filter(|o| *o < size);
+    if insn.is_invalid() {
+        return Flow::Exit;
+    }
+    match insn.flow_control() {
+        FlowControl::Next | FlowControl::Call | FlowControl::IndirectCall => Flow::Next,
+        FlowControl::UnconditionalBranch => Flow::Jump(inside(insn.near_branch_target())),
+        FlowControl::ConditionalBranch => Flow::Branch(inside(insn.near_branch_target())),
+        FlowControl::Return | FlowControl::Interrupt | FlowControl::Exception => Flow::Exit,
+        FlowControl::IndirectBranch | FlowControl::XbeginXabortXend => Flow::Unknown,
+    }
+}
+
+/// The arm64 branch (or trap) `w` at `offset` in a function of `size` bytes, and where
+/// control goes after it: `B`, `BL`, `B.cond`, `CBZ`/`CBNZ`, `TBZ`/`TBNZ`, `RET`, `BR`, `BLR`,
+/// `UDF` and `BRK`; `None` for any other instruction. Calls (`BL`, `BLR`) are
+/// [`Flow::Next`]; of the others, none writes a general register.
+pub(crate) fn arm64_branch(w: u32, offset: u64, size: u64) -> Option<Flow> {
+    let rel = |words: i64| {
+        let t = offset as i64 + words * 4;
+        (t >= 0 && (t as u64) < size).then_some(t as u64)
+    };
+    Some(if w & 0xFC00_0000 == 0x1400_0000 {
+        Flow::Jump(rel(sext(w & 0x03FF_FFFF, 26))) // B
+    } else if w & 0xFC00_0000 == 0x9400_0000 || w & 0xFFFF_FC1F == 0xD63F_0000 {
+        Flow::Next // BL, BLR
+    } else if w & 0xFF00_0010 == 0x5400_0000 || w & 0x7E00_0000 == 0x3400_0000 {
+        Flow::Branch(rel(sext((w >> 5) & 0x7FFFF, 19))) // B.cond, CBZ/CBNZ
+    } else if w & 0x7E00_0000 == 0x3600_0000 {
+        Flow::Branch(rel(sext((w >> 5) & 0x3FFF, 14))) // TBZ/TBNZ
+    } else if w & 0xFFFF_FC1F == 0xD65F_0000 || w == 0 || w & 0xFFE0_001F == 0xD420_0000 {
+        Flow::Exit // RET, UDF, BRK
+    } else if w & 0xFFFF_FC1F == 0xD61F_0000 {
+        Flow::Unknown // BR
+    } else {
+        return None;
+    })
+}
+
+/// `BL` and `BLR`.
+pub(crate) fn arm64_is_call(w: u32) -> bool {
+    w & 0xFC00_0000 == 0x9400_0000 || w & 0xFFFF_FC1F == 0xD63F_0000
+}
+
+/// `v`'s low `bits` bits, sign-extended.
+pub(crate) fn sext(v: u32, bits: u32) -> i64 {
     let shift = 64 - bits;
     ((u64::from(v) << shift) as i64) >> shift
 }
@@ -153,31 +190,14 @@ fn decode_arm64(code: &[u8]) -> Vec<Insn> {
         .map(|(i, b)| {
             let w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             let offset = i as u64 * 4;
-            let rel = |words: i64| {
-                let t = offset as i64 + words * 4;
-                (t >= 0 && (t as u64) < size).then_some(t as u64)
-            };
             let rt = w & 31;
-            let (flow, emulated, writes) = if w & 0xFC00_0000 == 0x1400_0000 {
-                (Flow::Jump(rel(sext(w & 0x03FF_FFFF, 26))), true, 0) // B
-            } else if w & 0xFC00_0000 == 0x9400_0000 {
-                (Flow::Next, true, 1 << 30) // BL
-            } else if w & 0xFF00_0010 == 0x5400_0000 || w & 0x7E00_0000 == 0x3400_0000 {
-                (Flow::Branch(rel(sext((w >> 5) & 0x7FFFF, 19))), true, 0) // B.cond, CBZ/CBNZ
-            } else if w & 0x7E00_0000 == 0x3600_0000 {
-                (Flow::Branch(rel(sext((w >> 5) & 0x3FFF, 14))), true, 0) // TBZ/TBNZ
-            } else if w & 0xFFFF_FC1F == 0xD65F_0000 {
-                (Flow::Exit, true, 0) // RET
-            } else if w & 0xFFFF_FC1F == 0xD61F_0000 {
-                (Flow::Unknown, true, 0) // BR
-            } else if w & 0xFFFF_FC1F == 0xD63F_0000 {
-                (Flow::Next, true, 1 << 30) // BLR
-            } else if w & 0x1F00_0000 == 0x1000_0000 {
-                (Flow::Next, true, 1 << rt) // ADR/ADRP
-            } else if w == 0 || w & 0xFFE0_001F == 0xD420_0000 {
-                (Flow::Exit, false, 0) // UDF, BRK
-            } else {
-                (Flow::Next, false, arm64_writes(w))
+            let trap = w == 0 || w & 0xFFE0_001F == 0xD420_0000; // UDF, BRK
+            let (flow, emulated, writes) = match arm64_branch(w, offset, size) {
+                // Calls write the link register.
+                Some(f) if arm64_is_call(w) => (f, true, 1 << 30),
+                Some(f) => (f, !trap, 0),
+                None if w & 0x1F00_0000 == 0x1000_0000 => (Flow::Next, true, 1 << rt), // ADR/ADRP
+                None => (Flow::Next, false, arm64_writes(w)),
             };
             Insn {
                 offset,

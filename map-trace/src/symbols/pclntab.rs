@@ -138,23 +138,7 @@ impl<'a> Pclntab<'a> {
     /// For a return address pass `pc - 1` to get the call's line.
     pub fn source_pos(&self, pc: u64) -> Option<SourcePos> {
         let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
-        // Binary search the sorted entry offsets: the last entry <= off, before the end marker.
-        let entry_at = |i: usize| u32_at(self.data, self.pcln + 8 * i);
-        let end = entry_at(self.nfunc)?;
-        if self.nfunc == 0 || off >= end || off < entry_at(0)? {
-            return None;
-        }
-        let (mut lo, mut hi) = (0usize, self.nfunc);
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if entry_at(mid)? <= off {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        let entry = entry_at(lo)?;
-        let funcoff = u32_at(self.data, self.pcln + 8 * lo + 4)? as usize;
+        let (_, entry, funcoff) = self.func_index(pc)?;
         let function = String::from_utf8_lossy(self.name(funcoff)?).into_owned();
         // _func (runtime/runtime2.go, Go 1.18+): entryOff u32, nameOff i32, args i32,
         // deferreturn u32, pcsp u32, pcfile u32, pcln u32, npcdata u32, cuOffset u32, ...
@@ -205,6 +189,7 @@ impl<'a> Pclntab<'a> {
     /// The index, entry offset and `_func` offset of the function containing `pc`.
     fn func_index(&self, pc: u64) -> Option<(usize, u32, usize)> {
         let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
+        // Binary search the sorted entry offsets: the last entry <= off, before the end marker.
         let entry_at = |i: usize| u32_at(self.data, self.pcln + 8 * i);
         let end = entry_at(self.nfunc)?;
         if self.nfunc == 0 || off >= end || off < entry_at(0)? {
@@ -277,25 +262,9 @@ impl<'a> Pclntab<'a> {
     /// Looks up several functions in one pass over the table, in the order of `names`.
     pub fn functions(&self, names: &[&str]) -> Vec<Option<Function>> {
         let mut found = vec![None; names.len()];
-        for i in 0..self.nfunc {
-            let e = self.pcln + 8 * i;
-            let (Some(entry), Some(funcoff), Some(next)) = (
-                u32_at(self.data, e),
-                u32_at(self.data, e + 4),
-                u32_at(self.data, e + 8),
-            ) else {
-                break;
-            };
-            let Some(name) = self.name(funcoff as usize) else {
-                continue;
-            };
+        for (name, f) in self.entries() {
             if let Some(k) = names.iter().position(|n| n.as_bytes() == name) {
-                if let Some(addr) = self.text_start.checked_add(u64::from(entry)) {
-                    found[k].get_or_insert(Function {
-                        addr,
-                        size: u64::from(next.saturating_sub(entry)),
-                    });
-                }
+                found[k].get_or_insert(f);
             }
         }
         found
@@ -303,30 +272,35 @@ impl<'a> Pclntab<'a> {
 
     /// Every function whose name satisfies `keep`, with its address and size.
     pub fn functions_where(&self, keep: impl Fn(&[u8]) -> bool) -> Vec<(String, Function)> {
-        let mut out = vec![];
-        for i in 0..self.nfunc {
-            let e = self.pcln + 8 * i;
-            let (Some(entry), Some(funcoff), Some(next)) = (
-                u32_at(self.data, e),
-                u32_at(self.data, e + 4),
-                u32_at(self.data, e + 8),
-            ) else {
-                break;
-            };
-            let Some(name) = self.name(funcoff as usize).filter(|n| keep(n)) else {
-                continue;
-            };
-            if let Some(addr) = self.text_start.checked_add(u64::from(entry)) {
-                out.push((
-                    String::from_utf8_lossy(name).into_owned(),
+        self.entries()
+            .filter(|(name, _)| keep(name))
+            .map(|(name, f)| (String::from_utf8_lossy(name).into_owned(), f))
+            .collect()
+    }
+
+    /// Every function of the table with a readable name, in address order (the walk stops
+    /// at a damaged entry).
+    fn entries(&self) -> impl Iterator<Item = (&'a [u8], Function)> + '_ {
+        (0..self.nfunc)
+            .map_while(move |i| {
+                let e = self.pcln + 8 * i;
+                Some((
+                    u32_at(self.data, e)?,
+                    u32_at(self.data, e + 4)?,
+                    u32_at(self.data, e + 8)?,
+                ))
+            })
+            .filter_map(move |(entry, funcoff, next)| {
+                let name = self.name(funcoff as usize)?;
+                let addr = self.text_start.checked_add(u64::from(entry))?;
+                Some((
+                    name,
                     Function {
                         addr,
                         size: u64::from(next.saturating_sub(entry)),
                     },
-                ));
-            }
-        }
-        out
+                ))
+            })
     }
 
     /// Looks up a function by exact name.
