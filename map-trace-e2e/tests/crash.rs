@@ -4,7 +4,7 @@
 //! and the map (checked against the address the fixture printed), and the process must die
 //! exactly as it does untraced: the same exit status and the same fatal error on stderr.
 
-use std::{collections::BTreeSet, process::Command, time::Duration};
+use std::{collections::BTreeSet, time::Duration};
 
 use map_trace_e2e::*;
 use serde_json::Value;
@@ -12,16 +12,29 @@ use serde_json::Value;
 /// What a crash left on stderr that does not change between runs: the fatal errors' messages,
 /// and the program's own functions in the traceback (addresses, goroutine ids and arguments
 /// change; when both goroutines reach the fatal error, the runtime's two prints interleave,
-/// untraced as traced: `fatal error: fatal error: concurrent map writes`).
+/// untraced as traced: `fatal error: fatal error: concurrent map writesconcurrent map writes`).
 fn crash_shape(stderr: &[String]) -> (BTreeSet<String>, BTreeSet<String>) {
-    let fatal = stderr
-        .iter()
-        .filter(|l| l.starts_with("fatal error:"))
-        .flat_map(|l| l.split("fatal error:"))
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .map(str::to_string)
-        .collect();
+    // The runtime prints `fatal error: `, the message and the newline in three calls, so two
+    // goroutines' lines can interleave at any of them: the messages are found where they are.
+    // Anything else left on such a line counts as a message of its own.
+    const MESSAGES: [&str; 3] = [
+        "concurrent map writes",
+        "concurrent map read and map write",
+        "concurrent map iteration and map write",
+    ];
+    let mut fatal = BTreeSet::new();
+    for l in stderr.iter().filter(|l| l.starts_with("fatal error:")) {
+        let mut rest = l.replace("fatal error:", "");
+        for m in MESSAGES {
+            if rest.contains(m) {
+                fatal.insert(m.to_string());
+                rest = rest.replace(m, "");
+            }
+        }
+        if !rest.trim().is_empty() {
+            fatal.insert(rest.trim().to_string());
+        }
+    }
     let frames = stderr
         .iter()
         .filter(|l| l.starts_with("main."))
@@ -42,12 +55,7 @@ fn crash_map(stderr: &[String]) -> String {
 
 /// Runs `exe MODE 64` untraced until it crashes.
 fn untraced(exe: &std::path::Path, mode: &str) -> (Finished, Vec<String>) {
-    let w = start_waiting_cmd({
-        let mut c = Command::new(exe);
-        c.args(["-wait", mode, "64"]);
-        c
-    });
-    w.release_until_exit("go")
+    start_crashing(exe, mode).release_until_exit("go")
 }
 
 /// Attaches map-trace to `exe MODE 64`, lets it crash, and checks what map-trace reported
@@ -57,11 +65,7 @@ fn check(version: &str, variant: &str, mode: &str, kind: &str, function: &str, m
     let what = format!("go{version}{variant} {mode}");
     let (plain, plain_err) = untraced(&exe, mode);
 
-    let w = start_waiting_cmd({
-        let mut c = Command::new(&exe);
-        c.args(["-wait", mode, "64"]);
-        c
-    });
+    let w = start_crashing(&exe, mode);
     let (mt, out, mt_err) = attach_to(w.id(), &["--format", "json", "--discover", "0"]);
     let pid = w.id();
     let (traced, traced_err) = w.release_until_exit("go");
