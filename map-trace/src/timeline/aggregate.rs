@@ -394,6 +394,9 @@ impl Timeline {
         let h = m.health.get_or_insert_with(Default::default);
         match outcome {
             Outcome::Live(now) => {
+                // Still being emptied (fewer entries than the last sample): the finding waits
+                // for the deletes to stop, so that it tells what the map settled at.
+                let shrinking = h.samples > 0 && now.entries < h.last.entries;
                 h.last = now;
                 h.last_ns = time_ns;
                 h.samples += 1;
@@ -401,7 +404,7 @@ impl Timeline {
                 let mut raised = false;
                 if rule.holds(&now) {
                     h.kept_streak = h.kept_streak.saturating_add(1);
-                    if h.kept_streak >= rule.samples && h.kept_since_ns.is_none() {
+                    if h.kept_streak >= rule.samples && h.kept_since_ns.is_none() && !shrinking {
                         h.kept_since_ns = Some(time_ns);
                         raised = true;
                     }
@@ -576,6 +579,49 @@ mod tests {
             s[0].origin.as_deref().and_then(Origin::site),
             Some(&pos("main.add", 9))
         );
+    }
+
+    #[test]
+    fn test_kept_after_deletes_is_raised_once_the_deletes_stop() {
+        let mut t = Timeline::new();
+        t.push(&interpret(&records::grow(0xc000, 13, 1, 1), 13, 0));
+        let target = t.sample_candidates(10).remove(0);
+        let rule = KeptRule::default();
+        // 8 MiB held throughout; the entries fall, then settle at 1,000.
+        let at = |entries: u64| crate::timeline::health::Health {
+            entries,
+            storage_bytes: 8 << 20,
+            retained_bytes: (8 << 20) - entries * 32,
+            ..Default::default()
+        };
+        let mut raised = vec![];
+        for (i, entries) in [200_000, 40_000, 20_000, 9_000, 7_617, 1_000, 1_000, 1_000]
+            .into_iter()
+            .enumerate()
+        {
+            let news = t.push_sample(i as u64, 1, target, Outcome::Live(at(entries)), &rule);
+            match news {
+                Some(SampleNews::Live(s)) if s.kept_raised => raised.push(s.health.entries),
+                Some(SampleNews::Live(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        // Three samples met the rule by 9,000 entries, still falling: raised at 1,000,
+        // once, when they stopped.
+        assert_eq!(raised, vec![1_000]);
+        // A map that meets the rule at rest is raised at its third sample.
+        let mut t = Timeline::new();
+        t.push(&interpret(&records::grow(0xd000, 13, 1, 1), 13, 0));
+        let target = t.sample_candidates(10).remove(0);
+        let raised: Vec<bool> = (0..4)
+            .map(
+                |i| match t.push_sample(i, 1, target, Outcome::Live(at(500)), &rule) {
+                    Some(SampleNews::Live(s)) => s.kept_raised,
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect();
+        assert_eq!(raised, vec![false, false, true, false]);
     }
 
     #[test]

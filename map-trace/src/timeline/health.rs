@@ -40,7 +40,9 @@ pub enum Outcome {
 }
 
 /// When a map is "kept after deletes": `storage ≥ ratio × need`, `storage ≥ min_bytes`, for
-/// `samples` samples in a row (`--kept-ratio`, `--kept-min-bytes`, `--kept-samples`).
+/// `samples` samples in a row (`--kept-ratio`, `--kept-min-bytes`, `--kept-samples`), raised
+/// at the first such sample that has no fewer entries than the one before (a map still being
+/// emptied is reported once the deletes stop).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeptRule {
     /// Storage over need.
