@@ -223,3 +223,107 @@ fn ensure_debian(version: &str, packages: &[&str], goroot: &str) -> Result<PathB
     )?;
     Ok(dir.join(goroot).join("bin/go"))
 }
+
+/// Where map-trace keeps the standard library's package list, per release.
+const STD_PACKAGES: &str = "map-trace/src/symbols/std_packages.txt";
+
+/// The std package lists of every test toolchain (`go list std`), as the data file's text:
+/// a `releases` line, then each package with the releases that list it (`19,21-27`).
+fn std_packages_text() -> Result<String> {
+    let mut minors: Vec<(u32, String)> = vec![];
+    for v in TEST_VERSIONS {
+        let (toolchain, experiment) = split_version(v);
+        if experiment.is_some() {
+            continue;
+        }
+        let minor: u32 = toolchain
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .context("toolchain version")?;
+        if minors.iter().any(|(m, _)| *m == minor) {
+            continue;
+        }
+        let go = ensure(toolchain)?;
+        let out = Command::new(&go)
+            .args(["list", "std"])
+            .env("GOTOOLCHAIN", "local")
+            .env("GOFLAGS", "")
+            .env("GOCACHE", cache::dir().join("gobuild"))
+            .env("GOPATH", cache::dir().join("gopath"))
+            .output()
+            .with_context(|| format!("{} list std", go.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} list std: {}",
+                go.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        minors.push((minor, String::from_utf8(out.stdout)?));
+    }
+    minors.sort();
+    let mut by_package: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+    for (m, list) in &minors {
+        for p in list.lines().filter(|l| !l.is_empty()) {
+            by_package.entry(p).or_default().push(*m);
+        }
+    }
+    let releases: Vec<u32> = minors.iter().map(|(m, _)| *m).collect();
+    let mut text = String::from(
+        "# The Go standard library's packages (`go list std`) per release, for call sites: a\n\
+         # frame in one of these is the standard library's. Written by `cargo xtask\n\
+         # std-packages` from the test toolchains; `cargo xtask test` checks it is current.\n\
+         # Each line: a package, then the minor releases listing it, as runs of the `releases`\n\
+         # line (`19-27` is every release listed from 1.19 to 1.27).\n",
+    );
+    let listed: Vec<String> = releases.iter().map(u32::to_string).collect();
+    text.push_str(&format!("releases {}\n", listed.join(" ")));
+    for (p, ms) in by_package {
+        text.push_str(&format!("{p} {}\n", ranges(ms.as_slice(), &releases)));
+    }
+    Ok(text)
+}
+
+/// `ms` (a subset of `all`, both sorted) as runs of consecutive entries of `all`: `19,21-27`.
+fn ranges(ms: &[u32], all: &[u32]) -> String {
+    let mut runs: Vec<(u32, u32)> = vec![];
+    for &m in ms {
+        let i = all.iter().position(|a| *a == m).unwrap_or(0);
+        match runs.last_mut() {
+            Some((_, end)) if i > 0 && all[i - 1] == *end => *end = m,
+            _ => runs.push((m, m)),
+        }
+    }
+    runs.iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `cargo xtask std-packages`: rewrites the data file from the toolchains.
+pub fn write_std_packages() -> Result<()> {
+    let path = cache::root().join(STD_PACKAGES);
+    fs::write(&path, std_packages_text()?)?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+/// Fails if the data file differs from what the toolchains list.
+pub fn check_std_packages() -> Result<()> {
+    let path = cache::root().join(STD_PACKAGES);
+    let have = fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    if have != std_packages_text()? {
+        bail!(
+            "{} is not what the test toolchains' `go list std` give: run `cargo xtask std-packages`",
+            path.display()
+        );
+    }
+    Ok(())
+}

@@ -52,6 +52,9 @@ enum Cmd {
         #[arg(default_value_t = 60)]
         seconds: u64,
     },
+    /// Rewrite map-trace's list of standard-library packages per Go release from the test
+    /// toolchains' `go list std`.
+    StdPackages,
     /// Static musl binaries for x86-64 and arm64 with checksums, in target/dist.
     Dist,
     /// Boot Debian kernels (arm64 6.1/6.12/5.10, amd64 5.10) under QEMU and run the checks inside.
@@ -80,6 +83,7 @@ fn main() {
         Cmd::Test => test::test(),
         Cmd::Bench { only } => bench::bench(only.as_deref()),
         Cmd::Dist => build::dist(),
+        Cmd::StdPackages => go::write_std_packages(),
         Cmd::VmTest => vm::vm_test(),
         Cmd::Fuzz { seconds } => fuzz::fuzz(seconds),
     };

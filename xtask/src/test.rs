@@ -72,6 +72,8 @@ pub fn test() -> Result<()> {
     }
     let bin = build::build(false)?;
     go::ensure_all()?;
+    // The call-site rule's data: what each release's standard library holds.
+    go::check_std_packages()?;
     let fixtures = go::fixtures()?;
     // Large Go programs nobody here wrote: the go commands of a classic and a Swiss release.
     let real_programs: Vec<String> = go::REAL_PROGRAM_VERSIONS

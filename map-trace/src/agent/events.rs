@@ -205,8 +205,8 @@ impl Agent {
             None => {
                 let label: Arc<str> = match exe.symbolizer.as_mut() {
                     Some(sym) => {
-                        let (frames, site) = sym.stack(stack.frames(), proc.map.as_ref());
-                        match site.map(|i| &frames[i]) {
+                        let s = sym.call_stack(stack.frames(), proc.map.as_ref());
+                        match s.site.map(|i| &s.frames[i]) {
                             Some(f) => f.to_string().into(),
                             None => "unknown".into(),
                         }

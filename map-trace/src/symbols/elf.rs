@@ -223,6 +223,34 @@ impl<'data> Elf<'data> {
             .map(|i| start + 8 * i as u64)
     }
 
+    /// The funcdata of a Go 1.`go_minor` binary (inline trees, …): the file's bytes from
+    /// `moduledata.gofunc` (the `go:func.*` symbol) to the end of the section holding them.
+    /// `gofunc` is word 38 of the moduledata in 1.18–1.19, 40 from 1.20 (`covctrs`, `ecovctrs`
+    /// before it), 43 from 1.27 (`typedesclen`, `itaboffset`, `itabsize`); without the
+    /// moduledata, the symbol.
+    pub fn go_func_data(&self, go_minor: u32) -> Option<&'data [u8]> {
+        let word = match go_minor {
+            ..=19 => 38,
+            20..=26 => 40,
+            _ => 43,
+        };
+        let gofunc = self
+            .go_moduledata()
+            .and_then(|md| self.pointer_at(md.checked_add(8 * word)?))
+            .filter(|&a| a != 0)
+            .or_else(|| {
+                self.symbol_address("go:func.*")
+                    .or_else(|| self.symbol_address("go.func.*"))
+            })?;
+        self.file.sections().find_map(|s| {
+            let (start, size) = (s.address(), s.size());
+            if !(start..start.checked_add(size)?).contains(&gofunc) {
+                return None;
+            }
+            s.data().ok()?.get(usize::try_from(gofunc - start).ok()?..)
+        })
+    }
+
     /// A section's bytes, address and flags (`None` if absent or not stored in the file).
     pub fn section_info(&self, name: &str) -> Option<SectionInfo<'data>> {
         let s = self.file.section_by_name(name)?;

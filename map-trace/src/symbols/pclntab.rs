@@ -7,6 +7,14 @@
 //! `_func` whose first two fields are `u32 entryOff, i32 nameOff` (a C string at
 //! `funcnameOffset+nameOff`). A function's address is `textStart + entryoff`. From Go 1.26 the
 //! header's textStart is 0 and the base is `runtime.text` from the module data instead.
+//!
+//! Inlined calls (`runtime/symtabinl.go`): a function's `PCDATA_InlTreeIndex` (pcdata 2) table
+//! gives, at each pc, an index into its inline tree (`FUNCDATA_InlTree`, funcdata 3, at
+//! `moduledata.gofunc + offset`), or -1 outside any inlined body. Each tree entry names the
+//! inlined function and the `parentPc` whose source position is the call in its caller; its
+//! index there gives the next level out. 1.18–1.19 entries are 20 bytes (`parent i16, funcID,
+//! _, file i32, line i32, func_ i32, parentPc i32`), 1.20+ 16 (`funcID, _ [3], nameOff i32,
+//! parentPc i32, startLine i32`).
 
 use super::elf::Function;
 
@@ -35,7 +43,23 @@ pub struct Pclntab<'a> {
     pctab: usize,
     pcln: usize,
     quantum: u64,
+    /// Go 1.20+ layouts (`_func.startLine`, 16-byte inline tree entries).
+    go120: bool,
+    /// `moduledata.gofunc` and the file's bytes from there to the end of its section: where
+    /// the funcdata (inline trees) are; without it inlined frames are not expanded.
+    gofunc: Option<&'a [u8]>,
 }
+
+/// Where one function's inline tree is.
+struct InlineTree {
+    /// Its `PCDATA_InlTreeIndex` table (offset in the pc tables).
+    index_table: u32,
+    /// Its first entry (offset in `gofunc`).
+    tree: usize,
+}
+
+/// Bounds a corrupted inline tree's chain (real ones are a few levels deep).
+const MAX_INLINE_DEPTH: usize = 64;
 
 /// Where a program counter is: function, source file and line.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -46,6 +70,10 @@ pub struct SourcePos {
     pub file: String,
     /// Line number (0 if unknown).
     pub line: u32,
+    /// The compiler inlined this function into the frame after it (its caller): no call
+    /// instruction of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
 }
 
 impl std::fmt::Display for SourcePos {
@@ -131,7 +159,127 @@ impl<'a> Pclntab<'a> {
             pcln: pcln as usize,
             // minLC, the instruction size quantum: 1 on amd64, 4 on arm64.
             quantum: u64::from(data[6].max(1)),
+            go120: magic == 0xffff_fff1,
+            gofunc: None,
         })
+    }
+
+    /// The same table, reading inline trees from `gofunc`: the bytes at `moduledata.gofunc`
+    /// to the end of the section holding them.
+    pub fn with_gofunc(self, gofunc: &'a [u8]) -> Self {
+        Self {
+            gofunc: Some(gofunc),
+            ..self
+        }
+    }
+
+    /// The logical frames at the instruction at `pc`, innermost first: the functions inlined
+    /// there (each `inlined`, at its own line), then the physical function at the line of the
+    /// outermost inlined call (as `runtime.CallersFrames` gives them). For a return address
+    /// pass `pc - 1`. Without inline data, just [`Self::source_pos`].
+    pub fn frames(&self, pc: u64) -> Vec<SourcePos> {
+        let Some(outer) = self.source_pos(pc) else {
+            return vec![];
+        };
+        let mut frames = vec![];
+        let Some((_, entry, funcoff)) = self.func_index(pc) else {
+            return vec![outer];
+        };
+        let Some(tree) = self.inline_tree(funcoff) else {
+            return vec![outer];
+        };
+        let Some(off) = pc
+            .checked_sub(self.text_start)
+            .and_then(|o| u32::try_from(o).ok())
+            .and_then(|o| o.checked_sub(entry))
+        else {
+            return vec![outer];
+        };
+        let mut target = u64::from(off);
+        let mut ix = self.pcvalue(tree.index_table, target).unwrap_or(-1);
+        while ix >= 0 && frames.len() < MAX_INLINE_DEPTH {
+            let Some((name_off, parent_pc)) = self.inline_entry(tree.tree, ix as usize) else {
+                break;
+            };
+            let Some(name) = self.name_at(name_off) else {
+                break;
+            };
+            let (file, line) = self.file_line(funcoff, target);
+            frames.push(SourcePos {
+                function: String::from_utf8_lossy(name).into_owned(),
+                file,
+                line,
+                inlined: true,
+            });
+            let Ok(parent) = u64::try_from(parent_pc) else {
+                break;
+            };
+            target = parent;
+            ix = self.pcvalue(tree.index_table, target).unwrap_or(-1);
+        }
+        let (file, line) = self.file_line(funcoff, target);
+        frames.push(SourcePos {
+            file,
+            line,
+            inlined: false,
+            ..outer
+        });
+        frames
+    }
+
+    /// A function's inline tree: its pcdata index table and where its entries start in
+    /// `gofunc`.
+    fn inline_tree(&self, funcoff: usize) -> Option<InlineTree> {
+        let gofunc = self.gofunc?;
+        let f = self.pcln.checked_add(funcoff)?;
+        let npcdata = u32_at(self.data, f.checked_add(28)?)? as usize;
+        let (nfuncdata_at, arrays) = if self.go120 { (43, 44) } else { (39, 40) };
+        let nfuncdata = *self.data.get(f.checked_add(nfuncdata_at)?)? as usize;
+        const PCDATA_INL_TREE_INDEX: usize = 2;
+        const FUNCDATA_INL_TREE: usize = 3;
+        if npcdata <= PCDATA_INL_TREE_INDEX || nfuncdata <= FUNCDATA_INL_TREE {
+            return None;
+        }
+        let pcdata = f.checked_add(arrays)?;
+        let index_table = u32_at(self.data, pcdata.checked_add(4 * PCDATA_INL_TREE_INDEX)?)?;
+        let funcdata = pcdata.checked_add(npcdata.checked_mul(4)?)?;
+        let tree = u32_at(self.data, funcdata.checked_add(4 * FUNCDATA_INL_TREE)?)?;
+        if index_table == 0 || tree == u32::MAX {
+            return None;
+        }
+        gofunc.get(tree as usize..)?;
+        Some(InlineTree {
+            index_table,
+            tree: tree as usize,
+        })
+    }
+
+    /// Entry `ix` of the inline tree at `tree` in `gofunc`: its function name's offset in the
+    /// name table and its `parentPc`.
+    fn inline_entry(&self, tree: usize, ix: usize) -> Option<(i32, i32)> {
+        let gofunc = self.gofunc?;
+        let (size, name, parent) = if self.go120 { (16, 4, 8) } else { (20, 12, 16) };
+        let e = tree.checked_add(ix.checked_mul(size)?)?;
+        let at = |o: usize| u32_at(gofunc, e.checked_add(o)?).map(|v| v as i32);
+        Some((at(name)?, at(parent)?))
+    }
+
+    /// File and line of the instruction `target` bytes into the function at `funcoff`.
+    fn file_line(&self, funcoff: usize, target: u64) -> (String, u32) {
+        let field = |i: usize| {
+            let f = self.pcln.checked_add(funcoff)?;
+            u32_at(self.data, f.checked_add(4 * i)?)
+        };
+        let (pcfile, pcln, cu) = (field(5), field(6), field(8));
+        let file = pcfile
+            .and_then(|t| self.pcvalue(t, target))
+            .and_then(|fileno| self.file_name(cu?, fileno))
+            .unwrap_or_default();
+        let line = pcln
+            .and_then(|t| self.pcvalue(t, target))
+            .and_then(|l| u32::try_from(l).ok())
+            .unwrap_or(0);
+        (file, line)
     }
 
     /// The function containing `pc` and the source position of the instruction there.
@@ -142,22 +290,12 @@ impl<'a> Pclntab<'a> {
         let function = String::from_utf8_lossy(self.name(funcoff)?).into_owned();
         // _func (runtime/runtime2.go, Go 1.18+): entryOff u32, nameOff i32, args i32,
         // deferreturn u32, pcsp u32, pcfile u32, pcln u32, npcdata u32, cuOffset u32, ...
-        let f = self.pcln.checked_add(funcoff)?;
-        let field = |i: usize| u32_at(self.data, f.checked_add(4 * i)?);
-        let (pcfile, pcln, cu) = (field(5), field(6), field(8));
-        let target = u64::from(off - entry);
-        let file = pcfile
-            .and_then(|t| self.pcvalue(t, target))
-            .and_then(|fileno| self.file_name(cu?, fileno))
-            .unwrap_or_default();
-        let line = pcln
-            .and_then(|t| self.pcvalue(t, target))
-            .and_then(|l| u32::try_from(l).ok())
-            .unwrap_or(0);
+        let (file, line) = self.file_line(funcoff, u64::from(off - entry));
         Some(SourcePos {
             function,
             file,
             line,
+            inlined: false,
         })
     }
 
@@ -252,7 +390,11 @@ impl<'a> Pclntab<'a> {
 
     fn name(&self, funcoff: usize) -> Option<&'a [u8]> {
         let f = self.pcln.checked_add(funcoff)?;
-        let name_off = u32_at(self.data, f.checked_add(4)?)? as i32;
+        self.name_at(u32_at(self.data, f.checked_add(4)?)? as i32)
+    }
+
+    /// The name at offset `name_off` of the function name table.
+    fn name_at(&self, name_off: i32) -> Option<&'a [u8]> {
         let start = self.funcname.checked_add(usize::try_from(name_off).ok()?)?;
         let rest = self.data.get(start..)?;
         let end = rest.iter().position(|&b| b == 0)?;
@@ -462,6 +604,7 @@ mod tests {
                 function: "main.f".into(),
                 file: "/src/main.go".into(),
                 line,
+                inlined: false,
             })
         };
         assert_eq!(at(0x401000), pos(10));
@@ -479,7 +622,8 @@ mod tests {
             Some(SourcePos {
                 function: "main.f".into(),
                 file: String::new(),
-                line: 0
+                line: 0,
+                inlined: false,
             })
         );
     }

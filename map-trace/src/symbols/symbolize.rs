@@ -14,16 +14,8 @@ use super::{
     pclntab::{Pclntab, SourcePos},
 };
 
-/// Function-name prefixes of the Go runtime itself; a call site is the first frame outside.
-const RUNTIME_PREFIXES: &[&str] = &["runtime.", "internal/runtime/", "internal/abi."];
-
-/// Whether a function belongs to the Go runtime.
-pub fn is_runtime(function: &str) -> bool {
-    RUNTIME_PREFIXES.iter().any(|p| function.starts_with(p))
-}
-
-/// A symbolized stack: its frames, innermost first, and which frame is the call site (the first
-/// outside the Go runtime; `None` when every frame is the runtime's own).
+/// A symbolized stack: its logical frames, innermost first (inlined ones expanded), and which
+/// frame is the call site ([`super::packages::site`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallStack {
     /// Frames, innermost first (addresses that did not resolve are left out).
@@ -86,10 +78,13 @@ impl ProcessMap {
 pub struct Symbolizer {
     data: memmap2::Mmap,
     table: (usize, usize),
+    /// Where `moduledata.gofunc`'s bytes are in `data` (inline trees).
+    gofunc: Option<(usize, usize)>,
+    go_minor: u32,
     text_base: Option<u64>,
     loads: Vec<(u64, u64, u64)>,
     pie: bool,
-    cache: FxHashMap<u64, Option<Arc<SourcePos>>>,
+    cache: FxHashMap<u64, Arc<[SourcePos]>>,
     types_base: Option<u64>,
     type_names: FxHashMap<u64, Option<Arc<str>>>,
 }
@@ -102,12 +97,16 @@ impl Symbolizer {
         // SAFETY: private read-only mapping of an executable; see plan.rs on the (small) risk of
         // a file truncated in place while mapped.
         let data = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-        let (table, text_base, loads, pie, types_base) = {
+        let (table, gofunc, text_base, loads, pie, types_base) = {
             let elf = Elf::parse(&data).ok()?;
             let (tab, text_base) = elf.go_pclntab()?;
-            let start = tab.as_ptr() as usize - data.as_ptr() as usize;
+            let range = |b: &[u8]| {
+                let start = b.as_ptr() as usize - data.as_ptr() as usize;
+                (start, start + b.len())
+            };
             (
-                (start, start + tab.len()),
+                range(tab),
+                elf.go_func_data(go_minor).map(range),
                 text_base,
                 elf.loads(),
                 elf.is_pie(),
@@ -117,6 +116,8 @@ impl Symbolizer {
         let s = Self {
             data,
             table,
+            gofunc,
+            go_minor,
             text_base,
             loads,
             pie,
@@ -129,7 +130,16 @@ impl Symbolizer {
     }
 
     fn pclntab(&self) -> Option<Pclntab<'_>> {
-        Pclntab::parse(&self.data[self.table.0..self.table.1], self.text_base).ok()
+        let t = Pclntab::parse(&self.data[self.table.0..self.table.1], self.text_base).ok()?;
+        Some(match self.gofunc {
+            Some((a, b)) => t.with_gofunc(&self.data[a..b]),
+            None => t,
+        })
+    }
+
+    /// The Go release the executable was built with (1.`go_minor`).
+    pub fn go_minor(&self) -> u32 {
+        self.go_minor
     }
 
     /// Whether addresses need a [`ProcessMap`] (PIE).
@@ -167,45 +177,35 @@ impl Symbolizer {
         name
     }
 
-    /// Source position of the call that return address `pc` returns from.
-    pub fn return_address(&mut self, pc: u64, map: Option<&ProcessMap>) -> Option<Arc<SourcePos>> {
-        let vaddr = self.vaddr(pc, map)?;
+    /// The logical frames of the call that return address `pc` returns from, innermost first:
+    /// the functions inlined at the call, then the function that made it (empty if `pc` is
+    /// not in the executable's code).
+    pub fn return_address(&mut self, pc: u64, map: Option<&ProcessMap>) -> Arc<[SourcePos]> {
+        let Some(vaddr) = self.vaddr(pc, map) else {
+            return Arc::from([]);
+        };
         if let Some(hit) = self.cache.get(&vaddr) {
             return hit.clone();
         }
-        let pos = self
-            .pclntab()
-            .and_then(|t| t.source_pos(vaddr.checked_sub(1)?))
-            .map(Arc::new);
+        let frames: Arc<[SourcePos]> = match (self.pclntab(), vaddr.checked_sub(1)) {
+            (Some(t), Some(call)) => t.frames(call).into(),
+            _ => Arc::from([]),
+        };
         // Bounded: one entry per distinct return address, at most a few thousand in practice.
         if self.cache.len() < 100_000 {
-            self.cache.insert(vaddr, pos.clone());
+            self.cache.insert(vaddr, frames.clone());
         }
-        pos
+        frames
     }
 
-    /// The stack symbolized, with its call site.
+    /// The stack symbolized: its logical frames, innermost first, and its call site.
     pub fn call_stack(&mut self, pcs: &[u64], map: Option<&ProcessMap>) -> CallStack {
-        let (frames, site) = self.stack(pcs, map);
-        CallStack {
-            frames: frames.iter().map(|f| (**f).clone()).collect(),
-            site,
+        let mut frames = vec![];
+        for &pc in pcs {
+            frames.extend(self.return_address(pc, map).iter().cloned());
         }
-    }
-
-    /// The stack's frames symbolized, innermost first, and the index of the call site (first
-    /// frame outside the runtime).
-    pub fn stack(
-        &mut self,
-        pcs: &[u64],
-        map: Option<&ProcessMap>,
-    ) -> (Vec<Arc<SourcePos>>, Option<usize>) {
-        let frames: Vec<_> = pcs
-            .iter()
-            .filter_map(|&pc| self.return_address(pc, map))
-            .collect();
-        let site = frames.iter().position(|f| !is_runtime(&f.function));
-        (frames, site)
+        let site = super::packages::site(&frames, self.go_minor);
+        CallStack { frames, site }
     }
 }
 
@@ -320,13 +320,5 @@ mod tests {
         assert_eq!(m.ranges.len(), 2);
         assert_eq!(m.file_offset(0x55d4a0100010), Some(0x100010));
         assert_eq!(m.file_offset(0x55d4a0400010), None);
-    }
-
-    #[test]
-    fn test_is_runtime() {
-        assert!(is_runtime("runtime.mapassign_fast64"));
-        assert!(is_runtime("internal/runtime/maps.(*table).rehash"));
-        assert!(!is_runtime("main.fill"));
-        assert!(!is_runtime("github.com/x/runtime.Foo"));
     }
 }

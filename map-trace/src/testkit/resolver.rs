@@ -7,8 +7,8 @@ use map_trace_common::event::Stack;
 use crate::{pipeline::Resolve, symbols::pclntab::SourcePos, timeline::Origin};
 
 /// Symbolizes a stack by its first return address: a pc given with [`FakeResolver::frames`] gets
-/// those frames, and its call site is the first frame outside the runtime (as the real
-/// symbolizer decides); any other pc of a non-empty stack gets `main.f` in `/src/main.go` at
+/// those frames, and its call site is the first user frame (as the real symbolizer decides,
+/// for Go 1.27); any other pc of a non-empty stack gets `main.f` in `/src/main.go` at
 /// line = the pc, its own site. Types are named from [`FakeResolver::type_name`]'s table, or
 /// `map[int]int` for any non-zero descriptor.
 #[derive(Default)]
@@ -26,6 +26,7 @@ impl FakeResolver {
                 function: function.into(),
                 file: file.into(),
                 line,
+                inlined: false,
             })
             .collect();
         self.frames.insert(pc, frames);
@@ -51,11 +52,10 @@ impl Resolve for FakeResolver {
                 function: "main.f".into(),
                 file: "/src/main.go".into(),
                 line: pc as u32,
+                inlined: false,
             }],
         };
-        let site = stack
-            .iter()
-            .position(|f| !crate::symbols::symbolize::is_runtime(&f.function));
+        let site = crate::symbols::packages::site(&stack, 27);
         Some(Arc::new(Origin { stack, site }))
     }
 

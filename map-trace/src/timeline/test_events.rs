@@ -24,5 +24,6 @@ pub fn pos(function: &str, line: u32) -> SourcePos {
         function: function.into(),
         file: "x.go".into(),
         line,
+        inlined: false,
     }
 }

@@ -17,7 +17,7 @@ use map_trace::{
     pipeline::{SessionEnd, Settings},
     plan::ProbeSite,
     recording::RecordWriter,
-    symbols::{pclntab::SourcePos, symbolize::is_runtime},
+    symbols::{packages, pclntab::SourcePos},
     testkit,
     timeline::Origin,
 };
@@ -125,6 +125,7 @@ fn frames(pc: u64) -> Option<Vec<SourcePos>> {
         function: function.into(),
         file: file.into(),
         line,
+        inlined: false,
     };
     Some(match pc {
         PC_FILL => vec![
@@ -281,7 +282,7 @@ impl Rec {
         let s = stack(pc);
         if self.stacks.insert(pc) {
             let o = frames(pc).map(|stack| {
-                let site = stack.iter().position(|f| !is_runtime(&f.function));
+                let site = packages::site(&stack, 27);
                 Origin { stack, site }
             });
             self.w.stack(&s, o.as_ref()).unwrap();

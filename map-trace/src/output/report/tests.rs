@@ -27,11 +27,13 @@ fn origin(function: &str, line: u32) -> Option<Arc<Origin>> {
                 function: "runtime.mapassign".into(),
                 file: "/go/src/runtime/map.go".into(),
                 line: 1,
+                inlined: false,
             },
             SourcePos {
                 function: function.into(),
                 file: "/src/app/main.go".into(),
                 line,
+                inlined: false,
             },
         ],
         site: Some(1),

@@ -378,6 +378,7 @@ mod tests {
             function: function.into(),
             file: file.into(),
             line,
+            inlined: false,
         }
     }
 

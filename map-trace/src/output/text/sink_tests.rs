@@ -24,11 +24,13 @@ fn origin(function: &str, file: &str, line: u32) -> Option<Arc<Origin>> {
                 function: "runtime.mapassign_fast64".into(),
                 file: "map_fast64.go".into(),
                 line: 1,
+                inlined: false,
             },
             SourcePos {
                 function: function.into(),
                 file: file.into(),
                 line,
+                inlined: false,
             },
         ],
         site: Some(1),
