@@ -140,3 +140,210 @@ fn runtime_maps_are_hidden_by_default_and_counted() {
     }
     eprintln!("go{v}: {n_hidden} runtime-map events hidden by default");
 }
+
+/// The line of `// site: NAME` in the fixture's sites files, and that file's name.
+fn site_marker(name: &str) -> (&'static str, u32) {
+    let files = [
+        (
+            "sites.go",
+            include_str!("../../fixtures/go/growth/sites.go"),
+        ),
+        (
+            "sites_go121.go",
+            include_str!("../../fixtures/go/growth/sites_go121.go"),
+        ),
+        (
+            "sites_go123.go",
+            include_str!("../../fixtures/go/growth/sites_go123.go"),
+        ),
+    ];
+    let marker = format!("// site: {name}");
+    for (file, src) in files {
+        if let Some(i) = src.lines().position(|l| l.trim_end().ends_with(&marker)) {
+            return (file, i as u32 + 1);
+        }
+    }
+    panic!("no {marker} in the fixture");
+}
+
+/// The Go minor release of a test version (`1.24.11-noswiss` → 24).
+fn minor(v: &str) -> u32 {
+    v.split('.').nth(1).unwrap().parse().unwrap()
+}
+
+/// `function|file|line|inlined` frames of the fixture's `callers NAME …` line.
+fn runtime_frames(stderr: &str, name: &str) -> Vec<(String, String, u64, bool)> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("callers {name} ")))
+        .unwrap_or_else(|| panic!("no callers {name} line in {stderr}"));
+    line.split(' ')
+        .skip(2)
+        .map(|f| {
+            let p: Vec<&str> = f.split('|').collect();
+            (
+                p[0].into(),
+                p[1].into(),
+                p[2].parse().unwrap(),
+                p[3] == "true",
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn inlined_generic_reflected_json_and_std_maps_calls_are_sited_at_the_users_line() {
+    require_root();
+    let vs = versions();
+    for v in &vs {
+        // The compiler inlined the helper into its caller in this release.
+        let inlining = std::fs::read_to_string(fixture(v).with_file_name("inlining.txt")).unwrap();
+        assert!(
+            inlining.contains("inlining call to put"),
+            "go{v}: {inlining}"
+        );
+        let mut variants = vec!["", "-stripped", "-pie-stripped"];
+        if v == vs.last().unwrap() {
+            variants.push("-cgo");
+        }
+        for suffix in variants {
+            let tag = format!("go{v}{suffix}");
+            let (events, f) = trace_json(&fixture_variant(v, suffix), &[], &["sites", "200"]);
+            assert!(f.status.success(), "{tag}: {}", f.stderr);
+            let cases: Vec<(String, String)> = f
+                .stderr
+                .lines()
+                .filter_map(|l| {
+                    let mut w = l.strip_prefix("sitecase ")?.split(' ');
+                    Some((w.next()?.to_string(), w.next()?.to_string()))
+                })
+                .collect();
+            let mut want = vec!["put", "generic", "reflect", "json"];
+            if minor(v) >= 21 {
+                want.push("copy");
+            }
+            if minor(v) >= 23 {
+                want.extend(["insert", "collect"]);
+            }
+            let names: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
+            assert_eq!(names, want, "{tag}: {}", f.stderr);
+            for (name, map) in &cases {
+                let grows: Vec<&Value> = events
+                    .iter()
+                    .filter(|e| is_resize(e) && &e["map"] == map)
+                    .collect();
+                // (A stack the probe could not read is every_event_names_its_call_site…'s
+                // concern; here each case needs grows with one.)
+                let grows: Vec<&Value> = grows
+                    .into_iter()
+                    .filter(|e| e["stack"].as_array().is_some_and(|s| !s.is_empty()))
+                    .collect();
+                assert!(
+                    !grows.is_empty(),
+                    "{tag} {name}: no grows of {map} with a stack"
+                );
+                let (file, line) = site_marker(name);
+                for e in grows {
+                    let site = &e["site"];
+                    let stack = e["stack"].as_array().unwrap();
+                    let frames: Vec<String> = stack
+                        .iter()
+                        .map(|f| format!("{} {}:{}", f["function"], f["file"], f["line"]))
+                        .collect();
+                    let ctx = format!("{tag} {name}: {e} in {frames:#?}");
+                    // json.Unmarshal's stack can be deeper than the 8 return addresses read:
+                    // then no user frame is in it, and the site is the first outside the
+                    // runtime, reflection and maps (an encoding/json one).
+                    let physical = stack.iter().filter(|f| f["inlined"] != true).count();
+                    let has_user = stack.iter().any(|f| {
+                        f["function"]
+                            .as_str()
+                            .is_some_and(|f| f.starts_with("main."))
+                    });
+                    if name == "json" && !has_user {
+                        assert_eq!(physical, 8, "{ctx}");
+                        let first = stack
+                            .iter()
+                            .find(|f| {
+                                let f = f["function"].as_str().unwrap();
+                                !f.starts_with("runtime.") && !f.starts_with("reflect.")
+                            })
+                            .unwrap();
+                        assert_eq!(site, first, "{ctx}");
+                        assert!(
+                            site["function"]
+                                .as_str()
+                                .unwrap()
+                                .starts_with("encoding/json"),
+                            "{ctx}"
+                        );
+                        continue;
+                    }
+                    // The stack reaches the user's function that called in (json's is the
+                    // deepest), and the site is exactly its line.
+                    assert!(
+                        site["file"].as_str().is_some_and(|f| f.ends_with(file)),
+                        "{ctx}"
+                    );
+                    assert_eq!(site["line"], line, "{ctx}");
+                    assert!(stack.iter().any(|f| f == site), "{ctx}");
+                    let function = site["function"].as_str().unwrap();
+                    let expect = match name.as_str() {
+                        "put" => "main.put",
+                        "generic" => "main.gput[",
+                        "reflect" => "main.sitesReflect",
+                        "json" => "main.sitesJSON",
+                        "copy" => "main.sitesCopy",
+                        "insert" => "main.sitesInsert",
+                        "collect" => "main.sitesCollect",
+                        _ => unreachable!(),
+                    };
+                    assert!(function.starts_with(expect), "{ctx}");
+                    let i = stack.iter().position(|f| f == site).unwrap();
+                    match name.as_str() {
+                        // The inlined helper is its own frame, then its caller's at the call.
+                        "put" => {
+                            assert_eq!(site["inlined"], true, "{ctx}");
+                            let oracle = runtime_frames(&f.stderr, "put");
+                            // The runtime's frames after the helper's own are map-trace's.
+                            for (k, (func, file, line, inl)) in oracle.iter().enumerate().skip(1) {
+                                let Some(m) = stack.get(i + k) else { break };
+                                assert_eq!(m["function"], func.as_str(), "{ctx}");
+                                assert_eq!(m["file"], file.as_str(), "{ctx}");
+                                assert_eq!(m["line"], *line, "{ctx}");
+                                assert_eq!(m["inlined"] == true, *inl, "{ctx}");
+                            }
+                            assert!(oracle[0].3, "the runtime sees put inlined: {oracle:?}");
+                            assert_eq!(oracle[0].0, "main.put");
+                        }
+                        // The std maps helpers called in: inlined frames of maps.*, right
+                        // before the user's.
+                        "copy" | "insert" | "collect" => {
+                            let below = &stack[i - 1];
+                            assert!(
+                                below["function"].as_str().unwrap().starts_with("maps."),
+                                "{ctx}"
+                            );
+                        }
+                        // Reached through reflection: reflect's frames right before.
+                        "reflect" => assert!(
+                            stack[i - 1]["function"]
+                                .as_str()
+                                .unwrap()
+                                .starts_with("reflect."),
+                            "{ctx}"
+                        ),
+                        "json" => assert!(
+                            stack[i - 1]["function"]
+                                .as_str()
+                                .unwrap()
+                                .starts_with("encoding/json"),
+                            "{ctx}"
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}

@@ -202,6 +202,11 @@ pub fn fixtures() -> Result<PathBuf> {
                 &env,
             )?;
         }
+        inlining(
+            toolchain,
+            experiment,
+            &dir.join(format!("go{v}/inlining.txt")),
+        )?;
     }
     for v in NOBUILDINFO_VERSIONS {
         for suffix in NOBUILDINFO_VARIANTS {
@@ -211,6 +216,36 @@ pub fn fixtures() -> Result<PathBuf> {
     }
     c_fixtures(&dir)?;
     Ok(dir)
+}
+
+/// The compiler's inlining decisions on the growth fixture (`-gcflags=-m`), into `out`: the
+/// call-site tests check the helpers they expect inlined are.
+fn inlining(toolchain: &str, experiment: Option<&str>, out: &std::path::Path) -> Result<()> {
+    let go = ensure(toolchain)?;
+    let cache = cache::dir();
+    let mut c = Command::new(&go);
+    c.args(["build", "-trimpath", "-gcflags=-m", "-o", "/dev/null", "."])
+        .current_dir(cache::root().join("fixtures/go/growth"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", cache.join("gobuild"))
+        .env("GOPATH", cache.join("gopath"))
+        .env("CGO_ENABLED", "0");
+    if let Some(e) = experiment {
+        c.env("GOEXPERIMENT", e);
+    }
+    let o = c
+        .output()
+        .with_context(|| format!("{} build -gcflags=-m", go.display()))?;
+    if !o.status.success() {
+        bail!(
+            "{} build -gcflags=-m: {}",
+            go.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    fs::write(out, &o.stderr)?;
+    Ok(())
 }
 
 /// Unpacks Debian's Go packages into the cache (`apt-get download` + `dpkg -x`: nothing is

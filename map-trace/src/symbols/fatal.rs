@@ -749,8 +749,12 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
             Loc::Slot(s) => word_at(f.entry_sp.wrapping_add_signed(s)).map(|v| (v, Found::Stack)),
         }
     };
+    // A map (or type) pointer at these calls is never nil, so a place reading 0 is not it
+    // (a register the decoder found holding it on another path to the call): the next one is
+    // tried.
     let value = |want: Sym| -> Option<(u64, Found)> {
-        if let Some(v) = places(&f.state, want, &live).into_iter().find_map(read) {
+        let nonzero = |loc| read(loc).filter(|(v, _)| *v != 0);
+        if let Some(v) = places(&f.state, want, &live).into_iter().find_map(nonzero) {
             return Some(v);
         }
         // A field of an argument: the argument itself (the iterator's address) and the
@@ -758,12 +762,13 @@ pub fn locate(arch: Arch, code: &mut dyn Code, ev: &MapFatalEvent) -> Located {
         let Sym::Field(r, off) = want else {
             return None;
         };
-        let (base, _) = places(&f.state, Sym::In(r), &live)
+        places(&f.state, Sym::In(r), &live)
             .into_iter()
-            .find_map(read)?;
-        word_at(base.wrapping_add_signed(off)).map(|v| (v, Found::Iterator))
+            .filter_map(nonzero)
+            .find_map(|(base, _)| word_at(base.wrapping_add_signed(off)).filter(|v| *v != 0))
+            .map(|v| (v, Found::Iterator))
     };
-    let map = value(want_map).filter(|(v, _)| *v != 0).ok_or_else(|| {
+    let map = value(want_map).ok_or_else(|| {
         format!(
             "{} no longer holds the map at its call of fatal",
             f.function

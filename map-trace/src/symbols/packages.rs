@@ -116,12 +116,26 @@ pub fn is_helper(function: &str) -> bool {
         || function.starts_with("type.")
 }
 
+/// Whether a frame is the standard library's: its function's, or a closure the compiler
+/// named after the user function it inlined the standard library's code into (Go 1.23 calls
+/// `maps.All`'s iterator, inlined into `main.f`, `main.f.All[…].func1`) whose file is in a
+/// standard package's directory (`maps/iter.go`, or `…/src/maps/iter.go` without -trimpath).
+fn std_frame(f: &SourcePos, go_minor: u32) -> bool {
+    if is_std(&f.function, go_minor) {
+        return true;
+    }
+    let generated = f.function.contains(".func") || f.function.contains("-range");
+    let dir = f.file.rsplit_once('/').map_or("", |(d, _)| d);
+    let dir = dir.rsplit_once("/src/").map_or(dir, |(_, d)| d);
+    generated && !dir.is_empty() && STD.has(dir, go_minor)
+}
+
 /// The call site of logical frames (innermost first) of a Go 1.`go_minor` program: the first
 /// user frame, else the first outside the runtime, reflection and `maps`, else none.
 pub fn site(frames: &[SourcePos], go_minor: u32) -> Option<usize> {
     frames
         .iter()
-        .position(|f| !is_std(&f.function, go_minor))
+        .position(|f| !std_frame(f, go_minor))
         .or_else(|| frames.iter().position(|f| !is_helper(&f.function)))
 }
 
@@ -206,6 +220,26 @@ mod tests {
             pos("net/http.(*conn).serve"),
         ];
         assert_eq!(site(&frames, 27), Some(3));
+        // Go 1.23 names maps.All's iterator inlined into main.f after main.f: its file says
+        // it is the standard library's.
+        let mut closure = pos("main.f.All[go.shape.map[int]int,go.shape.int,go.shape.int].func1");
+        closure.file = "maps/iter.go".into();
+        let mut user = pos("main.f");
+        user.file = "growth/f.go".into();
+        let frames = [
+            pos("runtime.mapassign_fast64"),
+            closure.clone(),
+            pos("maps.Insert[...]"),
+            user,
+        ];
+        assert_eq!(site(&frames, 23), Some(3));
+        closure.file = "/usr/lib/go/src/maps/iter.go".into();
+        let frames = [closure, pos("main.f")];
+        assert_eq!(site(&frames, 23), Some(1));
+        // A user closure in the user's file stays the user's.
+        let mut mine = pos("main.f.func1");
+        mine.file = "growth/f.go".into();
+        assert_eq!(site(&[pos("runtime.mapassign"), mine], 23), Some(1));
         // Only the runtime's own: none.
         let frames = [pos("runtime.mapassign"), pos("runtime.main")];
         assert_eq!(site(&frames, 27), None);
