@@ -77,30 +77,74 @@ impl TryFrom<u32> for EventKind {
     }
 }
 
-/// Most return addresses a [`Stack`] holds.
-pub const STACK_FRAMES: usize = 8;
+/// Most return addresses a [`Stack`] holds (`--stack-depth` at most).
+pub const MAX_STACK_FRAMES: usize = 64;
+
+/// Return addresses read by default (`--stack-depth`; the agent's default is
+/// [`AGENT_STACK_DEPTH`]).
+pub const DEFAULT_STACK_DEPTH: u32 = 16;
+
+/// The agent's default `--stack-depth`: its sites need the first user frame only.
+pub const AGENT_STACK_DEPTH: u32 = 12;
+
+/// Return addresses a discovery table entry keeps (32,768 entries in kernel memory).
+pub const DISCOVERY_FRAMES: usize = 16;
 
 /// The goroutine's return addresses at a probe, innermost first, from Go's frame-pointer chain
 /// (amd64 and arm64 both keep `[fp]` = caller's fp, `[fp+8]` = return address). Addresses are
 /// the process's virtual addresses; userspace symbolizes them with `.gopclntab`.
+///
+/// A record whose stack is its last field is sent cut after `pcs[depth - 1]` (see
+/// [`stack_record_len`]): the ring holds only the addresses read.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Stack {
-    /// Return addresses; `pcs[0]` returns into the probed function's caller.
-    pub pcs: [u64; STACK_FRAMES],
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Stack<const N: usize = MAX_STACK_FRAMES> {
     /// How many of `pcs` are valid.
     pub depth: u32,
     /// Explicit padding; always zero.
     pub _pad: u32,
+    /// Return addresses; `pcs[0]` returns into the probed function's caller.
+    pub pcs: [u64; N],
 }
 
-const _: () = assert!(core::mem::size_of::<Stack>() == 72);
+const _: () = assert!(core::mem::size_of::<Stack>() == 8 + 8 * MAX_STACK_FRAMES);
 
-impl Stack {
-    /// The valid return addresses (`depth` of them, at most [`STACK_FRAMES`]).
-    pub fn frames(&self) -> &[u64] {
-        &self.pcs[..(self.depth as usize).min(STACK_FRAMES)]
+impl<const N: usize> Default for Stack<N> {
+    fn default() -> Self {
+        Self {
+            depth: 0,
+            _pad: 0,
+            pcs: [0; N],
+        }
     }
+}
+
+impl<const N: usize> Stack<N> {
+    /// The valid return addresses (`depth` of them, at most `N`).
+    pub fn frames(&self) -> &[u64] {
+        &self.pcs[..(self.depth as usize).min(N)]
+    }
+
+    /// The same addresses in a full-size stack.
+    pub fn widen(&self) -> Stack {
+        let mut s = Stack::default();
+        let f = self.frames();
+        let n = f.len().min(MAX_STACK_FRAMES);
+        s.pcs[..n].copy_from_slice(&f[..n]);
+        s.depth = n as u32;
+        s
+    }
+}
+
+/// Bytes of a record of type `T` (whose last field is a [`Stack`]) holding `depth` return
+/// addresses: the record cut after them.
+pub const fn stack_record_len(size: usize, depth: u32) -> usize {
+    let d = if depth as usize > MAX_STACK_FRAMES {
+        MAX_STACK_FRAMES
+    } else {
+        depth as usize
+    };
+    size - 8 * (MAX_STACK_FRAMES - d)
 }
 
 /// `runtime.hashGrow(t *maptype, h *hmap)` was entered: the map's state *before* the grow.
@@ -138,7 +182,7 @@ pub struct MapGrowEvent {
     pub stack: Stack,
 }
 
-const _: () = assert!(core::mem::size_of::<MapGrowEvent>() == 152);
+const _: () = assert!(core::mem::size_of::<MapGrowEvent>() == 80 + 8 + 8 * MAX_STACK_FRAMES);
 
 /// A Swiss-table resize, timed from the function's body to its return (Go 1.24+,
 /// `internal/runtime/maps`). The header's `ts_ns` is when the resize started.
@@ -178,7 +222,7 @@ pub struct SwissEvent {
     pub stack: Stack,
 }
 
-const _: () = assert!(core::mem::size_of::<SwissEvent>() == 176);
+const _: () = assert!(core::mem::size_of::<SwissEvent>() == 104 + 8 + 8 * MAX_STACK_FRAMES);
 
 /// `runtime.growslice` (opt-in `--slices`): timed from its body to its return, where the new
 /// capacity is read from the returned slice.
@@ -207,7 +251,7 @@ pub struct SliceEvent {
     pub stack: Stack,
 }
 
-const _: () = assert!(core::mem::size_of::<SliceEvent>() == 160);
+const _: () = assert!(core::mem::size_of::<SliceEvent>() == 88 + 8 + 8 * MAX_STACK_FRAMES);
 
 /// A classic map's incremental growth finished: the probe sits on the one block of
 /// `runtime.advanceEvacuationMark` that runs when the last old bucket has been evacuated
@@ -295,8 +339,10 @@ pub struct MapFatalEvent {
     pub window: [u8; FATAL_WINDOW],
 }
 
-const _: () =
-    assert!(core::mem::size_of::<MapFatalEvent>() == 32 + 16 + 216 + 8 + 64 + 8 + 72 + 2048);
+const _: () = assert!(
+    core::mem::size_of::<MapFatalEvent>()
+        == 32 + 16 + 216 + 8 + 64 + 8 + (8 + 8 * MAX_STACK_FRAMES) + 2048
+);
 
 impl Default for MapFatalEvent {
     fn default() -> Self {
@@ -374,10 +420,10 @@ pub struct Discovered {
     /// `bpf_ktime_get_ns()` at that access.
     pub ts_ns: u64,
     /// The callers of the access function.
-    pub stack: Stack,
+    pub stack: Stack<DISCOVERY_FRAMES>,
 }
 
-const _: () = assert!(core::mem::size_of::<Discovered>() == 88);
+const _: () = assert!(core::mem::size_of::<Discovered>() == 16 + 8 + 8 * DISCOVERY_FRAMES);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), u64 only, no padding.

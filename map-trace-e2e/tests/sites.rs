@@ -132,7 +132,10 @@ fn runtime_maps_are_hidden_by_default_and_counted() {
             assert!(
                 e["stack"].as_array().unwrap().iter().all(|f| {
                     let name = f["function"].as_str().unwrap();
-                    name.starts_with("runtime.") || name.starts_with("internal/")
+                    // The runtime, reflection and the maps helpers: never a site.
+                    ["runtime.", "internal/", "reflect.", "maps.", "type:"]
+                        .iter()
+                        .any(|p| name.starts_with(p))
                 }),
                 "{e}"
             );
@@ -251,36 +254,8 @@ fn inlined_generic_reflected_json_and_std_maps_calls_are_sited_at_the_users_line
                         .map(|f| format!("{} {}:{}", f["function"], f["file"], f["line"]))
                         .collect();
                     let ctx = format!("{tag} {name}: {e} in {frames:#?}");
-                    // json.Unmarshal's stack can be deeper than the 8 return addresses read:
-                    // then no user frame is in it, and the site is the first outside the
-                    // runtime, reflection and maps (an encoding/json one).
-                    let physical = stack.iter().filter(|f| f["inlined"] != true).count();
-                    let has_user = stack.iter().any(|f| {
-                        f["function"]
-                            .as_str()
-                            .is_some_and(|f| f.starts_with("main."))
-                    });
-                    if name == "json" && !has_user {
-                        assert_eq!(physical, 8, "{ctx}");
-                        let first = stack
-                            .iter()
-                            .find(|f| {
-                                let f = f["function"].as_str().unwrap();
-                                !f.starts_with("runtime.") && !f.starts_with("reflect.")
-                            })
-                            .unwrap();
-                        assert_eq!(site, first, "{ctx}");
-                        assert!(
-                            site["function"]
-                                .as_str()
-                                .unwrap()
-                                .starts_with("encoding/json"),
-                            "{ctx}"
-                        );
-                        continue;
-                    }
-                    // The stack reaches the user's function that called in (json's is the
-                    // deepest), and the site is exactly its line.
+                    // The stack (16 return addresses by default) reaches the user's function
+                    // that called in (json's is the deepest), and the site is exactly its line.
                     assert!(
                         site["file"].as_str().is_some_and(|f| f.ends_with(file)),
                         "{ctx}"
@@ -345,5 +320,90 @@ fn inlined_generic_reflected_json_and_std_maps_calls_are_sited_at_the_users_line
                 }
             }
         }
+    }
+}
+
+#[test]
+fn a_stack_cut_short_is_sited_at_its_first_frame_outside_the_runtime() {
+    require_root();
+    // json.Unmarshal into a map: 9 return addresses from mapassign to the user's code in the
+    // hash-map releases (1.21 on); at --stack-depth 8 the user's frame is cut off.
+    let v = versions()
+        .into_iter()
+        .find(|v| minor(v) >= 21 && !is_swiss(v))
+        .expect("a hash-map release from 1.21");
+    let run = |depth: &str| {
+        let (events, f) = trace_json(&fixture(&v), &["--stack-depth", depth], &["sites", "200"]);
+        assert!(
+            f.status.success(),
+            "go{v} --stack-depth {depth}: {}",
+            f.stderr
+        );
+        let map = f
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("sitecase json "))
+            .expect("the json case")
+            .to_string();
+        events
+            .into_iter()
+            .filter(|e| is_resize(e) && e["map"] == map.as_str())
+            .filter(|e| e["stack"].as_array().is_some_and(|s| !s.is_empty()))
+            .collect::<Vec<Value>>()
+    };
+    let cut = run("8");
+    assert!(!cut.is_empty());
+    for e in &cut {
+        let stack = e["stack"].as_array().unwrap();
+        let physical = stack.iter().filter(|f| f["inlined"] != true).count();
+        assert_eq!(physical, 8, "go{v}: {e}");
+        assert!(
+            !stack
+                .iter()
+                .any(|f| f["function"].as_str().unwrap().starts_with("main.")),
+            "go{v}: {e}"
+        );
+        let first = stack
+            .iter()
+            .find(|f| {
+                let f = f["function"].as_str().unwrap();
+                !f.starts_with("runtime.") && !f.starts_with("reflect.")
+            })
+            .unwrap();
+        assert_eq!(&e["site"], first, "go{v}: {e}");
+        assert!(
+            e["site"]["function"]
+                .as_str()
+                .unwrap()
+                .starts_with("encoding/json."),
+            "go{v}: {e}"
+        );
+    }
+    // The deepest reads the whole chain: through main.main to runtime.goexit.
+    for e in run("64") {
+        let stack = e["stack"].as_array().unwrap();
+        assert_eq!(e["site"]["function"], "main.sitesJSON", "go{v}: {e}");
+        assert_eq!(
+            stack.last().unwrap()["function"],
+            "runtime.goexit",
+            "go{v}: {e}"
+        );
+    }
+    // Outside 1–64: a usage error.
+    for bad in ["0", "65"] {
+        let f = map_trace(&[
+            "--stack-depth",
+            bad,
+            "--",
+            fixture(&v).to_str().unwrap(),
+            "int",
+            "1",
+        ]);
+        assert_eq!(
+            f.status.code(),
+            Some(2),
+            "--stack-depth {bad}: {}",
+            f.stderr
+        );
     }
 }

@@ -10,7 +10,10 @@ use aya_ebpf::{
 };
 use map_trace_common::{
     config::{Counter, ExeCost, MapLayout, COUNTER_SLOTS, TIMED_FAMILIES},
-    event::{Discovered, DiscoveredKey, EvacuateStepEvent, SliceEvent, SwissEvent},
+    event::{
+        stack_record_len, Discovered, DiscoveredKey, EvacuateStepEvent, MapGrowEvent, SliceEvent,
+        SwissEvent, DEFAULT_STACK_DEPTH,
+    },
 };
 
 /// Event records to userspace. Userspace resizes it at load time (`--ring-buffer-size`).
@@ -79,6 +82,31 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SL
 /// program several µs per probe hit). 0 = wake on every record. Set by userspace at load time.
 #[unsafe(no_mangle)]
 static WAKEUP_BYTES: u64 = 0;
+
+/// Return addresses a stack read takes (`--stack-depth`, 1–64). Set by userspace at load time.
+#[unsafe(no_mangle)]
+static STACK_DEPTH: u32 = DEFAULT_STACK_DEPTH;
+
+/// `--stack-depth`.
+#[inline(always)]
+pub fn stack_depth() -> u32 {
+    // SAFETY: a read-only global that userspace sets before load; volatile so the compiler does
+    // not fold the default value in.
+    unsafe { core::ptr::read_volatile(&STACK_DEPTH) }
+}
+
+/// Sends `ev`, a record whose last field is a `Stack` holding `depth` return addresses, cut
+/// after them (the ring holds only what was read); counts a full ring as lost.
+#[inline(always)]
+pub fn output_with_stack<T>(ev: &T, depth: u32) {
+    let len = stack_record_len(core::mem::size_of::<T>(), depth);
+    // SAFETY: `ev` is a valid `T`, every byte initialized (plain-data records), and `len` is at
+    // most its size.
+    let bytes = unsafe { core::slice::from_raw_parts((ev as *const T).cast::<u8>(), len) };
+    if EVENTS.output::<[u8]>(bytes, submit_flags()).is_err() {
+        count(Counter::Lost);
+    }
+}
 
 /// Flags for `bpf_ringbuf_submit`/`output`: wake the reader only when enough is queued.
 #[inline(always)]
@@ -163,6 +191,20 @@ pub fn scratch() -> Option<&'static mut SwissEvent> {
     // this one runs (BPF programs are not preempted on their CPU).
     let ev = unsafe { &mut *p };
     *ev = SwissEvent::default();
+    Some(ev)
+}
+
+/// Per-CPU slot where `hashGrow` events are assembled (as `SCRATCH` for Swiss events).
+#[map(name = "GROW_SCRATCH")]
+pub static GROW_SCRATCH: PerCpuArray<MapGrowEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's scratch grow event, zeroed.
+#[inline(always)]
+pub fn grow_scratch() -> Option<&'static mut MapGrowEvent> {
+    let p = GROW_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: as in `scratch`.
+    let ev = unsafe { &mut *p };
+    *ev = MapGrowEvent::default();
     Some(ev)
 }
 

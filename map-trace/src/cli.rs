@@ -86,10 +86,16 @@ pub struct Args {
     pub duration: Option<Duration>,
 
     /// Size of the BPF ring buffer in KiB (rounded up to a power of two pages). The default
-    /// holds ~27,000 map events: bursts of resizes from thousands of goroutines fit while the
-    /// reader symbolizes call sites.
-    #[arg(long, value_name = "KIB", default_value_t = 4096)]
+    /// holds ~33,000 map events of full default-depth stacks: bursts of resizes from
+    /// thousands of goroutines fit while the reader symbolizes call sites.
+    #[arg(long, value_name = "KIB", default_value_t = 8192)]
     pub ring_buffer_size: u32,
+
+    /// Return addresses read per event (1–64): each frame is one 16-byte read of the
+    /// goroutine's stack at the probe, and 8 bytes of the event's record.
+    #[arg(long, value_name = "N", default_value_t = map_trace_common::event::DEFAULT_STACK_DEPTH,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub stack_depth: u32,
 
     /// Also report every new Swiss map's first allocation (`growToSmall`). Costs one probe hit
     /// (~14 µs on the reference VM, ~1 µs on bare metal) per map that receives its first key,
@@ -230,6 +236,11 @@ pub struct AgentArgs {
     /// Size of the BPF ring buffer in KiB.
     #[arg(long, value_name = "KIB", default_value_t = 4096)]
     pub ring_buffer_size: u32,
+
+    /// Return addresses read per event (1–64); the sites need the first user frame only.
+    #[arg(long, value_name = "N", default_value_t = map_trace_common::event::AGENT_STACK_DEPTH,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub stack_depth: u32,
 
     /// Most of each executable's CPU time, in percent, its probes may take: over it the
     /// resize timing is shed first, then the event probes are duty-cycled and their counts

@@ -240,7 +240,7 @@ impl Collector {
                     time_ns: to_unix_ns(d.ts_ns, offset),
                     map,
                     maptype: d.maptype,
-                    stack: d.stack,
+                    stack: d.stack.widen(),
                     swiss,
                 });
             }

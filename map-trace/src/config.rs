@@ -31,6 +31,8 @@ pub struct Trace {
     pub plan: plan::Options,
     /// The ring buffer, in bytes (a power of two pages).
     pub ring_bytes: u32,
+    /// `--stack-depth`: return addresses read per event.
+    pub stack_depth: u32,
     /// `--duration`.
     pub duration: Option<Duration>,
     /// The overhead budget in percent; `None` when off.
@@ -76,6 +78,8 @@ pub struct Agent {
     pub rescan: Duration,
     /// The ring buffer, in bytes.
     pub ring_bytes: u32,
+    /// `--stack-depth`.
+    pub stack_depth: u32,
     /// The per-executable budget in percent; `None` when off.
     pub budget: Option<f64>,
     /// Map sampling (`max_maps` per executable); `None` with `--no-sampling`.
@@ -89,6 +93,7 @@ impl Agent {
             metrics_addr: a.metrics_addr,
             budget: a.budget(),
             ring_bytes: crate::probes::ring_buffer_bytes(a.ring_buffer_size),
+            stack_depth: a.stack_depth,
             rescan: Duration::from_secs(a.rescan_interval.max(1)),
             max_executables: a.max_executables,
             max_sites: a.max_sites,
@@ -141,6 +146,7 @@ impl Trace {
                 discovery: discover.is_some(),
             },
             ring_bytes: crate::probes::ring_buffer_bytes(a.ring_buffer_size),
+            stack_depth: a.stack_depth,
             duration: a.duration,
             budget: a.budget(),
             record: a.record.clone(),

@@ -43,10 +43,10 @@ pub fn run(cfg: config::Trace) -> Result<u8> {
     // that load is aya parsing the kernel's BTF (~20 ms here), which needs nothing from the
     // plan. Its result is looked at only after the plan and the preflight checks, so a bad
     // target or missing privileges are reported as before.
-    let ring_bytes = cfg.ring_bytes;
+    let (ring_bytes, stack_depth) = (cfg.ring_bytes, cfg.stack_depth);
     let loading = std::thread::Builder::new()
         .name("ebpf-load".into())
-        .spawn(move || Probes::load(ring_bytes, probes::Keying::Process))
+        .spawn(move || Probes::load(ring_bytes, stack_depth, probes::Keying::Process))
         .context("starting the eBPF loader thread")?;
     let plan = plan::inspect(&target.exe, cfg.plan)?;
     timing::mark("plan");

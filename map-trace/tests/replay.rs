@@ -203,8 +203,8 @@ fn test_replay_malformed_recording_exits_2() {
         ("not-json".into(), "hello\n".into()),
         ("no-end".into(), lines[..lines.len() - 1].join("\n")),
         (
-            "version-2".into(),
-            good.replacen("\"record_version\":1", "\"record_version\":2", 1),
+            "version-3".into(),
+            good.replacen("\"record_version\":2", "\"record_version\":3", 1),
         ),
         (
             "bad-hex".into(),

@@ -48,11 +48,10 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
         maps::count(Counter::ReadErrors);
     }
 
-    let Some(mut entry) = maps::EVENTS.reserve::<MapGrowEvent>(0) else {
-        maps::count(Counter::Lost);
+    let Some(ev) = maps::grow_scratch() else {
         return;
     };
-    let ev = entry.write(MapGrowEvent {
+    *ev = MapGrowEvent {
         header: header(EventKind::MapGrow, &hit, goid),
         map: h,
         maptype: t,
@@ -66,9 +65,9 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
         read_error: err,
         _pad: 0,
         stack: Stack::default(),
-    });
-    fill_stack(ctx, &mut ev.stack);
-    entry.submit(maps::submit_flags());
+    };
+    let depth = fill_stack(ctx, &mut ev.stack);
+    maps::output_with_stack(ev, depth);
 }
 
 /// The block of `advanceEvacuationMark(h *hmap, t *maptype, newbit uintptr)` that runs once per

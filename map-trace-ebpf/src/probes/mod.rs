@@ -12,7 +12,7 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
     programs::ProbeContext,
 };
-use map_trace_common::event::{EventHeader, EventKind, Stack, STACK_FRAMES};
+use map_trace_common::event::{EventHeader, EventKind, Stack};
 
 use crate::{go_abi, maps::Hit};
 
@@ -50,19 +50,22 @@ pub fn hmap_head(
 
 /// The caller chain at a body probe (before the probed function pushed its frame): the return
 /// address, then Go's frame-pointer chain, `[fp]` = next fp and `[fp+8]` = return address on
-/// both amd64 and arm64. Stops at a zero or unreadable frame; one 16-byte read per frame.
-/// Written in place (`s` may be map memory): a returned `Stack` would cost BPF stack space.
+/// both amd64 and arm64. Stops at `--stack-depth` addresses, or at a zero or unreadable frame
+/// (a garbage frame pointer of cgo or assembly code ends the walk: every read is checked, the
+/// loop bounded); one 16-byte read per frame. Written in place (`s` may be map memory): a
+/// returned `Stack` would cost BPF stack space. Returns the depth.
 #[inline(always)]
-pub fn fill_stack(ctx: &ProbeContext, s: &mut Stack) {
+pub fn fill_stack<const N: usize>(ctx: &ProbeContext, s: &mut Stack<N>) -> u32 {
     s.depth = 0;
     let (ret, mut fp) = go_abi::return_and_fp(ctx);
     if ret == 0 {
-        return;
+        return 0;
     }
+    let limit = crate::maps::stack_depth() as usize;
     s.pcs[0] = ret;
     s.depth = 1;
-    for i in 1..STACK_FRAMES {
-        if fp == 0 {
+    for i in 1..N {
+        if fp == 0 || i >= limit {
             break;
         }
         // SAFETY: bpf_probe_read_user copies from target memory and fails cleanly.
@@ -76,6 +79,7 @@ pub fn fill_stack(ctx: &ProbeContext, s: &mut Stack) {
         s.depth = i as u32 + 1;
         fp = frame[0];
     }
+    s.depth
 }
 
 /// Reads a `T` from target memory; on failure sets `*err` and returns the default.

@@ -5,7 +5,7 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use map_trace_common::{
     config::Counter,
-    event::{EventKind, SliceEvent},
+    event::EventKind,
 };
 
 use crate::{
@@ -79,11 +79,6 @@ fn slice_grow_ret_handler(ctx: ProbeContext) -> u32 {
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     ev.duration_ns = now.saturating_sub(ev.header.ts_ns);
-    if maps::EVENTS
-        .output::<SliceEvent>(ev, maps::submit_flags())
-        .is_err()
-    {
-        maps::count(Counter::Lost);
-    }
+    maps::output_with_stack(ev, ev.stack.depth);
     0
 }

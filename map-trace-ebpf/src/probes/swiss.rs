@@ -91,12 +91,7 @@ fn swiss_grow_to_small_handler(ctx: ProbeContext) -> u32 {
     let Some(ev) = maps::scratch() else { return 0 };
     map_method_event(&ctx, ev, EventKind::MapSmallAlloc, &hit);
     ev.capacity_after = 8;
-    if maps::EVENTS
-        .output::<SwissEvent>(ev, maps::submit_flags())
-        .is_err()
-    {
-        maps::count(Counter::Lost);
-    }
+    emit(ev);
     0
 }
 
@@ -177,10 +172,5 @@ fn finish(ev: &mut SwissEvent) {
 }
 
 fn emit(ev: &SwissEvent) {
-    if maps::EVENTS
-        .output::<SwissEvent>(ev, maps::submit_flags())
-        .is_err()
-    {
-        maps::count(Counter::Lost);
-    }
+    maps::output_with_stack(ev, ev.stack.depth);
 }

@@ -175,7 +175,7 @@ pub fn run(cfg: config::Agent) -> Result<u8> {
         ))
         .into());
     }
-    let mut probes = Probes::load(cfg.ring_bytes, Keying::Executable)?;
+    let mut probes = Probes::load(cfg.ring_bytes, cfg.stack_depth, Keying::Executable)?;
     let ring = probes.take_ring()?;
     // The calibration's links stay until the agent exits (see `overhead::calibrate`).
     let (hit_cost, _calibration) = overhead::calibrate_or_fallback(&mut probes, "map-trace agent");

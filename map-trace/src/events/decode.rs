@@ -2,8 +2,8 @@
 //! here (unaligned reads of plain-data structs whose size was checked first).
 
 use map_trace_common::event::{
-    EvacuateStepEvent, EventHeader, EventKind, MapEvacuatedEvent, MapFatalEvent, MapGrowEvent,
-    SliceEvent, SwissEvent, UnknownKind, WireRecord,
+    stack_record_len, EvacuateStepEvent, EventHeader, EventKind, MapEvacuatedEvent, MapFatalEvent,
+    MapGrowEvent, SliceEvent, Stack, SwissEvent, UnknownKind, WireRecord,
 };
 
 /// A decoded record.
@@ -59,17 +59,58 @@ fn read<T: WireRecord>(bytes: &[u8], what: &'static str) -> Result<T, DecodeErro
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
+/// A record whose last field is a [`Stack`], sent cut after its stack's `depth` return
+/// addresses (`stack_record_len`): the missing addresses read as zero. Shorter than its
+/// stack's depth says is an error.
+fn read_cut<T: WireRecord>(
+    bytes: &[u8],
+    what: &'static str,
+    stack: fn(&T) -> &Stack,
+) -> Result<T, DecodeError> {
+    let size = size_of::<T>();
+    let least = stack_record_len(size, 0);
+    if bytes.len() < least {
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            what,
+        });
+    }
+    let mut full = vec![0u8; size];
+    let n = bytes.len().min(size);
+    full[..n].copy_from_slice(&bytes[..n]);
+    let v: T = read(&full, what)?;
+    if bytes.len() < stack_record_len(size, stack(&v).depth) {
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            what,
+        });
+    }
+    Ok(v)
+}
+
 /// Decodes one ring-buffer record.
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read(bytes, "an event header")?;
     match EventKind::try_from(header.kind)? {
-        EventKind::MapGrow => Ok(Event::MapGrow(read(bytes, "a map_grow record")?)),
+        EventKind::MapGrow => Ok(Event::MapGrow(read_cut(
+            bytes,
+            "a map_grow record",
+            |e: &MapGrowEvent| &e.stack,
+        )?)),
         EventKind::MapSmallToTable
         | EventKind::MapTableGrow
         | EventKind::MapTableSplit
-        | EventKind::MapSmallAlloc => Ok(Event::Swiss(read(bytes, "a Swiss-table record")?)),
+        | EventKind::MapSmallAlloc => Ok(Event::Swiss(read_cut(
+            bytes,
+            "a Swiss-table record",
+            |e: &SwissEvent| &e.stack,
+        )?)),
         EventKind::Exec => Ok(Event::Exec(header)),
-        EventKind::SliceGrow => Ok(Event::Slice(read(bytes, "a slice_grow record")?)),
+        EventKind::SliceGrow => Ok(Event::Slice(read_cut(
+            bytes,
+            "a slice_grow record",
+            |e: &SliceEvent| &e.stack,
+        )?)),
         EventKind::MapEvacuated => Ok(Event::Evacuated(read(bytes, "a map_evacuated record")?)),
         EventKind::MapEvacuateStep => Ok(Event::EvacuateStep(read(
             bytes,
@@ -115,9 +156,27 @@ mod tests {
         };
         assert_eq!(decode(as_bytes(&ev)), Ok(Event::Swiss(ev)));
         assert!(matches!(
-            decode(&as_bytes(&ev)[..150]),
+            decode(&as_bytes(&ev)[..100]),
             Err(DecodeError::Short { .. })
         ));
+    }
+
+    #[test]
+    fn test_decode_reads_records_cut_after_their_stack() {
+        let mut g = grow();
+        g.stack.depth = 3;
+        g.stack.pcs[..3].copy_from_slice(&[0x401000, 0x402000, 0x403000]);
+        let bytes = as_bytes(&g);
+        let cut = stack_record_len(bytes.len(), 3);
+        assert_eq!(cut, 80 + 8 + 24);
+        assert_eq!(decode(&bytes[..cut]), Ok(Event::MapGrow(g)));
+        // Shorter than its depth says: an error, not a stack of zeroes.
+        assert!(matches!(
+            decode(&bytes[..cut - 8]),
+            Err(DecodeError::Short { .. })
+        ));
+        // The whole record decodes too.
+        assert_eq!(decode(bytes), Ok(Event::MapGrow(g)));
     }
 
     #[test]

@@ -135,8 +135,9 @@ fn kernel_error(what: &str, err: impl std::error::Error + Send + Sync + 'static)
 }
 
 impl Probes {
-    /// Loads the object with a ring buffer of `ring_bytes`.
-    pub fn load(ring_bytes: u32, keying: Keying) -> Result<Self> {
+    /// Loads the object with a ring buffer of `ring_bytes`, its stack reads taking
+    /// `stack_depth` return addresses.
+    pub fn load(ring_bytes: u32, stack_depth: u32, keying: Keying) -> Result<Self> {
         if OBJECT.is_empty() {
             anyhow::bail!(
                 "this map-trace binary was built without its eBPF object; build it with \
@@ -177,6 +178,11 @@ impl Probes {
             .map_max_entries(names::DISCOVERED_MAP, discovered)
             .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
             .override_global("KEY_BY_COOKIE", &by_cookie, true)
+            .override_global(
+                "STACK_DEPTH",
+                &stack_depth.clamp(1, map_trace_common::event::MAX_STACK_FRAMES as u32),
+                true,
+            )
             .load(OBJECT)
             .map_err(|e| kernel_error("loading the eBPF object", e))?;
         crate::timing::mark("load: object (maps created)");

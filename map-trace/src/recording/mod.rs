@@ -21,13 +21,16 @@
 
 mod format;
 mod read;
+mod v1;
 mod write;
 
 pub use read::{replay, ReplayError, SymbolTable};
 pub use write::{RecordWriter, Recorder};
 
-/// Version of the recording format.
-pub const RECORD_VERSION: u64 = 1;
+/// Version of the recording format: 2 since ring-buffer records carry `--stack-depth`
+/// stacks (`depth, pad, pcs[…]`, cut after the stack). Version 1 recordings (8-address
+/// stacks laid out `pcs[8], depth, pad`) still replay: their records are rewritten on reading.
+pub const RECORD_VERSION: u64 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -118,7 +121,7 @@ mod tests {
             b,
             ..Default::default()
         };
-        ev.stack.pcs = [line, 0xdead, 0, 0, 0, 0, 0, 0];
+        ev.stack.pcs[..2].copy_from_slice(&[line, 0xdead]);
         ev.stack.depth = 1;
         ev
     }
@@ -249,7 +252,7 @@ mod tests {
         let text = String::from_utf8(rec.clone()).unwrap();
         // Symbols once each, before the first record that needs them.
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("{\"record_version\":1,"));
+        assert!(lines[0].starts_with("{\"record_version\":2,"));
         assert!(
             lines[1].starts_with("{\"stack\":{\"pcs\":[\"0xa\"],"),
             "{}",
@@ -348,14 +351,14 @@ mod tests {
         assert_eq!(err("\n\n"), "line 1: empty: not a map-trace recording");
         assert!(err("hello").starts_with("line 1: not a map-trace recording: "));
         assert_eq!(
-            err(&with(0, "{\"record_version\":2}")),
-            "line 1: recording format version 2; this map-trace reads version 1"
+            err(&with(0, "{\"record_version\":3}")),
+            "line 1: recording format version 3; this map-trace reads versions 1 and 2"
         );
         assert_eq!(
             err("{\"record\":\"00\"}"),
             "line 1: not a map-trace recording (no record_version)"
         );
-        assert!(err(&with(0, "{\"record_version\":1}"))
+        assert!(err(&with(0, "{\"record_version\":2}"))
             .starts_with("line 1: bad header: missing field"));
         let h = lines[0].replace("\"classic\"", "\"hashmap\"");
         assert_eq!(
@@ -378,11 +381,11 @@ mod tests {
         );
         let deep = format!(
             "{{\"stack\":{{\"pcs\":[{}],\"origin\":null}}}}",
-            ["1"; 9].join(",")
+            ["1"; 65].join(",")
         );
         assert_eq!(
             err(&with(1, &deep)),
-            "line 2: a stack of 9 frames (at most 8)"
+            "line 2: a stack of 65 frames (at most 64)"
         );
         assert_eq!(
             err(&with(

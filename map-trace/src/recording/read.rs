@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use map_trace_common::event::{Stack, STACK_FRAMES};
+use map_trace_common::event::{Stack, MAX_STACK_FRAMES as STACK_FRAMES};
 use rustc_hash::FxHashMap;
 
 use crate::{
@@ -243,10 +243,11 @@ fn header(text: &str) -> Result<Header, String> {
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not a map-trace recording: {e}"))?;
     match v.get("record_version").and_then(serde_json::Value::as_u64) {
-        Some(RECORD_VERSION) => {}
+        Some(1 | RECORD_VERSION) => {}
         Some(n) => {
             return Err(format!(
-                "recording format version {n}; this map-trace reads version {RECORD_VERSION}"
+                "recording format version {n}; this map-trace reads versions 1 and \
+                 {RECORD_VERSION}"
             ))
         }
         None => return Err("not a map-trace recording (no record_version)".into()),
@@ -325,7 +326,14 @@ pub fn replay(input: impl BufRead, sink: Box<dyn Sink>) -> Result<(), ReplayErro
             message,
         };
         match l {
-            Line::Record(hex) => p.record(&parse_hex_bytes(&hex).map_err(bad)?),
+            Line::Record(hex) => {
+                let bytes = parse_hex_bytes(&hex).map_err(bad)?;
+                if h.record_version == 1 {
+                    p.record(&super::v1::upgrade(&bytes))
+                } else {
+                    p.record(&bytes)
+                }
+            }
             Line::Stack(s) => {
                 if s.pcs.len() > STACK_FRAMES {
                     return Err(bad(format!(

@@ -860,7 +860,7 @@ pub fn undecodable() -> Vec<u8> {
         ..Default::default()
     };
     r.w.record(&as_bytes(&full)[..20]).unwrap();
-    r.w.record(&as_bytes(&full)[..100]).unwrap();
+    r.w.record(&as_bytes(&full)[..60]).unwrap();
     // Another process (a probe shared with it would deliver these): ignored.
     let mut other = MapGrowEvent {
         header: header(EventKind::MapGrow, 7, 1),
