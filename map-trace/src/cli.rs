@@ -320,6 +320,12 @@ pub struct OutputArgs {
     /// when tracing ends; it opens in any browser without network access.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Also write the map events as a pprof profile (gzipped profile.proto: resizes, bytes,
+    /// resize time, growth span, by stack, map type and kind) to FILE when tracing ends; read
+    /// it with `go tool pprof`.
+    #[arg(long, value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
 }
 
 /// Parses `30s`, `2m`, `1h`, `250ms` or a bare number of seconds.

@@ -189,6 +189,7 @@ fn outputs(o: &cli::OutputArgs) -> Outputs {
         output: o.output.clone(),
         trace_out: o.trace_out.clone(),
         report: o.report.clone(),
+        pprof: o.pprof.clone(),
     }
 }
 

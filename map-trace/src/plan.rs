@@ -86,6 +86,8 @@ pub struct Plan {
     /// The `--discover` window's probes: the body of each map access function this binary
     /// has ([`names::MAP_ACCESS_FUNCTIONS`]); attached only for a `--pid` attach.
     pub discovery: Vec<ProbeSite>,
+    /// The Go build ID (`.note.go.buildid`), for profiles' mappings.
+    pub build_id: Option<String>,
 }
 
 /// Where the runtime's heap metadata is, and its layout, for map sampling.
@@ -475,6 +477,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         growth_ends_stepped,
         heap,
         discovery,
+        build_id: elf.go_build_id(),
     })
 }
 

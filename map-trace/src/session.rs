@@ -267,6 +267,7 @@ async fn stream(
         arch: plan.arch,
         probes: plan.probes.clone(),
         launched,
+        build_id: plan.build_id.clone(),
     };
     let settings = Settings {
         pid,

@@ -403,6 +403,59 @@ pub fn bench(only: Option<&str>) -> Result<()> {
             }));
         }
     }
+    if want("stack-depth") {
+        println!();
+        println!(
+            "## Stack depth: cost per probe hit by --stack-depth (a frame is one 16-byte read)"
+        );
+        println!("(`deepmaps 20000 70`: 20000 maps of 9 keys, each grown 70 calls deep: one hashGrow or growToTable each)");
+        println!(
+            "{:<8} {:>6} {:>12} {:>10} {:>14}",
+            "go", "depth", "median ms", "µs/hit", "ns/frame vs 1"
+        );
+        let n = 20000u64;
+        let args = ["deepmaps", "20000", "70"];
+        for v in ["1.23.9", "1.26.6"] {
+            let fx = fixture(&fixtures, v);
+            let depths = ["1", "8", "16", "32", "64"];
+            let mut plain = vec![];
+            let mut traced: Vec<Vec<u64>> = vec![vec![]; depths.len()];
+            for _ in 0..ROUNDS {
+                plain.push(run_once(Command::new(&fx).args(args))?);
+                for (i, d) in depths.iter().enumerate() {
+                    traced[i].push(run_once(
+                        unbudgeted(&bin)
+                            .args(["-o", "/dev/null", "--stack-depth", d, "--"])
+                            .arg(&fx)
+                            .args(args),
+                    )?);
+                }
+            }
+            let p = median(plain);
+            let per_hit: Vec<f64> = traced
+                .into_iter()
+                .map(|t| (median(t) - p) / n as f64 / 1e3)
+                .collect();
+            for (i, d) in depths.iter().enumerate() {
+                let frames: f64 = d.parse::<f64>().unwrap() - 1.0;
+                let per_frame = if frames > 0.0 {
+                    format!("{:.1}", (per_hit[i] - per_hit[0]) * 1e3 / frames)
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "{v:<8} {d:>6} {:>12.2} {:>10.2} {per_frame:>14}",
+                    (p + per_hit[i] * 1e3 * n as f64) / 1e6,
+                    per_hit[i]
+                );
+            }
+            results.push(serde_json::json!({
+                "bench": "stack_depth", "go": v, "depths": depths,
+                "us_per_hit": per_hit, "untraced_ms": p / 1e6,
+                "ns_per_frame": (per_hit[depths.len() - 1] - per_hit[0]) * 1e3 / 63.0,
+            }));
+        }
+    }
     if want("attach") {
         println!();
         println!("## 3. Attach: time to live probes and peak RSS on the Go 1.26 compiler (25 MB), vs bpftrace");

@@ -41,8 +41,8 @@ enum Cmd {
     Demo,
     /// Measure overhead side by side with untraced runs and bare kernel probes (root).
     Bench {
-        /// Run one section only: slowdown, per-hit, attach, pipeline, agent, modes, small-maps,
-        /// sampling or discovery.
+        /// Run one section only: slowdown, per-hit, stack-depth, attach, pipeline, agent, modes,
+        /// small-maps, sampling or discovery.
         #[arg(long)]
         only: Option<String>,
     },

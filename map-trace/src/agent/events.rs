@@ -3,10 +3,7 @@
 //! the counts (scaled while duty-cycled).
 
 use super::*;
-use crate::{
-    pipeline::fatal_message,
-    timeline::{fatal::Misuse, SwissResize},
-};
+use crate::{pipeline::fatal_message, timeline::fatal::Misuse};
 
 impl Agent {
     /// Handles one ring-buffer record.
@@ -27,7 +24,7 @@ impl Agent {
                 };
                 let g = interpret(&ev, exe.load_factor_num, self.offset);
                 let weight = exe.weight();
-                let kind = if g.same_size { "same_size" } else { "double" };
+                let kind = g.label();
                 if let Some(labels) = self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind) {
                     self.count(&labels, weight, g.bytes_allocated);
                     let b = u64::from(g.buckets_after.max(1).ilog2());
@@ -44,14 +41,14 @@ impl Agent {
                 let Some(weight) = self.exes.get(&ev.header.exe).map(Exe::weight) else {
                     return;
                 };
-                let Some(kind) = swiss_kind_label(r.kind) else {
+                let Some(kind) = r.kind.label() else {
                     return;
                 };
                 let Some(labels) = self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind)
                 else {
                     return;
                 };
-                self.count(&labels, weight, swiss_new_bytes(&r));
+                self.count(&labels, weight, r.bytes_allocated());
                 self.track(
                     ev.header.pid,
                     r.map,
@@ -246,32 +243,6 @@ fn capped_site_label(seen: &mut FxHashSet<Arc<str>>, max: usize, label: Arc<str>
 }
 
 /// The `kind` label of a Swiss resize; `None` for a first allocation, which is not counted.
-fn swiss_kind_label(kind: SwissKind) -> Option<&'static str> {
-    match kind {
-        SwissKind::SmallToTable => Some("small_to_table"),
-        SwissKind::TableGrow => Some("table_grow"),
-        SwissKind::TableSplit => Some("table_split"),
-        SwissKind::SmallAlloc => None,
-    }
-}
-
-/// The bytes a Swiss resize allocated: one table of `capacity_after` slots (two for a split),
-/// each a key, an element and a control byte; 0 when the event's reads failed.
-fn swiss_new_bytes(r: &SwissResize) -> u64 {
-    let tables: u64 = if r.kind == SwissKind::TableSplit {
-        2
-    } else {
-        1
-    };
-    if r.partial {
-        0
-    } else {
-        tables
-            .saturating_mul(r.capacity_after)
-            .saturating_mul(r.key_size.saturating_add(r.elem_size).saturating_add(1))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use map_trace_common::event::EventKind;
@@ -314,18 +285,18 @@ mod tests {
         };
         // A grow doubles one table: 256 slots of 8 + 8 + 1 bytes.
         let g = resize(EventKind::MapTableGrow, 128);
-        assert_eq!(swiss_kind_label(g.kind), Some("table_grow"));
-        assert_eq!(swiss_new_bytes(&g), 256 * 17);
+        assert_eq!(g.kind.label(), Some("table_grow"));
+        assert_eq!(g.bytes_allocated(), 256 * 17);
         // A split makes two tables of the same capacity.
         let s = resize(EventKind::MapTableSplit, 1024);
-        assert_eq!(swiss_kind_label(s.kind), Some("table_split"));
-        assert_eq!(swiss_new_bytes(&s), 2 * 1024 * 17);
+        assert_eq!(s.kind.label(), Some("table_split"));
+        assert_eq!(s.bytes_allocated(), 2 * 1024 * 17);
         // Failed reads: counted, without bytes.
         let mut ev = records::swiss(EventKind::MapTableGrow, 0xc000, 128, 1, 1);
         ev.read_error = 1;
         let p = interpret_swiss(&ev, 0).expect("a resize");
         assert!(p.partial);
-        assert_eq!(swiss_new_bytes(&p), 0);
-        assert_eq!(swiss_kind_label(SwissKind::SmallAlloc), None);
+        assert_eq!(p.bytes_allocated(), 0);
+        assert_eq!(crate::timeline::SwissKind::SmallAlloc.label(), None);
     }
 }

@@ -50,7 +50,7 @@ use crate::{
     symbols::symbolize::{ProcessMap, Symbolizer},
     sys,
     target::procfs,
-    timeline::{interpret, interpret_swiss, SwissKind},
+    timeline::{interpret, interpret_swiss},
 };
 use budget::{Action, ExeBudget, ExeCpu, Scaler};
 use discover::{Container, ExeIdentity, Filters, ProcessInfo};

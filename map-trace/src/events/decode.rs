@@ -179,6 +179,24 @@ mod tests {
         assert_eq!(decode(bytes), Ok(Event::MapGrow(g)));
     }
 
+    /// The sizes the README's events-per-MiB table is computed from.
+    #[test]
+    fn test_record_sizes_per_stack_depth() {
+        let swiss = size_of::<SwissEvent>();
+        let sizes: Vec<usize> = [8, 12, 16, 32, 64]
+            .iter()
+            .map(|&d| stack_record_len(swiss, d))
+            .collect();
+        assert_eq!(sizes, [176, 208, 240, 368, 624]);
+        let per_mib: Vec<usize> = sizes.iter().map(|s| (1 << 20) / (s + 8)).collect();
+        assert_eq!(per_mib, [5698, 4854, 4228, 2788, 1659]);
+        // Hash-map grows are 24 bytes smaller, slices 16.
+        assert_eq!(stack_record_len(size_of::<MapGrowEvent>(), 16), 216);
+        assert_eq!(stack_record_len(size_of::<SliceEvent>(), 16), 224);
+        // The default ring keeps at least 27,000 events of the default depth.
+        assert!((8 << 20) / (sizes[2] + 8) >= 27_000);
+    }
+
     #[test]
     fn test_decode_rejects_short_and_unknown() {
         let g = grow();

@@ -210,6 +210,8 @@ struct SwissRecord<'a> {
     local_depth_before: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     table_entries: Option<u64>,
+    /// What the new table(s) hold: slots × (key + element + 1 control byte).
+    bytes_allocated: u64,
     #[serde(rename = "type")]
     type_name: Option<&'a str>,
     site: Option<&'a SourcePos>,
@@ -328,6 +330,7 @@ fn swiss_struct(r: &SwissResize) -> SwissRecord<'_> {
         capacity,
         local_depth_before,
         table_entries,
+        bytes_allocated: r.bytes_allocated(),
         type_name: r.type_name.as_deref(),
         site,
         stack,

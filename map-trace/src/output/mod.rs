@@ -5,6 +5,7 @@ pub mod json;
 pub mod lines;
 pub mod open;
 pub mod perfetto;
+pub mod pprof;
 pub mod queue;
 pub mod report;
 pub mod text;
@@ -70,6 +71,8 @@ pub struct StartInfo {
     pub probes: Vec<crate::plan::ProbeSite>,
     /// Launched by map-trace (`-- COMMAND`) rather than attached by pid.
     pub launched: bool,
+    /// The executable's Go build ID (`.note.go.buildid`), if it has one.
+    pub build_id: Option<String>,
 }
 
 /// What the sinks get when tracing ends: the session's [`crate::pipeline::SessionEnd`] with the

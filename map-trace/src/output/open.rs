@@ -1,5 +1,5 @@
 //! What a run writes (resolved from the flags), and opening it: the sinks of `--format`,
-//! `--color`, `-o`, `--trace-out` and `--report`, their files created.
+//! `--color`, `-o`, `--trace-out`, `--report` and `--pprof`, their files created.
 
 use std::{
     fs::File,
@@ -33,6 +33,8 @@ pub struct Outputs {
     pub trace_out: Option<PathBuf>,
     /// `--report FILE`.
     pub report: Option<PathBuf>,
+    /// `--pprof FILE`.
+    pub pprof: Option<PathBuf>,
 }
 
 fn create(path: &std::path::Path) -> Result<BufWriter<File>> {
@@ -63,6 +65,12 @@ pub fn open(o: &Outputs) -> Result<Box<dyn Sink>> {
         let report =
             ReportSink::create(path).with_context(|| format!("creating {}", path.display()))?;
         sink = Box::new(Tee(vec![sink, Box::new(report)]));
+    }
+    if let Some(path) = &o.pprof {
+        // Created now, so that a path that cannot be written fails before tracing starts.
+        create(path)?;
+        let pprof = super::pprof::PprofSink::new(path.clone());
+        sink = Box::new(Tee(vec![sink, Box::new(pprof)]));
     }
     Ok(sink)
 }

@@ -387,6 +387,7 @@ mod tests {
                 time_ns: 0,
                 go_version: "go1.26.6".into(),
                 launched: true,
+                build_id: None,
                 ..crate::testkit::start_info(crate::golayout::MapImpl::Swiss)
             })
             .unwrap();

@@ -27,6 +27,9 @@ pub(super) struct Start {
     pub(super) arch: String,
     pub(super) launched: bool,
     pub(super) probes: Vec<Probe>,
+    /// The executable's Go build ID (absent before map-trace wrote profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) build_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]

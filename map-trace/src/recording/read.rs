@@ -189,6 +189,7 @@ fn start_info(s: Start) -> Result<StartInfo, String> {
             })
             .collect(),
         launched: s.launched,
+        build_id: s.build_id,
     })
 }
 

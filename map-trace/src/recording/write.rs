@@ -61,6 +61,7 @@ impl<W: Write> RecordWriter<W> {
                 map_impl: start.map_impl.name().to_string(),
                 arch: start.arch.goarch().to_string(),
                 launched: start.launched,
+                build_id: start.build_id.clone(),
                 probes: start
                     .probes
                     .iter()

@@ -251,6 +251,24 @@ impl<'data> Elf<'data> {
         })
     }
 
+    /// The Go build ID (`.note.go.buildid`: an ELF note named `Go`, type 4, whose descriptor
+    /// is the ID string), as `go tool buildid` prints it.
+    pub fn go_build_id(&self) -> Option<String> {
+        let (_, d) = self.section(".note.go.buildid")?;
+        let word = |i: usize| {
+            d.get(4 * i..4 * i + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        };
+        let (namesz, descsz, kind) = (word(0)? as usize, word(1)? as usize, word(2)?);
+        let name_end = 12usize.checked_add(namesz)?;
+        if kind != 4 || d.get(12..name_end)? != b"Go\0\0"[..namesz.min(4)].as_ref() {
+            return None;
+        }
+        let desc = name_end.checked_add(3)? & !3;
+        let id = d.get(desc..desc.checked_add(descsz)?)?;
+        std::str::from_utf8(id).ok().map(str::to_string)
+    }
+
     /// A section's bytes, address and flags (`None` if absent or not stored in the file).
     pub fn section_info(&self, name: &str) -> Option<SectionInfo<'data>> {
         let s = self.file.section_by_name(name)?;

@@ -15,5 +15,6 @@ pub fn start_info(map_impl: MapImpl) -> StartInfo {
         arch: Arch::X86_64,
         probes: vec![],
         launched: false,
+        build_id: None,
     }
 }

@@ -216,6 +216,17 @@ pub enum SwissKind {
 }
 
 impl SwissKind {
+    /// The `kind` label of metrics and profiles (`None` for `--small-maps` allocations, which
+    /// the agent does not count).
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            SwissKind::SmallToTable => Some("small_to_table"),
+            SwissKind::TableGrow => Some("table_grow"),
+            SwissKind::TableSplit => Some("table_split"),
+            SwissKind::SmallAlloc => None,
+        }
+    }
+
     /// The JSON `event` name.
     pub fn event_name(self) -> &'static str {
         match self {
@@ -223,6 +234,38 @@ impl SwissKind {
             SwissKind::TableGrow => "map_table_grow",
             SwissKind::TableSplit => "map_table_split",
             SwissKind::SmallAlloc => "map_small_alloc",
+        }
+    }
+}
+
+impl SwissResize {
+    /// The bytes the resize allocated: one table of `capacity_after` slots (two for a split),
+    /// each a key, an element and a control byte; 0 when the event's reads failed.
+    pub fn bytes_allocated(&self) -> u64 {
+        let tables: u64 = if self.kind == SwissKind::TableSplit {
+            2
+        } else {
+            1
+        };
+        if self.partial {
+            0
+        } else {
+            tables.saturating_mul(self.capacity_after).saturating_mul(
+                self.key_size
+                    .saturating_add(self.elem_size)
+                    .saturating_add(1),
+            )
+        }
+    }
+}
+
+impl Grow {
+    /// The `kind` label of metrics and profiles.
+    pub fn label(&self) -> &'static str {
+        if self.same_size {
+            "same_size"
+        } else {
+            "double"
         }
     }
 }

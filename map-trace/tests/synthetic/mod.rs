@@ -203,6 +203,7 @@ fn start(go_version: &str, map_impl: MapImpl, launched: bool) -> StartInfo {
         exe: "/srv/app/bin/app".into(),
         go_version: go_version.into(),
         launched,
+        build_id: None,
         ..testkit::start_info(map_impl)
     }
 }

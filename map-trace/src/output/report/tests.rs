@@ -126,6 +126,7 @@ fn start_info(map_impl: MapImpl, ends_probed: bool) -> StartInfo {
             vec![]
         },
         launched: true,
+        build_id: None,
         ..crate::testkit::start_info(map_impl)
     }
 }

@@ -82,6 +82,7 @@ impl Trace {
             pid: u32::MAX,
             exe: format!("/very/long/path/{}/binary", "deep/".repeat(20)),
             launched: true,
+            build_id: None,
             ..crate::testkit::start_info(map_impl)
         })
         .unwrap();
