@@ -198,14 +198,13 @@ pub fn scratch() -> Option<&'static mut SwissEvent> {
 #[map(name = "GROW_SCRATCH")]
 pub static GROW_SCRATCH: PerCpuArray<MapGrowEvent> = PerCpuArray::with_max_entries(1, 0);
 
-/// This CPU's scratch grow event, zeroed.
+/// This CPU's scratch grow event, as the last grow left it: the caller sets every field it
+/// sends.
 #[inline(always)]
 pub fn grow_scratch() -> Option<&'static mut MapGrowEvent> {
     let p = GROW_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: as in `scratch`.
-    let ev = unsafe { &mut *p };
-    *ev = MapGrowEvent::default();
-    Some(ev)
+    Some(unsafe { &mut *p })
 }
 
 /// Per-CPU slot where slice events are assembled (as `SCRATCH` for Swiss events).

@@ -4,7 +4,7 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::uprobe, programs::ProbeContext};
 use map_trace_common::{
     config::Counter,
-    event::{EvacuateStepEvent, EventKind, MapEvacuatedEvent, MapGrowEvent, Stack},
+    event::{EvacuateStepEvent, EventKind, MapEvacuatedEvent},
 };
 
 use crate::{
@@ -51,21 +51,21 @@ fn try_hmap_hash_grow(ctx: &ProbeContext) {
     let Some(ev) = maps::grow_scratch() else {
         return;
     };
-    *ev = MapGrowEvent {
-        header: header(EventKind::MapGrow, &hit, goid),
-        map: h,
-        maptype: t,
-        count,
-        key_size,
-        elem_size,
-        bucket_size,
-        b,
-        flags,
-        noverflow,
-        read_error: err,
-        _pad: 0,
-        stack: Stack::default(),
-    };
+    // Field by field: the record is sent cut after its stack's addresses, so the slot's
+    // addresses past them (a former event's) are never read, and need no zeroing.
+    ev.header = header(EventKind::MapGrow, &hit, goid);
+    ev.map = h;
+    ev.maptype = t;
+    ev.count = count;
+    ev.key_size = key_size;
+    ev.elem_size = elem_size;
+    ev.bucket_size = bucket_size;
+    ev.b = b;
+    ev.flags = flags;
+    ev.noverflow = noverflow;
+    ev.read_error = err;
+    ev._pad = 0;
+    ev.stack._pad = 0;
     let depth = fill_stack(ctx, &mut ev.stack);
     maps::output_with_stack(ev, depth);
 }
