@@ -1,190 +1,11 @@
-//! `--pprof`: the profile a run writes, read by `go tool pprof` (a client nobody here wrote),
-//! holds exactly the JSON events of the same run: per sample type the same totals, per stack
-//! and labels the same values; `replay --pprof` of its recording writes the same bytes.
+//! pprof profiles, read by `go tool pprof` (a client nobody here wrote): `--pprof` holds
+//! exactly the JSON events of the same run (per sample type the same totals, per stack and
+//! labels the same values) and `replay --pprof` of its recording writes the same bytes; the
+//! agent's `/debug/pprof/mapgrowth` holds exactly its `--events` log's.
 
-use std::{collections::BTreeMap, path::Path, process::Command};
+use std::{process::Command, time::Duration};
 
 use map_trace_e2e::*;
-use serde_json::Value;
-
-/// Values in the profile's sample-type order.
-type Values = [i64; 4];
-
-/// (logical stack, innermost first, as `function` names; kind; map_type) → values.
-type Samples = BTreeMap<(Vec<String>, String, String), Values>;
-
-/// The go command of the newest toolchain the tests have (its `go tool pprof`).
-fn go() -> std::path::PathBuf {
-    real_programs()
-        .last()
-        .expect("MAP_TRACE_REAL_PROGRAMS")
-        .clone()
-}
-
-/// `go tool pprof -raw FILE`: the sample types, and the samples with their stacks expanded
-/// from the locations (a location's lines, innermost first).
-fn pprof_raw(file: &Path) -> (Vec<String>, Samples, String) {
-    let out = Command::new(go())
-        .args(["tool", "pprof", "-raw"])
-        .arg(file)
-        .env("GOTOOLCHAIN", "local")
-        .env("HOME", std::env::temp_dir())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "go tool pprof: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut lines = text.lines().peekable();
-    for l in lines.by_ref() {
-        if l == "Samples:" {
-            break;
-        }
-    }
-    let types: Vec<String> = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .map(|t| t.trim_end_matches("[dflt]").to_string())
-        .collect();
-    // Samples: "  v v v v: loc loc …" then a labels line.
-    let mut raw: Vec<(Values, Vec<u64>, String, String)> = vec![];
-    while let Some(l) = lines.next() {
-        if l.starts_with("Locations") {
-            break;
-        }
-        let Some((values, locs)) = l.split_once(':') else {
-            continue;
-        };
-        let v: Vec<i64> = values
-            .split_whitespace()
-            .map(|x| x.parse().unwrap())
-            .collect();
-        let locs: Vec<u64> = locs
-            .split_whitespace()
-            .map(|x| x.parse().unwrap())
-            .collect();
-        let labels = lines.next().unwrap().trim();
-        // "kind:[K] map_type:[T]" (keys sorted; a type may hold brackets and spaces).
-        let kind = labels
-            .strip_prefix("kind:[")
-            .and_then(|r| r.split_once(']'))
-            .unwrap()
-            .0
-            .to_string();
-        let t = labels
-            .split_once(" map_type:[")
-            .unwrap()
-            .1
-            .strip_suffix(']')
-            .unwrap()
-            .to_string();
-        raw.push((v.try_into().unwrap(), locs, kind, t));
-    }
-    // Locations: "  N: 0x0 M=1 FUNCTION FILE:LINE:COL s=S", inlined lines continued below.
-    let mut locations: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    let mut current = 0;
-    for l in lines.by_ref() {
-        if l.starts_with("Mappings") {
-            break;
-        }
-        let t = l.trim();
-        let rest = match t.split_once(": 0x") {
-            Some((id, rest)) if id.chars().all(|c| c.is_ascii_digit()) => {
-                current = id.parse().unwrap();
-                rest.split_once(' ').unwrap().1.split_once(' ').unwrap().1
-            }
-            _ => t,
-        };
-        // Drop " s=N", then the last word (FILE:LINE:COL): the rest is the function.
-        let rest = rest.rsplit_once(" s=").map_or(rest, |r| r.0);
-        let function = rest.rsplit_once(' ').unwrap().0;
-        locations
-            .entry(current)
-            .or_default()
-            .push(function.to_string());
-    }
-    let mapping: String = lines.collect::<Vec<_>>().join("\n");
-    let mut samples = Samples::new();
-    for (v, locs, kind, t) in raw {
-        let stack: Vec<String> = locs.iter().flat_map(|id| locations[id].clone()).collect();
-        let e = samples.entry((stack, kind, t)).or_insert([0; 4]);
-        for (a, b) in e.iter_mut().zip(v) {
-            *a += b;
-        }
-    }
-    (types, samples, mapping)
-}
-
-/// The same sums from the run's JSON events.
-fn from_json(events: &[Value]) -> Samples {
-    let names = |e: &Value| -> Vec<String> {
-        e["stack"]
-            .as_array()
-            .map(|s| {
-                s.iter()
-                    .map(|f| f["function"].as_str().unwrap().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let ty = |e: &Value| e["type"].as_str().unwrap_or("unknown").to_string();
-    let mut samples = Samples::new();
-    let mut add = |key: (Vec<String>, String, String), v: Values| {
-        let e = samples.entry(key).or_insert([0; 4]);
-        for (a, b) in e.iter_mut().zip(v) {
-            *a += b;
-        }
-    };
-    // A hash-bucket growth's span goes to the stack of the grow that started it.
-    let mut grow_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for e in events {
-        let n = |k: &str| e[k].as_i64().unwrap_or(0);
-        let kind = match e["event"].as_str().unwrap_or("") {
-            "map_grow" => {
-                grow_of.insert(e["map"].as_str().unwrap().into(), names(e));
-                let k = if e["same_size"] == true {
-                    "same_size"
-                } else {
-                    "double"
-                };
-                add((names(e), k.into(), ty(e)), [1, n("bytes_allocated"), 0, 0]);
-                continue;
-            }
-            "map_evacuated" => {
-                if let Some(d) = e["duration_ns"].as_i64() {
-                    let stack = grow_of
-                        .get(e["map"].as_str().unwrap())
-                        .cloned()
-                        .unwrap_or_default();
-                    add((stack, "growth_end".into(), ty(e)), [0, 0, 0, d]);
-                }
-                continue;
-            }
-            "map_small_to_table" => "small_to_table",
-            "map_table_grow" => "table_grow",
-            "map_table_split" => "table_split",
-            "map_small_alloc" => "small_alloc",
-            _ => continue,
-        };
-        add(
-            (names(e), kind.into(), ty(e)),
-            [1, n("bytes_allocated"), n("duration_ns"), 0],
-        );
-    }
-    samples
-}
-
-fn totals(s: &Samples) -> Values {
-    s.values().fold([0; 4], |mut t, v| {
-        for (a, b) in t.iter_mut().zip(v) {
-            *a += b;
-        }
-        t
-    })
-}
 
 #[test]
 fn pprof_profiles_hold_the_json_events_and_replay_to_the_same_bytes() {
@@ -228,7 +49,7 @@ fn pprof_profiles_hold_the_json_events_and_replay_to_the_same_bytes() {
             assert_eq!(totals(&got), totals(&want), "{tag} {args:?}: totals");
             assert_eq!(got, want, "{tag} {args:?}: samples by stack and labels");
             // The mapping: the executable and its Go build ID (go tool buildid's).
-            let id = Command::new(go())
+            let id = Command::new(go_command())
                 .args(["tool", "buildid"])
                 .arg(&exe)
                 .env("GOTOOLCHAIN", "local")
@@ -254,5 +75,90 @@ fn pprof_profiles_hold_the_json_events_and_replay_to_the_same_bytes() {
         }
         let _ = std::fs::remove_file(&profile);
         let _ = std::fs::remove_file(&rec);
+    }
+}
+
+/// `GET path` on the agent's port, the body as bytes (the profile is binary), with the status.
+fn get_bytes(port: u16, path: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = vec![];
+    c.read_to_end(&mut all).unwrap();
+    let at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..at]).into_owned();
+    (
+        head.lines().next().unwrap().to_string(),
+        all[at + 4..].to_vec(),
+    )
+}
+
+#[test]
+fn agent_profiles_of_its_window_hold_its_event_log() {
+    require_root();
+    // A hash-bucket release and a Swiss one, each with inlined and reflected call sites.
+    let vs = versions();
+    for v in [vs.first().unwrap(), vs.last().unwrap()] {
+        let log = temp_unique("agent-profile", "jsonl");
+        let agent = Agent::start(&["--events", log.to_str().unwrap()]);
+        let mut w = start_waiting(&fixture(v), &["sites", "300"]);
+        agent.wait_until(Duration::from_secs(10), "attach", |m| {
+            sample(m, "map_trace_attached_processes", &[]) == 1.0
+        });
+        w.work();
+        std::thread::sleep(Duration::from_millis(500));
+        let pid = u64::from(w.id());
+        let (status, body) = get_bytes(
+            agent.port,
+            "/debug/pprof/mapgrowth?seconds=60&executable=growth",
+        );
+        assert_eq!(
+            status,
+            "HTTP/1.1 200 OK",
+            "go{v}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let (bad, _) = get_bytes(
+            agent.port,
+            "/debug/pprof/mapgrowth?seconds=0&executable=growth",
+        );
+        assert_eq!(bad, "HTTP/1.1 400 Bad Request", "go{v}");
+        let (unknown, text) = get_bytes(agent.port, "/debug/pprof/mapgrowth?executable=nope");
+        assert_eq!(unknown, "HTTP/1.1 404 Not Found", "go{v}");
+        assert!(
+            String::from_utf8_lossy(&text).contains("growth"),
+            "go{v}: the known ones"
+        );
+        let dropped = sample(
+            &agent.metrics(),
+            "map_trace_profile_samples_dropped_total",
+            &[],
+        );
+        w.exit();
+        let (f, _) = agent.stop();
+        assert!(f.status.success(), "go{v}: {}", f.stderr);
+        assert_eq!(dropped, 0.0, "go{v}");
+        let file = temp_unique("agent-profile", "pb.gz");
+        std::fs::write(&file, &body).unwrap();
+        let (types, got, mapping) = pprof_raw(&file);
+        assert_eq!(types[0], "resizes/count", "go{v}");
+        let events: Vec<serde_json::Value> = json_lines(&std::fs::read_to_string(&log).unwrap())
+            .into_iter()
+            .filter(|e| e["pid"] == pid)
+            .collect();
+        let want = from_json(&events);
+        assert!(totals(&want)[0] > 0, "go{v}: no events logged");
+        // Every stack has the site the events name, and a type.
+        assert!(want.keys().all(|k| k.2 != "unknown"), "go{v}: {want:?}");
+        assert_eq!(totals(&got), totals(&want), "go{v}: totals");
+        assert_eq!(got, want, "go{v}: samples by stack and labels");
+        assert!(mapping.contains("growth"), "go{v}: {mapping}");
+        let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_file(&log);
     }
 }

@@ -242,6 +242,15 @@ pub struct AgentArgs {
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub stack_depth: u32,
 
+    /// How far back `GET /debug/pprof/mapgrowth?seconds=N` can look (N at most this).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub profile_window: Duration,
+
+    /// Distinct stacks per executable that window keeps; the events of more are dropped and
+    /// counted (`map_trace_profile_samples_dropped_total`).
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub max_profile_stacks: usize,
+
     /// Most of each executable's CPU time, in percent, its probes may take: over it the
     /// resize timing is shed first, then the event probes are duty-cycled and their counts
     /// scaled (`map_trace_probe_duty_ratio` says so). 0 turns the budget off.

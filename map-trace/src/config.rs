@@ -80,6 +80,10 @@ pub struct Agent {
     pub ring_bytes: u32,
     /// `--stack-depth`.
     pub stack_depth: u32,
+    /// `--profile-window`: what `/debug/pprof/mapgrowth` keeps.
+    pub profile_window: Duration,
+    /// `--max-profile-stacks` per executable in that window.
+    pub max_profile_stacks: usize,
     /// The per-executable budget in percent; `None` when off.
     pub budget: Option<f64>,
     /// Map sampling (`max_maps` per executable); `None` with `--no-sampling`.
@@ -94,6 +98,8 @@ impl Agent {
             budget: a.budget(),
             ring_bytes: crate::probes::ring_buffer_bytes(a.ring_buffer_size),
             stack_depth: a.stack_depth,
+            profile_window: a.profile_window.max(Duration::from_secs(1)),
+            max_profile_stacks: a.max_profile_stacks,
             rescan: Duration::from_secs(a.rescan_interval.max(1)),
             max_executables: a.max_executables,
             max_sites: a.max_sites,

@@ -3,7 +3,7 @@
 //! the counts (scaled while duty-cycled).
 
 use super::*;
-use crate::{pipeline::fatal_message, timeline::fatal::Misuse};
+use crate::{output::pprof::SampleOf, pipeline::fatal_message, timeline::fatal::Misuse};
 
 impl Agent {
     /// Handles one ring-buffer record.
@@ -22,11 +22,14 @@ impl Agent {
                 let Some(exe) = self.exes.get(&ev.header.exe) else {
                     return;
                 };
-                let g = interpret(&ev, exe.load_factor_num, self.offset);
+                let mut g = interpret(&ev, exe.load_factor_num, self.offset);
                 let weight = exe.weight();
                 let kind = g.label();
                 if let Some(labels) = self.labels(ev.header.exe, ev.header.pid, &ev.stack, kind) {
+                    g.origin = self.last_origin.clone();
+                    g.type_name = self.type_name(ev.header.exe, ev.header.pid, g.maptype);
                     self.count(&labels, weight, g.bytes_allocated);
+                    self.profile(ev.header.exe, SampleOf::grow(&g), weight);
                     let b = u64::from(g.buckets_after.max(1).ilog2());
                     self.track(ev.header.pid, g.map, g.maptype, &labels.site, b);
                     if let Some(sink) = self.events.as_mut() {
@@ -35,7 +38,7 @@ impl Agent {
                 }
             }
             Ok(Event::Swiss(ev)) => {
-                let Some(r) = interpret_swiss(&ev, self.offset) else {
+                let Some(mut r) = interpret_swiss(&ev, self.offset) else {
                     return;
                 };
                 let Some(weight) = self.exes.get(&ev.header.exe).map(Exe::weight) else {
@@ -48,7 +51,10 @@ impl Agent {
                 else {
                     return;
                 };
+                r.origin = self.last_origin.clone();
+                r.type_name = self.type_name(ev.header.exe, ev.header.pid, r.maptype);
                 self.count(&labels, weight, r.bytes_allocated());
+                self.profile(ev.header.exe, SampleOf::swiss(&r), weight);
                 self.track(
                     ev.header.pid,
                     r.map,
@@ -197,27 +203,31 @@ impl Agent {
         let proc = self.procs.get(&pid).unwrap_or(&orphan);
         let exe = self.exes.get_mut(&exe_id)?;
         let max_sites = self.cfg.max_sites;
-        let site = match exe.site_cache.get(&(proc.map_key, *stack)) {
+        let (site, origin) = match exe.site_cache.get(&(proc.map_key, *stack)) {
             Some(s) => s.clone(),
             None => {
-                let label: Arc<str> = match exe.symbolizer.as_mut() {
+                let (label, origin): (Arc<str>, _) = match exe.symbolizer.as_mut() {
                     Some(sym) => {
                         let s = sym.call_stack(stack.frames(), proc.map.as_ref());
-                        match s.site.map(|i| &s.frames[i]) {
+                        let label = match s.site.map(|i| &s.frames[i]) {
                             Some(f) => f.to_string().into(),
                             None => "unknown".into(),
-                        }
+                        };
+                        let o: crate::timeline::Origin = s.into();
+                        (label, (!o.stack.is_empty()).then(|| Arc::new(o)))
                     }
-                    None => "unknown".into(),
+                    None => ("unknown".into(), None),
                 };
                 let label = capped_site_label(&mut exe.site_labels, max_sites, label);
                 // An exited PIE process's stacks could not be symbolized: nothing to cache.
                 if exe.site_cache.len() < 10_000 && proc.map_key != ORPHAN {
-                    exe.site_cache.insert((proc.map_key, *stack), label.clone());
+                    exe.site_cache
+                        .insert((proc.map_key, *stack), (label.clone(), origin.clone()));
                 }
-                label
+                (label, origin)
             }
         };
+        self.last_origin = origin;
         Some(SiteLabels {
             executable: exe.name.clone(),
             go_version: exe.go_version.clone(),
@@ -226,6 +236,49 @@ impl Agent {
             site: site.to_string(),
             kind: kind.into(),
         })
+    }
+
+    /// The Go type of the map type descriptor at `maptype` in process `pid` (the symbolizer
+    /// caches it).
+    fn type_name(&mut self, exe_id: u32, pid: u32, maptype: u64) -> Option<Arc<str>> {
+        let map = self.procs.get(&pid).and_then(|p| p.map.as_ref());
+        self.exes
+            .get_mut(&exe_id)?
+            .symbolizer
+            .as_mut()?
+            .type_name(maptype, map)
+    }
+
+    /// Adds one event to executable `exe_id`'s profile window, at the logical stack the last
+    /// [`Self::labels`] call found (an unsymbolized stack is an empty one).
+    fn profile(&mut self, exe_id: u32, sample: crate::output::pprof::SampleOf, weight: f64) {
+        let Some(exe) = self.exes.get(&exe_id) else {
+            return;
+        };
+        let origin = self.last_origin.take().unwrap_or_else(|| {
+            Arc::new(crate::timeline::Origin {
+                stack: vec![],
+                site: None,
+            })
+        });
+        let now = crate::sys::unix_now_ns() / 1_000_000_000;
+        let kept = self.profiles.lock().is_ok_and(|mut p| {
+            p.add(
+                &exe.name,
+                &exe.path,
+                exe.build_id.as_deref(),
+                now,
+                origin,
+                sample,
+                weight,
+            )
+        });
+        if !kept {
+            self.metrics
+                .profile_samples_dropped
+                .get_or_create(&exe_labels(exe))
+                .inc();
+        }
     }
 }
 

@@ -1,5 +1,7 @@
-//! A minimal HTTP/1.1 endpoint: `GET /metrics` (the exposition), `GET /healthz` (readiness).
-//! One request per connection, bounded header size and read time; nothing else is served.
+//! A minimal HTTP/1.1 endpoint. It serves `GET /metrics` (the exposition), `GET /healthz`
+//! (readiness) and `GET /debug/pprof/mapgrowth?seconds=N&executable=NAME` (a pprof profile of
+//! the last N seconds, see [`super::profiles`]), and nothing else. One request per
+//! connection, bounded header size and read time.
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,7 +10,10 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use super::metrics::Metrics;
+use super::{
+    metrics::Metrics,
+    profiles::{self, Refusal},
+};
 
 /// OpenMetrics 1.0 text, which Prometheus asks for in its Accept header.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -58,7 +63,11 @@ const MAX_CONNECTIONS: usize = 16;
 /// Serves `/metrics` and `/healthz` on a thread of its own, with its own runtime: the agent's
 /// event loop can be busy (an event flood, attaching probes) without a scrape or a kubelet
 /// probe waiting for it.
-pub fn spawn(listener: std::net::TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
+pub fn spawn(
+    listener: std::net::TcpListener,
+    metrics: Arc<Metrics>,
+    profiles: profiles::Shared,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -68,7 +77,7 @@ pub fn spawn(listener: std::net::TcpListener, metrics: Arc<Metrics>) -> std::io:
         .spawn(move || {
             rt.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(l) => serve(l, metrics).await,
+                    Ok(l) => serve(l, metrics, profiles).await,
                     Err(e) => eprintln!("map-trace agent: warning: metrics server: {e}"),
                 }
             });
@@ -77,7 +86,7 @@ pub fn spawn(listener: std::net::TcpListener, metrics: Arc<Metrics>) -> std::io:
 }
 
 /// Serves until the listener fails.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, profiles: profiles::Shared) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -88,8 +97,9 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             continue;
         };
         let m = metrics.clone();
+        let p = profiles.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), handle(conn, &m)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), handle(conn, &m, &p)).await;
             drop(permit);
         });
     }
@@ -103,7 +113,28 @@ pub fn request_target(head: &str) -> Option<(&str, &str)> {
     Some((method, target.split('?').next().unwrap_or(target)))
 }
 
-async fn handle(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+/// The profile a `/debug/pprof/mapgrowth` request asks for, or why not (status, body).
+fn profile(target: &str, profiles: &profiles::Shared) -> Result<Vec<u8>, (&'static str, String)> {
+    let refused = |r: Refusal| match r {
+        Refusal::Bad(m) => ("400 Bad Request", m + "\n"),
+        Refusal::Unknown(m) => ("404 Not Found", m + "\n"),
+    };
+    let (seconds, exe) = profiles::query(target).map_err(refused)?;
+    let now = crate::sys::unix_now_ns() / 1_000_000_000;
+    let mut p = profiles.lock().map_err(|_| {
+        (
+            "500 Internal Server Error",
+            "profiles unavailable\n".to_string(),
+        )
+    })?;
+    p.profile(exe.as_deref(), seconds, now).map_err(refused)
+}
+
+async fn handle(
+    mut conn: TcpStream,
+    metrics: &Metrics,
+    profiles: &profiles::Shared,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -117,28 +148,37 @@ async fn handle(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
     let openmetrics = head.lines().any(|l| {
         l.to_ascii_lowercase().starts_with("accept:") && l.contains("application/openmetrics-text")
     });
-    let (status, ctype, body) = match request_target(&head) {
+    let full_target = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_ascii_whitespace().nth(1))
+        .unwrap_or("");
+    let (status, ctype, body): (&str, &str, Vec<u8>) = match request_target(&head) {
+        Some(("GET" | "HEAD", "/debug/pprof/mapgrowth")) => match profile(full_target, profiles) {
+            Ok(gz) => ("200 OK", "application/octet-stream", gz),
+            Err((status, m)) => (status, "text/plain", m.into_bytes()),
+        },
         Some(("GET" | "HEAD", "/metrics")) if openmetrics => {
-            ("200 OK", OPENMETRICS, metrics.encode())
+            ("200 OK", OPENMETRICS, metrics.encode().into_bytes())
         }
         Some(("GET" | "HEAD", "/metrics")) => (
             "200 OK",
             PROMETHEUS_TEXT,
-            to_prometheus_text(&metrics.encode()),
+            to_prometheus_text(&metrics.encode()).into_bytes(),
         ),
-        Some(("GET" | "HEAD", "/healthz")) => ("200 OK", "text/plain", "ok\n".to_string()),
+        Some(("GET" | "HEAD", "/healthz")) => ("200 OK", "text/plain", b"ok\n".to_vec()),
         Some(("GET" | "HEAD", "/")) => (
             "200 OK",
             "text/plain",
-            "map-trace agent: metrics at /metrics, readiness at /healthz\n".to_string(),
+            b"map-trace agent: metrics at /metrics, readiness at /healthz, map growth profiles at /debug/pprof/mapgrowth?seconds=N&executable=NAME\n".to_vec(),
         ),
-        Some(("GET" | "HEAD", _)) => ("404 Not Found", "text/plain", "not found\n".to_string()),
+        Some(("GET" | "HEAD", _)) => ("404 Not Found", "text/plain", b"not found\n".to_vec()),
         Some(_) => (
             "405 Method Not Allowed",
             "text/plain",
-            "method not allowed\n".to_string(),
+            b"method not allowed\n".to_vec(),
         ),
-        None => ("400 Bad Request", "text/plain", "bad request\n".to_string()),
+        None => ("400 Bad Request", "text/plain", b"bad request\n".to_vec()),
     };
     let head_only = head.starts_with("HEAD ");
     let resp = format!(
@@ -147,7 +187,7 @@ async fn handle(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
     );
     conn.write_all(resp.as_bytes()).await?;
     if !head_only {
-        conn.write_all(body.as_bytes()).await?;
+        conn.write_all(&body).await?;
     }
     conn.shutdown().await
 }

@@ -139,6 +139,9 @@ pub struct Metrics {
     /// Goroutines the runtime killed their process for a map misuse (`kind`: writes,
     /// read_write, iteration_write), by the call site that misused the map.
     pub concurrent_map_fatal: Family<SiteLabels, Counter>,
+    /// Samples `/debug/pprof/mapgrowth` could not keep: a new stack over
+    /// `--max-profile-stacks`.
+    pub profile_samples_dropped: Family<ExeOnlyLabels, Counter>,
 }
 
 impl Metrics {
@@ -263,9 +266,16 @@ impl Metrics {
             "Goroutines that reached the Go runtime's fatal error for a map misuse (kind writes: concurrent map writes; read_write: concurrent map read and map write; iteration_write: concurrent map iteration and map write), one or two per crash, by the call site",
             concurrent_map_fatal.clone(),
         );
+        let profile_samples_dropped = Family::<ExeOnlyLabels, Counter>::default();
+        registry.register(
+            "profile_samples_dropped",
+            "Map events /debug/pprof/mapgrowth left out of its window: their stack would have gone past --max-profile-stacks distinct stacks of the executable",
+            profile_samples_dropped.clone(),
+        );
         Self {
             registry,
             concurrent_map_fatal,
+            profile_samples_dropped,
             map_entries,
             map_storage,
             map_retained,

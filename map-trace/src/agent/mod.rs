@@ -14,6 +14,7 @@ mod govern;
 mod health;
 pub mod http;
 pub mod metrics;
+pub mod profiles;
 mod registry;
 
 use std::{
@@ -92,12 +93,16 @@ struct Exe {
     pids: FxHashSet<u32>,
     /// Site label values handed out so far (at most `--max-sites`).
     site_labels: FxHashSet<Arc<str>>,
-    /// Stack → site label, so each distinct stack is symbolized once per process map.
-    site_cache: FxHashMap<(u64, Stack), Arc<str>>,
+    /// Stack → site label and logical stack, so each distinct stack is symbolized once per
+    /// process map.
+    site_cache: FxHashMap<(u64, Stack), (Arc<str>, Option<Arc<crate::timeline::Origin>>)>,
     /// Where its heap metadata is, for map sampling (`None`: no sampling for it).
     heap: Option<plan::HeapPlan>,
     /// The file's inode, to find a PIE's mapping in /proc/PID/maps.
     ino: u64,
+    /// Its path as found, and its Go build ID: the profile's mapping.
+    path: String,
+    build_id: Option<String>,
 }
 
 impl Exe {
@@ -162,6 +167,10 @@ struct Agent {
     scaler: Scaler<SiteLabels>,
     /// The agent's monotonic clock, for duty cycles.
     clock: Instant,
+    /// `/debug/pprof/mapgrowth`'s window, shared with the HTTP thread.
+    profiles: profiles::Shared,
+    /// The logical stack of the event [`Self::labels`] labelled last, for its profile.
+    last_origin: Option<Arc<crate::timeline::Origin>>,
 }
 
 /// Runs the agent until SIGTERM/SIGINT; returns the exit code.
@@ -199,8 +208,14 @@ pub fn run(cfg: config::Agent) -> Result<u8> {
         Fail::bad_target(format!("cannot serve metrics on {}: {e}", cfg.metrics_addr))
     })?;
     let metrics = Arc::new(Metrics::new());
-    // /metrics and /healthz answer from a thread of their own, whatever the event rate.
-    http::spawn(listener, metrics.clone()).context("starting the metrics server")?;
+    let profiles: profiles::Shared = Arc::new(std::sync::Mutex::new(profiles::Profiles::new(
+        cfg.profile_window.as_secs(),
+        cfg.max_profile_stacks,
+    )));
+    // /metrics, /healthz and the profiles answer from a thread of their own, whatever the
+    // event rate.
+    http::spawn(listener, metrics.clone(), profiles.clone())
+        .context("starting the metrics server")?;
     eprintln!("map-trace agent: exec notifications from the {exec_method}");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -227,6 +242,8 @@ pub fn run(cfg: config::Agent) -> Result<u8> {
             hit_cost,
             scaler: Scaler::default(),
             clock: Instant::now(),
+            profiles,
+            last_origin: None,
         };
         agent.loop_until_signal(ring).await
     })

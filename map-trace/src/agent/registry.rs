@@ -165,6 +165,8 @@ impl Agent {
             site_cache: FxHashMap::default(),
             heap: plan.heap.as_ref().ok().copied(),
             ino: info.identity.ino,
+            path: info.exe_display.clone(),
+            build_id: plan.build_id.clone(),
         };
         let families: Vec<Family> = budget::FAMILIES
             .into_iter()

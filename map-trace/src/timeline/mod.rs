@@ -31,7 +31,7 @@ pub use summary::{by_site, GoroutineIds, MapSummary, SiteSummary, SwissSummary};
 
 /// Where a grow was called from: the symbolized stack, innermost first, and which frame is the
 /// call site (the first outside the Go runtime; `None` when every frame is the runtime's own).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Origin {
     /// Frames, innermost first.
     pub stack: Vec<SourcePos>,
