@@ -401,6 +401,30 @@ crash() {
   [ $ok = yes ] || { grep -m5 . /tmp/cmt.err; grep -m2 concurrent /tmp/c.json; }
   [ $ok = yes ]
 }
+# Call sites (the fixture's sites mode): every grow of each case's map is sited at the user's
+# function that called in: the inlined helper (marked inlined), the generic function,
+# reflection's caller, json.Unmarshal's (9 return addresses deep: the default --stack-depth
+# reaches it), maps.Copy's, maps.Insert's and maps.Collect's.
+sites() {
+  name=$1; fx=$2
+  /test/map-trace --format json -o /tmp/s.json -- $fx sites 200 >/dev/null 2>/tmp/s.err; rc=$?
+  res=""; ok=yes
+  for c in put:main.put generic:main.gput json:main.sitesJSON reflect:main.sitesReflect copy:main.sitesCopy insert:main.sitesInsert collect:main.sitesCollect; do
+    case=${c%%:*}; func=${c#*:}
+    map=$(grep "^sitecase $case " /tmp/s.err | cut -d' ' -f3)
+    all=$(grep '^{"event":"map_' /tmp/s.json | grep -v '"event":"map_evacuated"' | grep -c "\"map\":\"$map\"")
+    good=$(grep '^{"event":"map_' /tmp/s.json | grep -v '"event":"map_evacuated"' | grep "\"map\":\"$map\"" | grep -c "\"site\":{\"function\":\"$func[\"[]")
+    res="$res $case=$good/$all"
+    [ "$all" -ge 1 ] && [ "$good" = "$all" ] || ok=no
+  done
+  inl=$(grep -c '"site":{"function":"main.put","file":"growth/sites.go","line":[0-9]*,"inlined":true}' /tmp/s.json)
+  [ "$rc" = 0 ] && [ "$inl" -ge 1 ] || ok=no
+  echo "VMTEST: $name sites rc=$rc$res put_inlined=$inl ok=$ok"
+  [ $ok = yes ] || { grep -m5 . /tmp/s.err; }
+  [ $ok = yes ]
+}
+sites classic-go /test/growth-classic || fail=1
+sites swiss-go /test/growth-swiss || fail=1
 crash classic-go /test/growth-classic race main.raceWriter || fail=1
 crash classic-go /test/growth-classic iterrace main.iterReader || fail=1
 crash swiss-go /test/growth-swiss race main.raceWriter || fail=1

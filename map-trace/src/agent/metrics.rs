@@ -30,7 +30,8 @@ pub struct SiteLabels {
     pub pod_uid: String,
     /// Container id ("" outside containers).
     pub container_id: String,
-    /// First frame outside the Go runtime: `function (file.go:line)`, `other` past the cap,
+    /// The call site (first user frame, see `symbols::packages`): `function (file.go:line)`,
+    /// `other` past the cap,
     /// `unknown` when the stack could not be read.
     pub site: String,
     /// `double`, `same_size` (classic); `small_to_table`, `table_grow`, `table_split` (Swiss).

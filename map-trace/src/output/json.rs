@@ -15,7 +15,7 @@ use crate::{
     },
 };
 
-/// `site` (the first frame outside the Go runtime, or null) and `stack` (innermost first;
+/// `site` (the first user frame, or null) and `stack` (innermost first;
 /// empty when not symbolized), borrowed from an event's origin.
 fn site_stack(o: &Option<std::sync::Arc<Origin>>) -> (Option<&SourcePos>, &[SourcePos]) {
     match o.as_deref() {
@@ -229,7 +229,7 @@ struct ConcurrentWriteRecord<'a> {
     /// `writes`, `read_write`, `iteration_write`.
     kind: &'static str,
     message: &'static str,
-    /// The goroutine's call site: first frame outside the runtime.
+    /// The goroutine's call site: its first user frame.
     site: Option<&'a SourcePos>,
     stack: &'a [SourcePos],
     /// The runtime map function that called `fatal`.

@@ -60,7 +60,7 @@ pub struct ConcurrentWrite {
     pub kind: Misuse,
     /// The runtime map function that called `fatal`, when its frame was decoded.
     pub function: Option<String>,
-    /// Where in the program: the call stack and its first frame outside the runtime.
+    /// Where in the program: the call stack and its call site (first user frame).
     pub origin: Option<Arc<Origin>>,
     /// The map header's address, and where it was found; or why it was not.
     pub map: Option<u64>,

@@ -30,7 +30,8 @@ pub use interpret::{
 pub use summary::{by_site, GoroutineIds, MapSummary, SiteSummary, SwissSummary};
 
 /// Where a grow was called from: the symbolized stack, innermost first, and which frame is the
-/// call site (the first outside the Go runtime; `None` when every frame is the runtime's own).
+/// call site (the first user frame, see `symbols::packages`; `None` when every frame is the
+/// runtime's, reflection's or the `maps` helpers').
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Origin {
     /// Frames, innermost first.
