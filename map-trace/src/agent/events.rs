@@ -264,9 +264,11 @@ impl Agent {
         let now = crate::sys::unix_now_ns() / 1_000_000_000;
         let kept = self.profiles.lock().is_ok_and(|mut p| {
             p.add(
-                &exe.name,
-                &exe.path,
-                exe.build_id.as_deref(),
+                super::profiles::ExeRef {
+                    name: &exe.name,
+                    path: &exe.path,
+                    build_id: exe.build_id.as_deref(),
+                },
                 now,
                 origin,
                 sample,

@@ -66,6 +66,9 @@ const ORPHAN: u64 = u64::MAX;
 const MIN_KERNEL: (u32, u32) = (5, 15);
 
 /// One executable file the agent has seen as a Go program.
+/// A stack's site label and logical stack.
+type SiteOf = (Arc<str>, Option<Arc<crate::timeline::Origin>>);
+
 struct Exe {
     name: String,
     go_version: String,
@@ -95,7 +98,7 @@ struct Exe {
     site_labels: FxHashSet<Arc<str>>,
     /// Stack → site label and logical stack, so each distinct stack is symbolized once per
     /// process map.
-    site_cache: FxHashMap<(u64, Stack), (Arc<str>, Option<Arc<crate::timeline::Origin>>)>,
+    site_cache: FxHashMap<(u64, Stack), SiteOf>,
     /// Where its heap metadata is, for map sampling (`None`: no sampling for it).
     heap: Option<plan::HeapPlan>,
     /// The file's inode, to find a PIE's mapping in /proc/PID/maps.

@@ -19,8 +19,19 @@ use crate::{
     timeline::Origin,
 };
 
-/// One bucket's sums: (stack, map type, kind) → values.
-type Sums = FxHashMap<(Arc<Origin>, Arc<str>, &'static str), [f64; 4]>;
+/// A sample's stack, map type and kind.
+type Key = (Arc<Origin>, Arc<str>, &'static str);
+
+/// One bucket's sums.
+type Sums = FxHashMap<Key, [f64; 4]>;
+
+/// The executable an event belongs to: its `executable` label, path and Go build ID.
+#[derive(Clone, Copy)]
+pub struct ExeRef<'a> {
+    pub name: &'a str,
+    pub path: &'a str,
+    pub build_id: Option<&'a str>,
+}
 
 /// One executable's window.
 struct ExeWindow {
@@ -63,13 +74,11 @@ impl Profiles {
         self.window_secs
     }
 
-    /// Adds one event of executable `name` (at `path`, Go build ID `build_id`) at Unix second
-    /// `now`, weighted `weight`; `false` if it was dropped (a new stack over the cap).
+    /// Adds one event of `exe` at Unix second `now`, weighted `weight`; `false` if it was
+    /// dropped (a new stack over the cap).
     pub fn add(
         &mut self,
-        name: &str,
-        path: &str,
-        build_id: Option<&str>,
+        exe: ExeRef<'_>,
         now: u64,
         origin: Arc<Origin>,
         s: SampleOf,
@@ -77,10 +86,10 @@ impl Profiles {
     ) -> bool {
         let w = self
             .exes
-            .entry(name.to_string())
+            .entry(exe.name.to_string())
             .or_insert_with(|| ExeWindow {
-                path: path.to_string(),
-                build_id: build_id.map(str::to_string),
+                path: exe.path.to_string(),
+                build_id: exe.build_id.map(str::to_string),
                 buckets: VecDeque::new(),
                 stacks: FxHashSet::default(),
             });
@@ -271,17 +280,39 @@ mod tests {
     fn test_window_seconds_and_the_stack_cap() {
         let mut p = Profiles::new(10, 2);
         assert!(p.add(
-            "app",
-            "/app",
-            Some("id"),
+            ExeRef {
+                name: "app",
+                path: "/app",
+                build_id: Some("id")
+            },
             100,
             origin("main.a"),
             sample(10),
             1.0
         ));
-        assert!(p.add("app", "/app", None, 105, origin("main.b"), sample(20), 2.0));
+        assert!(p.add(
+            ExeRef {
+                name: "app",
+                path: "/app",
+                build_id: None
+            },
+            105,
+            origin("main.b"),
+            sample(20),
+            2.0
+        ));
         // A third stack: over the cap, dropped.
-        assert!(!p.add("app", "/app", None, 105, origin("main.c"), sample(40), 1.0));
+        assert!(!p.add(
+            ExeRef {
+                name: "app",
+                path: "/app",
+                build_id: None
+            },
+            105,
+            origin("main.c"),
+            sample(40),
+            1.0
+        ));
         // The last 5 s hold the second only, scaled by its weight; the last 10 both.
         let last5 = decoded(&p.profile(Some("app"), 5, 106).unwrap());
         assert_eq!(last5.sample.len(), 1);
@@ -290,7 +321,17 @@ mod tests {
         let total: i64 = all.sample.iter().map(|s| s.value[1]).sum();
         assert_eq!(total, 50);
         // Past the window the first stack's bucket is gone: a new stack fits again.
-        assert!(p.add("app", "/app", None, 111, origin("main.c"), sample(40), 1.0));
+        assert!(p.add(
+            ExeRef {
+                name: "app",
+                path: "/app",
+                build_id: None
+            },
+            111,
+            origin("main.c"),
+            sample(40),
+            1.0
+        ));
         assert_eq!(
             p.profile(Some("app"), 11, 111),
             Err(Refusal::Bad(
@@ -301,7 +342,17 @@ mod tests {
             p.profile(Some("db"), 5, 111),
             Err(Refusal::Unknown(_))
         ));
-        p.add("db", "/db", None, 111, origin("main.d"), sample(1), 1.0);
+        p.add(
+            ExeRef {
+                name: "db",
+                path: "/db",
+                build_id: None,
+            },
+            111,
+            origin("main.d"),
+            sample(1),
+            1.0,
+        );
         assert!(matches!(p.profile(None, 5, 111), Err(Refusal::Bad(_))));
     }
 

@@ -594,6 +594,80 @@ mod tests {
         d
     }
 
+    /// [`with_lines`] with `main.g` inlined into `main.f` over [0x10, 0x20): npcdata 3 (pcdata 2,
+    /// the inline tree index: -1 then 0), nfuncdata 4 (funcdata 3: the tree at gofunc 0), and
+    /// the tree's one entry (16 bytes from 1.20, 20 before) whose parentPc 4 is at line 10.
+    fn with_inlined(go120: bool) -> (Vec<u8>, Vec<u8>) {
+        let mut d = with_lines();
+        if !go120 {
+            d[..4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        }
+        let func = 112 + 16;
+        // 1.18/1.19 have no startLine: the _func is a word shorter, nfuncdata at byte 39.
+        let fixed = if go120 { 44 } else { 40 };
+        d.truncate(func + fixed);
+        let npcdata = 3u32;
+        d[func + 28..func + 32].copy_from_slice(&npcdata.to_le_bytes());
+        // nfuncdata.
+        d[func + fixed - 1] = 4;
+        // The index table goes after the arrays; its offset counts from pctab (100).
+        let arrays = func + fixed;
+        let table = arrays + 4 * 3 + 4 * 4;
+        for w in [0u32, 0, (table - 100) as u32] {
+            d.extend_from_slice(&w.to_le_bytes());
+        }
+        for w in [u32::MAX, u32::MAX, u32::MAX, 0] {
+            d.extend_from_slice(&w.to_le_bytes());
+        }
+        // -1 for 16 bytes, then 0 for 16: zigzag deltas from -1.
+        d.extend_from_slice(&[0, 0x10, 2, 0x10, 0]);
+        // "main.g" in the name table's space (offsets count from funcname, 72).
+        let name_off = (d.len() - 72) as u32;
+        d.extend_from_slice(b"main.g\0");
+        let mut tree = vec![];
+        if go120 {
+            tree.extend_from_slice(&[0u8; 4]); // funcID, padding
+            tree.extend_from_slice(&name_off.to_le_bytes());
+            tree.extend_from_slice(&4u32.to_le_bytes()); // parentPc
+            tree.extend_from_slice(&20u32.to_le_bytes()); // startLine
+        } else {
+            tree.extend_from_slice(&[0xff, 0xff, 0, 0]); // parent -1, funcID, padding
+            tree.extend_from_slice(&0u32.to_le_bytes()); // file
+            tree.extend_from_slice(&10u32.to_le_bytes()); // line
+            tree.extend_from_slice(&name_off.to_le_bytes()); // func_
+            tree.extend_from_slice(&4u32.to_le_bytes()); // parentPc
+        }
+        (d, tree)
+    }
+
+    #[test]
+    fn test_frames_expand_an_inlined_call_in_both_layouts() {
+        for go120 in [true, false] {
+            let (d, tree) = with_inlined(go120);
+            let t = Pclntab::parse(&d, None).unwrap().with_gofunc(&tree);
+            let pos = |function: &str, line, inlined| SourcePos {
+                function: function.into(),
+                file: "/src/main.go".into(),
+                line,
+                inlined,
+            };
+            // Inside the inlined body: main.g at its own line, then main.f at the call.
+            assert_eq!(
+                t.frames(0x401014),
+                vec![pos("main.g", 12, true), pos("main.f", 10, false)],
+                "go120 {go120}"
+            );
+            // Outside it: main.f alone.
+            assert_eq!(t.frames(0x401004), vec![pos("main.f", 10, false)]);
+            // Without the funcdata: the physical frame, with the inner line.
+            let plain = Pclntab::parse(&d, None).unwrap();
+            assert_eq!(plain.frames(0x401014), vec![pos("main.f", 12, false)]);
+            // A tree cut short: the walk stops, as without the funcdata.
+            let cut = Pclntab::parse(&d, None).unwrap().with_gofunc(&tree[..6]);
+            assert_eq!(cut.frames(0x401014), vec![pos("main.f", 12, false)]);
+        }
+    }
+
     #[test]
     fn test_source_pos_reads_file_and_line_tables() {
         let d = with_lines();
