@@ -44,7 +44,14 @@ pub struct Timeline {
     infer_ends: bool,
     /// Caps on the per-map histories.
     caps: history::HistoryCaps,
+    /// When a sample found the map at an address freed (Unix ns): a discovery that saw the
+    /// address before then saw that map, not a new one.
+    freed_at: FxHashMap<u64, u64>,
 }
+
+/// Freed addresses remembered for discovery (the window reads its table once, seconds
+/// after attaching).
+const FREED_REMEMBERED: usize = 100_000;
 
 impl Timeline {
     /// An empty timeline.
@@ -313,6 +320,10 @@ impl Timeline {
         if self.current.contains_key(&f.map) {
             return None;
         }
+        // First accessed before a sample found the map there freed: that map, gone.
+        if self.freed_at.get(&f.map).is_some_and(|&t| f.time_ns <= t) {
+            return None;
+        }
         let mut m = MapSummary::first_seen(
             f.map,
             f.maptype,
@@ -428,6 +439,9 @@ impl Timeline {
             Outcome::Freed => {
                 h.freed_ns = Some(time_ns);
                 h.kept_since_ns = None;
+                if self.freed_at.len() < FREED_REMEMBERED || self.freed_at.contains_key(&map) {
+                    self.freed_at.insert(map, time_ns);
+                }
                 // A later grow at this address is a new map.
                 self.current.remove(&map);
                 Some(SampleNews::Freed(MapFreed {
@@ -535,6 +549,33 @@ mod tests {
             maps[1].origin.as_deref().and_then(Origin::site),
             Some(&pos("main.f", 20))
         );
+    }
+
+    #[test]
+    fn test_a_discovery_older_than_the_free_at_its_address_is_not_a_new_map() {
+        let found = Found {
+            time_ns: 5,
+            map: 0xc000,
+            maptype: 0x77,
+            stack: map_trace_common::event::Stack::default(),
+            swiss: false,
+        };
+        let mut t = Timeline::new();
+        t.push(&interpret(&records::grow(0xc000, 13, 1, 1), 13, 0));
+        let target = t.sample_candidates(10).remove(0);
+        // Freed at 20: the window's entry from 5 saw that map; one from 30 sees a new one.
+        assert!(t
+            .push_sample(20, 1, target, Outcome::Freed, &KeptRule::default())
+            .is_some());
+        assert!(t.push_discovered(&found, None, None).is_none());
+        assert!(t.sample_candidates(10).is_empty());
+        let later = Found {
+            time_ns: 30,
+            ..found
+        };
+        let again = t.push_discovered(&later, None, None).expect("a new map");
+        assert_ne!(again.id, target.id);
+        assert_eq!(t.sample_candidates(10), vec![again]);
     }
 
     #[test]
