@@ -449,8 +449,20 @@ impl Resolve for ProcessSites {
             return o.clone();
         }
         self.read_map_once(pid);
+        let pie = self
+            .symbolizer
+            .as_ref()
+            .is_some_and(Symbolizer::needs_process_map);
         let sym = self.symbolizer.as_mut()?;
-        let o: Origin = sym.call_stack(stack.frames(), self.map.as_ref()).into();
+        let mut o: Origin = sym.call_stack(stack.frames(), self.map.as_ref()).into();
+        if o.stack.is_empty() && pie && !stack.frames().is_empty() {
+            // A PIE's mappings read while its exec was still mapping the file (the text not
+            // yet there): read them again, once per unresolved stack.
+            if let Some(m) = ProcessMap::read(pid, self.ino) {
+                self.map = Some(m);
+                o = sym.call_stack(stack.frames(), self.map.as_ref()).into();
+            }
+        }
         let o = (!o.stack.is_empty()).then(|| Arc::new(o));
         // Bounded: one entry per distinct stack.
         if self.origins.len() < 100_000 {
