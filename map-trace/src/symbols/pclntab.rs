@@ -178,53 +178,51 @@ impl<'a> Pclntab<'a> {
     /// outermost inlined call (as `runtime.CallersFrames` gives them). For a return address
     /// pass `pc - 1`. Without inline data, just [`Self::source_pos`].
     pub fn frames(&self, pc: u64) -> Vec<SourcePos> {
-        let Some(outer) = self.source_pos(pc) else {
+        let Some((funcoff, mut target)) = self.locate(pc) else {
+            return vec![];
+        };
+        let Some(name) = self.name(funcoff) else {
             return vec![];
         };
         let mut frames = vec![];
-        let Some((_, entry, funcoff)) = self.func_index(pc) else {
-            return vec![outer];
-        };
-        let Some(tree) = self.inline_tree(funcoff) else {
-            return vec![outer];
-        };
-        let Some(off) = pc
-            .checked_sub(self.text_start)
-            .and_then(|o| u32::try_from(o).ok())
-            .and_then(|o| o.checked_sub(entry))
-        else {
-            return vec![outer];
-        };
-        let mut target = u64::from(off);
-        let mut ix = self.pcvalue(tree.index_table, target).unwrap_or(-1);
-        while ix >= 0 && frames.len() < MAX_INLINE_DEPTH {
-            let Some((name_off, parent_pc)) = self.inline_entry(tree.tree, ix as usize) else {
-                break;
-            };
-            let Some(name) = self.name_at(name_off) else {
-                break;
-            };
-            let (file, line) = self.file_line(funcoff, target);
-            frames.push(SourcePos {
-                function: String::from_utf8_lossy(name).into_owned(),
-                file,
-                line,
-                inlined: true,
-            });
-            let Ok(parent) = u64::try_from(parent_pc) else {
-                break;
-            };
-            target = parent;
-            ix = self.pcvalue(tree.index_table, target).unwrap_or(-1);
+        if let Some(tree) = self.inline_tree(funcoff) {
+            let mut ix = self.pcvalue(tree.index_table, target).unwrap_or(-1);
+            while ix >= 0 && frames.len() < MAX_INLINE_DEPTH {
+                let Some((name_off, parent_pc)) = self.inline_entry(tree.tree, ix as usize) else {
+                    break;
+                };
+                let Some(inlined) = self.name_at(name_off) else {
+                    break;
+                };
+                let (file, line) = self.file_line(funcoff, target);
+                frames.push(SourcePos {
+                    function: String::from_utf8_lossy(inlined).into_owned(),
+                    file,
+                    line,
+                    inlined: true,
+                });
+                let Ok(parent) = u64::try_from(parent_pc) else {
+                    break;
+                };
+                target = parent;
+                ix = self.pcvalue(tree.index_table, target).unwrap_or(-1);
+            }
         }
         let (file, line) = self.file_line(funcoff, target);
         frames.push(SourcePos {
+            function: String::from_utf8_lossy(name).into_owned(),
             file,
             line,
             inlined: false,
-            ..outer
         });
         frames
+    }
+
+    /// The `_func` offset of the function containing `pc`, and `pc`'s offset in it.
+    fn locate(&self, pc: u64) -> Option<(usize, u64)> {
+        let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
+        let (_, entry, funcoff) = self.func_index(pc)?;
+        Some((funcoff, u64::from(off - entry)))
     }
 
     /// A function's inline tree: its pcdata index table and where its entries start in
@@ -285,12 +283,11 @@ impl<'a> Pclntab<'a> {
     /// The function containing `pc` and the source position of the instruction there.
     /// For a return address pass `pc - 1` to get the call's line.
     pub fn source_pos(&self, pc: u64) -> Option<SourcePos> {
-        let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
-        let (_, entry, funcoff) = self.func_index(pc)?;
+        let (funcoff, target) = self.locate(pc)?;
         let function = String::from_utf8_lossy(self.name(funcoff)?).into_owned();
         // _func (runtime/runtime2.go, Go 1.18+): entryOff u32, nameOff i32, args i32,
         // deferreturn u32, pcsp u32, pcfile u32, pcln u32, npcdata u32, cuOffset u32, ...
-        let (file, line) = self.file_line(funcoff, u64::from(off - entry));
+        let (file, line) = self.file_line(funcoff, target);
         Some(SourcePos {
             function,
             file,
@@ -317,11 +314,10 @@ impl<'a> Pclntab<'a> {
     /// instruction at `pc` runs (the `pcsp` table: bytes the function pushed or allocated; the
     /// return address a CALL pushed on amd64 is not counted).
     pub fn sp_delta(&self, pc: u64) -> Option<u64> {
-        let (_, entry, funcoff) = self.func_index(pc)?;
+        let (funcoff, target) = self.locate(pc)?;
         let f = self.pcln.checked_add(funcoff)?;
         let pcsp = u32_at(self.data, f.checked_add(16)?)?;
-        let off = u32::try_from(pc.checked_sub(self.text_start)?).ok()?;
-        u64::try_from(self.pcvalue(pcsp, u64::from(off - entry))?).ok()
+        u64::try_from(self.pcvalue(pcsp, target)?).ok()
     }
 
     /// The index, entry offset and `_func` offset of the function containing `pc`.
