@@ -94,24 +94,40 @@ pub fn build(
     env: &[(&str, &str)],
 ) -> Result<()> {
     let go = ensure(version)?;
-    let cache = cache::dir();
     fs::create_dir_all(out.parent().context("output path")?)?;
-    let mut c = Command::new(&go);
+    let mut c = go_command(&go);
     c.args(["build", "-trimpath"])
         .args(flags)
         .arg("-o")
         .arg(out)
         .arg(".")
         .current_dir(src)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "")
-        .env("GOCACHE", cache.join("gobuild"))
-        .env("GOPATH", cache.join("gopath"))
         .env("CGO_ENABLED", "0");
     for (k, v) in env {
         c.env(k, v);
     }
     run(&mut c)
+}
+
+/// The `go` command `go` with the environment every use here gives it: this toolchain only,
+/// no user GOFLAGS, the cache's build cache and GOPATH.
+fn go_command(go: &std::path::Path) -> Command {
+    let cache = cache::dir();
+    let mut c = Command::new(go);
+    c.env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", cache.join("gobuild"))
+        .env("GOPATH", cache.join("gopath"));
+    c
+}
+
+/// Runs `c` (described as `what`) and returns its output; an error if it failed.
+fn checked_output(c: &mut Command, what: &str) -> Result<std::process::Output> {
+    let o = c.output().with_context(|| what.to_string())?;
+    if !o.status.success() {
+        bail!("{what}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(o)
 }
 
 /// Build variants of every fixture: (file name suffix, go build flags, cgo).
@@ -222,28 +238,14 @@ pub fn fixtures() -> Result<PathBuf> {
 /// call-site tests check the helpers they expect inlined are.
 fn inlining(toolchain: &str, experiment: Option<&str>, out: &std::path::Path) -> Result<()> {
     let go = ensure(toolchain)?;
-    let cache = cache::dir();
-    let mut c = Command::new(&go);
+    let mut c = go_command(&go);
     c.args(["build", "-trimpath", "-gcflags=-m", "-o", "/dev/null", "."])
         .current_dir(cache::root().join("fixtures/go/growth"))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "")
-        .env("GOCACHE", cache.join("gobuild"))
-        .env("GOPATH", cache.join("gopath"))
         .env("CGO_ENABLED", "0");
     if let Some(e) = experiment {
         c.env("GOEXPERIMENT", e);
     }
-    let o = c
-        .output()
-        .with_context(|| format!("{} build -gcflags=-m", go.display()))?;
-    if !o.status.success() {
-        bail!(
-            "{} build -gcflags=-m: {}",
-            go.display(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    let o = checked_output(&mut c, &format!("{} build -gcflags=-m", go.display()))?;
     fs::write(out, &o.stderr)?;
     Ok(())
 }
@@ -280,21 +282,10 @@ fn std_packages_text() -> Result<String> {
             continue;
         }
         let go = ensure(toolchain)?;
-        let out = Command::new(&go)
-            .args(["list", "std"])
-            .env("GOTOOLCHAIN", "local")
-            .env("GOFLAGS", "")
-            .env("GOCACHE", cache::dir().join("gobuild"))
-            .env("GOPATH", cache::dir().join("gopath"))
-            .output()
-            .with_context(|| format!("{} list std", go.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} list std: {}",
-                go.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let out = checked_output(
+            go_command(&go).args(["list", "std"]),
+            &format!("{} list std", go.display()),
+        )?;
         minors.push((minor, String::from_utf8(out.stdout)?));
     }
     minors.sort();
