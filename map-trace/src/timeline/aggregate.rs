@@ -551,15 +551,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn test_a_discovery_older_than_the_free_at_its_address_is_not_a_new_map() {
-        let found = Found {
-            time_ns: 5,
+    /// The discovery of map 0xc000 (type 0x77), first accessed at `time_ns`.
+    fn found_at(time_ns: u64) -> Found {
+        Found {
+            time_ns,
             map: 0xc000,
             maptype: 0x77,
             stack: map_trace_common::event::Stack::default(),
             swiss: false,
-        };
+        }
+    }
+
+    #[test]
+    fn test_a_discovery_older_than_the_free_at_its_address_is_not_a_new_map() {
+        let found = found_at(5);
         let mut t = Timeline::new();
         t.push(&interpret(&records::grow(0xc000, 13, 1, 1), 13, 0));
         let target = t.sample_candidates(10).remove(0);
@@ -569,11 +574,9 @@ mod tests {
             .is_some());
         assert!(t.push_discovered(&found, None, None).is_none());
         assert!(t.sample_candidates(10).is_empty());
-        let later = Found {
-            time_ns: 30,
-            ..found
-        };
-        let again = t.push_discovered(&later, None, None).expect("a new map");
+        let again = t
+            .push_discovered(&found_at(30), None, None)
+            .expect("a new map");
         assert_ne!(again.id, target.id);
         assert_eq!(t.sample_candidates(10), vec![again]);
     }
@@ -584,13 +587,7 @@ mod tests {
             stack: vec![pos("main.use", 7)],
             site: Some(0),
         }));
-        let found = Found {
-            time_ns: 5,
-            map: 0xc000,
-            maptype: 0x77,
-            stack: map_trace_common::event::Stack::default(),
-            swiss: false,
-        };
+        let found = found_at(5);
         let mut t = Timeline::new();
         let target = t
             .push_discovered(&found, used_at.clone(), Some("map[int]int".into()))
