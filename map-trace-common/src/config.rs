@@ -118,7 +118,9 @@ pub enum Counter {
     /// counts those it no longer finds there as evicted).
     DiscoveryNew = 25,
     /// Hits of the probe on the runtime's fatal-error path (`runtime.fatal`; `runtime.throw`
-    /// in Go 1.18): once or twice per crash, never otherwise.
+    /// in Go 1.18; the Swiss wrapper `internal/runtime/maps.fatal`): once per goroutine that
+    /// reached it, so once or twice per crash, never otherwise. A goroutine sent back to the
+    /// wrapper's entry by its stack check is not counted again.
     HitsFatal = 26,
 }
 

@@ -103,9 +103,15 @@ pub const fn evac_regs(arch: &str) -> usize {
 /// a process that misused a map ("concurrent map writes", …): part of the default probes.
 pub const PROG_MAP_FATAL: &str = "map_fatal";
 
+/// Entry uprobe on `internal/runtime/maps.fatal`, the Swiss maps' wrapper of `runtime.fatal`
+/// (Go 1.24+), in place of [`PROG_MAP_FATAL`]: taken before the wrapper's stack check, whose
+/// trip through `morestack` (a preemption, a stack growth) overwrites every register but the
+/// message, so the map function's registers are seen as it left them.
+pub const PROG_MAP_FATAL_ENTRY: &str = "map_fatal_entry";
+
 /// Every program userspace loads or attaches by name, except the per-register
 /// [`PROG_HMAP_EVACUATED`] (see [`programs_for`]).
-pub const PROGRAMS: [&str; 13] = [
+pub const PROGRAMS: [&str; 14] = [
     PROG_HMAP_HASH_GROW,
     PROG_SWISS_GROW_TO_TABLE,
     PROG_SWISS_REHASH,
@@ -119,6 +125,7 @@ pub const PROGRAMS: [&str; 13] = [
     PROG_CALIBRATE,
     PROG_MAP_ACCESS,
     PROG_MAP_FATAL,
+    PROG_MAP_FATAL_ENTRY,
 ];
 
 /// Every program name the object built for `arch` must hold.

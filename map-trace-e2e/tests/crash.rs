@@ -129,19 +129,9 @@ fn check(version: &str, variant: &str, mode: &str, kind: &str, function: &str, m
             goids.insert(r["goid"].as_u64()),
             "{what}: one record per goroutine: {records:?}"
         );
-        // The fixture's map, found in the map function's frame, with its type. Not when the
-        // goroutine was preempted at the Swiss wrapper's stack check: runtime.morestack_noctxt
-        // zeroes DX, where 1.27's (*Iter).Next left the map (the record says so).
-        if r["map"].is_null()
-            && is_swiss(version)
-            && r["function"] == "internal/runtime/maps.(*Iter).Next"
-            && r["map_found"]
-                .as_str()
-                .is_some_and(|w| w.ends_with("no longer holds the map at its call of fatal"))
-        {
-            eprintln!("{what}: the map was lost at a preemption: {r}");
-            continue;
-        }
+        // The fixture's map, found in the map function's frame, with its type: also when the
+        // goroutine was sent through morestack at the Swiss wrapper's stack check (probed
+        // before it).
         assert_eq!(
             r["map"],
             map.as_str(),

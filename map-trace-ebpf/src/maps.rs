@@ -251,6 +251,11 @@ pub fn take_pending<T: Copy>(
 /// processes of one non-PIE executable, whose heaps can sit at the same addresses.
 pub type PendingKey = [u64; 2];
 
+/// Goroutines whose entry into the Swiss `fatal` wrapper was recorded: `[return address into
+/// the map function, ktime]`, to tell a restart through `morestack` from a first entry.
+#[map(name = "FATAL_ENTERED")]
+pub static FATAL_ENTERED: LruHashMap<PendingKey, [u64; 2]> = LruHashMap::with_max_entries(1024, 0);
+
 /// Swiss `rehash` calls in progress.
 #[map(name = "PENDING_REHASH")]
 pub static PENDING_REHASH: LruHashMap<PendingKey, SwissEvent> =

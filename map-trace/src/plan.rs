@@ -246,6 +246,8 @@ const GROWSLICE: &str = "runtime.growslice";
 const FATAL: &str = "runtime.fatal";
 /// … and, before `fatal` existed (Go 1.18), for any runtime error.
 const THROW: &str = "runtime.throw";
+/// … called through this wrapper by the Swiss maps (Go 1.24+).
+const MAPS_FATAL: &str = crate::symbols::fatal::MAPS_FATAL;
 const ADVANCE_EVACUATION_MARK: &str = "runtime.advanceEvacuationMark";
 const EVACUATE: [&str; 4] = [
     "runtime.evacuate",
@@ -291,7 +293,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             }
         })?)
     };
-    let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table, growslice, advance_mark, ev0, ev32, ev64, evstr, fatal, throw] =
+    let [hash_grow, rehash, table_grow, table_split, grow_to_small, grow_to_table, growslice, advance_mark, ev0, ev32, ev64, evstr, fatal, maps_fatal, throw] =
         symbols.functions(&[
             HASH_GROW,
             REHASH,
@@ -306,6 +308,7 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
             EVACUATE[2],
             EVACUATE[3],
             FATAL,
+            MAPS_FATAL,
             THROW,
         ])[..]
     else {
@@ -430,10 +433,24 @@ pub fn inspect_bytes(data: &[u8], opts: Options) -> Result<Plan> {
         }
     }
     // The crash path: costs nothing until a map misuse kills the process.
-    match (fatal, throw) {
-        (Some(f), _) => probes.push(body_site(&elf, arch, names::PROG_MAP_FATAL, FATAL, f)?),
-        (None, Some(f)) => probes.push(body_site(&elf, arch, names::PROG_MAP_FATAL, THROW, f)?),
-        (None, None) => warnings.push(format!(
+    // Swiss builds' map functions call it through a wrapper that has a stack check, probed at
+    // its entry (see `names::PROG_MAP_FATAL_ENTRY`); `fatal` and `throw` have none.
+    let maps_fatal = maps_fatal.filter(|_| layout.map_impl == MapImpl::Swiss);
+    match (maps_fatal, fatal, throw) {
+        (Some(f), _, _) => probes.push(site(
+            &elf,
+            names::PROG_MAP_FATAL_ENTRY,
+            MAPS_FATAL,
+            f.addr,
+            0,
+        )?),
+        (None, Some(f), _) => {
+            probes.push(body_site(&elf, arch, names::PROG_MAP_FATAL, FATAL, f)?)
+        }
+        (None, None, Some(f)) => {
+            probes.push(body_site(&elf, arch, names::PROG_MAP_FATAL, THROW, f)?)
+        }
+        (None, None, None) => warnings.push(format!(
             "neither {FATAL} nor {THROW} is in this binary: a concurrent map misuse that kills the process is not reported"
         )),
     }

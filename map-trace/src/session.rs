@@ -542,7 +542,7 @@ fn probe_hits(probes: &Probes, plan: &Plan, opts: &plan::Options) -> Vec<(String
     if plan
         .probes
         .iter()
-        .any(|p| p.program == map_trace_common::names::PROG_MAP_FATAL)
+        .any(|p| overhead::Family::of(p.program) == overhead::Family::Fatal)
     {
         counters.push(Counter::HitsFatal);
     }

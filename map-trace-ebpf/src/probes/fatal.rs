@@ -12,7 +12,9 @@
 //! <https://github.com/golang/go/blob/go1.23.9/src/runtime/panic.go#L1085>
 
 use aya_ebpf::{
-    bindings::BPF_RB_FORCE_WAKEUP, helpers::generated::bpf_probe_read_user, macros::uprobe,
+    bindings::BPF_RB_FORCE_WAKEUP,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_probe_read_user},
+    macros::uprobe,
     programs::ProbeContext,
 };
 use map_trace_common::{
@@ -21,7 +23,8 @@ use map_trace_common::{
 };
 
 use crate::{
-    go_abi, maps,
+    go_abi,
+    maps::{self, PendingKey},
     probes::{fill_stack, header, read},
 };
 
@@ -39,6 +42,52 @@ fn map_fatal_handler(ctx: ProbeContext) -> u32 {
     try_map_fatal(&ctx);
     0
 }
+
+/// Entry of `internal/runtime/maps.fatal(s string)`, the Swiss maps' wrapper (Go 1.24+), before
+/// its stack check. A check that fails (the goroutine asked to stop, or short of stack) sends
+/// it through `morestack_noctxt`, which keeps only the arguments (DX zeroed, CX left at the
+/// stack's base) and restarts the wrapper at its entry: a probe past the check would see the
+/// map function's registers overwritten. So the record is taken at the first entry and a
+/// restart is skipped.
+#[uprobe]
+pub fn map_fatal_entry(ctx: ProbeContext) -> u32 {
+    maps::timed(ctx, Counter::NsFatal, map_fatal_entry_handler)
+}
+
+fn map_fatal_entry_handler(ctx: ProbeContext) -> u32 {
+    if !restarted(&ctx) {
+        try_map_fatal(&ctx);
+    }
+    0
+}
+
+/// Whether this entry is the restart of one already recorded: the same goroutine (`g`) back
+/// at the wrapper's entry for the same caller, soon after (the stack pointer moved if the
+/// stack grew). `fatal` never returns, so a goroutine enters the wrapper once, and again only
+/// through `morestack`. The check cannot be told in advance: the goroutine that dies first
+/// asks every other one to stop (`freezetheworld`), which may land between this probe and
+/// the check. Entries are kept (a restart may restart again, a preemption then a growth) and
+/// age out: one older than [`RESTART_WINDOW_NS`] is another process's that had this tgid.
+#[inline(always)]
+fn restarted(ctx: &ProbeContext) -> bool {
+    let tgid = bpf_get_current_pid_tgid() >> 32;
+    let key: PendingKey = [go_abi::g(ctx), tgid];
+    let (ret, _) = go_abi::return_and_fp(ctx);
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: the value is copied out at once.
+    if let Some(&[r, t]) = unsafe { maps::FATAL_ENTERED.get(&key) } {
+        if r == ret && now.wrapping_sub(t) < RESTART_WINDOW_NS {
+            return true;
+        }
+    }
+    let _ = maps::FATAL_ENTERED.insert(&key, &[ret, now], 0);
+    false
+}
+
+/// How long after a recorded entry a restart can come: the process is dying, and a restart
+/// follows within milliseconds or never.
+const RESTART_WINDOW_NS: u64 = 10_000_000_000;
 
 /// Copies `len` bytes of target memory at `src` to `dst` (ring buffer memory); false when the
 /// read failed (the kernel zeroes `dst` then).

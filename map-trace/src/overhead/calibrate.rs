@@ -38,9 +38,12 @@ impl HitCost {
     /// body probes and the growth-end probe (on an instruction the kernel emulates) are not.
     pub fn estimate(&self, counter: Counter, hits: u64) -> f64 {
         let per = match counter {
-            Counter::HitsSwissRet | Counter::HitsGrowsliceRet | Counter::HitsEvacuateRet => {
-                self.stepped_ns
-            }
+            // The crash path's probe may sit on a stepped instruction (the Swiss wrapper's
+            // stack check; 1.19's `SUBQ`): priced so, for the one or two hits of a crash.
+            Counter::HitsSwissRet
+            | Counter::HitsGrowsliceRet
+            | Counter::HitsEvacuateRet
+            | Counter::HitsFatal => self.stepped_ns,
             _ => self.body_ns,
         };
         hits as f64 * per

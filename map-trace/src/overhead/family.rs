@@ -49,7 +49,7 @@ impl Family {
             names::PROG_SWISS_GROW_TO_SMALL => Family::SmallMaps,
             names::PROG_SWISS_REHASH_RET => Family::TimedResizes,
             names::PROG_MAP_ACCESS => Family::Discovery,
-            names::PROG_MAP_FATAL => Family::Fatal,
+            names::PROG_MAP_FATAL | names::PROG_MAP_FATAL_ENTRY => Family::Fatal,
             p if names::PROG_HMAP_EVACUATED.contains(&p) => Family::GrowthEnds,
             _ => Family::Maps,
         }
@@ -123,10 +123,11 @@ impl Family {
         stepped_growth_ends: bool,
     ) -> u64 {
         let per = match self {
-            Family::Maps | Family::SmallMaps | Family::Discovery | Family::Fatal => cost.body_ns,
+            Family::Maps | Family::SmallMaps | Family::Discovery => cost.body_ns,
             Family::GrowthEnds if stepped_growth_ends => cost.stepped_ns,
             Family::GrowthEnds => cost.body_ns,
-            Family::TimedResizes => cost.stepped_ns,
+            // As in `HitCost::estimate`.
+            Family::TimedResizes | Family::Fatal => cost.stepped_ns,
             Family::Evacuation | Family::Slices => (cost.body_ns + cost.stepped_ns) / 2.0,
         };
         (hits as f64 * per) as u64 + handler_ns

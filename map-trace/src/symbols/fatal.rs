@@ -15,7 +15,9 @@
 //! offset D of it" (a field of an argument), kept where every path to an instruction agrees.
 //! Calls clobber every register (Go's ABI saves none) and the function's locals; the stack
 //! pointer's offset at each instruction comes from the function's own `pcsp` table. Swiss
-//! builds call `fatal` through `internal/runtime/maps.fatal`, a wrapper decoded the same way
+//! builds call `fatal` through `internal/runtime/maps.fatal`, probed at its entry (before its
+//! stack check, whose trip through `morestack` would overwrite the registers); a record taken
+//! inside `fatal` under that wrapper (recordings of earlier releases) is decoded through it
 //! (which registers it leaves alone, how large its frame is).
 
 use std::collections::BTreeMap;
@@ -811,7 +813,9 @@ fn place(arch: Arch, state: &State, want: Sym, live: &dyn Fn(u8) -> bool) -> Opt
 }
 
 /// Every call of `runtime.fatal` (at `fatal`) or of the Swiss wrapper (`wrapper`) in the
-/// map functions among `functions`, and where each leaves the map.
+/// map functions among `functions`, and where each leaves the map. Both are probed at their
+/// entry (the wrapper before its stack check), so every register the probe sends is as the map
+/// function left it.
 pub fn survey(
     arch: Arch,
     code: &mut dyn Code,
@@ -819,15 +823,10 @@ pub fn survey(
     fatal: u64,
     wrapper: Option<Function>,
 ) -> Vec<SiteShape> {
-    // The registers the wrapper leaves alone up to its own call of fatal.
-    let through_wrapper: Option<Vec<bool>> = wrapper.and_then(|w| {
-        let bytes = code.bytes(w)?;
-        let &(call, _) = calls_to(arch, &bytes, w.addr, &[fatal]).first()?;
-        state_at_call(arch, code, w, &bytes, call).map(|st| untouched(&st))
-    });
     let targets: Vec<u64> = std::iter::once(fatal)
         .chain(wrapper.map(|w| w.addr))
         .collect();
+    let live = |r: u8| captured(arch, r);
     let mut out = vec![];
     for (name, f) in functions {
         let Some((want_map, want_type)) = wanted(name) else {
@@ -839,14 +838,7 @@ pub fn survey(
         let Some(bytes) = code.bytes(*f) else {
             continue;
         };
-        for (call, target) in calls_to(arch, &bytes, f.addr, &targets) {
-            let live = |r: u8| {
-                captured(arch, r)
-                    && (target == fatal
-                        || through_wrapper
-                            .as_ref()
-                            .is_some_and(|l| l.get(r as usize).copied().unwrap_or(false)))
-            };
+        for (call, _) in calls_to(arch, &bytes, f.addr, &targets) {
             let st = state_at_call(arch, code, *f, &bytes, call);
             out.push(SiteShape {
                 function: name.clone(),
